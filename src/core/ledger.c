@@ -1,0 +1,323 @@
+/* ledger — see ledger.h for the invariants L1..L6. */
+#include "core/ledger.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "store/store.h"
+#include "util/err.h"
+
+STORE_SQL(SQL_ACCOUNT_NEW,
+          "INSERT INTO accounts(kind, unit, sim_id, flags, name, created_at) VALUES (?, ?, ?, ?, ?, ?)");
+STORE_SQL(SQL_ACCOUNT_BY_NAME, "SELECT id FROM accounts WHERE name = ?");
+STORE_SQL(SQL_ACCOUNT_GET,
+          "SELECT id, unit, kind, flags, debits_pending, debits_posted, credits_pending, credits_posted "
+          "FROM accounts WHERE id = ?");
+STORE_SQL(SQL_ACCOUNT_UNIT, "SELECT unit FROM accounts WHERE id = ?");
+STORE_SQL(SQL_APPLY,
+          "UPDATE accounts SET debits_pending = debits_pending + ?, debits_posted = debits_posted + ?, "
+          "credits_pending = credits_pending + ?, credits_posted = credits_posted + ? "
+          "WHERE id = ? AND unit = ?");
+STORE_SQL(SQL_XFER_INSERT,
+          "INSERT INTO transfers(xid, debit_id, credit_id, amount, unit, kind, flags, pending_id, timeout_at, "
+          "state, sim_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?) ON CONFLICT(xid) DO NOTHING");
+STORE_SQL(SQL_XFER_BY_XID,
+          "SELECT id, debit_id, credit_id, amount, unit, kind, flags, COALESCE(pending_id, 0), state, "
+          "COALESCE(timeout_at, 0) FROM transfers WHERE xid = ?");
+STORE_SQL(SQL_PENDING_STATE, "UPDATE transfers SET state = ? WHERE id = ? AND flags = 1 AND state = 0");
+STORE_SQL(SQL_PENDING_DUE,
+          "SELECT id, debit_id, credit_id, amount, unit FROM transfers "
+          "WHERE flags = 1 AND state = 0 AND timeout_at <= ? ORDER BY timeout_at LIMIT ?");
+
+int64_t ledger_balance(const struct account *a) { return a->credits_posted - a->debits_posted; }
+int64_t ledger_available(const struct account *a) { return ledger_balance(a) - a->debits_pending; }
+
+int ledger_account_create(struct tx *tx, const char *kind, const char *unit, int64_t sim_id, int flags,
+                          int64_t *id)
+{
+    int rc = store_exec(tx->st, &SQL_ACCOUNT_NEW, "ssidsi", kind, unit, sim_id, flags, (const char *)NULL,
+                        tx->now);
+    if (rc)
+        return rc;
+    *id = store_last_id(tx->st);
+    return 0;
+}
+
+int ledger_system_account(struct tx *tx, const char *kind, const char *unit, int64_t *id)
+{
+    char name[64];
+    snprintf(name, sizeof name, "%s:%s", kind, unit);
+    struct store_q *q;
+    int rc = store_one(tx->st, &q, &SQL_ACCOUNT_BY_NAME, "s", name);
+    if (rc == 0) {
+        *id = store_i64(q, 0);
+        return store_end(q);
+    }
+    if (rc != ERR_NOT_FOUND)
+        return rc;
+    rc = store_exec(tx->st, &SQL_ACCOUNT_NEW, "ssidsi", kind, unit, (int64_t)0, 0, name, tx->now);
+    if (rc)
+        return rc;
+    *id = store_last_id(tx->st);
+    return 0;
+}
+
+int ledger_account_get(struct tx *tx, int64_t id, struct account *a)
+{
+    struct store_q *q;
+    int rc = store_one(tx->st, &q, &SQL_ACCOUNT_GET, "i", id);
+    if (rc)
+        return rc == ERR_NOT_FOUND ? ERR_ACCOUNT_NOT_FOUND : rc;
+    memset(a, 0, sizeof *a);
+    a->id = store_i64(q, 0);
+    snprintf(a->unit, sizeof a->unit, "%s", store_text(q, 1));
+    snprintf(a->kind, sizeof a->kind, "%s", store_text(q, 2));
+    a->flags = (int)store_i64(q, 3);
+    a->debits_pending = store_i64(q, 4);
+    a->debits_posted = store_i64(q, 5);
+    a->credits_pending = store_i64(q, 6);
+    a->credits_posted = store_i64(q, 7);
+    return store_end(q);
+}
+
+/* Moves the four totals of one account; the CHECK constraints enforce L3. */
+static int apply(struct tx *tx, int64_t account, const char *unit, int64_t dpend, int64_t dpost, int64_t cpend,
+                 int64_t cpost)
+{
+    int rc = store_exec(tx->st, &SQL_APPLY, "iiiiis", dpend, dpost, cpend, cpost, account, unit);
+    if (rc == ERR_CONSTRAINT)
+        return ERR_INSUFFICIENT_BALANCE;
+    if (rc)
+        return rc;
+    if (store_changes(tx->st) == 1)
+        return 0;
+    struct store_q *q;
+    rc = store_one(tx->st, &q, &SQL_ACCOUNT_UNIT, "i", account);
+    if (rc)
+        return rc == ERR_NOT_FOUND ? ERR_ACCOUNT_NOT_FOUND : rc;
+    store_end(q);
+    return ERR_UNIT_MISMATCH;
+}
+
+struct existing {
+    int64_t id, debit, credit, amount, pending_id, timeout_at;
+    char unit[16], kind[24];
+    int flags, state;
+};
+
+static int find(struct tx *tx, const char *xid, struct existing *e)
+{
+    struct store_q *q;
+    int rc = store_one(tx->st, &q, &SQL_XFER_BY_XID, "s", xid);
+    if (rc)
+        return rc;
+    e->id = store_i64(q, 0);
+    e->debit = store_i64(q, 1);
+    e->credit = store_i64(q, 2);
+    e->amount = store_i64(q, 3);
+    snprintf(e->unit, sizeof e->unit, "%s", store_text(q, 4));
+    snprintf(e->kind, sizeof e->kind, "%s", store_text(q, 5));
+    e->flags = (int)store_i64(q, 6);
+    e->pending_id = store_i64(q, 7);
+    e->state = (int)store_i64(q, 8);
+    e->timeout_at = store_i64(q, 9);
+    return store_end(q);
+}
+
+/* L4: the same xid again is a no-op only if it asks for the same thing. */
+static int same_as_existing(struct tx *tx, const struct transfer *t, int64_t pending_id)
+{
+    struct existing e;
+    int rc = find(tx, t->xid, &e);
+    if (rc)
+        return rc == ERR_NOT_FOUND ? ERR_INTERNAL : rc;
+    int same = e.flags == t->flags && !strcmp(e.kind, t->kind) && !strcmp(e.unit, t->unit);
+    if (t->flags == XFER_POSTED || t->flags == XFER_PENDING)
+        same = same && e.debit == t->debit && e.credit == t->credit && e.amount == t->amount;
+    else
+        same = same && e.pending_id == pending_id && (t->amount == 0 || e.amount == t->amount);
+    return same ? 0 : ERR_TRANSFER_EXISTS;
+}
+
+/* Inserts the transfer row; *fresh is 0 when the xid was already there. */
+static int insert(struct tx *tx, const struct transfer *t, int64_t debit, int64_t credit, int64_t amount,
+                  int64_t pending_id, int *fresh)
+{
+    int64_t timeout_at = t->flags == XFER_PENDING && t->timeout > 0 ? tx->now + t->timeout : 0;
+    int rc = store_exec(tx->st, &SQL_XFER_INSERT, "siiissdzzzi", t->xid, debit, credit, amount, t->unit,
+                        t->kind, t->flags, pending_id, timeout_at, t->sim_id, tx->now);
+    if (rc == ERR_CONSTRAINT)
+        return ERR_ACCOUNT_NOT_FOUND;   /* foreign keys: the only constraint left after ON CONFLICT */
+    if (rc)
+        return rc;
+    *fresh = store_changes(tx->st) == 1;
+    return 0;
+}
+
+static int transfer_simple(struct tx *tx, const struct transfer *t)
+{
+    if (t->amount <= 0)
+        return ERR_INVALID_AMOUNT;
+    if (t->debit == t->credit)
+        return ERR_INVALID_PARAMETER;
+    int fresh = 0;
+    int rc = insert(tx, t, t->debit, t->credit, t->amount, 0, &fresh);
+    if (rc)
+        return rc;
+    if (!fresh)
+        return same_as_existing(tx, t, 0);
+    int pending = t->flags == XFER_PENDING;
+    rc = apply(tx, t->debit, t->unit, pending ? t->amount : 0, pending ? 0 : t->amount, 0, 0);
+    if (!rc)
+        rc = apply(tx, t->credit, t->unit, 0, 0, pending ? t->amount : 0, pending ? 0 : t->amount);
+    return rc;
+}
+
+static int transfer_resolve(struct tx *tx, const struct transfer *t)
+{
+    struct existing p;
+    int rc = find(tx, t->pending_xid ? t->pending_xid : "", &p);
+    if (rc == ERR_NOT_FOUND || (!rc && p.flags != XFER_PENDING))
+        return ERR_PENDING_NOT_FOUND;
+    if (rc)
+        return rc;
+    if (strcmp(p.unit, t->unit))
+        return ERR_UNIT_MISMATCH;
+    struct existing mine;
+    rc = find(tx, t->xid, &mine);
+    if (rc == 0)
+        return same_as_existing(tx, t, p.id);
+    if (rc != ERR_NOT_FOUND)
+        return rc;
+    if (p.state != PENDING_OPEN)
+        return ERR_PENDING_CLOSED;
+    if (p.timeout_at && tx->now >= p.timeout_at)
+        return ERR_PENDING_EXPIRED;
+    int post = t->flags == XFER_POST_PENDING;
+    int64_t amount = post && t->amount ? t->amount : p.amount;
+    if (amount < 0)
+        return ERR_INVALID_AMOUNT;
+    if (amount > p.amount)
+        return ERR_POST_EXCEEDS_PENDING;
+    int fresh = 0;
+    rc = insert(tx, t, p.debit, p.credit, amount, p.id, &fresh);
+    if (!rc)
+        rc = store_exec(tx->st, &SQL_PENDING_STATE, "di", post ? PENDING_POSTED : PENDING_VOIDED, p.id);
+    if (!rc)
+        rc = apply(tx, p.debit, p.unit, -p.amount, post ? amount : 0, 0, 0);
+    if (!rc)
+        rc = apply(tx, p.credit, p.unit, 0, 0, -p.amount, post ? amount : 0);
+    return rc;
+}
+
+int ledger_transfer(struct tx *tx, const struct transfer *t)
+{
+    if (!t->xid || !*t->xid || !t->unit || !t->kind)
+        return ERR_INVALID_PARAMETER;
+    switch (t->flags) {
+    case XFER_POSTED:
+    case XFER_PENDING:
+        return transfer_simple(tx, t);
+    case XFER_POST_PENDING:
+    case XFER_VOID_PENDING:
+        return transfer_resolve(tx, t);
+    default:
+        return ERR_INVALID_PARAMETER;
+    }
+}
+
+int ledger_expire_pending(struct tx *tx, int limit, int *count)
+{
+    struct due {
+        int64_t id, debit, credit, amount;
+        char unit[16];
+    } due[64];
+    *count = 0;
+    while (*count < limit) {
+        int n = 0;
+        struct store_q *q = store_query(tx->st, &SQL_PENDING_DUE, "id", tx->now, 64);
+        while (n < 64 && store_next(q)) {
+            due[n].id = store_i64(q, 0);
+            due[n].debit = store_i64(q, 1);
+            due[n].credit = store_i64(q, 2);
+            due[n].amount = store_i64(q, 3);
+            snprintf(due[n].unit, sizeof due[n].unit, "%s", store_text(q, 4));
+            n++;
+        }
+        int rc = store_end(q);
+        if (rc)
+            return rc;
+        if (!n)
+            break;
+        for (int i = 0; i < n; i++) {
+            rc = store_exec(tx->st, &SQL_PENDING_STATE, "di", PENDING_EXPIRED, due[i].id);
+            if (!rc)
+                rc = apply(tx, due[i].debit, due[i].unit, -due[i].amount, 0, 0, 0);
+            if (!rc)
+                rc = apply(tx, due[i].credit, due[i].unit, 0, 0, -due[i].amount, 0);
+            if (rc)
+                return rc;
+            (*count)++;
+        }
+    }
+    return 0;
+}
+
+STORE_SQL(SQL_CHECK_UNITS,
+          "SELECT unit, SUM(debits_posted), SUM(credits_posted), SUM(debits_pending), SUM(credits_pending), "
+          "COUNT(*) FROM accounts GROUP BY unit ORDER BY unit");
+STORE_SQL(SQL_CHECK_OVERDRAFT,
+          "SELECT id FROM accounts WHERE (flags & 1) = 1 AND debits_posted + debits_pending > credits_posted");
+/* L6: each account's totals recomputed from the transfers. */
+STORE_SQL(SQL_CHECK_RECOMPUTE,
+          "WITH moves(acct, dpo, cpo, dpe, cpe) AS ("
+          "  SELECT debit_id, CASE WHEN flags IN (0, 2) THEN amount ELSE 0 END, 0,"
+          "         CASE WHEN flags = 1 AND state = 0 THEN amount ELSE 0 END, 0 FROM transfers"
+          "  UNION ALL"
+          "  SELECT credit_id, 0, CASE WHEN flags IN (0, 2) THEN amount ELSE 0 END, 0,"
+          "         CASE WHEN flags = 1 AND state = 0 THEN amount ELSE 0 END FROM transfers),"
+          " sums AS (SELECT acct, SUM(dpo) dpo, SUM(cpo) cpo, SUM(dpe) dpe, SUM(cpe) cpe FROM moves GROUP BY acct)"
+          " SELECT a.id FROM accounts a LEFT JOIN sums s ON s.acct = a.id"
+          " WHERE a.debits_posted <> COALESCE(s.dpo, 0) OR a.credits_posted <> COALESCE(s.cpo, 0)"
+          "    OR a.debits_pending <> COALESCE(s.dpe, 0) OR a.credits_pending <> COALESCE(s.cpe, 0)");
+
+static void violation(struct ledger_report *r, const char *what, const char *unit, int64_t id)
+{
+    if (!r->violations++)
+        snprintf(r->first_violation, sizeof r->first_violation, "%s %s%s%lld", what, unit,
+                 id ? " account " : "", (long long)id);
+}
+
+int ledger_check(struct tx *tx, struct ledger_report *r)
+{
+    memset(r, 0, sizeof *r);
+    struct store_q *q = store_query(tx->st, &SQL_CHECK_UNITS, "");
+    while (store_next(q)) {
+        const char *unit = store_text(q, 0);
+        int64_t dpo = store_i64(q, 1), cpo = store_i64(q, 2), dpe = store_i64(q, 3), cpe = store_i64(q, 4);
+        if (r->nunits < (int)(sizeof r->units / sizeof r->units[0])) {
+            struct ledger_unit_sum *u = &r->units[r->nunits++];
+            snprintf(u->unit, sizeof u->unit, "%s", unit);
+            u->debits = dpo;
+            u->credits = cpo;
+            u->accounts = store_i64(q, 5);
+        }
+        if (dpo != cpo)                      /* L2, posted */
+            violation(r, "posted debits differ from credits in", unit, 0);
+        if (dpe != cpe)                      /* L2, pending */
+            violation(r, "pending debits differ from credits in", unit, 0);
+    }
+    int rc = store_end(q);
+    if (rc)
+        return rc;
+    q = store_query(tx->st, &SQL_CHECK_OVERDRAFT, "");
+    while (store_next(q))                    /* L3 */
+        violation(r, "overdraft on", "", store_i64(q, 0));
+    rc = store_end(q);
+    if (rc)
+        return rc;
+    q = store_query(tx->st, &SQL_CHECK_RECOMPUTE, "");
+    while (store_next(q))                    /* L6 */
+        violation(r, "totals differ from transfers on", "", store_i64(q, 0));
+    return store_end(q);
+}

@@ -1,0 +1,87 @@
+/* ledger — double-entry accounts and append-only transfers, per unit.
+ *
+ * Invariants
+ *  L1. Every change of money or units is a transfer between two distinct
+ *      accounts of the same unit; a transfer is never updated except for the
+ *      state of a pending one, and never deleted.
+ *  L2. Per unit, the sum of debits equals the sum of credits, posted and
+ *      pending separately (so all balances of a unit sum to zero).
+ *  L3. An account flagged LEDGER_NO_OVERDRAFT never has debits_posted +
+ *      debits_pending > credits_posted; the database's CHECK enforces it.
+ *  L4. A transfer id (xid) is applied at most once. Submitting the same xid
+ *      with the same fields again returns 0 and changes nothing; with other
+ *      fields it is ERR_TRANSFER_EXISTS.
+ *  L5. A pending transfer reserves its amount on both accounts until it is
+ *      posted (in full or in part; the rest is released), voided, or expires
+ *      at timeout_at by server time. Only an open, unexpired pending can be
+ *      posted or voided.
+ *  L6. Stored account totals always equal the totals recomputed from the
+ *      transfers; ledger_check() proves L2, L3 and L6.
+ */
+#pragma once
+#include <stdint.h>
+
+#include "core/tx.h"
+
+#define LEDGER_NO_OVERDRAFT 1
+
+enum transfer_flags {
+    XFER_POSTED = 0,
+    XFER_PENDING = 1,
+    XFER_POST_PENDING = 2,
+    XFER_VOID_PENDING = 4,
+};
+
+enum pending_state { PENDING_OPEN = 0, PENDING_POSTED = 1, PENDING_VOIDED = 2, PENDING_EXPIRED = 3 };
+
+struct account {
+    int64_t id;
+    char unit[16];
+    char kind[24];
+    int flags;
+    int64_t debits_pending, debits_posted, credits_pending, credits_posted;
+};
+
+struct transfer {
+    const char *xid;          /* caller's idempotent id, unique across the ledger */
+    int64_t debit, credit;    /* account ids; for post/void taken from the pending when 0 */
+    int64_t amount;           /* > 0; for a post, 0 means the full pending amount */
+    const char *unit;
+    const char *kind;         /* "topup", "plan_purchase", ... for reports */
+    int flags;                /* enum transfer_flags */
+    const char *pending_xid;  /* post/void: the pending transfer */
+    int64_t timeout;          /* pending: seconds until it expires; 0 = never */
+    int64_t sim_id;           /* owner, 0 if none */
+};
+
+/* Creates an account; *id receives it. */
+int ledger_account_create(struct tx *tx, const char *kind, const char *unit, int64_t sim_id, int flags,
+                          int64_t *id);
+/* A named system account ("<kind>:<unit>"), created on first use, never overdraft-limited. */
+int ledger_system_account(struct tx *tx, const char *kind, const char *unit, int64_t *id);
+int ledger_account_get(struct tx *tx, int64_t id, struct account *out);   /* ERR_ACCOUNT_NOT_FOUND */
+int64_t ledger_balance(const struct account *a);     /* credits_posted - debits_posted */
+int64_t ledger_available(const struct account *a);   /* balance less pending debits */
+
+/* Applies one transfer. Errors: ERR_INVALID_AMOUNT, ERR_ACCOUNT_NOT_FOUND,
+ * ERR_UNIT_MISMATCH, ERR_INSUFFICIENT_BALANCE (L3), ERR_TRANSFER_EXISTS (L4),
+ * ERR_PENDING_NOT_FOUND, ERR_PENDING_CLOSED, ERR_PENDING_EXPIRED,
+ * ERR_POST_EXCEEDS_PENDING; storage errors. On error nothing was changed by
+ * the statements that failed; the caller's savepoint undoes the rest. */
+int ledger_transfer(struct tx *tx, const struct transfer *t);
+
+/* Expires open pendings whose timeout has passed (L5); *count receives how many. */
+int ledger_expire_pending(struct tx *tx, int limit, int *count);
+
+struct ledger_unit_sum {
+    char unit[16];
+    int64_t debits, credits, accounts;
+};
+struct ledger_report {
+    int nunits;
+    struct ledger_unit_sum units[16];
+    int violations;
+    char first_violation[256];
+};
+/* Proves L2, L3 and L6 over the whole ledger (a full scan: admin use). */
+int ledger_check(struct tx *tx, struct ledger_report *out);

@@ -1,0 +1,151 @@
+#include "core/receipt.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "store/store.h"
+#include "util/arena.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "util/timefmt.h"
+
+void receipt_keys_from_seed(struct receipt_keys *k, const unsigned char seed[32])
+{
+    unsigned char h[8];
+    crypto_sign_seed_keypair(k->pk, k->sk, seed);
+    crypto_generichash(h, sizeof h, k->pk, sizeof k->pk, NULL, 0);
+    sodium_bin2hex(k->key_id, sizeof k->key_id, h, sizeof h);
+    sodium_bin2base64(k->pk_b64, sizeof k->pk_b64, k->pk, sizeof k->pk, sodium_base64_VARIANT_ORIGINAL);
+}
+
+int receipt_keys_load(struct receipt_keys *k, const char *path, int create)
+{
+    unsigned char seed[32];
+    char text[64] = {0};
+    int fd = open(path, O_RDONLY);
+    if (fd < 0 && errno == ENOENT && create) {
+        randombytes_buf(seed, sizeof seed);
+        sodium_bin2base64(text, sizeof text, seed, sizeof seed, sodium_base64_VARIANT_ORIGINAL);
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+        size_t len = strlen(text);
+        text[len] = '\n';
+        if (fd < 0 || write(fd, text, len + 1) != (ssize_t)(len + 1) || fsync(fd)) {
+            log_error("cannot create receipt key %s: %s", path, strerror(errno));
+            if (fd >= 0)
+                close(fd);
+            return ERR_INTERNAL;
+        }
+        close(fd);
+        log_info("created receipt signing key %s", path);
+        receipt_keys_from_seed(k, seed);
+        sodium_memzero(seed, sizeof seed);
+        return 0;
+    }
+    if (fd < 0) {
+        log_error("cannot open receipt key %s: %s", path, strerror(errno));
+        return ERR_INTERNAL;
+    }
+    ssize_t n = read(fd, text, sizeof text - 1);
+    close(fd);
+    size_t binlen = 0;
+    if (n <= 0 || sodium_base642bin(seed, sizeof seed, text, (size_t)n, "\n", &binlen, NULL,
+                                    sodium_base64_VARIANT_ORIGINAL) || binlen != sizeof seed) {
+        log_error("receipt key %s is malformed", path);
+        return ERR_INTERNAL;
+    }
+    receipt_keys_from_seed(k, seed);
+    sodium_memzero(seed, sizeof seed);
+    sodium_memzero(text, sizeof text);
+    return 0;
+}
+
+static char *canonical(json_t *obj) { return json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS); }
+
+STORE_SQL(SQL_RECEIPT_NEXT, "SELECT COALESCE(MAX(id), 0) + 1 FROM receipts");
+STORE_SQL(SQL_RECEIPT_INSERT,
+          "INSERT INTO receipts(id, number, sim_id, topup_id, payload, signature, created_at) "
+          "VALUES (?, ?, ?, ?, ?, ?, ?)");
+STORE_SQL(SQL_RECEIPT_GET, "SELECT payload, signature FROM receipts WHERE number = ?");
+
+int receipt_issue(struct tx *tx, int64_t sim_id, const struct receipt_fields *f, char number[RECEIPT_NUMBER_MAX],
+                  const char **payload, const char **signature)
+{
+    struct store_q *q;
+    int rc = store_one(tx->st, &q, &SQL_RECEIPT_NEXT, "");
+    if (rc)
+        return rc == ERR_NOT_FOUND ? ERR_INTERNAL : rc;
+    int64_t id = store_i64(q, 0);
+    store_end(q);
+    snprintf(number, RECEIPT_NUMBER_MAX, "R%010lld", (long long)id);
+
+    char issued[TIMEFMT_LEN], until[TIMEFMT_LEN], topup[32];
+    timefmt_rfc3339(tx->now, issued);
+    timefmt_rfc3339(f->active_until, until);
+    snprintf(topup, sizeof topup, "tu_%lld", (long long)f->topup_id);
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:I, s:I, s:s, s:s}",
+                          "number", number, "issued_at", issued, "iccid", f->iccid, "msisdn", f->msisdn,
+                          "topup", topup, "channel", f->channel, "method", f->method, "amount",
+                          (json_int_t)f->amount, "currency", f->currency, "reactivation_fee", (json_int_t)f->fee,
+                          "balance_after", (json_int_t)f->balance_after, "active_until", until, "served_by",
+                          tx->principal ? tx->principal : "system");
+    char *text = o ? canonical(o) : NULL;
+    json_decref(o);
+    if (!text)
+        return ERR_INTERNAL;
+    unsigned char sig[crypto_sign_BYTES];
+    crypto_sign_detached(sig, NULL, (const unsigned char *)text, strlen(text), tx->keys->sk);
+    char sig64[sodium_base64_ENCODED_LEN(crypto_sign_BYTES, sodium_base64_VARIANT_ORIGINAL)];
+    sodium_bin2base64(sig64, sizeof sig64, sig, sizeof sig, sodium_base64_VARIANT_ORIGINAL);
+    *payload = arena_strdup(tx->a, text);
+    *signature = arena_strdup(tx->a, sig64);
+    free(text);
+    return store_exec(tx->st, &SQL_RECEIPT_INSERT, "isizssi", id, number, sim_id, f->topup_id, *payload,
+                      *signature, tx->now);
+}
+
+int receipt_get(struct tx *tx, const char *number, const char **payload, const char **signature)
+{
+    struct store_q *q;
+    int rc = store_one(tx->st, &q, &SQL_RECEIPT_GET, "s", number);
+    if (rc)
+        return rc == ERR_NOT_FOUND ? ERR_RECEIPT_NOT_FOUND : rc;
+    *payload = arena_strdup(tx->a, store_text(q, 0));
+    *signature = arena_strdup(tx->a, store_text(q, 1));
+    return store_end(q);
+}
+
+const char *receipt_render(struct tx *tx, const char *payload, const char *signature)
+{
+    /* payload is "{...}": splice the two fields in before the closing brace. */
+    size_t n = strlen(payload);
+    return arena_printf(tx->a, "%.*s,\"key_id\":\"%s\",\"signature\":\"%s\"}", (int)(n - 1), payload,
+                        tx->keys->key_id, signature);
+}
+
+int receipt_verify(const struct receipt_keys *k, const char *json_text, size_t len)
+{
+    json_t *o = json_loadb(json_text, len, JSON_REJECT_DUPLICATES, NULL);
+    if (!json_is_object(o)) {
+        json_decref(o);
+        return 0;
+    }
+    const char *sig64 = json_string_value(json_object_get(o, "signature"));
+    unsigned char sig[crypto_sign_BYTES];
+    size_t siglen = 0;
+    int ok = 0;
+    if (sig64 && !sodium_base642bin(sig, sizeof sig, sig64, strlen(sig64), NULL, &siglen, NULL,
+                                    sodium_base64_VARIANT_ORIGINAL) && siglen == sizeof sig) {
+        json_object_del(o, "signature");
+        json_object_del(o, "key_id");
+        char *text = canonical(o);
+        ok = text && !crypto_sign_verify_detached(sig, (const unsigned char *)text, strlen(text), k->pk);
+        free(text);
+    }
+    json_decref(o);
+    return ok;
+}

@@ -1,0 +1,46 @@
+/* receipt — numbered, Ed25519-signed receipts anyone can verify.
+ *
+ * The signed message is the receipt's payload: a JSON object serialised
+ * compactly with sorted keys (canonical form). The payload and signature are
+ * stored as issued, so a receipt reads back byte for byte. Verification takes
+ * any JSON object, drops "signature" and "key_id", re-serialises canonically
+ * and checks the signature with the deployment's public key.
+ *
+ * The signing key lives in a file of its own (mode 0600), not in the database:
+ * a copy of the database is not enough to forge receipts.
+ */
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/tx.h"
+
+#define RECEIPT_NUMBER_MAX 16
+
+struct receipt_keys {
+    unsigned char pk[32];
+    unsigned char sk[64];
+    char key_id[17];         /* hex of the first 8 bytes of BLAKE2b(pk) */
+    char pk_b64[48];
+};
+
+/* Loads the key from `path`, creating it (0600) if absent and create is set. */
+int receipt_keys_load(struct receipt_keys *k, const char *path, int create);
+/* Derives a key from a seed (tests). */
+void receipt_keys_from_seed(struct receipt_keys *k, const unsigned char seed[32]);
+
+struct receipt_fields {
+    const char *iccid, *msisdn, *channel, *method, *currency;
+    int64_t topup_id, amount, fee, balance_after, active_until;
+};
+
+/* Numbers, signs and stores a receipt. number receives "R0000000001"; payload
+ * and signature (base64) are allocated from tx->a. */
+int receipt_issue(struct tx *tx, int64_t sim_id, const struct receipt_fields *f, char number[RECEIPT_NUMBER_MAX],
+                  const char **payload, const char **signature);
+/* ERR_RECEIPT_NOT_FOUND; strings from tx->a. */
+int receipt_get(struct tx *tx, const char *number, const char **payload, const char **signature);
+/* 1 when the JSON object json_text carries a valid "signature" of its canonical form. */
+int receipt_verify(const struct receipt_keys *k, const char *json_text, size_t len);
+/* The receipt as served: payload plus "key_id" and "signature", compact JSON, from tx->a. */
+const char *receipt_render(struct tx *tx, const char *payload, const char *signature);

@@ -1,0 +1,25 @@
+/* record — the transaction records of a SIM (what a subscriber or clerk sees
+ * as its history). Written in the same transaction as the ledger transfers
+ * they describe; never updated. */
+#pragma once
+#include <stdint.h>
+
+#include "core/tx.h"
+
+struct record {
+    int64_t id, sim_id;
+    const char *kind;        /* topup, reactivation_fee, bundle_purchase, forfeiture */
+    int64_t amount;          /* signed: + into the wallet, - out of it */
+    const char *currency;
+    int64_t balance_after;
+    int64_t topup_id, bundle_id;   /* 0 if none */
+    const char *receipt, *channel, *method;   /* NULL if none */
+    int64_t created_at;
+};
+
+int record_add(struct tx *tx, const struct record *r);
+/* Newest first, ids below `before` (0: from the newest); calls fn for up to
+ * `limit` rows; *more is set when older rows remain. Strings passed to fn are
+ * valid only during the call. */
+int record_list(struct tx *tx, int64_t sim_id, int64_t before, int limit,
+                void (*fn)(void *arg, const struct record *r), void *arg, int *more);

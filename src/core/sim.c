@@ -1,0 +1,284 @@
+/* sim — identifiers, lifecycle rule and persistence of SIM cards. */
+#include "core/sim.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/ledger.h"
+#include "core/plan.h"
+#include "core/record.h"
+#include "store/store.h"
+#include "util/err.h"
+
+static const char *const state_names[SIM__COUNT] = {"inactive", "active", "grace", "expired", "terminated",
+                                                    "suspended"};
+
+const char *sim_state_name(int st) { return st >= 0 && st < SIM__COUNT ? state_names[st] : "unknown"; }
+
+int sim_state_parse(const char *s)
+{
+    for (int i = 0; i < SIM__COUNT; i++)
+        if (!strcmp(s, state_names[i]))
+            return i;
+    return -1;
+}
+
+static int all_digits(const char *s, size_t min, size_t max)
+{
+    size_t n = 0;
+    for (; s[n]; n++)
+        if (!isdigit((unsigned char)s[n]))
+            return 0;
+    return n >= min && n <= max;
+}
+
+int sim_iccid_valid(const char *s)
+{
+    if (!s || !all_digits(s, 18, ICCID_MAX))
+        return 0;
+    int sum = 0, dbl = 0;
+    for (size_t i = strlen(s); i-- > 0; dbl = !dbl) {
+        int d = s[i] - '0';
+        if (dbl && (d *= 2) > 9)
+            d -= 9;
+        sum += d;
+    }
+    return sum % 10 == 0;
+}
+
+int sim_msisdn_valid(const char *s) { return s && s[0] == '+' && s[1] != '0' && all_digits(s + 1, 8, 15); }
+int sim_imsi_valid(const char *s) { return s && all_digits(s, 6, IMSI_MAX); }
+int sim_lang_valid(const char *s) { return s && (!strcmp(s, "zh") || !strcmp(s, "en") || !strcmp(s, "ru")); }
+
+int64_t sim_grace_until(const struct sim *s, const struct conf *cf)
+{
+    return s->active_until ? s->active_until + cf->grace_days * 86400 : 0;
+}
+
+int64_t sim_terminate_at(const struct sim *s, const struct conf *cf)
+{
+    return s->active_until ? sim_grace_until(s, cf) + cf->retention_days * 86400 : 0;
+}
+
+int sim_state_at(const struct sim *s, int64_t now, const struct conf *cf)
+{
+    if (s->state == SIM_INACTIVE || s->state == SIM_TERMINATED || s->state == SIM_SUSPENDED || !s->active_until)
+        return s->state;
+    if (now < s->active_until)
+        return SIM_ACTIVE;
+    if (now < sim_grace_until(s, cf))
+        return SIM_GRACE;
+    if (now < sim_terminate_at(s, cf))
+        return SIM_EXPIRED;
+    return SIM_TERMINATED;
+}
+
+int64_t sim_validity_after_topup(const struct sim *s, int64_t now, const struct conf *cf)
+{
+    int64_t days = cf->validity_days * 86400;
+    int64_t base = s->active_until > now ? s->active_until : now;
+    switch (cf->validity_rule) {
+    case VALIDITY_RESET:
+        return now + days;
+    case VALIDITY_MAX:
+        return s->active_until > now + days ? s->active_until : now + days;
+    default:
+        return base + days;
+    }
+}
+
+#define SIM_COLS "id, iccid, COALESCE(msisdn, ''), COALESCE(imsi, ''), lang, state, COALESCE(active_until, 0), " \
+                 "wallet_id, day_start, day_total, created_at"
+STORE_SQL(SQL_SIM_BY_ICCID, "SELECT " SIM_COLS " FROM sims WHERE iccid = ?");
+STORE_SQL(SQL_SIM_BY_ID, "SELECT " SIM_COLS " FROM sims WHERE id = ?");
+STORE_SQL(SQL_SIM_BY_MSISDN, "SELECT id FROM sims WHERE msisdn = ?");
+STORE_SQL(SQL_SIM_INSERT,
+          "INSERT INTO sims(iccid, msisdn, imsi, lang, state, active_until, wallet_id, created_at, updated_at) "
+          "VALUES (?, ?, ?, ?, 'inactive', NULL, ?, ?, ?)");
+STORE_SQL(SQL_WALLET_OWNER, "UPDATE accounts SET sim_id = ? WHERE id = ?");
+STORE_SQL(SQL_SIM_SAVE,
+          "UPDATE sims SET state = ?, active_until = ?, day_start = ?, day_total = ?, updated_at = ? WHERE id = ?");
+STORE_SQL(SQL_SIM_BALANCE, "SELECT credits_posted - debits_posted FROM accounts WHERE id = ?");
+
+static int load(struct store_q *q, struct sim *s)
+{
+    memset(s, 0, sizeof *s);
+    s->id = store_i64(q, 0);
+    snprintf(s->iccid, sizeof s->iccid, "%s", store_text(q, 1));
+    snprintf(s->msisdn, sizeof s->msisdn, "%s", store_text(q, 2));
+    snprintf(s->imsi, sizeof s->imsi, "%s", store_text(q, 3));
+    snprintf(s->lang, sizeof s->lang, "%s", store_text(q, 4));
+    s->state = sim_state_parse(store_text(q, 5));
+    s->active_until = store_i64(q, 6);
+    s->wallet_id = store_i64(q, 7);
+    s->day_start = store_i64(q, 8);
+    s->day_total = store_i64(q, 9);
+    s->created_at = store_i64(q, 10);
+    return store_end(q);
+}
+
+int sim_get(struct tx *tx, const char *iccid, struct sim *out)
+{
+    struct store_q *q;
+    int rc = store_one(tx->st, &q, &SQL_SIM_BY_ICCID, "s", iccid);
+    if (rc)
+        return rc == ERR_NOT_FOUND ? ERR_SIM_NOT_FOUND : rc;
+    return load(q, out);
+}
+
+int sim_get_by_id(struct tx *tx, int64_t id, struct sim *out)
+{
+    struct store_q *q;
+    int rc = store_one(tx->st, &q, &SQL_SIM_BY_ID, "i", id);
+    if (rc)
+        return rc == ERR_NOT_FOUND ? ERR_SIM_NOT_FOUND : rc;
+    return load(q, out);
+}
+
+int sim_create(struct tx *tx, struct sim *s, int *existed)
+{
+    struct sim old;
+    *existed = 0;
+    int rc = sim_get(tx, s->iccid, &old);
+    if (rc == 0) {
+        if (strcmp(old.msisdn, s->msisdn) || strcmp(old.imsi, s->imsi) || strcmp(old.lang, s->lang))
+            return ERR_SIM_EXISTS;
+        *existed = 1;
+        *s = old;
+        return 0;
+    }
+    if (rc != ERR_SIM_NOT_FOUND)
+        return rc;
+    if (s->msisdn[0]) {
+        struct store_q *q;
+        rc = store_one(tx->st, &q, &SQL_SIM_BY_MSISDN, "s", s->msisdn);
+        if (rc == 0) {
+            store_end(q);
+            return ERR_MSISDN_TAKEN;
+        }
+        if (rc != ERR_NOT_FOUND)
+            return rc;
+    }
+    rc = ledger_account_create(tx, "wallet", tx->cf->currency, 0, LEDGER_NO_OVERDRAFT, &s->wallet_id);
+    if (rc)
+        return rc;
+    rc = store_exec(tx->st, &SQL_SIM_INSERT, "ssssiii", s->iccid, s->msisdn[0] ? s->msisdn : NULL,
+                    s->imsi[0] ? s->imsi : NULL, s->lang, s->wallet_id, tx->now, tx->now);
+    if (rc)
+        return rc == ERR_CONSTRAINT ? ERR_SIM_EXISTS : rc;
+    s->id = store_last_id(tx->st);
+    s->state = SIM_INACTIVE;
+    s->active_until = 0;
+    s->created_at = tx->now;
+    return store_exec(tx->st, &SQL_WALLET_OWNER, "ii", s->id, s->wallet_id);
+}
+
+int sim_save(struct tx *tx, const struct sim *s)
+{
+    return store_exec(tx->st, &SQL_SIM_SAVE, "sziiii", sim_state_name(s->state), s->active_until, s->day_start,
+                      s->day_total, tx->now, s->id);
+}
+
+int sim_balance(struct tx *tx, const struct sim *s, int64_t *balance)
+{
+    struct store_q *q;
+    int rc = store_one(tx->st, &q, &SQL_SIM_BALANCE, "i", s->wallet_id);
+    if (rc)
+        return rc == ERR_NOT_FOUND ? ERR_ACCOUNT_NOT_FOUND : rc;
+    *balance = store_i64(q, 0);
+    return store_end(q);
+}
+
+/* Termination: whatever is left in the wallet and the bundles is forfeited. */
+static int forfeit(struct tx *tx, struct sim *s)
+{
+    int64_t balance = 0, sink;
+    int rc = sim_balance(tx, s, &balance);
+    if (!rc && balance > 0) {
+        char xid[48];
+        snprintf(xid, sizeof xid, "sim:%lld:forfeit", (long long)s->id);
+        rc = ledger_system_account(tx, "forfeiture", tx->cf->currency, &sink);
+        if (!rc)
+            rc = ledger_transfer(tx, &(struct transfer){.xid = xid, .debit = s->wallet_id, .credit = sink,
+                                                        .amount = balance, .unit = tx->cf->currency,
+                                                        .kind = "forfeiture", .sim_id = s->id});
+        if (!rc)
+            rc = record_add(tx, &(struct record){.sim_id = s->id, .kind = "forfeiture", .amount = -balance,
+                                                 .currency = tx->cf->currency, .balance_after = 0});
+    }
+    if (!rc)
+        rc = bundle_forfeit_all(tx, s->id);
+    return rc;
+}
+
+int sim_settle(struct tx *tx, struct sim *s, int *changed)
+{
+    int target = sim_state_at(s, tx->now, tx->cf);
+    if (changed)
+        *changed = target != s->state;
+    if (target == s->state)
+        return 0;
+    if (target == SIM_TERMINATED) {
+        int rc = forfeit(tx, s);
+        if (rc)
+            return rc;
+    }
+    s->state = target;
+    return sim_save(tx, s);
+}
+
+int sim_suspend(struct tx *tx, struct sim *s, int on)
+{
+    int rc = sim_settle(tx, s, NULL);
+    if (rc)
+        return rc;
+    if (s->state == SIM_TERMINATED)
+        return ERR_SIM_TERMINATED;
+    if (on) {
+        if (s->state == SIM_SUSPENDED)
+            return 0;
+        s->state = SIM_SUSPENDED;
+        return sim_save(tx, s);
+    }
+    if (s->state != SIM_SUSPENDED)
+        return 0;
+    /* Time went on while suspended: recompute, terminating if it is due. */
+    s->state = s->active_until ? SIM_ACTIVE : SIM_INACTIVE;
+    rc = sim_save(tx, s);
+    return rc ? rc : sim_settle(tx, s, NULL);
+}
+
+STORE_SQL(SQL_DUE_ACTIVE, "SELECT id FROM sims WHERE state = 'active' AND active_until <= ? LIMIT ?");
+STORE_SQL(SQL_DUE_GRACE, "SELECT id FROM sims WHERE state = 'grace' AND active_until <= ? LIMIT ?");
+STORE_SQL(SQL_DUE_EXPIRED, "SELECT id FROM sims WHERE state = 'expired' AND active_until <= ? LIMIT ?");
+
+int sim_sweep(struct tx *tx, int limit, int *moved)
+{
+    struct store_sql *queues[3] = {&SQL_DUE_ACTIVE, &SQL_DUE_GRACE, &SQL_DUE_EXPIRED};
+    int64_t cutoff[3] = {tx->now, tx->now - tx->cf->grace_days * 86400,
+                         tx->now - (tx->cf->grace_days + tx->cf->retention_days) * 86400};
+    int64_t ids[256];
+    *moved = 0;
+    for (int k = 0; k < 3 && *moved < limit; k++) {
+        int n = 0, want = limit - *moved < 256 ? limit - *moved : 256;
+        struct store_q *q = store_query(tx->st, queues[k], "id", cutoff[k], want);
+        while (store_next(q))
+            ids[n++] = store_i64(q, 0);
+        int rc = store_end(q);
+        for (int i = 0; !rc && i < n; i++) {
+            struct sim s;
+            int changed = 0;
+            rc = sim_get_by_id(tx, ids[i], &s);
+            if (!rc)
+                rc = sim_settle(tx, &s, &changed);
+            *moved += changed;
+        }
+        if (rc)
+            return rc;
+    }
+    int expired = 0;
+    int rc = bundle_sweep(tx, limit, &expired);
+    *moved += expired;
+    return rc;
+}

@@ -1,0 +1,66 @@
+/* sim — SIM cards, their identifiers and their lifecycle.
+ *
+ *   inactive --first top-up--> active --active_until--> grace --+grace_days--> expired
+ *      expired --+retention_days--> terminated (wallet and bundle units forfeited)
+ *   grace/expired --top-up--> active (expired: the reactivation fee is charged)
+ *   any but terminated --staff--> suspended --staff--> state recomputed from time
+ *
+ * sim_state_at() is the pure rule; sim_settle() applies it to a stored SIM
+ * (the sweeper and every command that touches a SIM call it), so a SIM is
+ * always acted on in the state the clock says it is in.
+ */
+#pragma once
+#include <stdint.h>
+
+#include "core/tx.h"
+#include "util/conf.h"
+
+enum sim_state { SIM_INACTIVE, SIM_ACTIVE, SIM_GRACE, SIM_EXPIRED, SIM_TERMINATED, SIM_SUSPENDED, SIM__COUNT };
+
+#define ICCID_MAX 20
+#define MSISDN_MAX 16   /* '+' and up to 15 digits */
+#define IMSI_MAX 15
+
+struct sim {
+    int64_t id;
+    char iccid[ICCID_MAX + 1];
+    char msisdn[MSISDN_MAX + 1];   /* "" when none */
+    char imsi[IMSI_MAX + 1];       /* "" when none */
+    char lang[3];                  /* zh, en, ru */
+    int state;                     /* enum sim_state */
+    int64_t active_until;          /* 0 while never activated */
+    int64_t wallet_id;
+    int64_t day_start, day_total;  /* top-ups of the current local day */
+    int64_t created_at;
+};
+
+const char *sim_state_name(int state);
+int sim_state_parse(const char *s);          /* -1 if unknown */
+
+int sim_iccid_valid(const char *s);          /* 18-20 digits, Luhn */
+int sim_msisdn_valid(const char *s);         /* E.164: '+', 8-15 digits, no leading 0 */
+int sim_imsi_valid(const char *s);           /* 6-15 digits */
+int sim_lang_valid(const char *s);
+
+/* The state the clock puts a SIM in (pure). */
+int sim_state_at(const struct sim *s, int64_t now, const struct conf *cf);
+/* The validity after a top-up at `now` (pure). */
+int64_t sim_validity_after_topup(const struct sim *s, int64_t now, const struct conf *cf);
+int64_t sim_grace_until(const struct sim *s, const struct conf *cf);      /* 0 if never activated */
+int64_t sim_terminate_at(const struct sim *s, const struct conf *cf);
+
+int sim_get(struct tx *tx, const char *iccid, struct sim *out);      /* ERR_SIM_NOT_FOUND */
+int sim_get_by_id(struct tx *tx, int64_t id, struct sim *out);
+/* Creates the SIM and its wallet. If the ICCID exists with the same fields,
+ * *existed is set and 0 returned; with other fields ERR_SIM_EXISTS.
+ * ERR_MSISDN_TAKEN when the MSISDN belongs to another SIM. */
+int sim_create(struct tx *tx, struct sim *s, int *existed);
+int sim_save(struct tx *tx, const struct sim *s);
+/* Applies the transition the clock asks for (forfeiting on termination). *changed set if it moved. */
+int sim_settle(struct tx *tx, struct sim *s, int *changed);
+/* Suspends (on=1) or resumes (on=0); ERR_SIM_TERMINATED, ERR_INVALID_STATE. */
+int sim_suspend(struct tx *tx, struct sim *s, int on);
+/* Settles up to `limit` SIMs and bundles whose time has come; *moved counts them. */
+int sim_sweep(struct tx *tx, int limit, int *moved);
+/* Wallet balance (posted) of a SIM. */
+int sim_balance(struct tx *tx, const struct sim *s, int64_t *balance);

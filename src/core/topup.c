@@ -1,0 +1,140 @@
+#include "core/topup.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "core/ledger.h"
+#include "core/record.h"
+#include "store/store.h"
+#include "util/err.h"
+
+static const char *const channels[] = {
+#define X(n) #n,
+    TOPUP_CHANNELS(X)
+#undef X
+};
+static const char *const methods[] = {
+#define X(n) #n,
+    TOPUP_METHODS(X)
+#undef X
+};
+
+static int lookup(const char *const *names, int n, const char *s)
+{
+    for (int i = 0; s && i < n; i++)
+        if (!strcmp(names[i], s))
+            return i;
+    return -1;
+}
+
+int topup_channel_parse(const char *s) { return lookup(channels, CHANNEL__COUNT, s); }
+int topup_method_parse(const char *s) { return lookup(methods, METHOD__COUNT, s); }
+const char *topup_channel_name(int c) { return c >= 0 && c < CHANNEL__COUNT ? channels[c] : "?"; }
+const char *topup_method_name(int m) { return m >= 0 && m < METHOD__COUNT ? methods[m] : "?"; }
+
+int topup_check_amount(const struct conf *cf, int64_t amount, const char *currency)
+{
+    if (amount <= 0)
+        return ERR_INVALID_AMOUNT;
+    if (amount < cf->topup_min)
+        return ERR_AMOUNT_TOO_SMALL;
+    if (amount > cf->topup_max)
+        return ERR_AMOUNT_TOO_LARGE;
+    if (!currency || strcmp(currency, cf->currency))
+        return ERR_CURRENCY_MISMATCH;
+    return 0;
+}
+
+STORE_SQL(SQL_TOPUP_INSERT,
+          "INSERT INTO topups(sim_id, amount, currency, channel, method, fee, balance_after, active_until, "
+          "reactivated, principal, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+
+int topup_apply(struct tx *tx, const struct topup_req *req, struct topup_result *out)
+{
+    const struct conf *cf = tx->cf;
+    struct sim *s = &out->sim;
+    memset(out, 0, sizeof *out);
+    int rc = topup_check_amount(cf, req->amount, req->currency);
+    if (rc)
+        return rc;
+    if (req->channel < 0 || req->channel >= CHANNEL__COUNT)
+        return ERR_INVALID_CHANNEL;
+    if (req->method < 0 || req->method >= METHOD__COUNT)
+        return ERR_INVALID_METHOD;
+    rc = sim_get(tx, req->iccid, s);
+    if (!rc)
+        rc = sim_settle(tx, s, NULL);
+    if (rc)
+        return rc;
+    if (s->state == SIM_TERMINATED)
+        return ERR_SIM_TERMINATED;
+    if (s->state == SIM_SUSPENDED)
+        return ERR_SIM_SUSPENDED;
+
+    int64_t day = conf_day_start(cf, tx->now);
+    if (s->day_start != day) {
+        s->day_start = day;
+        s->day_total = 0;
+    }
+    if (s->day_total + req->amount > cf->daily_cap)
+        return ERR_DAILY_LIMIT;
+
+    int64_t before;
+    rc = sim_balance(tx, s, &before);
+    if (rc)
+        return rc;
+    out->reactivated = s->state == SIM_GRACE || s->state == SIM_EXPIRED;
+    out->fee = s->state == SIM_EXPIRED ? cf->reactivation_fee : 0;
+    if (before + req->amount < out->fee)
+        return ERR_INSUFFICIENT_BALANCE;
+    out->balance = before + req->amount - out->fee;
+    s->active_until = sim_validity_after_topup(s, tx->now, cf);
+    s->state = SIM_ACTIVE;
+    s->day_total += req->amount;
+
+    const char *channel = topup_channel_name(req->channel), *method = topup_method_name(req->method);
+    rc = store_exec(tx->st, &SQL_TOPUP_INSERT, "iisssiiidsi", s->id, req->amount, cf->currency, channel, method,
+                    out->fee, out->balance, s->active_until, out->reactivated, tx->principal ? tx->principal : "",
+                    tx->now);
+    if (rc)
+        return rc;
+    out->id = store_last_id(tx->st);
+
+    char xid[48], kind[32];
+    int64_t source;
+    snprintf(kind, sizeof kind, "clearing_%s", method);
+    snprintf(xid, sizeof xid, "topup:%lld", (long long)out->id);
+    rc = ledger_system_account(tx, kind, cf->currency, &source);
+    if (!rc)
+        rc = ledger_transfer(tx, &(struct transfer){.xid = xid, .debit = source, .credit = s->wallet_id,
+                                                    .amount = req->amount, .unit = cf->currency, .kind = "topup",
+                                                    .sim_id = s->id});
+    if (!rc && out->fee) {
+        int64_t revenue;
+        snprintf(xid, sizeof xid, "topup:%lld:fee", (long long)out->id);
+        rc = ledger_system_account(tx, "revenue_reactivation", cf->currency, &revenue);
+        if (!rc)
+            rc = ledger_transfer(tx, &(struct transfer){.xid = xid, .debit = s->wallet_id, .credit = revenue,
+                                                        .amount = out->fee, .unit = cf->currency,
+                                                        .kind = "reactivation_fee", .sim_id = s->id});
+    }
+    if (!rc)
+        rc = sim_save(tx, s);
+    if (!rc)
+        rc = receipt_issue(tx, s->id,
+                           &(struct receipt_fields){.iccid = s->iccid, .msisdn = s->msisdn, .channel = channel,
+                                                    .method = method, .currency = cf->currency, .topup_id = out->id,
+                                                    .amount = req->amount, .fee = out->fee,
+                                                    .balance_after = out->balance, .active_until = s->active_until},
+                           out->receipt_number, &out->receipt_payload, &out->receipt_signature);
+    if (!rc)
+        rc = record_add(tx, &(struct record){.sim_id = s->id, .kind = "topup", .amount = req->amount,
+                                             .currency = cf->currency, .balance_after = before + req->amount,
+                                             .topup_id = out->id, .receipt = out->receipt_number,
+                                             .channel = channel, .method = method});
+    if (!rc && out->fee)
+        rc = record_add(tx, &(struct record){.sim_id = s->id, .kind = "reactivation_fee", .amount = -out->fee,
+                                             .currency = cf->currency, .balance_after = out->balance,
+                                             .topup_id = out->id, .receipt = out->receipt_number});
+    return rc;
+}

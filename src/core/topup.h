@@ -1,0 +1,59 @@
+/* topup — crediting a SIM's wallet: the one atomic command behind every
+ * channel (portal, agent, kiosk, voucher, admin).
+ *
+ * In one transaction: settle the SIM's lifecycle; refuse a terminated or
+ * suspended SIM; enforce the per-top-up limits and the daily cap; credit the
+ * wallet from the clearing account of the payment method; reactivate a SIM in
+ * grace (free) or expired (charging the reactivation fee); extend validity by
+ * the configured rule; record the top-up, its transaction records and a
+ * signed receipt. Any refusal leaves nothing behind (the caller's savepoint).
+ */
+#pragma once
+#include <stdint.h>
+
+#include "core/receipt.h"
+#include "core/sim.h"
+#include "core/tx.h"
+
+#define TOPUP_CHANNELS(X) X(portal) X(agent) X(kiosk) X(voucher) X(admin)
+#define TOPUP_METHODS(X) X(alipay) X(wechat) X(card) X(cash) X(bank_card) X(voucher) X(adjustment)
+
+enum topup_channel {
+#define X(n) CHANNEL_##n,
+    TOPUP_CHANNELS(X)
+#undef X
+    CHANNEL__COUNT
+};
+enum topup_method {
+#define X(n) METHOD_##n,
+    TOPUP_METHODS(X)
+#undef X
+    METHOD__COUNT
+};
+
+int topup_channel_parse(const char *s);   /* -1 if unknown */
+int topup_method_parse(const char *s);
+const char *topup_channel_name(int c);
+const char *topup_method_name(int m);
+
+struct topup_req {
+    const char *iccid;
+    int64_t amount;            /* minor units */
+    const char *currency;
+    int channel, method;
+};
+
+struct topup_result {
+    int64_t id;
+    struct sim sim;            /* after the top-up */
+    int64_t balance;           /* wallet after, minor units */
+    int64_t fee;               /* reactivation fee charged */
+    int reactivated;
+    char receipt_number[RECEIPT_NUMBER_MAX];
+    const char *receipt_payload, *receipt_signature;
+};
+
+/* Checks amount and currency against the configuration (used by the API before
+ * queueing, and again by topup_apply). */
+int topup_check_amount(const struct conf *cf, int64_t amount, const char *currency);
+int topup_apply(struct tx *tx, const struct topup_req *req, struct topup_result *out);

@@ -1,0 +1,68 @@
+/* engine — the one writer. Mutations are commands; a single thread executes
+ * them in group-committed transactions and replies only after the commit is
+ * durable.
+ *
+ * Invariants
+ *  E1. Only the engine's thread writes to the database (store S2).
+ *  E2. Each command runs in its own savepoint inside the batch's transaction:
+ *      a domain error rolls back that command alone; the batch goes on.
+ *  E3. A command's done() is called only after the batch's COMMIT returned
+ *      (durable, store S3), or with an error after a rollback. No reply is
+ *      ever sent for an effect that is not durable.
+ *  E4. A command with an idempotency key stores (scope, key, request hash,
+ *      status, body) in its own savepoint, so the key is durable exactly when
+ *      the effect is; a repeat is answered from the stored row byte for byte.
+ *  E5. A storage error fails the whole batch (every command gets
+ *      ERR_STORAGE); a failed COMMIT (fsync) also halts writes until restart,
+ *      because what reached the disk is no longer known.
+ *  E6. The queue is bounded: engine_submit() refuses with ERR_OVERLOADED
+ *      rather than queue without limit.
+ */
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/tx.h"
+
+struct engine;
+struct clock;
+
+struct cmd {
+    /* Set by the submitter. exec runs on the writer inside a savepoint; on
+     * success it sets status and body (allocated from tx->a == cmd->a). */
+    int (*exec)(struct tx *tx, struct cmd *c);
+    void (*done)(struct cmd *c);      /* after commit or failure, on the writer thread */
+    void *arg;
+    struct arena *a;
+    const char *principal;
+    const char *idem_scope, *idem_key;   /* NULL: no idempotency */
+    unsigned char req_hash[32];
+
+    /* Results. */
+    int err;                  /* enum err; 0 on success */
+    const char *err_param;    /* offending field, if any */
+    int status;
+    const char *body;
+    size_t body_len;
+    int replayed;             /* answered from a stored idempotency row */
+
+    struct cmd *next;         /* the engine's */
+    void *waiter;             /* engine_run's */
+};
+
+struct engine_stats {
+    uint64_t commands, batches, commits_failed, queued;
+};
+
+/* Opens the writer on db_path; migrations must already be applied. */
+int engine_open(struct engine **out, const char *db_path, const struct conf *cf, struct clock *clk,
+                const struct receipt_keys *keys);
+/* Queues a command. Returns 0 (done() will be called) or ERR_OVERLOADED,
+ * ERR_WRITES_HALTED, ERR_SHUTTING_DOWN (done() will not be called). */
+int engine_submit(struct engine *e, struct cmd *c);
+/* Submits and waits; returns c->err. For the CLI, the sweeper and tests. */
+int engine_run(struct engine *e, struct cmd *c);
+int engine_halted(struct engine *e);
+void engine_stats(struct engine *e, struct engine_stats *out);
+/* Finishes the queued commands, stops the thread, closes the store. */
+void engine_close(struct engine *e);

@@ -1,0 +1,337 @@
+/* store on SQLite. See store.h for the contract and its invariants. */
+#include "store/store.h"
+
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "embedded.h"
+#include "util/err.h"
+#include "util/log.h"
+
+#define MIGRATIONS_DIR "src/store/migrations/"
+
+struct store_q {
+    struct store *st;
+    sqlite3_stmt *stmt;
+    int err;
+};
+
+struct store {
+    sqlite3 *db;
+    enum store_mode mode;
+    char *path;
+    struct store_q *slots;   /* indexed by store_sql.slot */
+    int nslots;
+};
+
+static _Atomic int next_slot;
+
+static int map_rc(struct store *st, int rc, const char *what)
+{
+    if (rc == SQLITE_OK || rc == SQLITE_DONE || rc == SQLITE_ROW)
+        return 0;
+    if ((rc & 0xff) == SQLITE_CONSTRAINT)
+        return ERR_CONSTRAINT;
+    log_error("sqlite: %s: %s (%d)", what, sqlite3_errmsg(st->db), rc);
+    return ERR_STORAGE;
+}
+
+const char *store_path(struct store *st) { return st->path; }
+
+int store_open(struct store **out, const char *path, enum store_mode mode)
+{
+    struct store *st = calloc(1, sizeof *st);
+    if (!st)
+        return ERR_INTERNAL;
+    st->mode = mode;
+    st->path = strdup(path);
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
+    if (mode == STORE_WRITER)
+        flags |= SQLITE_OPEN_CREATE;
+    int rc = sqlite3_open_v2(path, &st->db, flags, NULL);
+    if (rc != SQLITE_OK) {
+        log_error("cannot open database %s: %s", path, st->db ? sqlite3_errmsg(st->db) : "out of memory");
+        store_close(st);
+        return ERR_STORAGE;
+    }
+    sqlite3_extended_result_codes(st->db, 1);
+    sqlite3_busy_timeout(st->db, 5000);
+    const char *pragmas = mode == STORE_WRITER
+        ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"
+          "PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;"
+        : "PRAGMA foreign_keys=ON; PRAGMA cache_size=-16384; PRAGMA query_only=ON;";
+    rc = store_script(st, pragmas);
+    if (rc) {
+        store_close(st);
+        return rc;
+    }
+    *out = st;
+    return 0;
+}
+
+void store_close(struct store *st)
+{
+    if (!st)
+        return;
+    for (int i = 0; i < st->nslots; i++)
+        sqlite3_finalize(st->slots[i].stmt);
+    free(st->slots);
+    sqlite3_close(st->db);
+    free(st->path);
+    free(st);
+}
+
+int store_script(struct store *st, const char *sql)
+{
+    char *msg = NULL;
+    int rc = sqlite3_exec(st->db, sql, NULL, NULL, &msg);
+    if (rc != SQLITE_OK) {
+        log_error("sqlite script: %s", msg ? msg : sqlite3_errstr(rc));
+        sqlite3_free(msg);
+        return (rc & 0xff) == SQLITE_CONSTRAINT ? ERR_CONSTRAINT : ERR_STORAGE;
+    }
+    return 0;
+}
+
+/* S1: one prepared handle per statement per connection. */
+static struct store_q *prepare(struct store *st, struct store_sql *sql)
+{
+    int slot = atomic_load_explicit((_Atomic int *)&sql->slot, memory_order_acquire);
+    if (slot < 0) {
+        int mine = atomic_fetch_add(&next_slot, 1), expect = -1;
+        if (!atomic_compare_exchange_strong((_Atomic int *)&sql->slot, &expect, mine))
+            mine = expect;
+        slot = mine;
+    }
+    if (slot >= st->nslots) {
+        int n = st->nslots ? st->nslots : 64;
+        while (n <= slot)
+            n *= 2;
+        struct store_q *s = realloc(st->slots, (size_t)n * sizeof *s);
+        if (!s)
+            abort();
+        memset(s + st->nslots, 0, (size_t)(n - st->nslots) * sizeof *s);
+        st->slots = s;
+        st->nslots = n;
+    }
+    struct store_q *q = &st->slots[slot];
+    q->st = st;
+    q->err = 0;
+    if (!q->stmt) {
+        int rc = sqlite3_prepare_v3(st->db, sql->text, -1, SQLITE_PREPARE_PERSISTENT, &q->stmt, NULL);
+        if (rc != SQLITE_OK) {
+            q->err = map_rc(st, rc, sql->text);
+            q->stmt = NULL;
+        }
+    }
+    return q;
+}
+
+static void bindv(struct store_q *q, const char *fmt, va_list ap)
+{
+    if (q->err)
+        return;
+    int rc = SQLITE_OK;
+    for (int i = 1; *fmt && rc == SQLITE_OK; fmt++, i++) {
+        switch (*fmt) {
+        case 'i': rc = sqlite3_bind_int64(q->stmt, i, va_arg(ap, int64_t)); break;
+        case 'd': rc = sqlite3_bind_int(q->stmt, i, va_arg(ap, int)); break;
+        case 'z': {
+            int64_t v = va_arg(ap, int64_t);
+            rc = v ? sqlite3_bind_int64(q->stmt, i, v) : sqlite3_bind_null(q->stmt, i);
+            break;
+        }
+        case 's': {
+            const char *s = va_arg(ap, const char *);
+            rc = s ? sqlite3_bind_text(q->stmt, i, s, -1, SQLITE_STATIC) : sqlite3_bind_null(q->stmt, i);
+            break;
+        }
+        case 'b': {
+            const void *p = va_arg(ap, const void *);
+            size_t n = va_arg(ap, size_t);
+            rc = sqlite3_bind_blob64(q->stmt, i, p, n, SQLITE_STATIC);
+            break;
+        }
+        case 'n': rc = sqlite3_bind_null(q->stmt, i); break;
+        default: rc = SQLITE_MISUSE; break;
+        }
+    }
+    if (rc != SQLITE_OK)
+        q->err = map_rc(q->st, rc, "bind");
+}
+
+int store_exec(struct store *st, struct store_sql *sql, const char *fmt, ...)
+{
+    struct store_q *q = prepare(st, sql);
+    va_list ap;
+    va_start(ap, fmt);
+    bindv(q, fmt, ap);
+    va_end(ap);
+    if (q->err) {
+        int e = q->err;
+        q->err = 0;
+        if (q->stmt)
+            sqlite3_reset(q->stmt);
+        return e;
+    }
+    int rc;
+    do
+        rc = sqlite3_step(q->stmt);
+    while (rc == SQLITE_ROW);
+    int e = map_rc(st, rc, sql->text);
+    sqlite3_reset(q->stmt);
+    return e;
+}
+
+int64_t store_changes(struct store *st) { return sqlite3_changes64(st->db); }
+int64_t store_last_id(struct store *st) { return sqlite3_last_insert_rowid(st->db); }
+
+struct store_q *store_query(struct store *st, struct store_sql *sql, const char *fmt, ...)
+{
+    struct store_q *q = prepare(st, sql);
+    va_list ap;
+    va_start(ap, fmt);
+    bindv(q, fmt, ap);
+    va_end(ap);
+    return q;
+}
+
+int store_next(struct store_q *q)
+{
+    if (q->err || !q->stmt)
+        return 0;
+    int rc = sqlite3_step(q->stmt);
+    if (rc == SQLITE_ROW)
+        return 1;
+    q->err = map_rc(q->st, rc, sqlite3_sql(q->stmt));
+    return 0;
+}
+
+int store_end(struct store_q *q)
+{
+    int e = q->err;
+    q->err = 0;
+    if (q->stmt)
+        sqlite3_reset(q->stmt);
+    return e;
+}
+
+int store_one(struct store *st, struct store_q **out, struct store_sql *sql, const char *fmt, ...)
+{
+    struct store_q *q = prepare(st, sql);
+    va_list ap;
+    va_start(ap, fmt);
+    bindv(q, fmt, ap);
+    va_end(ap);
+    if (store_next(q)) {
+        *out = q;
+        return 0;
+    }
+    int e = store_end(q);
+    return e ? e : ERR_NOT_FOUND;
+}
+
+int64_t store_i64(struct store_q *q, int col) { return sqlite3_column_int64(q->stmt, col); }
+int store_is_null(struct store_q *q, int col) { return sqlite3_column_type(q->stmt, col) == SQLITE_NULL; }
+
+const char *store_text(struct store_q *q, int col)
+{
+    const unsigned char *t = sqlite3_column_text(q->stmt, col);
+    return t ? (const char *)t : "";
+}
+
+const void *store_blob(struct store_q *q, int col, size_t *len)
+{
+    *len = (size_t)sqlite3_column_bytes(q->stmt, col);
+    return sqlite3_column_blob(q->stmt, col);
+}
+
+STORE_SQL(SQL_BEGIN_IMMEDIATE, "BEGIN IMMEDIATE");
+STORE_SQL(SQL_BEGIN, "BEGIN");
+STORE_SQL(SQL_COMMIT, "COMMIT");
+STORE_SQL(SQL_ROLLBACK, "ROLLBACK");
+STORE_SQL(SQL_SAVEPOINT, "SAVEPOINT cmd");
+STORE_SQL(SQL_RELEASE, "RELEASE cmd");
+STORE_SQL(SQL_ROLLBACK_TO, "ROLLBACK TO cmd");
+
+int store_begin(struct store *st)
+{
+    return store_exec(st, st->mode == STORE_WRITER ? &SQL_BEGIN_IMMEDIATE : &SQL_BEGIN, "");
+}
+
+int store_commit(struct store *st)
+{
+    int rc = store_exec(st, &SQL_COMMIT, "");
+    if (rc && !sqlite3_get_autocommit(st->db))
+        store_rollback(st);
+    return rc;
+}
+
+void store_rollback(struct store *st)
+{
+    if (!sqlite3_get_autocommit(st->db))
+        store_exec(st, &SQL_ROLLBACK, "");
+}
+
+int store_savepoint(struct store *st) { return store_exec(st, &SQL_SAVEPOINT, ""); }
+int store_release(struct store *st) { return store_exec(st, &SQL_RELEASE, ""); }
+
+int store_rollback_to(struct store *st)
+{
+    int rc = store_exec(st, &SQL_ROLLBACK_TO, "");
+    return rc ? rc : store_exec(st, &SQL_RELEASE, "");
+}
+
+STORE_SQL(SQL_VERSION, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
+STORE_SQL(SQL_MIGRATED, "INSERT INTO schema_migrations(version, name, applied_at) VALUES (?, ?, strftime('%s','now'))");
+
+int store_version(struct store *st, int *version)
+{
+    int rc = store_script(st, "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                              "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)");
+    if (rc)
+        return rc;
+    struct store_q *q;
+    rc = store_one(st, &q, &SQL_VERSION, "");
+    if (rc)
+        return rc;
+    *version = (int)store_i64(q, 0);
+    return store_end(q);
+}
+
+int store_migrate(struct store *st, int *applied)
+{
+    int have = 0, rc = store_version(st, &have);
+    *applied = 0;
+    if (rc)
+        return rc;
+    size_t dirlen = strlen(MIGRATIONS_DIR);
+    for (size_t i = 0; i < embedded_count; i++) {
+        const struct embedded_file *f = &embedded_files[i];
+        if (strncmp(f->name, MIGRATIONS_DIR, dirlen))
+            continue;
+        const char *base = f->name + dirlen;
+        int v = atoi(base);
+        if (v <= have)
+            continue;
+        rc = store_begin(st);
+        if (!rc)
+            rc = store_script(st, f->data);
+        if (!rc)
+            rc = store_exec(st, &SQL_MIGRATED, "ds", v, base);
+        if (!rc)
+            rc = store_commit(st);
+        if (rc) {
+            store_rollback(st);
+            log_error("migration %s failed", base);
+            return rc;
+        }
+        log_info("applied migration %s", base);
+        have = v;
+        (*applied)++;
+    }
+    return 0;
+}

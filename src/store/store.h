@@ -1,0 +1,79 @@
+/* store — the database under topup: connections, migrations, transactions and
+ * prepared statements. SQLite (WAL, synchronous=FULL, foreign keys on) is the
+ * embedded default.
+ *
+ * Invariants
+ *  S1. All SQL runs as prepared statements with bound parameters; each statement
+ *      is prepared once per connection and reused (struct store_sql caches the
+ *      slot; the connection caches the handle).
+ *  S2. Exactly one writer connection mutates the database (the engine's); every
+ *      other connection is read-only and reads a snapshot inside store_begin().
+ *  S3. store_commit() returns 0 only when the transaction is durable on disk
+ *      (synchronous=FULL in WAL mode fsyncs the log on every commit).
+ *  S4. The schema is versioned: store_migrate() applies the embedded migrations
+ *      (src/store/migrations/NNN_name.sql) in order, each in its own transaction,
+ *      and records them in schema_migrations.
+ *  S5. Errors are enum err values: a violated constraint is ERR_CONSTRAINT (the
+ *      caller maps it to a domain error); anything else the database reports is
+ *      ERR_STORAGE, which the engine treats as fatal to the batch.
+ *
+ * A connection is not thread-safe: one thread uses it at a time.
+ */
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+struct store;
+struct store_q;
+
+/* A statement known by its text; declare with STORE_SQL at file scope. */
+struct store_sql {
+    const char *text;
+    int slot;            /* assigned on first use, -1 before */
+};
+#define STORE_SQL(name, sqltext) static struct store_sql name = {sqltext, -1}
+
+enum store_mode { STORE_WRITER, STORE_READER };
+
+int store_open(struct store **out, const char *path, enum store_mode mode);
+void store_close(struct store *st);
+/* Applies pending migrations (writer only). *applied counts them. */
+int store_migrate(struct store *st, int *applied);
+/* The schema version the database is at. */
+int store_version(struct store *st, int *version);
+
+/* Transactions. A writer's begin is BEGIN IMMEDIATE; a reader's takes a snapshot. */
+int store_begin(struct store *st);
+int store_commit(struct store *st);
+void store_rollback(struct store *st);
+/* One level of savepoint, for one command inside a group commit. */
+int store_savepoint(struct store *st);
+int store_release(struct store *st);
+int store_rollback_to(struct store *st);
+
+/* Binding formats, one character per parameter:
+ *   i int64_t   z int64_t, 0 binds NULL   d int   s const char * (NULL binds NULL)
+ *   b const void *, size_t   n NULL */
+int store_exec(struct store *st, struct store_sql *sql, const char *fmt, ...);
+int64_t store_changes(struct store *st);
+int64_t store_last_id(struct store *st);
+
+/* Queries: q = store_query(...); while (store_next(q)) { ...columns... } rc = store_end(q);
+ * store_query never returns NULL; a bind or step failure makes store_next return 0
+ * and store_end return the error. Only one query per statement may be open. */
+struct store_q *store_query(struct store *st, struct store_sql *sql, const char *fmt, ...);
+int store_next(struct store_q *q);
+int store_end(struct store_q *q);
+/* Single row: returns 0 with the row ready (finish with store_end), ERR_NOT_FOUND
+ * (already ended) or an error (already ended). */
+int store_one(struct store *st, struct store_q **out, struct store_sql *sql, const char *fmt, ...);
+
+int64_t store_i64(struct store_q *q, int col);
+int store_is_null(struct store_q *q, int col);
+const char *store_text(struct store_q *q, int col);   /* valid until the next step; "" for NULL */
+const void *store_blob(struct store_q *q, int col, size_t *len);
+
+/* Run a whole script (migrations, tests). Not for statements with parameters. */
+int store_script(struct store *st, const char *sql);
+/* The path this store was opened with. */
+const char *store_path(struct store *st);

@@ -1,0 +1,23 @@
+/* arena — a bump allocator owned by one request (or one command).
+ *
+ * Everything allocated from an arena is freed at once by arena_free(). An
+ * arena never frees single allocations. Allocation failure aborts the process
+ * (topupd treats OOM as fatal; every input that could make an arena grow is
+ * capped before it gets here). Not thread-safe: one owner at a time.
+ */
+#pragma once
+#include <stdarg.h>
+#include <stddef.h>
+
+struct arena_chunk;
+struct arena {
+    struct arena_chunk *head;
+    size_t total;                 /* bytes handed out, for tests and caps */
+};
+
+void arena_init(struct arena *a);
+void arena_free(struct arena *a);            /* frees everything; the arena can be reused */
+void *arena_alloc(struct arena *a, size_t n); /* zeroed, 16-byte aligned */
+char *arena_strdup(struct arena *a, const char *s);
+char *arena_strndup(struct arena *a, const char *s, size_t n);
+char *arena_printf(struct arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -1,0 +1,35 @@
+#include "util/clock.h"
+
+#include <stdatomic.h>
+#include <time.h>
+
+void clock_init_system(struct clock *c)
+{
+    c->mode = CLOCK_SYSTEM;
+    atomic_store(&c->value, 0);
+}
+
+void clock_init_fixed(struct clock *c, int64_t now)
+{
+    c->mode = CLOCK_FIXED;
+    atomic_store(&c->value, now);
+}
+
+int64_t clock_now(struct clock *c)
+{
+    int64_t v = atomic_load(&c->value);
+    return c->mode == CLOCK_FIXED ? v : (int64_t)time(NULL) + v;
+}
+
+void clock_advance(struct clock *c, int64_t seconds)
+{
+    if (seconds > 0)
+        atomic_fetch_add(&c->value, seconds);
+}
+
+void clock_set(struct clock *c, int64_t now)
+{
+    int64_t cur = clock_now(c);
+    if (now > cur)
+        clock_advance(c, now - cur);
+}

@@ -1,0 +1,23 @@
+/* clock — the one source of "now" (Unix seconds, UTC).
+ *
+ * Every module takes its time from a struct clock passed in; nothing calls
+ * time() itself. The system clock is the default. Tests inject a fixed clock
+ * (unit tests) or enable the server's test clock (`serve --test-clock`), an
+ * offset that end-to-end tests move forward instead of sleeping.
+ * Thread-safe: readers and the one writer of the offset use atomics.
+ */
+#pragma once
+#include <stdint.h>
+
+enum clock_mode { CLOCK_SYSTEM, CLOCK_FIXED };
+
+struct clock {
+    enum clock_mode mode;
+    _Atomic int64_t value;   /* offset added to system time, or the fixed time */
+};
+
+void clock_init_system(struct clock *c);
+void clock_init_fixed(struct clock *c, int64_t now);
+int64_t clock_now(struct clock *c);
+void clock_advance(struct clock *c, int64_t seconds);   /* never moves time back */
+void clock_set(struct clock *c, int64_t now);           /* moves forward only; earlier is ignored */

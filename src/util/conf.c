@@ -1,0 +1,159 @@
+#include "util/conf.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum kind { K_INT, K_CURRENCY, K_RULE };
+
+static const struct key {
+    const char *name;
+    enum kind kind;
+    size_t off;
+    int64_t min, max;
+} keys[] = {
+#define I(field, lo, hi) {#field, K_INT, offsetof(struct conf, field), lo, hi}
+    {"currency", K_CURRENCY, offsetof(struct conf, currency), 0, 0},
+    I(topup_min, 1, INT64_C(1) << 40),
+    I(topup_max, 1, INT64_C(1) << 40),
+    I(daily_cap, 1, INT64_C(1) << 42),
+    I(validity_days, 1, 3650),
+    {"validity_rule", K_RULE, offsetof(struct conf, validity_rule), 0, 0},
+    I(grace_days, 0, 3650),
+    I(retention_days, 0, 3650),
+    I(reactivation_fee, 0, INT64_C(1) << 40),
+    I(tz_offset_minutes, -720, 840),
+    I(sweep_interval, 1, 86400),
+    I(max_body, 1024, 1 << 20),
+    I(max_import_body, 1024, INT64_C(1) << 30),
+    I(http_threads, 1, 256),
+    I(max_connections, 4, 100000),
+    I(batch_max, 1, 100000),
+    I(queue_max, 1, 10000000),
+#undef I
+};
+
+static const char *rules[] = {"extend", "reset", "max"};
+
+void conf_defaults(struct conf *c)
+{
+    memset(c, 0, sizeof *c);
+    strcpy(c->currency, "CNY");
+    c->topup_min = 100;           /* 1 CNY */
+    c->topup_max = 200000;        /* 2,000 CNY */
+    c->daily_cap = 500000;        /* 5,000 CNY */
+    c->validity_days = 30;
+    c->validity_rule = VALIDITY_EXTEND;
+    c->grace_days = 30;
+    c->retention_days = 90;
+    c->reactivation_fee = 0;
+    c->tz_offset_minutes = 480;   /* Asia/Shanghai */
+    c->sweep_interval = 60;
+    c->max_body = 64 * 1024;
+    c->max_import_body = 256 * 1024 * 1024;
+    c->http_threads = 4;
+    c->max_connections = 4096;
+    c->batch_max = 1000;
+    c->queue_max = 20000;
+}
+
+int conf_set(struct conf *c, const char *key, const char *value, char *eb, size_t el)
+{
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        const struct key *k = &keys[i];
+        if (strcmp(k->name, key))
+            continue;
+        void *p = (char *)c + k->off;
+        if (k->kind == K_CURRENCY) {
+            if (strlen(value) != 3 || !isupper((unsigned char)value[0]) ||
+                !isupper((unsigned char)value[1]) || !isupper((unsigned char)value[2])) {
+                snprintf(eb, el, "%s: expected a 3-letter ISO 4217 code", key);
+                return -1;
+            }
+            memcpy(p, value, 4);
+            return 0;
+        }
+        if (k->kind == K_RULE) {
+            for (int r = 0; r < 3; r++)
+                if (!strcmp(value, rules[r])) {
+                    *(int *)p = r;
+                    return 0;
+                }
+            snprintf(eb, el, "%s: expected extend, reset or max", key);
+            return -1;
+        }
+        char *end;
+        errno = 0;
+        long long v = strtoll(value, &end, 10);
+        if (errno || end == value || *end || v < k->min || v > k->max) {
+            snprintf(eb, el, "%s: expected an integer in [%lld, %lld]", key,
+                     (long long)k->min, (long long)k->max);
+            return -1;
+        }
+        *(int64_t *)p = v;
+        return 0;
+    }
+    snprintf(eb, el, "unknown configuration key '%s'", key);
+    return -1;
+}
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1]))
+        *--e = 0;
+    return s;
+}
+
+int conf_set_pair(struct conf *c, const char *pair, char *eb, size_t el)
+{
+    char buf[512];
+    if (strlen(pair) >= sizeof buf) {
+        snprintf(eb, el, "configuration line too long");
+        return -1;
+    }
+    strcpy(buf, pair);
+    char *eq = strchr(buf, '=');
+    if (!eq) {
+        snprintf(eb, el, "expected key=value, got '%s'", pair);
+        return -1;
+    }
+    *eq = 0;
+    return conf_set(c, trim(buf), trim(eq + 1), eb, el);
+}
+
+int conf_load_file(struct conf *c, const char *path, char *eb, size_t el)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(eb, el, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    char line[512];
+    int n = 0, rc = 0;
+    while (fgets(line, sizeof line, f)) {
+        n++;
+        char *s = trim(line);
+        if (!*s || *s == '#')
+            continue;
+        char sub[400];
+        if (conf_set_pair(c, s, sub, sizeof sub)) {
+            snprintf(eb, el, "%s:%d: %s", path, n, sub);
+            rc = -1;
+            break;
+        }
+    }
+    fclose(f);
+    return rc;
+}
+
+int64_t conf_day_start(const struct conf *c, int64_t t)
+{
+    int64_t off = c->tz_offset_minutes * 60, local = t + off;
+    int64_t day = local >= 0 ? local / 86400 : -((-local + 86399) / 86400);
+    return day * 86400 - off;
+}

@@ -1,0 +1,46 @@
+/* conf — deployment configuration, table-driven.
+ *
+ * Defaults are those of DESIGN.md; a file of `key = value` lines (--config)
+ * and `--set key=value` flags override them, in that order. Every key has a
+ * type and bounds; a bad value is refused with a message naming the key.
+ * Money is in minor units of `currency` (CNY: fen). Durations are in seconds
+ * unless the key says days.
+ */
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+enum validity_rule {
+    VALIDITY_EXTEND,   /* max(now, active_until) + validity_days (default) */
+    VALIDITY_RESET,    /* now + validity_days */
+    VALIDITY_MAX,      /* max(active_until, now + validity_days) */
+};
+
+struct conf {
+    char currency[4];            /* ISO 4217, the wallet unit */
+    int64_t topup_min;           /* per top-up, minor units */
+    int64_t topup_max;
+    int64_t daily_cap;           /* per SIM per local day */
+    int64_t validity_days;
+    int validity_rule;
+    int64_t grace_days;          /* active_until .. +grace: grace */
+    int64_t retention_days;      /* after grace: expired, then terminated */
+    int64_t reactivation_fee;    /* charged when an expired SIM is topped up */
+    int64_t tz_offset_minutes;   /* where the "day" of the daily cap starts */
+    int64_t sweep_interval;      /* seconds between lifecycle sweeps */
+    int64_t max_body;            /* bytes of a JSON request body */
+    int64_t max_import_body;     /* bytes of a CSV import */
+    int64_t http_threads;
+    int64_t max_connections;
+    int64_t batch_max;           /* commands per group commit */
+    int64_t queue_max;           /* commands waiting before 503 overloaded */
+};
+
+void conf_defaults(struct conf *c);
+/* Sets one key from text. On failure returns -1 and writes a message to errbuf. */
+int conf_set(struct conf *c, const char *key, const char *value, char *errbuf, size_t errlen);
+/* Parses "key=value". */
+int conf_set_pair(struct conf *c, const char *pair, char *errbuf, size_t errlen);
+int conf_load_file(struct conf *c, const char *path, char *errbuf, size_t errlen);
+/* Start of the local day that contains t (Unix seconds). */
+int64_t conf_day_start(const struct conf *c, int64_t t);

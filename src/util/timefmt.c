@@ -1,0 +1,26 @@
+#include "util/timefmt.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+void timefmt_rfc3339(int64_t t, char out[TIMEFMT_LEN])
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    strftime(out, TIMEFMT_LEN, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+int timefmt_parse(const char *s, int64_t *t)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    if (strlen(s) != 20)
+        return -1;
+    const char *end = strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    if (!end || *end)
+        return -1;
+    *t = (int64_t)timegm(&tm);
+    return 0;
+}

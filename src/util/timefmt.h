@@ -1,0 +1,9 @@
+/* timefmt — Unix seconds <-> RFC 3339 UTC ("2026-11-24T21:05:00Z"). */
+#pragma once
+#include <stdint.h>
+
+#define TIMEFMT_LEN 21   /* "YYYY-MM-DDTHH:MM:SSZ" + NUL */
+
+void timefmt_rfc3339(int64_t t, char out[TIMEFMT_LEN]);
+/* Returns 0 and sets *t, or -1 for anything but the exact form above. */
+int timefmt_parse(const char *s, int64_t *t);

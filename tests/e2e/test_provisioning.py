@@ -1,0 +1,202 @@
+"""SIM provisioning: POST /v1/sims, CSV import, GET /v1/sims/{iccid}, healthz, auth."""
+from e2e_util import assert_error, bad_luhn, make_iccid, make_msisdn
+
+
+def test_healthz(server):
+    st, _, body = server.request("GET", "/healthz", token=None)
+    assert st == 200
+    assert body["status"] == "ok"
+    assert body["schema"] == 1
+    assert isinstance(body["version"], str) and body["version"]
+
+
+def test_create_sim_shape_and_get(server):
+    iccid, msisdn = make_iccid(), make_msisdn()
+    body = {"iccid": iccid, "msisdn": msisdn, "imsi": "250011234567890", "language": "ru"}
+    st, hdrs, created = server.request("POST", "/v1/sims", body, token="admin")
+    assert st == 201, created
+    assert "application/json" in hdrs.get("content-type", "")
+    assert created["iccid"] == iccid
+    assert created["msisdn"] == msisdn
+    assert created["imsi"] == "250011234567890"
+    assert created["language"] == "ru"
+    assert created["state"] == "inactive"
+    assert created["balance"] == {"amount": 0, "currency": "CNY"}
+    assert created["active_until"] is None
+    assert created["grace_until"] is None
+    assert created["bundles"] == []
+
+    st, _, got = server.request("GET", "/v1/sims/" + iccid)
+    assert st == 200
+    for k in ("iccid", "msisdn", "imsi", "language", "state", "balance", "active_until", "grace_until", "bundles"):
+        assert got[k] == created[k], k
+
+
+def test_create_sim_minimal_defaults_to_english(server):
+    iccid = make_iccid()
+    st, _, sim = server.request("POST", "/v1/sims", {"iccid": iccid}, token="admin")
+    assert st == 201, sim
+    assert sim["iccid"] == iccid
+    assert sim["language"] == "en"
+    assert sim["msisdn"] is None
+    assert sim["state"] == "inactive"
+    assert sim["balance"] == {"amount": 0, "currency": "CNY"}
+
+
+def test_iccid_lengths_18_and_19_accepted(server):
+    for n in (18, 19):
+        iccid = make_iccid(n)
+        st, _, sim = server.request("POST", "/v1/sims", {"iccid": iccid}, token="admin")
+        assert st == 201, (n, sim)
+        assert server.sim(iccid)["iccid"] == iccid
+
+
+def test_identical_repeat_is_200(server):
+    body = {"iccid": make_iccid(), "msisdn": make_msisdn(), "language": "zh"}
+    st1, _, first = server.request("POST", "/v1/sims", body, token="admin")
+    assert st1 == 201, first
+    st2, _, second = server.request("POST", "/v1/sims", body, token="admin")
+    assert st2 == 200, second
+    assert second["iccid"] == first["iccid"] and second["msisdn"] == first["msisdn"]
+    assert second["language"] == "zh"
+
+
+def test_conflicting_iccid_is_sim_exists(server):
+    iccid, msisdn = make_iccid(), make_msisdn()
+    assert server.request("POST", "/v1/sims", {"iccid": iccid, "msisdn": msisdn}, token="admin")[0] == 201
+    r = server.request("POST", "/v1/sims", {"iccid": iccid, "msisdn": make_msisdn()}, token="admin")
+    assert_error(r, 409, "sim_exists")
+    r = server.request("POST", "/v1/sims", {"iccid": iccid, "msisdn": msisdn, "language": "ru"}, token="admin")
+    assert_error(r, 409, "sim_exists")
+    # unchanged
+    sim = server.sim(iccid)
+    assert sim["msisdn"] == msisdn and sim["language"] == "en"
+
+
+def test_msisdn_taken(server):
+    msisdn = make_msisdn()
+    a = server.new_sim(msisdn=msisdn)
+    other = make_iccid()
+    r = server.request("POST", "/v1/sims", {"iccid": other, "msisdn": msisdn}, token="admin")
+    assert_error(r, 409, "msisdn_taken")
+    assert_error(server.request("GET", "/v1/sims/" + other), 404, "sim_not_found")
+    assert server.sim(a)["msisdn"] == msisdn
+
+
+def test_invalid_iccid_and_msisdn(server):
+    good = make_iccid()
+    cases = [
+        ({"iccid": bad_luhn(good)}, "invalid_iccid"),
+        ({"iccid": make_iccid()[:17]}, "invalid_iccid"),            # 17 digits
+        ({"iccid": "8986" + "1" * 17}, "invalid_iccid"),             # 21 digits
+        ({"iccid": "8986a0000000000000001"[:20]}, "invalid_iccid"),  # non-digit
+        ({"iccid": make_iccid(), "msisdn": "79161234567"}, "invalid_msisdn"),       # no +
+        ({"iccid": make_iccid(), "msisdn": "+1234567"}, "invalid_msisdn"),          # 7 digits
+        ({"iccid": make_iccid(), "msisdn": "+1234567890123456"}, "invalid_msisdn"),  # 16 digits
+        ({"iccid": make_iccid(), "msisdn": "+7916123456a"}, "invalid_msisdn"),
+    ]
+    for body, code in cases:
+        r = server.request("POST", "/v1/sims", body, token="admin")
+        assert_error(r, 400, code, param=code.split("_", 1)[1])
+        if code == "invalid_msisdn":
+            assert_error(server.request("GET", "/v1/sims/" + body["iccid"]), 404, "sim_not_found")
+
+
+def test_provisioning_requires_admin(server):
+    iccid = make_iccid()
+    assert_error(server.request("POST", "/v1/sims", {"iccid": iccid}, token="operator"), 403, "forbidden")
+    assert_error(server.request("POST", "/v1/sims", {"iccid": iccid}, token=None), 401, "unauthenticated")
+    assert_error(server.request("POST", "/v1/sims", {"iccid": iccid}, token="not-a-token"), 401, "unauthenticated")
+    assert_error(server.request("GET", "/v1/sims/" + iccid), 404, "sim_not_found")
+
+
+def test_get_sim_auth_and_unknown(server):
+    iccid = server.new_sim()
+    assert_error(server.request("GET", "/v1/sims/" + iccid, token=None), 401, "unauthenticated")
+    assert server.request("GET", "/v1/sims/" + iccid, token="admin")[0] == 200
+    assert_error(server.request("GET", "/v1/sims/" + make_iccid()), 404, "sim_not_found")
+
+
+def test_csv_import_mixed_rows(server):
+    existing_iccid, existing_msisdn = make_iccid(), make_msisdn()
+    server.new_sim(iccid=existing_iccid, msisdn=existing_msisdn)
+    conflict_iccid = server.new_sim()
+
+    good1, good2, good3 = make_iccid(), make_iccid(), make_iccid()
+    m1, m3 = make_msisdn(), make_msisdn()
+    bad = bad_luhn(make_iccid())
+    bad_msisdn_iccid = make_iccid()
+    rows = [
+        "iccid,msisdn,imsi,language",                       # line 1
+        "%s,%s,250011234567890,ru" % (good1, m1),           # 2 ok
+        "%s,,,"  % bad,                                       # 3 invalid_iccid
+        "%s,,,zh" % good2,                                    # 4 ok (no msisdn)
+        "%s,12345,,en" % bad_msisdn_iccid,                    # 5 invalid_msisdn
+        "%s,%s,," % (existing_iccid, existing_msisdn),        # 6 existing (identical)
+        "%s,%s,,en" % (good3, m3),                            # 7 ok
+        "%s,%s,,en" % (conflict_iccid, make_msisdn()),        # 8 sim_exists (other fields)
+    ]
+    csv = "\n".join(rows) + "\n"
+    st, _, body = server.request("POST", "/v1/sims/import", csv.encode(), token="admin",
+                                 content_type="text/csv")
+    assert st == 200, body
+    assert body["rows"] == 7
+    assert body["imported"] == 3
+    assert body["existing"] == 1
+    assert body["failed"] == 3
+    errs = sorted(body["errors"], key=lambda e: e["line"])
+    assert [(e["line"], e["code"]) for e in errs] == [
+        (3, "invalid_iccid"), (5, "invalid_msisdn"), (8, "sim_exists")]
+    assert errs[0]["param"] == "iccid" and errs[1]["param"] == "msisdn"
+    for e in errs:
+        assert isinstance(e["message"], str) and e["message"]
+
+    s1 = server.sim(good1)
+    assert (s1["msisdn"], s1["imsi"], s1["language"], s1["state"]) == (m1, "250011234567890", "ru", "inactive")
+    s2 = server.sim(good2)
+    assert s2["msisdn"] is None and s2["language"] == "zh"
+    assert server.sim(good3)["msisdn"] == m3
+    r = server.request("GET", "/v1/sims/" + bad)   # never imported: 400 (bad ICCID) or 404
+    assert_error(r, r.status, "invalid_iccid" if r.status == 400 else "sim_not_found")
+    assert r.status in (400, 404)
+    assert_error(server.request("GET", "/v1/sims/" + bad_msisdn_iccid), 404, "sim_not_found")
+
+
+def test_csv_import_columns_any_order_and_repeat(server):
+    a, b = make_iccid(), make_iccid()
+    ma = make_msisdn()
+    csv = "language,msisdn,iccid\nru,%s,%s\nzh,,%s\n" % (ma, a, b)
+    st, _, body = server.request("POST", "/v1/sims/import", csv, token="admin", content_type="text/csv")
+    assert st == 200, body
+    assert (body["rows"], body["imported"], body["existing"], body["failed"]) == (2, 2, 0, 0)
+    assert body["errors"] == []
+    sa = server.sim(a)
+    assert sa["msisdn"] == ma and sa["language"] == "ru"
+    assert server.sim(b)["language"] == "zh"
+    # The same file again: everything already exists, identically.
+    st, _, body = server.request("POST", "/v1/sims/import", csv, token="admin", content_type="text/csv")
+    assert st == 200, body
+    assert (body["rows"], body["imported"], body["existing"], body["failed"]) == (2, 0, 2, 0)
+
+
+def test_csv_import_only_iccid_column(server):
+    ids = [make_iccid() for _ in range(5)]
+    csv = "iccid\n" + "\n".join(ids) + "\n"
+    st, _, body = server.request("POST", "/v1/sims/import", csv, token="admin", content_type="text/csv")
+    assert st == 200, body
+    assert (body["rows"], body["imported"], body["failed"]) == (5, 5, 0)
+    for i in ids:
+        assert server.sim(i)["state"] == "inactive"
+
+
+def test_csv_import_without_iccid_column_is_invalid_csv(server):
+    csv = "msisdn,language\n%s,en\n" % make_msisdn()
+    r = server.request("POST", "/v1/sims/import", csv, token="admin", content_type="text/csv")
+    assert_error(r, 400, "invalid_csv")
+
+
+def test_csv_import_requires_admin(server):
+    iccid = make_iccid()
+    r = server.request("POST", "/v1/sims/import", "iccid\n%s\n" % iccid, token="operator", content_type="text/csv")
+    assert_error(r, 403, "forbidden")
+    assert_error(server.request("GET", "/v1/sims/" + iccid), 404, "sim_not_found")
