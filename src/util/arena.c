@@ -12,10 +12,28 @@ struct arena_chunk {
     _Alignas(16) unsigned char data[];
 };
 
+struct arena_defer {
+    struct arena_defer *next;
+    void (*fn)(void *);
+    void *p;
+};
+
 void arena_init(struct arena *a) { memset(a, 0, sizeof *a); }
+
+void arena_defer(struct arena *a, void (*fn)(void *), void *p)
+{
+    struct arena_defer *d = arena_alloc(a, sizeof *d);
+    d->fn = fn;
+    d->p = p;
+    d->next = a->defers;
+    a->defers = d;
+}
 
 void arena_free(struct arena *a)
 {
+    for (struct arena_defer *d = a->defers; d; d = d->next)
+        d->fn(d->p);
+    a->defers = NULL;
     struct arena_chunk *c = a->head;
     while (c) {
         struct arena_chunk *next = c->next;

@@ -10,8 +10,10 @@
 #include <stddef.h>
 
 struct arena_chunk;
+struct arena_defer;
 struct arena {
     struct arena_chunk *head;
+    struct arena_defer *defers;
     size_t total;                 /* bytes handed out, for tests and caps */
 };
 
@@ -20,4 +22,7 @@ void arena_free(struct arena *a);            /* frees everything; the arena can 
 void *arena_alloc(struct arena *a, size_t n); /* zeroed, 16-byte aligned */
 char *arena_strdup(struct arena *a, const char *s);
 char *arena_strndup(struct arena *a, const char *s, size_t n);
+/* Calls fn(p) when the arena is freed (last registered, first called): for
+ * what lives outside the arena, such as a growing array or a JSON value. */
+void arena_defer(struct arena *a, void (*fn)(void *), void *p);
 char *arena_printf(struct arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -1,0 +1,69 @@
+/* Operator tools: the ledger check, and the test clock (only with --test-clock). */
+#include "api/api.h"
+#include "core/ledger.h"
+#include "http/server.h"
+#include "util/clock.h"
+#include "util/err.h"
+#include "util/timefmt.h"
+
+int api_ledger_check(struct req *r)
+{
+    struct tx tx;
+    if (req_read_begin(r, &tx))
+        return 0;
+    struct ledger_report rep;
+    int rc = ledger_check(&tx, &rep);
+    req_read_end(r, &tx);
+    if (rc)
+        return req_error(r, rc, NULL);
+    json_t *units = json_array(), *violations = json_array();
+    for (int i = 0; i < rep.nunits; i++)
+        json_array_append_new(units, json_pack("{s:s, s:I, s:I, s:I}", "unit", rep.units[i].unit, "debits",
+                                               (json_int_t)rep.units[i].debits, "credits",
+                                               (json_int_t)rep.units[i].credits, "accounts",
+                                               (json_int_t)rep.units[i].accounts));
+    if (rep.violations)
+        json_array_append_new(violations, json_string(rep.first_violation));
+    return req_json(r, 200, json_pack("{s:b, s:o, s:I, s:o}", "ok", rep.violations == 0, "units", units,
+                                      "violation_count", (json_int_t)rep.violations, "violations", violations));
+}
+
+/* Moves time and sweeps everything that became due, in one command. */
+static int exec_clock(struct tx *tx, struct cmd *c)
+{
+    int limit = 1000000;
+    struct cmd sweep = {.arg = &limit};
+    int rc = server_sweep_exec(tx, &sweep);
+    if (rc)
+        return rc;
+    c->status = 200;
+    c->body = json_text(tx->a, json_pack("{s:o, s:i}", "now", json_time(tx->now), "moved", sweep.status));
+    return 0;
+}
+
+int api_test_clock(struct req *r)
+{
+    json_t *b;
+    if (req_body_object(r, &b))
+        return 0;
+    int64_t advance = 0, target = 0;
+    const char *now = NULL;
+    int rc = json_field_int(b, "advance", 0, &advance);
+    if (rc || advance < 0) {
+        json_decref(b);
+        return req_error(r, rc ? rc : ERR_INVALID_PARAMETER, "advance");
+    }
+    rc = json_field_str(b, "now", 0, 32, &now);
+    if (!rc && now && timefmt_parse(now, &target))
+        rc = ERR_INVALID_PARAMETER;
+    if (rc) {
+        json_decref(b);
+        return req_error(r, rc, "now");
+    }
+    json_decref(b);
+    if (target)
+        clock_set(req_clock(r), target);
+    clock_advance(req_clock(r), advance);
+    r->idem_key = NULL;   /* time moves once per call, never replayed */
+    return req_submit(r, exec_clock, NULL);
+}

@@ -1,0 +1,27 @@
+/* api — one file per resource; each handler parses and validates its input,
+ * reads through a reader transaction or builds a command for the engine, and
+ * renders JSON. The route table (routes.c) says who may call what. */
+#pragma once
+#include <stddef.h>
+
+#include "http/http.h"
+
+extern const struct route api_routes[];
+extern const size_t api_route_count;
+
+int api_health(struct req *r);
+int api_plans_list(struct req *r);
+int api_plans_create(struct req *r);
+int api_sims_create(struct req *r);
+int api_sims_import(struct req *r);
+int api_sims_get(struct req *r);
+int api_sims_suspend(struct req *r);
+int api_sims_resume(struct req *r);
+int api_topups_create(struct req *r);
+int api_bundles_create(struct req *r);
+int api_transactions_list(struct req *r);
+int api_receipts_get(struct req *r);
+int api_receipts_verify(struct req *r);
+int api_receipts_public_key(struct req *r);
+int api_ledger_check(struct req *r);
+int api_test_clock(struct req *r);

@@ -1,0 +1,118 @@
+/* /v1/plans — the catalogue. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "api/views.h"
+#include "core/plan.h"
+#include "util/conf.h"
+#include "util/err.h"
+
+static void add_plan(void *arg, const struct plan *p) { json_array_append_new(arg, view_plan(p)); }
+
+int api_plans_list(struct req *r)
+{
+    struct tx tx;
+    if (req_read_begin(r, &tx))
+        return 0;
+    json_t *list = json_array();
+    int rc = plan_list(&tx, add_plan, list);
+    req_read_end(r, &tx);
+    if (rc) {
+        json_decref(list);
+        return req_error(r, rc, NULL);
+    }
+    return req_json(r, 200, json_pack("{s:o}", "data", list));
+}
+
+struct plan_cmd {
+    struct plan p;
+};
+
+static int exec_create(struct tx *tx, struct cmd *c)
+{
+    struct plan_cmd *pc = c->arg;
+    int existed = 0;
+    int rc = plan_create(tx, &pc->p, &existed);
+    if (rc)
+        return rc;
+    c->status = existed ? 200 : 201;
+    c->body = json_text(tx->a, view_plan(&pc->p));
+    return 0;
+}
+
+/* Copies a bounded string field into a fixed buffer. */
+static int str_into(json_t *o, const char *key, char *dst, size_t cap)
+{
+    const char *v;
+    int rc = json_field_str(o, key, 1, cap - 1, &v);
+    if (!rc && !*v)
+        rc = ERR_INVALID_PARAMETER;
+    if (!rc)
+        memcpy(dst, v, strlen(v) + 1);
+    return rc;
+}
+
+int api_plans_create(struct req *r)
+{
+    static const char *const keys[] = {"code", "name", "price", "currency", "validity_days", "allowances",
+                                       "zones", "payg", NULL};
+    static const char *const allowance_keys[] = {"data_bytes", "voice_seconds", "sms", NULL};
+    json_t *b;
+    if (req_body_object(r, &b))
+        return 0;
+    struct plan_cmd *pc = arena_alloc(&r->a, sizeof *pc);
+    struct plan *p = &pc->p;
+    const char *bad = NULL, *cur = NULL;
+    int rc = json_only_keys(b, keys, &bad);
+    json_t *name = json_object_get(b, "name"), *allow = json_object_get(b, "allowances"),
+           *zones = json_object_get(b, "zones");
+    if (!rc && (rc = str_into(b, "code", p->code, sizeof p->code)) == 0 && !plan_code_valid(p->code))
+        rc = ERR_INVALID_PARAMETER;
+    if (rc && !bad)
+        bad = "code";
+    if (!rc && !json_is_object(name))
+        rc = name ? ERR_INVALID_PARAMETER : ERR_MISSING_PARAMETER, bad = "name";
+    if (!rc && ((rc = str_into(name, "zh", p->name_zh, sizeof p->name_zh)) ||
+                (rc = str_into(name, "en", p->name_en, sizeof p->name_en)) ||
+                (rc = str_into(name, "ru", p->name_ru, sizeof p->name_ru))))
+        bad = "name";
+    if (!rc && ((rc = json_field_int(b, "price", 1, &p->price)) || p->price < 0))
+        rc = rc ? rc : ERR_INVALID_PARAMETER, bad = "price";
+    if (!rc && (rc = json_field_str(b, "currency", 0, 3, &cur)) == 0 && cur && strcmp(cur, req_conf(r)->currency))
+        rc = ERR_CURRENCY_MISMATCH;
+    if (rc && !bad)
+        bad = "currency";
+    if (!rc && ((rc = json_field_int(b, "validity_days", 1, &p->validity_days)) || p->validity_days < 1 ||
+                p->validity_days > 3650))
+        rc = rc ? rc : ERR_INVALID_PARAMETER, bad = "validity_days";
+    if (!rc && allow && !json_is_object(allow))
+        rc = ERR_INVALID_PARAMETER, bad = "allowances";
+    if (!rc && allow && json_only_keys(allow, allowance_keys, &bad))
+        rc = ERR_INVALID_PARAMETER, bad = "allowances";
+    for (int v = 0; !rc && allow && v < SVC__COUNT; v++)
+        if ((rc = json_field_int(allow, service_allowance[v], 0, &p->allowance[v])) || p->allowance[v] < 0)
+            rc = ERR_INVALID_PARAMETER, bad = "allowances";
+    if (!rc && zones) {
+        int ok = json_is_array(zones) && json_array_size(zones) <= 32;
+        size_t i;
+        json_t *z;
+        json_array_foreach(zones, i, z) ok = ok && json_is_string(z) && json_string_length(z) >= 1 &&
+                                            json_string_length(z) <= 6;
+        if (!ok)
+            rc = ERR_INVALID_PARAMETER, bad = "zones";
+    }
+    if (!rc && (rc = json_field_bool(b, "payg", 0, &p->payg)))
+        bad = "payg";
+    if (rc) {
+        json_decref(b);
+        return req_error(r, rc, bad);
+    }
+    memcpy(p->currency, req_conf(r)->currency, 4);
+    char *z = zones ? json_dumps(zones, JSON_COMPACT) : NULL;
+    snprintf(p->zones, sizeof p->zones, "%s", z ? z : "[]");
+    free(z);
+    json_decref(b);
+    return req_submit(r, exec_create, pc);
+}

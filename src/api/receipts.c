@@ -1,0 +1,37 @@
+/* /v1/receipts — fetch, verify, and the public key to verify with. */
+#include <string.h>
+
+#include "api/api.h"
+#include "core/receipt.h"
+#include "util/err.h"
+
+int api_receipts_get(struct req *r)
+{
+    const char *number = r->params[0], *payload, *sig;
+    if (strlen(number) >= RECEIPT_NUMBER_MAX)
+        return req_error(r, ERR_RECEIPT_NOT_FOUND, NULL);
+    struct tx tx;
+    if (req_read_begin(r, &tx))
+        return 0;
+    int rc = receipt_get(&tx, number, &payload, &sig);
+    req_read_end(r, &tx);
+    if (rc)
+        return req_error(r, rc, NULL);
+    return req_raw(r, 200, receipt_render(&tx, payload, sig));
+}
+
+int api_receipts_verify(struct req *r)
+{
+    json_t *b;
+    if (req_body_object(r, &b))
+        return 0;
+    json_decref(b);
+    return req_json(r, 200, json_pack("{s:b}", "valid", receipt_verify(req_keys(r), r->body, r->body_len)));
+}
+
+int api_receipts_public_key(struct req *r)
+{
+    const struct receipt_keys *k = req_keys(r);
+    return req_json(r, 200, json_pack("{s:s, s:s, s:s}", "key_id", k->key_id, "algorithm", "Ed25519",
+                                      "public_key", k->pk_b64));
+}

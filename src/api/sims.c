@@ -1,0 +1,306 @@
+/* /v1/sims — provisioning (one, or a CSV import), reading, suspension, history. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "api/views.h"
+#include "core/record.h"
+#include "core/sim.h"
+#include "util/err.h"
+
+/* Fills s from the fields; on error *param names the field. */
+static int sim_fields(const char *iccid, const char *msisdn, const char *imsi, const char *lang, struct sim *s,
+                      const char **param)
+{
+    memset(s, 0, sizeof *s);
+    if (!iccid || !*iccid)
+        return *param = "iccid", ERR_MISSING_PARAMETER;
+    if (!sim_iccid_valid(iccid))
+        return *param = "iccid", ERR_INVALID_ICCID;
+    if (msisdn && *msisdn && !sim_msisdn_valid(msisdn))
+        return *param = "msisdn", ERR_INVALID_MSISDN;
+    if (imsi && *imsi && !sim_imsi_valid(imsi))
+        return *param = "imsi", ERR_INVALID_PARAMETER;
+    if (lang && *lang && !sim_lang_valid(lang))
+        return *param = "language", ERR_INVALID_PARAMETER;
+    snprintf(s->iccid, sizeof s->iccid, "%s", iccid);
+    snprintf(s->msisdn, sizeof s->msisdn, "%s", msisdn ? msisdn : "");
+    snprintf(s->imsi, sizeof s->imsi, "%s", imsi ? imsi : "");
+    snprintf(s->lang, sizeof s->lang, "%s", lang && *lang ? lang : "en");
+    return 0;
+}
+
+static int render_sim(struct tx *tx, struct cmd *c, const struct sim *s, int status)
+{
+    json_t *o;
+    int rc = view_sim(tx, s, &o);
+    if (rc)
+        return rc;
+    c->status = status;
+    c->body = json_text(tx->a, o);
+    return 0;
+}
+
+static int exec_create(struct tx *tx, struct cmd *c)
+{
+    struct sim *s = c->arg;
+    int existed = 0;
+    int rc = sim_create(tx, s, &existed);
+    if (rc == ERR_MSISDN_TAKEN)
+        c->err_param = "msisdn";
+    if (rc == ERR_SIM_EXISTS)
+        c->err_param = "iccid";
+    return rc ? rc : render_sim(tx, c, s, existed ? 200 : 201);
+}
+
+int api_sims_create(struct req *r)
+{
+    static const char *const keys[] = {"iccid", "msisdn", "imsi", "language", NULL};
+    json_t *b;
+    if (req_body_object(r, &b))
+        return 0;
+    const char *iccid = NULL, *msisdn = NULL, *imsi = NULL, *lang = NULL, *param = NULL;
+    int rc = json_only_keys(b, keys, &param);
+    if (!rc && (rc = json_field_str(b, "iccid", 1, ICCID_MAX + 8, &iccid)))
+        param = "iccid", rc = rc == ERR_INVALID_PARAMETER ? ERR_INVALID_ICCID : rc;
+    if (!rc && (rc = json_field_str(b, "msisdn", 0, MSISDN_MAX + 8, &msisdn)))
+        param = "msisdn", rc = rc == ERR_INVALID_PARAMETER ? ERR_INVALID_MSISDN : rc;
+    if (!rc && (rc = json_field_str(b, "imsi", 0, IMSI_MAX + 8, &imsi)))
+        param = "imsi";
+    if (!rc && (rc = json_field_str(b, "language", 0, 8, &lang)))
+        param = "language";
+    struct sim *s = arena_alloc(&r->a, sizeof *s);
+    if (!rc)
+        rc = sim_fields(iccid, msisdn, imsi, lang, s, &param);
+    json_decref(b);
+    if (rc)
+        return req_error(r, rc, param);
+    return req_submit(r, exec_create, s);
+}
+
+/* ---- CSV import ----------------------------------------------------------- */
+
+struct import_row {
+    int line;
+    struct sim s;
+};
+
+struct import_cmd {
+    enum lang lang;
+    struct import_row *rows;
+    size_t nrows, total;
+    json_t *errors;            /* rejected in parsing; the writer appends its own */
+    size_t failed;
+};
+
+static void row_error(json_t *errors, enum lang l, int line, int err, const char *param)
+{
+    json_t *e = json_pack("{s:i, s:s, s:s}", "line", line, "code", err_code(err), "message",
+                          i18n_text(l, err_key(err)));
+    if (param)
+        json_object_set_new(e, "param", json_string(param));
+    json_array_append_new(errors, e);
+}
+
+static int exec_import(struct tx *tx, struct cmd *c)
+{
+    struct import_cmd *ic = c->arg;
+    size_t imported = 0, existing = 0;
+    for (size_t i = 0; i < ic->nrows; i++) {
+        int existed = 0;
+        int rc = sim_create(tx, &ic->rows[i].s, &existed);
+        if (rc == ERR_SIM_EXISTS || rc == ERR_MSISDN_TAKEN) {
+            row_error(ic->errors, ic->lang, ic->rows[i].line, rc, rc == ERR_SIM_EXISTS ? "iccid" : "msisdn");
+            ic->failed++;
+            continue;
+        }
+        if (rc)
+            return rc;
+        existed ? existing++ : imported++;
+    }
+    c->status = 200;
+    c->body = json_text(tx->a, json_pack("{s:I, s:I, s:I, s:I, s:O}", "rows", (json_int_t)ic->total, "imported",
+                                         (json_int_t)imported, "existing", (json_int_t)existing, "failed",
+                                         (json_int_t)ic->failed, "errors", ic->errors));
+    return 0;
+}
+
+/* Splits one CSV line (no quoting: none of our fields may contain a comma). */
+static int split(char *line, char **cols, int max)
+{
+    int n = 0;
+    for (char *p = line;; p++) {
+        if (n < max)
+            cols[n] = p;
+        n++;
+        p = strchr(p, ',');
+        if (!p)
+            break;
+        *p = 0;
+    }
+    for (int i = 0; i < n && i < max; i++) {   /* trim spaces and a trailing CR */
+        char *s = cols[i], *e = s + strlen(s);
+        while (*s == ' ')
+            s++;
+        while (e > s && (e[-1] == ' ' || e[-1] == '\r'))
+            *--e = 0;
+        cols[i] = s;
+    }
+    return n;
+}
+
+static void free_rows(void *p) { free(*(struct import_row **)p); }
+static void free_json(void *p) { json_decref(p); }
+
+int api_sims_import(struct req *r)
+{
+    enum { C_ICCID, C_MSISDN, C_IMSI, C_LANG, C__N, MAX_COLS = 16 };
+    static const char *const names[C__N] = {"iccid", "msisdn", "imsi", "language"};
+    char *text = arena_strndup(&r->a, r->body, r->body_len), *cols[MAX_COLS];
+    int idx[C__N] = {-1, -1, -1, -1};
+    if (!strncmp(text, "\xEF\xBB\xBF", 3))   /* a BOM from spreadsheet exports */
+        text += 3;
+    char *next = strchr(text, '\n');
+    if (next)
+        *next++ = 0;
+    int ncols = split(text, cols, MAX_COLS);
+    if (ncols > MAX_COLS)
+        return req_error(r, ERR_INVALID_CSV, NULL);
+    for (int i = 0; i < ncols; i++) {
+        int known = 0;
+        for (int k = 0; k < C__N; k++)
+            if (!strcmp(cols[i], names[k]))
+                idx[k] = i, known = 1;
+        if (!known)
+            return req_error(r, ERR_INVALID_CSV, cols[i]);
+    }
+    if (idx[C_ICCID] < 0)
+        return req_error(r, ERR_INVALID_CSV, "iccid");
+
+    struct import_cmd *ic = arena_alloc(&r->a, sizeof *ic);
+    size_t cap = 1024;
+    ic->lang = r->lang;
+    ic->rows = malloc(cap * sizeof *ic->rows);
+    ic->errors = json_array();
+    arena_defer(&r->a, free_rows, &ic->rows);
+    arena_defer(&r->a, free_json, ic->errors);
+    for (int lineno = 2; next && *next; lineno++) {
+        char *line = next;
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = 0;
+        if (!line[strspn(line, " \r")])
+            continue;   /* blank line */
+        ic->total++;
+        if (split(line, cols, MAX_COLS) != ncols) {
+            row_error(ic->errors, r->lang, lineno, ERR_INVALID_CSV, NULL);
+            ic->failed++;
+            continue;
+        }
+        const char *v[C__N];
+        for (int k = 0; k < C__N; k++)
+            v[k] = idx[k] >= 0 ? cols[idx[k]] : NULL;
+        if (ic->nrows == cap) {
+            struct import_row *g = realloc(ic->rows, 2 * cap * sizeof *g);
+            if (!g)
+                abort();
+            ic->rows = g;
+            cap *= 2;
+        }
+        const char *param = NULL;
+        struct import_row *row = &ic->rows[ic->nrows];
+        int rc = sim_fields(v[C_ICCID], v[C_MSISDN], v[C_IMSI], v[C_LANG], &row->s, &param);
+        if (rc) {
+            row_error(ic->errors, r->lang, lineno, rc, param);
+            ic->failed++;
+            continue;
+        }
+        row->line = lineno;
+        ic->nrows++;
+    }
+    return req_submit(r, exec_import, ic);
+}
+
+/* ---- reading -------------------------------------------------------------- */
+
+int api_sims_get(struct req *r)
+{
+    int rc = view_iccid_param(r->params[0]);
+    if (rc)
+        return req_error(r, rc, "iccid");
+    struct tx tx;
+    if (req_read_begin(r, &tx))
+        return 0;
+    struct sim s;
+    json_t *o = NULL;
+    rc = sim_get(&tx, r->params[0], &s);
+    if (!rc)
+        rc = view_sim(&tx, &s, &o);
+    req_read_end(r, &tx);
+    return rc ? req_error(r, rc, NULL) : req_json(r, 200, o);
+}
+
+static void add_record(void *arg, const struct record *rec) { json_array_append_new(arg, view_record(rec)); }
+
+int api_transactions_list(struct req *r)
+{
+    int rc = view_iccid_param(r->params[0]);
+    if (rc)
+        return req_error(r, rc, "iccid");
+    const char *limit_s = req_query(r, "limit"), *after = req_query(r, "starting_after");
+    long limit = 20;
+    int64_t before = 0;
+    if (limit_s) {
+        char *end;
+        limit = strtol(limit_s, &end, 10);
+        if (*end || limit < 1 || limit > 100)
+            return req_error(r, ERR_INVALID_PARAMETER, "limit");
+    }
+    if (after) {
+        char *end;
+        if (strncmp(after, "tx_", 3) || (before = strtoll(after + 3, &end, 10)) <= 0 || *end)
+            return req_error(r, ERR_INVALID_CURSOR, "starting_after");
+    }
+    struct tx tx;
+    if (req_read_begin(r, &tx))
+        return 0;
+    struct sim s;
+    json_t *data = json_array();
+    int more = 0;
+    rc = sim_get(&tx, r->params[0], &s);
+    if (!rc)
+        rc = record_list(&tx, s.id, before, (int)limit, add_record, data, &more);
+    req_read_end(r, &tx);
+    if (rc) {
+        json_decref(data);
+        return req_error(r, rc, NULL);
+    }
+    return req_json(r, 200, json_pack("{s:o, s:b}", "data", data, "has_more", more));
+}
+
+/* ---- suspension ----------------------------------------------------------- */
+
+static int exec_suspend(struct tx *tx, struct cmd *c, int on)
+{
+    struct sim s;
+    int rc = sim_get(tx, c->arg, &s);
+    if (!rc)
+        rc = sim_suspend(tx, &s, on);
+    return rc ? rc : render_sim(tx, c, &s, 200);
+}
+
+static int exec_suspend_on(struct tx *tx, struct cmd *c) { return exec_suspend(tx, c, 1); }
+static int exec_suspend_off(struct tx *tx, struct cmd *c) { return exec_suspend(tx, c, 0); }
+
+int api_sims_suspend(struct req *r)
+{
+    int rc = view_iccid_param(r->params[0]);
+    return rc ? req_error(r, rc, "iccid") : req_submit(r, exec_suspend_on, (void *)r->params[0]);
+}
+
+int api_sims_resume(struct req *r)
+{
+    int rc = view_iccid_param(r->params[0]);
+    return rc ? req_error(r, rc, "iccid") : req_submit(r, exec_suspend_off, (void *)r->params[0]);
+}

@@ -1,0 +1,139 @@
+/* POST /v1/sims/{iccid}/topups and /bundles — the two ways money leaves or
+ * enters a wallet through the API. Input is checked here, in the HTTP thread;
+ * the engine only runs what is already known to be well-formed. */
+#include <stdio.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "api/views.h"
+#include "core/plan.h"
+#include "core/topup.h"
+#include "util/err.h"
+
+struct topup_cmd {
+    struct topup_req req;
+    struct topup_result res;
+};
+
+static int exec_topup(struct tx *tx, struct cmd *c)
+{
+    struct topup_cmd *tc = c->arg;
+    struct topup_result *res = &tc->res;
+    int rc = topup_apply(tx, &tc->req, res);
+    if (rc)
+        return rc;
+    char id[32];
+    snprintf(id, sizeof id, "tu_%lld", (long long)res->id);
+    json_t *topup = json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:I, s:b, s:o}", "id", id, "iccid", res->sim.iccid,
+                              "amount", (json_int_t)tc->req.amount, "currency", tx->cf->currency, "channel",
+                              topup_channel_name(tc->req.channel), "method", topup_method_name(tc->req.method),
+                              "reactivation_fee", (json_int_t)res->fee, "reactivated", res->reactivated,
+                              "created_at", json_time(tx->now));
+    json_t *rest = json_pack("{s:o, s:o, s:s}", "balance", view_balance(res->balance, tx->cf->currency),
+                             "active_until", json_time(res->sim.active_until), "state",
+                             sim_state_name(res->sim.state));
+    const char *t = json_text(tx->a, topup), *more = json_text(tx->a, rest);
+    c->status = 201;
+    c->body = arena_printf(tx->a, "{\"topup\":%s,\"receipt\":%s,%s", t,
+                           receipt_render(tx, res->receipt_payload, res->receipt_signature), more + 1);
+    return 0;
+}
+
+int api_topups_create(struct req *r)
+{
+    static const char *const keys[] = {"amount", "currency", "channel", "method", NULL};
+    const char *iccid = r->params[0], *param = NULL, *currency = NULL, *channel = NULL, *method = NULL;
+    int rc = view_iccid_param(iccid);
+    if (rc)
+        return req_error(r, rc, "iccid");
+    json_t *b;
+    if (req_body_object(r, &b))
+        return 0;
+    struct topup_cmd *tc = arena_alloc(&r->a, sizeof *tc);
+    json_t *amount = json_object_get(b, "amount");
+    rc = json_only_keys(b, keys, &param);
+    if (!rc && !amount)
+        rc = ERR_MISSING_PARAMETER, param = "amount";
+    else if (!rc && !json_is_integer(amount))
+        rc = ERR_INVALID_AMOUNT, param = "amount";
+    if (!rc && (rc = json_field_str(b, "currency", 1, 3, &currency)))
+        param = "currency", rc = rc == ERR_INVALID_PARAMETER ? ERR_CURRENCY_MISMATCH : rc;
+    if (!rc && (rc = json_field_str(b, "channel", 1, 16, &channel)) == 0 &&
+        (tc->req.channel = topup_channel_parse(channel)) < 0)
+        rc = ERR_INVALID_CHANNEL;
+    if (rc && !param)
+        param = "channel", rc = rc == ERR_INVALID_PARAMETER ? ERR_INVALID_CHANNEL : rc;
+    if (!rc && (rc = json_field_str(b, "method", 1, 16, &method)) == 0 &&
+        (tc->req.method = topup_method_parse(method)) < 0)
+        rc = ERR_INVALID_METHOD;
+    if (rc && !param)
+        param = "method", rc = rc == ERR_INVALID_PARAMETER ? ERR_INVALID_METHOD : rc;
+    if (!rc) {
+        tc->req.amount = json_integer_value(amount);
+        rc = topup_check_amount(req_conf(r), tc->req.amount, currency);
+        param = rc == ERR_CURRENCY_MISMATCH ? "currency" : "amount";
+    }
+    /* Adjustments are bookkeeping, not payments: staff with configuration rights only. */
+    if (!rc && (tc->req.channel == CHANNEL_admin || tc->req.method == METHOD_adjustment) &&
+        r->who.role != ROLE_ADMIN)
+        rc = ERR_FORBIDDEN, param = tc->req.channel == CHANNEL_admin ? "channel" : "method";
+    if (rc) {
+        json_decref(b);
+        return req_error(r, rc, param);
+    }
+    tc->req.iccid = iccid;
+    tc->req.currency = arena_strdup(&r->a, currency);
+    json_decref(b);
+    return req_submit(r, exec_topup, tc);
+}
+
+struct bundle_cmd {
+    char plan[PLAN_CODE_MAX + 1];
+    const char *iccid;
+};
+
+static int exec_bundle(struct tx *tx, struct cmd *c)
+{
+    struct bundle_cmd *bc = c->arg;
+    struct sim s;
+    struct plan p;
+    struct bundle b;
+    int64_t balance;
+    int rc = sim_get(tx, bc->iccid, &s);
+    if (!rc && (rc = plan_get(tx, bc->plan, &p)))
+        c->err_param = "plan";
+    if (!rc)
+        rc = plan_buy(tx, &s, &p, &b, &balance);
+    if (rc)
+        return rc;
+    c->status = 201;
+    c->body = json_text(tx->a, json_pack("{s:o, s:o}", "bundle", view_bundle(&b), "balance",
+                                         view_balance(balance, tx->cf->currency)));
+    return 0;
+}
+
+int api_bundles_create(struct req *r)
+{
+    static const char *const keys[] = {"plan", NULL};
+    const char *param = NULL, *plan = NULL;
+    int rc = view_iccid_param(r->params[0]);
+    if (rc)
+        return req_error(r, rc, "iccid");
+    json_t *b;
+    if (req_body_object(r, &b))
+        return 0;
+    rc = json_only_keys(b, keys, &param);
+    if (!rc && (rc = json_field_str(b, "plan", 1, PLAN_CODE_MAX, &plan)) == 0 && !plan_code_valid(plan))
+        rc = ERR_INVALID_PARAMETER;
+    if (rc && !param)
+        param = "plan";
+    if (rc) {
+        json_decref(b);
+        return req_error(r, rc, param);
+    }
+    struct bundle_cmd *bc = arena_alloc(&r->a, sizeof *bc);
+    snprintf(bc->plan, sizeof bc->plan, "%s", plan);
+    bc->iccid = r->params[0];
+    json_decref(b);
+    return req_submit(r, exec_bundle, bc);
+}

@@ -1,0 +1,105 @@
+#include "http/auth.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "store/store.h"
+#include "util/err.h"
+
+#define PREFIX "tpk_"
+
+int auth_role_parse(const char *s)
+{
+    if (s && !strcmp(s, "admin"))
+        return ROLE_ADMIN;
+    if (s && !strcmp(s, "operator"))
+        return ROLE_OPERATOR;
+    return -1;
+}
+
+const char *auth_role_name(int role)
+{
+    return role == ROLE_ADMIN ? "admin" : role == ROLE_OPERATOR ? "operator" : "anonymous";
+}
+
+static void hash(const char *token, unsigned char out[32])
+{
+    crypto_generichash(out, 32, (const unsigned char *)token, strlen(token), NULL, 0);
+}
+
+STORE_SQL(SQL_TOKEN_NEW, "INSERT INTO tokens(prefix, hash, role, name, created_at) VALUES (?, ?, ?, ?, ?)");
+STORE_SQL(SQL_TOKEN_BY_HASH, "SELECT id, role, revoked_at IS NOT NULL FROM tokens WHERE hash = ?");
+STORE_SQL(SQL_TOKEN_REVOKE, "UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL");
+STORE_SQL(SQL_TOKEN_EXISTS, "SELECT 1 FROM tokens WHERE id = ?");
+STORE_SQL(SQL_TOKEN_LIST, "SELECT id, prefix, role, name, created_at, COALESCE(revoked_at, 0) FROM tokens ORDER BY id");
+
+int auth_token_create(struct tx *tx, int role, const char *name, char out[TOKEN_LEN + 8], int64_t *id)
+{
+    unsigned char raw[32], h[32];
+    randombytes_buf(raw, sizeof raw);
+    memcpy(out, PREFIX, sizeof PREFIX - 1);
+    sodium_bin2base64(out + sizeof PREFIX - 1, TOKEN_LEN + 8 - (sizeof PREFIX - 1), raw, sizeof raw,
+                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    sodium_memzero(raw, sizeof raw);
+    hash(out, h);
+    char prefix[16];
+    snprintf(prefix, sizeof prefix, "%.12s", out);
+    int rc = store_exec(tx->st, &SQL_TOKEN_NEW, "sbssi", prefix, h, sizeof h, auth_role_name(role),
+                        name ? name : "", tx->now);
+    if (!rc)
+        *id = store_last_id(tx->st);
+    return rc;
+}
+
+int auth_resolve(struct tx *tx, const char *authz, struct principal *p)
+{
+    memset(p, 0, sizeof *p);
+    p->role = ROLE_ANON;
+    snprintf(p->name, sizeof p->name, "anonymous");
+    if (!authz)
+        return 0;
+    if (strncmp(authz, "Bearer ", 7))
+        return ERR_UNAUTHENTICATED;
+    const char *token = authz + 7;
+    size_t n = strlen(token);
+    if (n < sizeof PREFIX || n > TOKEN_LEN || strncmp(token, PREFIX, sizeof PREFIX - 1))
+        return ERR_UNAUTHENTICATED;
+    unsigned char h[32];
+    hash(token, h);
+    struct store_q *q;
+    int rc = store_one(tx->st, &q, &SQL_TOKEN_BY_HASH, "b", h, sizeof h);
+    if (rc)
+        return rc == ERR_NOT_FOUND ? ERR_UNAUTHENTICATED : rc;
+    int64_t id = store_i64(q, 0);
+    int role = auth_role_parse(store_text(q, 1));
+    int revoked = (int)store_i64(q, 2);
+    store_end(q);
+    if (revoked || role < 0)
+        return ERR_UNAUTHENTICATED;
+    p->role = role;
+    p->token_id = id;
+    snprintf(p->name, sizeof p->name, "token:%lld", (long long)id);
+    return 0;
+}
+
+int auth_token_revoke(struct tx *tx, int64_t id)
+{
+    struct store_q *q;
+    int rc = store_one(tx->st, &q, &SQL_TOKEN_EXISTS, "i", id);
+    if (rc)
+        return rc;
+    store_end(q);
+    return store_exec(tx->st, &SQL_TOKEN_REVOKE, "ii", tx->now, id);
+}
+
+int auth_token_list(struct tx *tx, void (*fn)(void *arg, int64_t id, const char *prefix, const char *role,
+                                               const char *name, int64_t created_at, int64_t revoked_at),
+                    void *arg)
+{
+    struct store_q *q = store_query(tx->st, &SQL_TOKEN_LIST, "");
+    while (store_next(q))
+        fn(arg, store_i64(q, 0), store_text(q, 1), store_text(q, 2), store_text(q, 3), store_i64(q, 4),
+           store_i64(q, 5));
+    return store_end(q);
+}

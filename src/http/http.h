@@ -1,0 +1,114 @@
+/* http — what a route handler sees: the request, its caller, and the ways to
+ * answer. The server (server.c) owns the connection; a handler owns nothing
+ * but what it allocates from r->a, which is freed when the response is sent.
+ *
+ * A handler either answers at once (req_json, req_raw, req_error; returns 0)
+ * or hands a command to the engine with req_submit() (returns HANDLER_ASYNC);
+ * the connection is then suspended and answered when the command is durable.
+ *
+ * Limits: a JSON body is capped by conf max_body, a CSV body by
+ * max_import_body (413 body_too_large before the rest is read); headers by
+ * libmicrohttpd's per-connection memory limit; an Idempotency-Key at 128 bytes.
+ */
+#pragma once
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/tx.h"
+#include "engine/engine.h"
+#include "util/arena.h"
+#include "util/i18n.h"
+
+struct server;
+struct req;
+
+enum http_method { HTTP_GET = 1, HTTP_POST = 2, HTTP_DELETE = 4 };
+
+/* Roles are bits so a route can declare the set it admits. */
+enum role { ROLE_ANON = 1, ROLE_OPERATOR = 2, ROLE_ADMIN = 4 };
+#define ROLES_STAFF (ROLE_OPERATOR | ROLE_ADMIN)
+#define ROLES_ANY (ROLE_ANON | ROLE_OPERATOR | ROLE_ADMIN)
+
+enum route_flags {
+    ROUTE_IDEM_REQUIRED = 1,   /* mutating: an Idempotency-Key must be sent */
+    ROUTE_CSV = 2,             /* body is text/csv, capped by max_import_body */
+    ROUTE_TEST_CLOCK = 4,      /* exists only with serve --test-clock */
+};
+
+#define HANDLER_ASYNC (-1)
+#define ROUTE_MAX_PARAMS 4
+
+struct route {
+    int method;
+    const char *pattern;       /* "/v1/sims/{iccid}/topups" */
+    int (*handler)(struct req *r);
+    int roles;                 /* who may call it: a set of enum role */
+    int flags;
+};
+
+struct principal {
+    int role;                  /* one enum role */
+    int64_t token_id;          /* 0 for anonymous */
+    char name[32];             /* "token:12", "anonymous" */
+};
+
+struct req {
+    struct arena a;
+    struct server *srv;
+    const struct route *route;
+    const char *params[ROUTE_MAX_PARAMS];
+    int method;
+    const char *path;
+    const char *body;          /* NUL-terminated; body_len excludes the NUL */
+    size_t body_len;
+    enum lang lang;
+    struct principal who;
+    const char *idem_key;
+    struct cmd cmd;
+    /* the server's */
+    void *conn;
+    int state;
+    int status;
+    char *resp;
+    size_t resp_len;
+    int replayed;
+    char *inflight;            /* the idempotency key held while the command runs */
+    size_t cap;
+    size_t body_alloc;
+    int too_large;
+};
+
+/* Answers. Each returns 0 so a handler can `return req_error(...)`. */
+int req_json(struct req *r, int status, json_t *body);          /* steals body */
+int req_raw(struct req *r, int status, const char *json_text);  /* copies */
+int req_error(struct req *r, int err, const char *param);
+
+const char *req_query(struct req *r, const char *name);
+const char *req_header(struct req *r, const char *name);
+/* Parses the body as a JSON object; on failure answers 400 and returns an error. */
+int req_body_object(struct req *r, json_t **out);
+
+/* A read transaction on this thread's reader connection. */
+int req_read_begin(struct req *r, struct tx *tx);
+void req_read_end(struct req *r, struct tx *tx);
+
+/* Queues a command: exec runs on the writer (see engine.h); the answer is
+ * c->status/c->body, or an error rendered in the caller's language. */
+int req_submit(struct req *r, int (*exec)(struct tx *tx, struct cmd *c), void *arg);
+
+/* The server's shared state, read-only for handlers. */
+const struct conf *req_conf(struct req *r);
+struct clock *req_clock(struct req *r);
+const struct receipt_keys *req_keys(struct req *r);
+int req_engine_halted(struct req *r);
+
+/* JSON field helpers: 0, ERR_MISSING_PARAMETER or ERR_INVALID_PARAMETER. */
+int json_field_str(json_t *o, const char *key, int required, size_t maxlen, const char **out);
+int json_field_int(json_t *o, const char *key, int required, int64_t *out);
+int json_field_bool(json_t *o, const char *key, int required, int *out);
+/* Rejects members not in the NULL-terminated list; *bad receives the first. */
+int json_only_keys(json_t *o, const char *const *allowed, const char **bad);
+json_t *json_time(int64_t t);     /* RFC 3339 string, or null for 0 */
+/* Compact JSON text in r->a (jansson's dump, copied). */
+char *json_text(struct arena *a, json_t *v);   /* steals v */

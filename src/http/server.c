@@ -1,0 +1,566 @@
+/* server — see server.h. The life of a request:
+ *   first call     route, authenticate, set the body cap (early answer on failure)
+ *   upload calls   append to the body, up to the cap
+ *   final call     dispatch to the handler; a mutation suspends the connection
+ *   resumed call   the command is durable (or failed): answer
+ */
+#include "http/server.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "api/api.h"
+#include "core/ledger.h"
+#include "core/receipt.h"
+#include "core/sim.h"
+#include "engine/engine.h"
+#include "http/auth.h"
+#include "http/http.h"
+#include "http/inflight.h"
+#include "store/store.h"
+#include "util/clock.h"
+#include "util/err.h"
+#include "util/log.h"
+
+#define IDEM_KEY_MAX 128
+#define MAX_READERS 512
+
+enum { R_NEW, R_WAIT, R_DONE };
+
+struct server {
+    struct conf cf;
+    struct clock clk;
+    struct receipt_keys keys;
+    struct engine *eng;
+    const char *db_path;
+    int test_clock;
+    struct MHD_Daemon *d;
+
+    pthread_mutex_t mu;          /* readers and the sweeper's sleep */
+    pthread_cond_t cv;
+    int stopping;
+    struct store *readers[MAX_READERS];
+    int nreaders;
+};
+
+static __thread struct store *tl_reader;
+
+/* ---- answers -------------------------------------------------------------- */
+
+int req_raw(struct req *r, int status, const char *text)
+{
+    r->status = status;
+    r->resp = arena_strdup(&r->a, text);
+    r->resp_len = strlen(r->resp);
+    return 0;
+}
+
+int req_json(struct req *r, int status, json_t *body)
+{
+    r->status = status;
+    r->resp = json_text(&r->a, body);
+    r->resp_len = strlen(r->resp);
+    return 0;
+}
+
+int req_error(struct req *r, int err, const char *param)
+{
+    json_t *e = json_pack("{s:s, s:s}", "code", err_code(err), "message", i18n_text(r->lang, err_key(err)));
+    if (param)
+        json_object_set_new(e, "param", json_string(param));
+    return req_json(r, err_status(err), json_pack("{s:o}", "error", e));
+}
+
+const char *req_query(struct req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+const char *req_header(struct req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+int req_body_object(struct req *r, json_t **out)
+{
+    json_error_t je;
+    *out = json_loadb(r->body ? r->body : "", r->body_len, JSON_REJECT_DUPLICATES, &je);
+    if (!json_is_object(*out)) {
+        json_decref(*out);
+        *out = NULL;
+        req_error(r, ERR_INVALID_JSON, NULL);
+        return ERR_INVALID_JSON;
+    }
+    return 0;
+}
+
+const struct conf *req_conf(struct req *r) { return &r->srv->cf; }
+struct clock *req_clock(struct req *r) { return &r->srv->clk; }
+const struct receipt_keys *req_keys(struct req *r) { return &r->srv->keys; }
+int req_engine_halted(struct req *r) { return engine_halted(r->srv->eng); }
+
+/* ---- readers -------------------------------------------------------------- */
+
+static int reader(struct server *s, struct store **out)
+{
+    if (!tl_reader) {
+        pthread_mutex_lock(&s->mu);
+        int full = s->nreaders == MAX_READERS;
+        pthread_mutex_unlock(&s->mu);
+        if (full)
+            return ERR_OVERLOADED;
+        int rc = store_open(&tl_reader, s->db_path, STORE_READER);
+        if (rc)
+            return rc;
+        pthread_mutex_lock(&s->mu);
+        s->readers[s->nreaders++] = tl_reader;
+        pthread_mutex_unlock(&s->mu);
+    }
+    *out = tl_reader;
+    return 0;
+}
+
+int req_read_begin(struct req *r, struct tx *tx)
+{
+    struct store *st;
+    int rc = reader(r->srv, &st);
+    if (!rc)
+        rc = store_begin(st);
+    if (rc) {
+        req_error(r, rc, NULL);
+        return rc;
+    }
+    *tx = (struct tx){.st = st, .now = clock_now(&r->srv->clk), .cf = &r->srv->cf, .keys = &r->srv->keys,
+                      .a = &r->a, .principal = r->who.name};
+    return 0;
+}
+
+void req_read_end(struct req *r, struct tx *tx) { store_rollback(tx->st); }
+
+/* ---- commands ------------------------------------------------------------- */
+
+static void on_done(struct cmd *c)
+{
+    struct req *r = (struct req *)((char *)c - offsetof(struct req, cmd));
+    if (r->inflight)
+        inflight_release(r->inflight);   /* after commit: a repeat now finds the stored row */
+    atomic_store((_Atomic int *)&r->state, R_DONE);
+    MHD_resume_connection(r->conn);
+}
+
+int req_submit(struct req *r, int (*exec)(struct tx *tx, struct cmd *c), void *arg)
+{
+    struct cmd *c = &r->cmd;
+    memset(c, 0, sizeof *c);
+    c->exec = exec;
+    c->done = on_done;
+    c->arg = arg;
+    c->a = &r->a;
+    c->principal = r->who.name;
+    if (r->idem_key) {
+        c->idem_scope = r->who.name;
+        c->idem_key = r->idem_key;
+        const char *m = r->method == HTTP_POST ? "POST" : r->method == HTTP_DELETE ? "DELETE" : "GET";
+        crypto_generichash_state h;
+        crypto_generichash_init(&h, NULL, 0, sizeof c->req_hash);
+        crypto_generichash_update(&h, (const unsigned char *)m, strlen(m) + 1);
+        crypto_generichash_update(&h, (const unsigned char *)r->path, strlen(r->path) + 1);
+        crypto_generichash_update(&h, (const unsigned char *)(r->body ? r->body : ""), r->body_len);
+        crypto_generichash_final(&h, c->req_hash, sizeof c->req_hash);
+        char *k = arena_printf(&r->a, "%s\037%s", c->idem_scope, c->idem_key);
+        if (inflight_claim(k))
+            return req_error(r, ERR_IDEMPOTENCY_IN_FLIGHT, "Idempotency-Key");
+        r->inflight = k;
+    }
+    r->state = R_WAIT;
+    MHD_suspend_connection(r->conn);
+    int rc = engine_submit(r->srv->eng, c);
+    if (rc) {
+        /* Not queued: answer on the resumed call like any other result. */
+        c->err = rc;
+        on_done(c);
+    }
+    return HANDLER_ASYNC;
+}
+
+/* ---- routing -------------------------------------------------------------- */
+
+/* 1 when path matches pattern; {name} segments are captured into params. */
+static int match(struct req *r, const char *pattern, const char *path, const char **params)
+{
+    int n = 0;
+    while (*pattern && *path) {
+        if (*pattern == '{') {
+            const char *end = strchr(path, '/');
+            size_t len = end ? (size_t)(end - path) : strlen(path);
+            if (!len || n == ROUTE_MAX_PARAMS)
+                return 0;
+            params[n++] = arena_strndup(&r->a, path, len);
+            path += len;
+            pattern = strchr(pattern, '}') + 1;
+            continue;
+        }
+        if (*pattern++ != *path++)
+            return 0;
+    }
+    return !*pattern && !*path;
+}
+
+static int route(struct req *r)
+{
+    int path_known = 0;
+    for (size_t i = 0; i < api_route_count; i++) {
+        const struct route *rt = &api_routes[i];
+        if ((rt->flags & ROUTE_TEST_CLOCK) && !r->srv->test_clock)
+            continue;
+        const char *params[ROUTE_MAX_PARAMS] = {0};
+        if (!match(r, rt->pattern, r->path, params))
+            continue;
+        path_known = 1;
+        if (rt->method != r->method)
+            continue;
+        r->route = rt;
+        memcpy(r->params, params, sizeof params);
+        return 0;
+    }
+    return path_known ? ERR_METHOD_NOT_ALLOWED : ERR_NOT_FOUND;
+}
+
+static int valid_idem_key(const char *k)
+{
+    size_t n = strlen(k);
+    if (!n || n > IDEM_KEY_MAX)
+        return 0;
+    for (; *k; k++)
+        if (*k < 0x21 || *k > 0x7e)
+            return 0;
+    return 1;
+}
+
+/* Everything decided from the request line and headers. */
+static int admit(struct req *r)
+{
+    int rc = route(r);
+    if (rc)
+        return req_error(r, rc, NULL), rc;
+    struct tx tx;
+    rc = req_read_begin(r, &tx);
+    if (rc)
+        return rc;
+    rc = auth_resolve(&tx, req_header(r, MHD_HTTP_HEADER_AUTHORIZATION), &r->who);
+    req_read_end(r, &tx);
+    if (!rc && !(r->route->roles & r->who.role))
+        rc = r->who.role == ROLE_ANON ? ERR_UNAUTHENTICATED : ERR_FORBIDDEN;
+    if (rc) {
+        if (rc == ERR_FORBIDDEN || rc == ERR_UNAUTHENTICATED)
+            log_info("%s %s refused for %s: %s", r->method == HTTP_GET ? "GET" : "POST", r->route->pattern,
+                     r->who.name, err_code(rc));
+        return req_error(r, rc, NULL), rc;
+    }
+    const char *key = req_header(r, "Idempotency-Key");
+    if (key && !valid_idem_key(key))
+        return req_error(r, ERR_IDEMPOTENCY_KEY_INVALID, "Idempotency-Key"), ERR_IDEMPOTENCY_KEY_INVALID;
+    if (!key && (r->route->flags & ROUTE_IDEM_REQUIRED))
+        return req_error(r, ERR_IDEMPOTENCY_KEY_MISSING, "Idempotency-Key"), ERR_IDEMPOTENCY_KEY_MISSING;
+    if (key && r->method == HTTP_POST)
+        r->idem_key = arena_strdup(&r->a, key);
+    const char *ct = req_header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
+    if (r->method == HTTP_POST && ct && !(r->route->flags & ROUTE_CSV) && strncasecmp(ct, "application/json", 16))
+        return req_error(r, ERR_UNSUPPORTED_MEDIA_TYPE, NULL), ERR_UNSUPPORTED_MEDIA_TYPE;
+    r->cap = (size_t)((r->route->flags & ROUTE_CSV) ? r->srv->cf.max_import_body : r->srv->cf.max_body);
+    const char *cl = req_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl && strtoull(cl, NULL, 10) > r->cap)
+        return req_error(r, ERR_BODY_TOO_LARGE, NULL), ERR_BODY_TOO_LARGE;
+    return 0;
+}
+
+static void append(struct req *r, const char *data, size_t n)
+{
+    if (r->too_large || r->status)
+        return;
+    if (r->body_len + n > r->cap) {
+        r->too_large = 1;
+        return;
+    }
+    if (r->body_len + n + 1 > r->body_alloc) {
+        size_t want = r->body_alloc ? r->body_alloc * 2 : 4096;
+        while (want < r->body_len + n + 1)
+            want *= 2;
+        if (want > r->cap + 1)
+            want = r->cap + 1;
+        char *b = realloc((char *)r->body, want);
+        if (!b)
+            abort();
+        r->body = b;
+        r->body_alloc = want;
+    }
+    memcpy((char *)r->body + r->body_len, data, n);
+    r->body_len += n;
+    ((char *)r->body)[r->body_len] = 0;
+}
+
+static enum MHD_Result send_answer(struct req *r)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(r->resp_len, r->resp, MHD_RESPMEM_PERSISTENT);
+    if (!resp)
+        return MHD_NO;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json; charset=utf-8");
+    if (r->replayed)
+        MHD_add_response_header(resp, "Idempotent-Replayed", "true");
+    if (r->status == 503 || r->status == 429)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)r->status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                  const char *version, const char *upload, size_t *upload_size, void **ctx)
+{
+    struct server *s = cls;
+    struct req *r = *ctx;
+    if (!r) {
+        r = calloc(1, sizeof *r);
+        if (!r)
+            return MHD_NO;
+        arena_init(&r->a);
+        r->srv = s;
+        r->conn = conn;
+        r->path = arena_strdup(&r->a, url);
+        r->method = !strcmp(method, "GET") ? HTTP_GET : !strcmp(method, "POST") ? HTTP_POST
+                  : !strcmp(method, "DELETE") ? HTTP_DELETE : 0;
+        r->lang = i18n_pick(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Accept-Language"));
+        snprintf(r->who.name, sizeof r->who.name, "anonymous");
+        *ctx = r;
+        if (admit(r))
+            return send_answer(r);   /* early: the body, if any, is never read */
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        append(r, upload, *upload_size);
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    int state = atomic_load((_Atomic int *)&r->state);
+    if (state == R_WAIT)
+        return MHD_YES;   /* spurious wake-up while suspended */
+    if (state == R_NEW) {
+        if (r->too_large) {
+            req_error(r, ERR_BODY_TOO_LARGE, NULL);
+        } else {
+            if (!r->body)
+                r->body = calloc(1, 1);
+            if (r->route->handler(r) == HANDLER_ASYNC)
+                return MHD_YES;
+        }
+    } else if (r->cmd.err) {
+        req_error(r, r->cmd.err, r->cmd.err_param);
+    } else {
+        r->status = r->cmd.status;
+        r->resp = (char *)r->cmd.body;
+        r->resp_len = r->cmd.body_len ? r->cmd.body_len : strlen(r->cmd.body);
+        r->replayed = r->cmd.replayed;
+    }
+    if (!r->resp)
+        req_error(r, ERR_INTERNAL, NULL);
+    return send_answer(r);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **ctx, enum MHD_RequestTerminationCode toe)
+{
+    struct req *r = *ctx;
+    if (!r)
+        return;
+    free((char *)r->body);
+    arena_free(&r->a);
+    free(r);
+    *ctx = NULL;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char buf[512];
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    buf[strcspn(buf, "\n")] = 0;
+    log_warn("http: %s", buf);
+}
+
+/* ---- sweeper -------------------------------------------------------------- */
+
+int server_sweep_exec(struct tx *tx, struct cmd *c)
+{
+    int limit = c->arg ? *(int *)c->arg : 1000, moved = 0, expired = 0;
+    int rc = sim_sweep(tx, limit, &moved);
+    if (!rc)
+        rc = ledger_expire_pending(tx, limit, &expired);
+    c->status = moved + expired;
+    c->body = "";
+    return rc;
+}
+
+static void *sweeper(void *arg)
+{
+    struct server *s = arg;
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += s->cf.sweep_interval;
+        while (!s->stopping && pthread_cond_timedwait(&s->cv, &s->mu, &until) == 0)
+            ;
+        int stop = s->stopping;
+        pthread_mutex_unlock(&s->mu);
+        if (stop)
+            break;
+        int limit = 1000;
+        for (;;) {
+            struct arena a;
+            arena_init(&a);
+            struct cmd c = {.exec = server_sweep_exec, .arg = &limit, .a = &a, .principal = "sweeper"};
+            int rc = engine_run(s->eng, &c);
+            arena_free(&a);
+            if (rc) {
+                log_warn("sweep failed: %s", err_code(rc));
+                break;
+            }
+            if (c.status)
+                log_info("sweep moved %d", c.status);
+            if (c.status < limit)
+                break;
+        }
+    }
+    return NULL;
+}
+
+/* ---- start and stop ------------------------------------------------------- */
+
+STORE_SQL(SQL_META_GET, "SELECT value FROM meta WHERE key = ?");
+STORE_SQL(SQL_META_PUT, "INSERT INTO meta(key, value) VALUES (?, ?)");
+
+int server_prepare_db(const char *db_path, const struct conf *cf)
+{
+    struct store *st;
+    int applied = 0, rc = store_open(&st, db_path, STORE_WRITER);
+    if (rc)
+        return rc;
+    rc = store_migrate(st, &applied);
+    struct store_q *q;
+    if (!rc)
+        rc = store_one(st, &q, &SQL_META_GET, "s", "currency");
+    if (rc == 0) {
+        if (strcmp(store_text(q, 0), cf->currency)) {
+            log_error("database %s keeps %s; the configuration says %s", db_path, store_text(q, 0), cf->currency);
+            rc = ERR_CURRENCY_MISMATCH;
+        }
+        store_end(q);
+    } else if (rc == ERR_NOT_FOUND) {
+        rc = store_exec(st, &SQL_META_PUT, "ss", "currency", cf->currency);
+    }
+    store_close(st);
+    return rc;
+}
+
+static int parse_listen(const char *listen, struct sockaddr_in *sa)
+{
+    char host[64];
+    const char *colon = strrchr(listen, ':');
+    if (!colon || (size_t)(colon - listen) >= sizeof host)
+        return -1;
+    memcpy(host, listen, (size_t)(colon - listen));
+    host[colon - listen] = 0;
+    memset(sa, 0, sizeof *sa);
+    sa->sin_family = AF_INET;
+    long port = strtol(colon + 1, NULL, 10);
+    if (port <= 0 || port > 65535 || inet_pton(AF_INET, host, &sa->sin_addr) != 1)
+        return -1;
+    sa->sin_port = htons((uint16_t)port);
+    return 0;
+}
+
+int server_run(const struct server_opts *o)
+{
+    static struct server srv;   /* lives as long as the process serves */
+    struct server *s = &srv;
+    memset(s, 0, sizeof *s);
+    s->cf = o->cf;
+    s->db_path = o->db_path;
+    s->test_clock = o->test_clock;
+    clock_init_system(&s->clk);
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+
+    struct sockaddr_in sa;
+    if (parse_listen(o->listen, &sa)) {
+        log_error("--listen wants IPv4:PORT, got '%s'", o->listen);
+        return 2;
+    }
+    if (i18n_init() || server_prepare_db(o->db_path, &s->cf))
+        return 1;
+    char keypath[4096];
+    snprintf(keypath, sizeof keypath, "%s", o->key_path ? o->key_path : "");
+    if (!o->key_path)
+        snprintf(keypath, sizeof keypath, "%s.ed25519", o->db_path);
+    if (receipt_keys_load(&s->keys, keypath, 1))
+        return 1;
+
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (engine_open(&s->eng, o->db_path, &s->cf, &s->clk, &s->keys))
+        return 1;
+    s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                                MHD_USE_ERROR_LOG,
+                            0, NULL, NULL, on_request, s,
+                            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+                            MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->cf.http_threads,
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->cf.max_connections,
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
+                            MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
+                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
+                            MHD_OPTION_END);
+    if (!s->d) {
+        log_error("cannot listen on %s", o->listen);
+        engine_close(s->eng);
+        return 1;
+    }
+    pthread_t sweep_thread;
+    pthread_create(&sweep_thread, NULL, sweeper, s);
+    log_info("topupd listening on http://%s (db %s, currency %s%s)", o->listen, o->db_path, s->cf.currency,
+             s->test_clock ? ", test clock ON" : "");
+    if (o->banner) {
+        fputs(o->banner, stdout);
+        fflush(stdout);
+    }
+
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    log_info("signal %d: stopping", sig);
+    pthread_mutex_lock(&s->mu);
+    s->stopping = 1;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    pthread_join(sweep_thread, NULL);
+    MHD_socket ls = MHD_quiesce_daemon(s->d);
+    (void)ls;
+    engine_close(s->eng);          /* finishes queued commands and resumes their connections */
+    MHD_stop_daemon(s->d);
+    for (int i = 0; i < s->nreaders; i++)
+        store_close(s->readers[i]);
+    log_info("stopped");
+    return 0;
+}

@@ -1,0 +1,31 @@
+/* server — the HTTP front of topupd: libmicrohttpd with a thread pool,
+ * table-dispatched routes (api/routes.c), authentication, body caps, and the
+ * hand-off of mutations to the engine (connections are suspended while their
+ * command runs, so a few threads carry many requests in flight).
+ * Also runs the lifecycle sweeper. */
+#pragma once
+#include "util/conf.h"
+
+struct tx;
+struct cmd;
+
+struct server_opts {
+    const char *listen;      /* "127.0.0.1:8080" */
+    const char *db_path;
+    const char *key_path;    /* receipt signing key; default <db>.ed25519 */
+    int test_clock;          /* enables POST /v1/test/clock */
+    const char *banner;      /* printed to stdout once listening (demo), or NULL */
+    struct conf cf;
+};
+
+/* Migrates, opens, listens; returns when SIGINT or SIGTERM arrives. 0 on a clean stop. */
+int server_run(const struct server_opts *o);
+
+/* The lifecycle sweep as an engine command: settles due SIMs and bundles and
+ * expires pending transfers, up to *(int *)c->arg items (default 1000);
+ * c->status receives how many moved. */
+int server_sweep_exec(struct tx *tx, struct cmd *c);
+
+/* Opens the database as the writer, applies migrations and checks that the
+ * deployment's currency matches the one it was created with. */
+int server_prepare_db(const char *db_path, const struct conf *cf);

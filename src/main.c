@@ -1,0 +1,326 @@
+/* topupd — one binary, Git-style subcommands dispatched from commands[]. */
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/ledger.h"
+#include "core/plan.h"
+#include "core/sim.h"
+#include "http/auth.h"
+#include "http/server.h"
+#include "store/store.h"
+#include "util/arena.h"
+#include "util/clock.h"
+#include "util/conf.h"
+#include "util/err.h"
+#include "util/i18n.h"
+#include "util/log.h"
+
+struct opts {
+    const char *listen, *db, *key, *role, *name;
+    int test_clock;
+    const char *arg;          /* one positional argument (token revoke ID) */
+    struct conf cf;
+};
+
+/* Flags every subcommand understands; a subcommand ignores those it has no use for. */
+static int parse(int argc, char **argv, struct opts *o)
+{
+    char eb[256];
+    conf_defaults(&o->cf);
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        const char **slot = !strcmp(a, "--listen") ? &o->listen
+                          : !strcmp(a, "--db")     ? &o->db
+                          : !strcmp(a, "--key")    ? &o->key
+                          : !strcmp(a, "--role")   ? &o->role
+                          : !strcmp(a, "--name")   ? &o->name : NULL;
+        if (slot) {
+            if (!v)
+                return fprintf(stderr, "%s needs a value\n", a), -1;
+            *slot = v;
+            i++;
+        } else if (!strcmp(a, "--test-clock")) {
+            o->test_clock = 1;
+        } else if (!strcmp(a, "--config") || !strcmp(a, "--set")) {
+            if (!v)
+                return fprintf(stderr, "%s needs a value\n", a), -1;
+            int rc = !strcmp(a, "--config") ? conf_load_file(&o->cf, v, eb, sizeof eb)
+                                            : conf_set_pair(&o->cf, v, eb, sizeof eb);
+            if (rc)
+                return fprintf(stderr, "configuration: %s\n", eb), -1;
+            i++;
+        } else if (a[0] != '-' && !o->arg) {
+            o->arg = a;
+        } else {
+            return fprintf(stderr, "unknown argument '%s'\n", a), -1;
+        }
+    }
+    return 0;
+}
+
+static int need_db(const struct opts *o)
+{
+    if (o->db)
+        return 0;
+    fprintf(stderr, "--db PATH is required\n");
+    return -1;
+}
+
+/* Runs fn in one write transaction on the database (outside the server). */
+static int with_tx(const struct opts *o, int (*fn)(struct tx *tx, void *arg), void *arg)
+{
+    int rc = server_prepare_db(o->db, &o->cf);
+    struct store *st = NULL;
+    if (!rc)
+        rc = store_open(&st, o->db, STORE_WRITER);
+    if (rc) {
+        store_close(st);
+        return rc;
+    }
+    struct clock clk;
+    struct arena a;
+    clock_init_system(&clk);
+    arena_init(&a);
+    struct tx tx = {.st = st, .now = clock_now(&clk), .cf = &o->cf, .a = &a, .principal = "cli"};
+    rc = store_begin(st);
+    if (!rc)
+        rc = fn(&tx, arg);
+    rc = rc ? rc : store_commit(st);
+    if (rc)
+        store_rollback(st);
+    store_close(st);
+    arena_free(&a);
+    return rc;
+}
+
+static int cmd_serve(struct opts *o)
+{
+    if (need_db(o))
+        return 2;
+    struct server_opts so = {.listen = o->listen ? o->listen : "127.0.0.1:8080", .db_path = o->db,
+                             .key_path = o->key, .test_clock = o->test_clock, .cf = o->cf};
+    return server_run(&so);
+}
+
+static int cmd_migrate(struct opts *o)
+{
+    if (need_db(o))
+        return 2;
+    int rc = server_prepare_db(o->db, &o->cf);
+    if (rc)
+        fprintf(stderr, "migrate: %s\n", err_code(rc));
+    return rc ? 1 : 0;
+}
+
+struct token_arg {
+    int role;
+    const char *name;
+    char secret[TOKEN_LEN + 8];
+    int64_t id;
+};
+
+static int token_create(struct tx *tx, void *arg)
+{
+    struct token_arg *t = arg;
+    return auth_token_create(tx, t->role, t->name, t->secret, &t->id);
+}
+
+static int token_revoke(struct tx *tx, void *arg) { return auth_token_revoke(tx, *(int64_t *)arg); }
+
+static void print_token(void *arg, int64_t id, const char *prefix, const char *role, const char *name,
+                        int64_t created_at, int64_t revoked_at)
+{
+    printf("%lld\t%s…\t%s\t%s\t%s\n", (long long)id, prefix, role, revoked_at ? "revoked" : "active", name);
+}
+
+static int token_list(struct tx *tx, void *arg) { return auth_token_list(tx, print_token, NULL); }
+
+static int cmd_token(struct opts *o)
+{
+    if (!o->arg || need_db(o))
+        return fprintf(stderr, "usage: topupd token create|list|revoke ID --db PATH [--role admin|operator]\n"), 2;
+    int rc;
+    if (!strcmp(o->arg, "create")) {
+        struct token_arg t = {.role = auth_role_parse(o->role ? o->role : "admin"), .name = o->name};
+        if (t.role < 0)
+            return fprintf(stderr, "--role must be admin or operator\n"), 2;
+        rc = with_tx(o, token_create, &t);
+        if (!rc) {
+            printf("%s\n", t.secret);
+            fprintf(stderr, "token %lld created (%s); it is shown only now\n", (long long)t.id,
+                    auth_role_name(t.role));
+        }
+        sodium_memzero(t.secret, sizeof t.secret);
+    } else if (!strcmp(o->arg, "list")) {
+        rc = with_tx(o, token_list, NULL);
+    } else {
+        fprintf(stderr, "usage: topupd token create|list|revoke\n");
+        return 2;
+    }
+    if (rc)
+        fprintf(stderr, "token: %s\n", err_code(rc));
+    return rc ? 1 : 0;
+}
+
+static int cmd_revoke(struct opts *o)
+{
+    if (!o->arg || need_db(o))
+        return fprintf(stderr, "usage: topupd token-revoke ID --db PATH\n"), 2;
+    int64_t id = strtoll(o->arg, NULL, 10);
+    int rc = with_tx(o, token_revoke, &id);
+    if (rc)
+        fprintf(stderr, "revoke: %s\n", err_code(rc));
+    return rc ? 1 : 0;
+}
+
+static int ledger_report(struct tx *tx, void *arg)
+{
+    struct ledger_report *r = arg;
+    return ledger_check(tx, r);
+}
+
+static int cmd_check(struct opts *o)
+{
+    if (need_db(o))
+        return 2;
+    struct ledger_report r;
+    int rc = with_tx(o, ledger_report, &r);
+    if (rc)
+        return fprintf(stderr, "check: %s\n", err_code(rc)), 1;
+    for (int i = 0; i < r.nunits; i++)
+        printf("%-8s debits %lld credits %lld accounts %lld\n", r.units[i].unit, (long long)r.units[i].debits,
+               (long long)r.units[i].credits, (long long)r.units[i].accounts);
+    printf("%s\n", r.violations ? r.first_violation : "ledger ok");
+    return r.violations ? 1 : 0;
+}
+
+/* ---- demo ------------------------------------------------------------------- */
+
+/* Appends the Luhn check digit to a run of digits. */
+static void luhn_complete(char *digits)
+{
+    size_t n = strlen(digits);
+    int sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        int d = digits[n - 1 - i] - '0';
+        if (i % 2 == 0 && (d *= 2) > 9)
+            d -= 9;
+        sum += d;
+    }
+    digits[n] = (char)('0' + (10 - sum % 10) % 10);
+    digits[n + 1] = 0;
+}
+
+static int demo_seed(struct tx *tx, void *arg)
+{
+    static const struct {
+        const char *code, *zh, *en, *ru;
+        int64_t price, days, data, voice, sms;
+        const char *zones;
+    } plans[] = {
+        {"data5", "5GB 流量包", "5 GB data", "5 ГБ интернета", 3000, 30, 5LL << 30, 0, 0, "[\"250\"]"},
+        {"travel10", "10GB 漫游套餐", "10 GB roaming", "10 ГБ в роуминге", 9900, 30, 10LL << 30, 3600, 100,
+         "[\"250\",\"460\"]"},
+        {"talk100", "100 分钟通话", "100 minutes", "100 минут", 1500, 30, 0, 6000, 50, "[\"250\"]"},
+    };
+    int existed, rc = 0;
+    for (size_t i = 0; !rc && i < sizeof plans / sizeof plans[0]; i++) {
+        struct plan p = {.price = plans[i].price, .validity_days = plans[i].days,
+                         .allowance = {plans[i].data, plans[i].voice, plans[i].sms}};
+        snprintf(p.code, sizeof p.code, "%s", plans[i].code);
+        snprintf(p.name_zh, sizeof p.name_zh, "%s", plans[i].zh);
+        snprintf(p.name_en, sizeof p.name_en, "%s", plans[i].en);
+        snprintf(p.name_ru, sizeof p.name_ru, "%s", plans[i].ru);
+        snprintf(p.currency, sizeof p.currency, "%s", tx->cf->currency);
+        snprintf(p.zones, sizeof p.zones, "%s", plans[i].zones);
+        rc = plan_create(tx, &p, &existed);
+    }
+    static const char *const langs[] = {"ru", "zh", "en"};
+    for (int i = 1; !rc && i <= 5; i++) {
+        struct sim s = {0};
+        snprintf(s.iccid, sizeof s.iccid, "897010000000000%03d", i);
+        luhn_complete(s.iccid);
+        snprintf(s.msisdn, sizeof s.msisdn, "+7916000%04d", i);
+        snprintf(s.lang, sizeof s.lang, "%s", langs[i % 3]);
+        rc = sim_create(tx, &s, &existed);
+        if (!rc && i == 1)
+            snprintf(arg, ICCID_MAX + 1, "%s", s.iccid);
+    }
+    return rc;
+}
+
+static int cmd_demo(struct opts *o)
+{
+    if (!o->db)
+        o->db = "demo/topup.db";
+    if (!o->listen)
+        o->listen = "127.0.0.1:8080";
+    char iccid[ICCID_MAX + 1];
+    struct token_arg t = {.role = ROLE_ADMIN, .name = "demo"};
+    int rc = with_tx(o, demo_seed, iccid);
+    if (!rc)
+        rc = with_tx(o, token_create, &t);
+    if (rc)
+        return fprintf(stderr, "demo: %s\n", err_code(rc)), 1;
+    char banner[2048];
+    snprintf(banner, sizeof banner,
+             "\ntopupd demo is running on http://%s (database %s)\n"
+             "admin token: %s\n\n"
+             "try:\n"
+             "  curl -s http://%s/v1/sims/%s -H 'Authorization: Bearer %s'\n"
+             "  curl -s -X POST http://%s/v1/sims/%s/topups -H 'Authorization: Bearer %s' \\\n"
+             "       -H 'Idempotency-Key: demo-1' -H 'Content-Type: application/json' \\\n"
+             "       -d '{\"amount\":5000,\"currency\":\"%s\",\"channel\":\"portal\",\"method\":\"alipay\"}'\n"
+             "  curl -s http://%s/v1/plans -H 'Accept-Language: zh'\n\n"
+             "Ctrl-C stops it.\n",
+             o->listen, o->db, t.secret, o->listen, iccid, t.secret, o->listen, iccid, t.secret,
+             o->cf.currency, o->listen);
+    sodium_memzero(t.secret, sizeof t.secret);
+    struct server_opts so = {.listen = o->listen, .db_path = o->db, .key_path = o->key,
+                             .test_clock = o->test_clock, .banner = banner, .cf = o->cf};
+    return server_run(&so);
+}
+
+static int cmd_help(struct opts *o);
+
+static const struct command {
+    const char *name;
+    int (*run)(struct opts *o);
+    const char *help;
+} commands[] = {
+    {"serve",        cmd_serve,   "serve --db PATH [--listen IP:PORT] [--config FILE] [--set k=v]... [--test-clock]"},
+    {"migrate",      cmd_migrate, "migrate --db PATH        apply the schema migrations"},
+    {"token",        cmd_token,   "token create|list --db PATH [--role admin|operator] [--name NAME]"},
+    {"token-revoke", cmd_revoke,  "token-revoke ID --db PATH"},
+    {"check",        cmd_check,   "check --db PATH          verify the ledger (exit 1 on a violation)"},
+    {"demo",         cmd_demo,    "demo [--db PATH] [--listen IP:PORT]  seed demo data and serve"},
+    {"help",         cmd_help,    "help"},
+};
+
+static int cmd_help(struct opts *o)
+{
+    printf("usage: topupd COMMAND [options]\n\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        printf("  topupd %s\n", commands[i].help);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (sodium_init() < 0 || i18n_init())
+        return 1;
+    if (argc < 2)
+        return cmd_help(NULL), 2;
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        if (strcmp(argv[1], commands[i].name))
+            continue;
+        struct opts o = {0};
+        if (parse(argc - 2, argv + 2, &o))
+            return 2;
+        return commands[i].run(&o);
+    }
+    fprintf(stderr, "topupd: '%s' is not a command; see 'topupd help'\n", argv[1]);
+    return 2;
+}
