@@ -20,7 +20,7 @@
 struct opts {
     const char *listen, *db, *key, *role, *name;
     int test_clock;
-    const char *arg;          /* one positional argument (token revoke ID) */
+    const char *arg, *arg2;   /* positional arguments ("token revoke 12") */
     struct conf cf;
 };
 
@@ -51,8 +51,8 @@ static int parse(int argc, char **argv, struct opts *o)
             if (rc)
                 return fprintf(stderr, "configuration: %s\n", eb), -1;
             i++;
-        } else if (a[0] != '-' && !o->arg) {
-            o->arg = a;
+        } else if (a[0] != '-' && (!o->arg || !o->arg2)) {
+            *(o->arg ? &o->arg2 : &o->arg) = a;
         } else {
             return fprintf(stderr, "unknown argument '%s'\n", a), -1;
         }
@@ -155,23 +155,15 @@ static int cmd_token(struct opts *o)
         sodium_memzero(t.secret, sizeof t.secret);
     } else if (!strcmp(o->arg, "list")) {
         rc = with_tx(o, token_list, NULL);
+    } else if (!strcmp(o->arg, "revoke") && o->arg2) {
+        int64_t id = strtoll(o->arg2, NULL, 10);
+        rc = with_tx(o, token_revoke, &id);
     } else {
         fprintf(stderr, "usage: topupd token create|list|revoke\n");
         return 2;
     }
     if (rc)
         fprintf(stderr, "token: %s\n", err_code(rc));
-    return rc ? 1 : 0;
-}
-
-static int cmd_revoke(struct opts *o)
-{
-    if (!o->arg || need_db(o))
-        return fprintf(stderr, "usage: topupd token-revoke ID --db PATH\n"), 2;
-    int64_t id = strtoll(o->arg, NULL, 10);
-    int rc = with_tx(o, token_revoke, &id);
-    if (rc)
-        fprintf(stderr, "revoke: %s\n", err_code(rc));
     return rc ? 1 : 0;
 }
 
@@ -292,8 +284,7 @@ static const struct command {
 } commands[] = {
     {"serve",        cmd_serve,   "serve --db PATH [--listen IP:PORT] [--config FILE] [--set k=v]... [--test-clock]"},
     {"migrate",      cmd_migrate, "migrate --db PATH        apply the schema migrations"},
-    {"token",        cmd_token,   "token create|list --db PATH [--role admin|operator] [--name NAME]"},
-    {"token-revoke", cmd_revoke,  "token-revoke ID --db PATH"},
+    {"token",        cmd_token,   "token create|list|revoke ID --db PATH [--role admin|operator] [--name NAME]"},
     {"check",        cmd_check,   "check --db PATH          verify the ledger (exit 1 on a violation)"},
     {"demo",         cmd_demo,    "demo [--db PATH] [--listen IP:PORT]  seed demo data and serve"},
     {"help",         cmd_help,    "help"},
