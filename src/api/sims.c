@@ -27,7 +27,7 @@ static int sim_fields(const char *iccid, const char *msisdn, const char *imsi, c
     snprintf(s->iccid, sizeof s->iccid, "%s", iccid);
     snprintf(s->msisdn, sizeof s->msisdn, "%s", msisdn ? msisdn : "");
     snprintf(s->imsi, sizeof s->imsi, "%s", imsi ? imsi : "");
-    snprintf(s->lang, sizeof s->lang, "%s", lang && *lang ? lang : "en");
+    snprintf(s->lang, sizeof s->lang, "%s", lang ? lang : "");
     return 0;
 }
 

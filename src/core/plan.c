@@ -90,7 +90,7 @@ int plan_create(struct tx *tx, struct plan *p, int *existed)
     }
     if (rc != ERR_PLAN_NOT_FOUND)
         return rc;
-    rc = store_exec(tx->st, &SQL_PLAN_INSERT, "sssssisiiiisdi", p->code, p->name_zh, p->name_en, p->name_ru,
+    rc = store_exec(tx->st, &SQL_PLAN_INSERT, "ssssisiiiisdi", p->code, p->name_zh, p->name_en, p->name_ru,
                     p->price, p->currency, p->validity_days, p->allowance[SVC_DATA], p->allowance[SVC_VOICE],
                     p->allowance[SVC_SMS], p->zones, p->payg, tx->now);
     if (rc)

@@ -142,7 +142,9 @@ int sim_create(struct tx *tx, struct sim *s, int *existed)
     *existed = 0;
     int rc = sim_get(tx, s->iccid, &old);
     if (rc == 0) {
-        if (strcmp(old.msisdn, s->msisdn) || strcmp(old.imsi, s->imsi) || strcmp(old.lang, s->lang))
+        /* A field left empty is not a claim about the SIM, so it cannot conflict. */
+        if ((s->msisdn[0] && strcmp(old.msisdn, s->msisdn)) || (s->imsi[0] && strcmp(old.imsi, s->imsi)) ||
+            (s->lang[0] && strcmp(old.lang, s->lang)))
             return ERR_SIM_EXISTS;
         *existed = 1;
         *s = old;
@@ -163,6 +165,8 @@ int sim_create(struct tx *tx, struct sim *s, int *existed)
     rc = ledger_account_create(tx, "wallet", tx->cf->currency, 0, LEDGER_NO_OVERDRAFT, &s->wallet_id);
     if (rc)
         return rc;
+    if (!s->lang[0])
+        snprintf(s->lang, sizeof s->lang, "en");
     rc = store_exec(tx->st, &SQL_SIM_INSERT, "ssssiii", s->iccid, s->msisdn[0] ? s->msisdn : NULL,
                     s->imsi[0] ? s->imsi : NULL, s->lang, s->wallet_id, tx->now, tx->now);
     if (rc)

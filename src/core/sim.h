@@ -51,8 +51,9 @@ int64_t sim_terminate_at(const struct sim *s, const struct conf *cf);
 
 int sim_get(struct tx *tx, const char *iccid, struct sim *out);      /* ERR_SIM_NOT_FOUND */
 int sim_get_by_id(struct tx *tx, int64_t id, struct sim *out);
-/* Creates the SIM and its wallet. If the ICCID exists with the same fields,
- * *existed is set and 0 returned; with other fields ERR_SIM_EXISTS.
+/* Creates the SIM and its wallet (lang "" means en). If the ICCID exists and
+ * every non-empty field agrees, *existed is set, *s filled from the stored SIM
+ * and 0 returned; if a given field differs, ERR_SIM_EXISTS.
  * ERR_MSISDN_TAKEN when the MSISDN belongs to another SIM. */
 int sim_create(struct tx *tx, struct sim *s, int *existed);
 int sim_save(struct tx *tx, const struct sim *s);

@@ -134,6 +134,12 @@ static void bindv(struct store_q *q, const char *fmt, va_list ap)
 {
     if (q->err)
         return;
+    if ((size_t)sqlite3_bind_parameter_count(q->stmt) != strlen(fmt)) {
+        log_error("store: %zu bindings for %d parameters in: %s", strlen(fmt),
+                  sqlite3_bind_parameter_count(q->stmt), sqlite3_sql(q->stmt));
+        q->err = ERR_INTERNAL;
+        return;
+    }
     int rc = SQLITE_OK;
     for (int i = 1; *fmt && rc == SQLITE_OK; fmt++, i++) {
         switch (*fmt) {
