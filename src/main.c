@@ -71,7 +71,7 @@ static int need_db(const struct opts *o)
 /* Runs fn in one write transaction on the database (outside the server). */
 static int with_tx(const struct opts *o, int (*fn)(struct tx *tx, void *arg), void *arg)
 {
-    int rc = server_prepare_db(o->db, &o->cf);
+    int rc = server_prepare_db(o->db, &o->cf, NULL);
     struct store *st = NULL;
     if (!rc)
         rc = store_open(&st, o->db, STORE_WRITER);
@@ -108,7 +108,7 @@ static int cmd_migrate(struct opts *o)
 {
     if (need_db(o))
         return 2;
-    int rc = server_prepare_db(o->db, &o->cf);
+    int rc = server_prepare_db(o->db, &o->cf, NULL);
     if (rc)
         fprintf(stderr, "migrate: %s\n", err_code(rc));
     return rc ? 1 : 0;

@@ -102,6 +102,7 @@ const struct conf *req_conf(struct req *r);
 struct clock *req_clock(struct req *r);
 const struct receipt_keys *req_keys(struct req *r);
 int req_engine_halted(struct req *r);
+int req_schema_version(struct req *r);
 
 /* JSON field helpers: 0, ERR_MISSING_PARAMETER or ERR_INVALID_PARAMETER. */
 int json_field_str(json_t *o, const char *key, int required, size_t maxlen, const char **out);

@@ -42,6 +42,7 @@ struct server {
     struct engine *eng;
     const char *db_path;
     int test_clock;
+    int schema;                  /* migration version the database is at */
     struct MHD_Daemon *d;
 
     pthread_mutex_t mu;          /* readers and the sweeper's sleep */
@@ -106,6 +107,7 @@ const struct conf *req_conf(struct req *r) { return &r->srv->cf; }
 struct clock *req_clock(struct req *r) { return &r->srv->clk; }
 const struct receipt_keys *req_keys(struct req *r) { return &r->srv->keys; }
 int req_engine_halted(struct req *r) { return engine_halted(r->srv->eng); }
+int req_schema_version(struct req *r) { return r->srv->schema; }
 
 /* ---- readers -------------------------------------------------------------- */
 
@@ -240,7 +242,7 @@ static int valid_idem_key(const char *k)
     if (!n || n > IDEM_KEY_MAX)
         return 0;
     for (; *k; k++)
-        if (*k < 0x21 || *k > 0x7e)
+        if (*k < 0x20 || *k > 0x7e)
             return 0;
     return 1;
 }
@@ -446,13 +448,15 @@ static void *sweeper(void *arg)
 STORE_SQL(SQL_META_GET, "SELECT value FROM meta WHERE key = ?");
 STORE_SQL(SQL_META_PUT, "INSERT INTO meta(key, value) VALUES (?, ?)");
 
-int server_prepare_db(const char *db_path, const struct conf *cf)
+int server_prepare_db(const char *db_path, const struct conf *cf, int *version)
 {
     struct store *st;
     int applied = 0, rc = store_open(&st, db_path, STORE_WRITER);
     if (rc)
         return rc;
     rc = store_migrate(st, &applied);
+    if (!rc && version)
+        rc = store_version(st, version);
     struct store_q *q;
     if (!rc)
         rc = store_one(st, &q, &SQL_META_GET, "s", "currency");
@@ -503,7 +507,7 @@ int server_run(const struct server_opts *o)
         log_error("--listen wants IPv4:PORT, got '%s'", o->listen);
         return 2;
     }
-    if (i18n_init() || server_prepare_db(o->db_path, &s->cf))
+    if (i18n_init() || server_prepare_db(o->db_path, &s->cf, &s->schema))
         return 1;
     char keypath[4096];
     snprintf(keypath, sizeof keypath, "%s", o->key_path ? o->key_path : "");

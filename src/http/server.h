@@ -27,5 +27,6 @@ int server_run(const struct server_opts *o);
 int server_sweep_exec(struct tx *tx, struct cmd *c);
 
 /* Opens the database as the writer, applies migrations and checks that the
- * deployment's currency matches the one it was created with. */
-int server_prepare_db(const char *db_path, const struct conf *cf);
+ * deployment's currency matches the one it was created with. *version (may be
+ * NULL) receives the schema version. */
+int server_prepare_db(const char *db_path, const struct conf *cf, int *version);

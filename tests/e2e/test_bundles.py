@@ -1,0 +1,136 @@
+"""Plans and bundle purchases."""
+import time
+
+from e2e_util import DAY, assert_error, make_iccid, make_key, parse_time
+
+
+def _buy(server, iccid, plan, key=None, token="operator"):
+    return server.request("POST", "/v1/sims/%s/bundles" % iccid, {"plan": plan}, token=token,
+                          idem=key or make_key("bu"))
+
+
+def test_create_plan_and_list(server):
+    body, plan = server.create_plan(price=5000, validity_days=30)
+    for k in ("code", "name", "price", "currency", "validity_days", "allowances", "zones", "payg"):
+        assert plan[k] == body[k], k
+    # identical repeat: 200
+    st, _, again = server.request("POST", "/v1/plans", body, token="admin")
+    assert st == 200, again
+    assert again["code"] == body["code"] and again["price"] == 5000
+    # same code, other body: 409
+    st, _, err = server.request("POST", "/v1/plans", dict(body, price=6000), token="admin")
+    assert_error((st, _, err), 409, "plan_exists")
+    # listed, anonymously, with active true, unchanged price
+    st, _, listing = server.request("GET", "/v1/plans", token=None)
+    assert st == 200
+    mine = [p for p in listing["data"] if p["code"] == body["code"]]
+    assert len(mine) == 1
+    assert mine[0]["active"] is True and mine[0]["price"] == 5000
+    assert mine[0]["allowances"] == body["allowances"] and mine[0]["zones"] == body["zones"]
+    assert mine[0]["name"] == body["name"]
+
+
+def test_create_plan_requires_admin(server):
+    body = {"code": "nope", "name": {"zh": "a", "en": "a", "ru": "a"}, "price": 1, "currency": "CNY",
+            "validity_days": 1, "allowances": {"data_bytes": 1, "voice_seconds": 0, "sms": 0},
+            "zones": ["460"], "payg": False}
+    assert_error(server.request("POST", "/v1/plans", body, token="operator"), 403, "forbidden")
+    assert_error(server.request("POST", "/v1/plans", body, token=None), 401, "unauthenticated")
+    st, _, listing = server.request("GET", "/v1/plans", token=None)
+    assert st == 200 and all(p["code"] != "nope" for p in listing["data"])
+
+
+def test_buy_bundle(server):
+    pbody, _ = server.create_plan(price=5000, validity_days=7, data_bytes=10737418240, voice_seconds=0, sms=50)
+    code = pbody["code"]
+    iccid = server.new_sim()
+    server.topup_ok(iccid, 12000)
+    t0 = time.time()
+    key = make_key("bu")
+    r = _buy(server, iccid, code, key=key)
+    assert r.status == 201, r
+    bu = r.body["bundle"]
+    assert r.body["balance"] == {"amount": 7000, "currency": "CNY"}
+    assert bu["plan"] == code and bu["state"] == "active"
+    assert isinstance(bu["id"], str) and bu["id"]
+    assert bu["remaining"] == {"data_bytes": 10737418240, "voice_seconds": 0, "sms": 50}
+    assert abs(parse_time(bu["expires_at"]) - (t0 + 7 * DAY)) < 120
+
+    sim = server.sim(iccid)
+    assert sim["balance"]["amount"] == 7000
+    assert sim["state"] == "active"
+    assert len(sim["bundles"]) == 1
+    listed = sim["bundles"][0]
+    assert listed["id"] == bu["id"] and listed["plan"] == code and listed["state"] == "active"
+    assert listed["remaining"] == {"data_bytes": 10737418240, "voice_seconds": 0, "sms": 50}
+    assert listed["expires_at"] == bu["expires_at"]
+
+    txns = server.txns(iccid)
+    assert [t["kind"] for t in txns] == ["bundle_purchase", "topup"]
+    assert abs(txns[0]["amount"]) == 5000 and txns[0]["balance_after"] == 7000
+
+    # replay: same bytes, charged once
+    r2 = _buy(server, iccid, code, key=key)
+    assert r2.status == 201 and r2.raw == r.raw
+    assert r2.headers.get("idempotent-replayed") == "true"
+    assert server.snapshot(iccid) == ("active", 7000, 2)
+    assert_error(_buy(server, iccid, "other_plan", key=key), 422, "idempotency_key_reused")
+
+    # a second purchase of the same plan: two bundles, balance 2000
+    r3 = _buy(server, iccid, code)
+    assert r3.status == 201, r3
+    assert r3.body["balance"]["amount"] == 2000
+    assert len(server.sim(iccid)["bundles"]) == 2
+    server.ledger_ok()
+
+
+def test_buy_with_exact_balance(server):
+    pbody, _ = server.create_plan(price=3000)
+    iccid = server.new_sim()
+    server.topup_ok(iccid, 3000)
+    r = _buy(server, iccid, pbody["code"])
+    assert r.status == 201, r
+    assert r.body["balance"]["amount"] == 0
+    assert server.snapshot(iccid) == ("active", 0, 2)
+    server.ledger_ok()
+
+
+def test_insufficient_balance(server):
+    pbody, _ = server.create_plan(price=5000)
+    iccid = server.new_sim()
+    server.topup_ok(iccid, 3000)
+    before = server.snapshot(iccid)
+    r = _buy(server, iccid, pbody["code"])
+    assert_error(r, 402, "insufficient_balance")
+    assert server.snapshot(iccid) == before == ("active", 3000, 1)
+    assert server.sim(iccid)["bundles"] == []
+    # once the wallet can pay, a purchase goes through
+    server.topup_ok(iccid, 2000)
+    r = _buy(server, iccid, pbody["code"])
+    assert r.status == 201, r
+    assert server.balance(iccid) == 0
+    server.ledger_ok()
+
+
+def test_unknown_plan(server):
+    iccid = server.new_sim()
+    server.topup_ok(iccid, 3000)
+    before = server.snapshot(iccid)
+    assert_error(_buy(server, iccid, "no_such_plan"), 404, "plan_not_found")
+    assert server.snapshot(iccid) == before
+    assert server.sim(iccid)["bundles"] == []
+    server.ledger_ok()
+
+
+def test_buy_requires_active_sim_and_key(server):
+    pbody, _ = server.create_plan(price=100)
+    iccid = server.new_sim()
+    assert_error(_buy(server, iccid, pbody["code"]), 409, "sim_not_active")
+    assert server.snapshot(iccid) == ("inactive", 0, 0)
+    server.topup_ok(iccid, 1000)
+    r = server.request("POST", "/v1/sims/%s/bundles" % iccid, {"plan": pbody["code"]})
+    assert_error(r, 400, "idempotency_key_required")
+    assert_error(_buy(server, iccid, pbody["code"], token=None), 401, "unauthenticated")
+    assert server.snapshot(iccid) == ("active", 1000, 1)
+    assert_error(_buy(server, make_iccid(), pbody["code"]), 404, "sim_not_found")
+    server.ledger_ok()

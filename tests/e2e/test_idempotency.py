@@ -1,0 +1,153 @@
+"""Idempotency-Key semantics (docs/API.md, "Idempotency")."""
+import http.client
+import json
+import threading
+
+from e2e_util import assert_error, make_key
+
+
+def _replayed(headers):
+    return headers.get("idempotent-replayed", "").lower() == "true"
+
+
+def test_same_key_same_body_replays_byte_for_byte(server):
+    iccid = server.new_sim()
+    key = make_key("replay")
+    r1 = server.topup(iccid, 1000, key=key)
+    assert r1.status == 201, r1
+    assert not _replayed(r1.headers)
+    for _ in range(3):
+        r2 = server.topup(iccid, 1000, key=key)
+        assert r2.status == 201
+        assert r2.raw == r1.raw, "replay differs:\n%r\n%r" % (r1.raw, r2.raw)
+        assert _replayed(r2.headers), r2.headers
+    assert server.snapshot(iccid) == ("active", 1000, 1)
+    # a different key is a new top-up
+    r3 = server.topup(iccid, 1000, key=make_key("replay"))
+    assert r3.status == 201 and not _replayed(r3.headers)
+    assert r3.body["topup"]["id"] != r1.body["topup"]["id"]
+    assert server.snapshot(iccid) == ("active", 2000, 2)
+    server.ledger_ok()
+
+
+def test_same_key_different_body_is_reused(server):
+    iccid = server.new_sim()
+    key = make_key("reuse")
+    r1 = server.topup(iccid, 1000, key=key)
+    assert r1.status == 201, r1
+    before = server.snapshot(iccid)
+    assert_error(server.topup(iccid, 1001, key=key), 422, "idempotency_key_reused")
+    assert_error(server.topup(iccid, 1000, key=key, method="wechat"), 422, "idempotency_key_reused")
+    # same body, other path (another SIM)
+    other = server.new_sim()
+    assert_error(server.topup(other, 1000, key=key), 422, "idempotency_key_reused")
+    assert server.snapshot(iccid) == before
+    assert server.snapshot(other) == ("inactive", 0, 0)
+    # the original still replays
+    r4 = server.topup(iccid, 1000, key=key)
+    assert r4.status == 201 and r4.raw == r1.raw and _replayed(r4.headers)
+    server.ledger_ok()
+
+
+def test_key_format(server):
+    iccid = server.new_sim()
+    long_ok = "k" * 128
+    r = server.topup(iccid, 100, key=long_ok)
+    assert r.status == 201, r
+    for bad in ("k" * 129, "bad\x7fkey"):
+        assert_error(server.topup(iccid, 100, key=bad), 400, "idempotency_key_invalid")
+    assert server.snapshot(iccid) == ("active", 100, 1)
+    # printable ASCII with punctuation and spaces is fine
+    r = server.topup(iccid, 100, key="order #42 / 2026-11-24 ~ok!")
+    assert r.status == 201, r
+    assert server.snapshot(iccid) == ("active", 200, 2)
+
+
+def _concurrent_same_key(server, iccid, key, amount, n=50):
+    body = json.dumps(server.topup_body(amount)).encode()
+    headers = {"Authorization": "Bearer " + server.tokens["operator"], "Content-Type": "application/json",
+               "Idempotency-Key": key}
+    barrier = threading.Barrier(n)
+    results = [None] * n
+
+    def worker(i):
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        try:
+            conn.connect()
+            barrier.wait(timeout=30)
+            conn.request("POST", "/v1/sims/%s/topups" % iccid, body=body, headers=headers)
+            r = conn.getresponse()
+            results[i] = (r.status, {k.lower(): v for k, v in r.getheaders()}, r.read())
+        except Exception as e:  # recorded, asserted below
+            results[i] = ("exception", repr(e), b"")
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return results
+
+
+def test_concurrent_same_key_credits_once(server):
+    for round_ in range(3):
+        iccid = server.new_sim()
+        key = make_key("conc")
+        amount = 1000 + round_
+        results = _concurrent_same_key(server, iccid, key, amount)
+        assert all(r is not None for r in results)
+        oks = [r for r in results if r[0] == 201]
+        others = [r for r in results if r[0] != 201]
+        assert oks, "no 201 at all: %r" % (results[:3],)
+        bodies = {r[2] for r in oks}
+        assert len(bodies) == 1, "201 bodies differ: %r" % (list(bodies)[:2],)
+        for st, hdrs, raw in others:
+            assert st == 409, (st, hdrs, raw)
+            assert json.loads(raw)["error"]["code"] == "idempotency_key_in_use", raw
+        originals = [r for r in oks if not _replayed(r[1])]
+        assert len(originals) == 1, "%d non-replayed 201s" % len(originals)
+        body = json.loads(oks[0][2])
+        assert body["topup"]["amount"] == amount and body["balance"]["amount"] == amount
+
+        # exactly one credit
+        txns = server.txns(iccid)
+        assert [(t["kind"], t["amount"]) for t in txns] == [("topup", amount)]
+        assert server.balance(iccid) == amount
+        # and afterwards the key replays the same bytes
+        r = server.topup(iccid, amount, key=key)
+        assert r.status == 201 and r.raw == oks[0][2] and _replayed(r.headers)
+    server.ledger_ok()
+
+
+def test_concurrent_distinct_keys_all_applied(server):
+    """Sanity counterpart: 40 concurrent top-ups with distinct keys all land."""
+    iccid = server.new_sim()
+    n = 40
+    barrier = threading.Barrier(n)
+    results = [None] * n
+
+    def worker(i):
+        barrier.wait(timeout=30)
+        try:
+            results[i] = server.topup(iccid, 100 + i, key="distinct-%d" % i)
+        except Exception as e:
+            results[i] = e
+
+    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert all(getattr(r, "status", None) == 201 for r in results), [r for r in results if getattr(r, "status", None) != 201][:3]
+    expected = sum(100 + i for i in range(n))
+    assert server.balance(iccid) == expected
+    txns = server.txns(iccid)
+    assert sorted(t["amount"] for t in txns) == sorted(100 + i for i in range(n))
+    # balance_after is a consistent running sum in chronological order
+    running = 0
+    for t in reversed(txns):
+        running += t["amount"]
+        assert t["balance_after"] == running
+    server.ledger_ok()

@@ -1,0 +1,251 @@
+"""SIM lifecycle with the test clock: active -> grace -> expired -> terminated,
+reactivation fee, suspension."""
+from e2e_util import DAY, assert_error, fmt_time, make_iccid, make_key, parse_time
+
+
+def _times(server, iccid):
+    s = server.sim(iccid)
+    return parse_time(s["active_until"]), parse_time(s["grace_until"])
+
+
+def _kind(txns, kind):
+    found = [t for t in txns if t["kind"] == kind]
+    assert len(found) == 1, "expected one %s transaction in %r" % (kind, txns)
+    return found[0]
+
+
+def test_clock_route(server_factory):
+    plain = server_factory()
+    r = plain.request("POST", "/v1/test/clock", {"advance": 86400}, token="admin")
+    assert r.status == 404, r
+    clk = server_factory(test_clock=True)
+    assert_error(clk.request("POST", "/v1/test/clock", {"advance": 60}, token="operator"), 403, "forbidden")
+    assert_error(clk.request("POST", "/v1/test/clock", {"advance": 60}, token=None), 401, "unauthenticated")
+    t1 = clk.now()
+    t2 = clk.advance(10 * DAY)
+    assert 10 * DAY <= t2 - t1 <= 10 * DAY + 60
+    target = t2 + 3 * DAY
+    st, _, body = clk.request("POST", "/v1/test/clock", {"now": fmt_time(target)},
+                              token="admin")
+    assert st == 200, body
+    assert abs(parse_time(body["now"]) - target) <= 2
+
+
+def test_active_grace_topup_reactivates_without_fee(server_factory):
+    srv = server_factory("--set", "reactivation_fee=500", test_clock=True)
+    iccid = srv.new_sim()
+    first = srv.topup_ok(iccid, 1000)
+    au, gu = _times(srv, iccid)
+    assert gu == au + 30 * DAY
+
+    # just before active_until: still active
+    srv.advance_to(au, margin=-3600)
+    assert srv.sim(iccid)["state"] == "active"
+    # past active_until: grace, balance kept
+    now = srv.advance_to(au, margin=3600)
+    s = srv.sim(iccid)
+    assert s["state"] == "grace", s
+    assert s["balance"]["amount"] == 1000
+    # a bundle needs an active SIM
+    pbody, _ = srv.create_plan(price=100)
+    assert_error(srv.request("POST", "/v1/sims/%s/bundles" % iccid, {"plan": pbody["code"]}, idem=make_key()),
+                 409, "sim_not_active")
+    assert srv.snapshot(iccid) == ("grace", 1000, 1)
+
+    body = srv.topup_ok(iccid, 500)
+    assert body["state"] == "active"
+    assert body["topup"]["reactivation_fee"] == 0
+    assert body["receipt"]["reactivation_fee"] == 0
+    assert body["balance"]["amount"] == 1500
+    created = parse_time(body["topup"]["created_at"])
+    assert abs(created - now) < 60
+    # extend rule: max(now, active_until) + 30 days = now + 30 days
+    assert abs(parse_time(body["active_until"]) - (created + 30 * DAY)) <= 2
+    s = srv.sim(iccid)
+    assert s["state"] == "active" and s["balance"]["amount"] == 1500
+    txns = srv.txns(iccid)
+    assert [t["kind"] for t in txns] == ["topup", "topup"]
+    assert txns[1]["receipt"] == first["receipt"]["number"]
+    srv.ledger_ok()
+
+
+def test_expired_topup_charges_reactivation_fee(server_factory):
+    srv = server_factory("--set", "reactivation_fee=500", test_clock=True)
+    iccid = srv.new_sim()
+    srv.topup_ok(iccid, 1000)
+    au, gu = _times(srv, iccid)
+
+    srv.advance_to(au)
+    assert srv.sim(iccid)["state"] == "grace"
+    srv.advance_to(gu, margin=-3600)
+    assert srv.sim(iccid)["state"] == "grace"
+    now = srv.advance_to(gu, margin=3600)
+    s = srv.sim(iccid)
+    assert s["state"] == "expired", s
+    assert s["balance"]["amount"] == 1000
+    assert srv.snapshot(iccid) == ("expired", 1000, 1)
+
+    body = srv.topup_ok(iccid, 2000)
+    assert body["state"] == "active"
+    assert body["topup"]["reactivated"] is True
+    assert body["topup"]["reactivation_fee"] == 500
+    assert body["topup"]["amount"] == 2000
+    assert body["balance"]["amount"] == 1000 + 2000 - 500
+    assert body["receipt"]["reactivation_fee"] == 500
+    assert body["receipt"]["balance_after"] == 2500
+    created = parse_time(body["topup"]["created_at"])
+    assert abs(created - now) < 60
+    assert abs(parse_time(body["active_until"]) - (created + 30 * DAY)) <= 2
+
+    s = srv.sim(iccid)
+    assert s["state"] == "active" and s["balance"]["amount"] == 2500
+    txns = srv.txns(iccid)
+    assert len(txns) == 3
+    fee = _kind(txns, "reactivation_fee")
+    assert abs(fee["amount"]) == 500
+    assert txns[0]["balance_after"] == 2500
+    tops = [t for t in txns if t["kind"] == "topup"]
+    assert [t["amount"] for t in tops] == [2000, 1000]
+    srv.ledger_ok()
+
+
+def test_expired_topup_not_covering_fee_is_402(server_factory):
+    srv = server_factory("--set", "reactivation_fee=500", test_clock=True)
+    # empty the wallet with a bundle so the expired SIM has balance 0
+    pbody, _ = srv.create_plan(price=1000, validity_days=1)
+    iccid = srv.new_sim()
+    srv.topup_ok(iccid, 1000)
+    r = srv.request("POST", "/v1/sims/%s/bundles" % iccid, {"plan": pbody["code"]}, idem=make_key())
+    assert r.status == 201, r
+    assert srv.balance(iccid) == 0
+    _, gu = _times(srv, iccid)
+    srv.advance_to(gu)
+    before = srv.snapshot(iccid)
+    assert before == ("expired", 0, 2)
+
+    assert_error(srv.topup(iccid, 499), 402, "insufficient_balance")
+    assert srv.snapshot(iccid) == before
+    assert_error(srv.topup(iccid, 100), 402, "insufficient_balance")
+    assert srv.snapshot(iccid) == before
+
+    body = srv.topup_ok(iccid, 600)
+    assert body["state"] == "active" and body["balance"]["amount"] == 100
+    assert body["topup"]["reactivation_fee"] == 500 and body["topup"]["reactivated"] is True
+    assert srv.snapshot(iccid) == ("active", 100, 4)
+    srv.ledger_ok()
+
+
+def test_exact_fee_topup_leaves_zero(server_factory):
+    srv = server_factory("--set", "reactivation_fee=500", test_clock=True)
+    pbody, _ = srv.create_plan(price=1000, validity_days=1)
+    iccid = srv.new_sim()
+    srv.topup_ok(iccid, 1000)
+    assert srv.request("POST", "/v1/sims/%s/bundles" % iccid, {"plan": pbody["code"]}, idem=make_key())[0] == 201
+    _, gu = _times(srv, iccid)
+    srv.advance_to(gu)
+    assert srv.sim(iccid)["state"] == "expired"
+    body = srv.topup_ok(iccid, 500)
+    assert body["balance"]["amount"] == 0 and body["state"] == "active"
+    srv.ledger_ok()
+
+
+def test_terminated_forfeits_balance(clock_server):
+    srv = clock_server
+    iccid = srv.new_sim()
+    other = srv.new_sim()
+    srv.topup_ok(iccid, 1000)
+    srv.topup_ok(iccid, 234)
+    _, gu = _times(srv, iccid)
+
+    srv.advance_to(gu)
+    assert srv.snapshot(iccid) == ("expired", 1234, 2)
+    # retention_days default 90: still expired a day before the end
+    srv.advance_to(gu + 90 * DAY, margin=-DAY)
+    assert srv.snapshot(iccid) == ("expired", 1234, 2)
+    srv.ledger_ok()
+    srv.advance_to(gu + 90 * DAY, margin=DAY)
+    s = srv.sim(iccid)
+    assert s["state"] == "terminated", s
+    assert s["balance"]["amount"] == 0
+    txns = srv.txns(iccid)
+    assert txns[0]["kind"] == "forfeiture"
+    assert abs(txns[0]["amount"]) == 1234 and txns[0]["balance_after"] == 0
+    assert len(txns) == 3
+    srv.ledger_ok()
+
+    assert_error(srv.topup(iccid, 1000), 409, "sim_terminated")
+    assert srv.snapshot(iccid) == ("terminated", 0, 3)
+    # the never-activated SIM is untouched by the sweep
+    assert srv.snapshot(other) == ("inactive", 0, 0)
+    assert srv.sim(other)["active_until"] is None
+    # and terminated stays terminated
+    srv.advance(400 * DAY)
+    assert srv.snapshot(iccid) == ("terminated", 0, 3)
+    srv.ledger_ok()
+
+
+def test_grace_and_retention_configurable(server_factory):
+    srv = server_factory("--set", "grace_days=5", "--set", "retention_days=10", "--set", "validity_days=7",
+                         test_clock=True)
+    iccid = srv.new_sim()
+    body = srv.topup_ok(iccid, 1000)
+    created = parse_time(body["topup"]["created_at"])
+    au, gu = _times(srv, iccid)
+    assert abs(au - (created + 7 * DAY)) <= 2
+    assert gu == au + 5 * DAY
+    srv.advance_to(au)
+    assert srv.sim(iccid)["state"] == "grace"
+    srv.advance_to(gu)
+    assert srv.sim(iccid)["state"] == "expired"
+    srv.advance_to(gu + 10 * DAY)
+    assert srv.snapshot(iccid) == ("terminated", 0, 2)
+    srv.ledger_ok()
+
+
+def test_suspend_and_resume(server):
+    iccid = server.new_sim()
+    server.topup_ok(iccid, 1000)
+    au = server.sim(iccid)["active_until"]
+
+    assert_error(server.request("POST", "/v1/sims/%s/suspend" % iccid, token="operator"), 403, "forbidden")
+    assert server.sim(iccid)["state"] == "active"
+
+    st, _, sim = server.request("POST", "/v1/sims/%s/suspend" % iccid, token="admin")
+    assert st == 200, sim
+    assert sim["iccid"] == iccid and sim["state"] == "suspended"
+    assert sim["balance"]["amount"] == 1000
+    before = server.snapshot(iccid)
+    assert before == ("suspended", 1000, 1)
+
+    assert_error(server.topup(iccid, 500), 409, "sim_suspended")
+    assert_error(server.topup(iccid, 500, token="admin", channel="admin", method="adjustment"), 409,
+                 "sim_suspended")
+    assert server.snapshot(iccid) == before
+
+    st, _, sim = server.request("POST", "/v1/sims/%s/resume" % iccid, token="admin")
+    assert st == 200, sim
+    assert sim["state"] == "active" and sim["balance"]["amount"] == 1000
+    assert sim["active_until"] == au
+
+    body = server.topup_ok(iccid, 500)
+    assert body["state"] == "active" and body["balance"]["amount"] == 1500
+    assert server.snapshot(iccid) == ("active", 1500, 2)
+    assert_error(server.request("POST", "/v1/sims/%s/suspend" % make_iccid(),
+                                token="admin"), 404, "sim_not_found")
+    server.ledger_ok()
+
+
+def test_bundle_expires_with_clock(clock_server):
+    srv = clock_server
+    pbody, _ = srv.create_plan(price=1000, validity_days=3)
+    iccid = srv.new_sim()
+    srv.topup_ok(iccid, 5000)
+    r = srv.request("POST", "/v1/sims/%s/bundles" % iccid, {"plan": pbody["code"]}, idem=make_key())
+    assert r.status == 201, r
+    exp = parse_time(r.body["bundle"]["expires_at"])
+    srv.advance_to(exp)
+    bundles = srv.sim(iccid)["bundles"]
+    # an expired bundle is either no longer listed or listed as not active
+    assert all(b["state"] != "active" for b in bundles if b["id"] == r.body["bundle"]["id"]), bundles
+    assert srv.snapshot(iccid) == ("active", 4000, 2)
+    srv.ledger_ok()

@@ -1,0 +1,127 @@
+"""Signed receipts: GET /v1/receipts/{number}, POST /v1/receipts/verify, public key."""
+import base64
+import copy
+
+from e2e_util import assert_error, ed25519_verify, make_msisdn, parse_time, receipt_signed_bytes
+
+RECEIPT_FIELDS = {"number", "issued_at", "iccid", "msisdn", "topup", "channel", "method", "amount",
+                  "currency", "reactivation_fee", "balance_after", "active_until", "served_by",
+                  "key_id", "signature"}
+
+
+def _public_key(server):
+    st, _, pk = server.request("GET", "/v1/receipts/public-key", token=None)
+    assert st == 200, pk
+    assert pk["algorithm"] == "Ed25519"
+    raw = base64.b64decode(pk["public_key"], validate=True)
+    assert len(raw) == 32
+    assert isinstance(pk["key_id"], str) and pk["key_id"]
+    return pk, raw
+
+
+def _verify(server, receipt, token=None):
+    st, _, body = server.request("POST", "/v1/receipts/verify", receipt, token=token)
+    assert st == 200, body
+    assert body in ({"valid": True}, {"valid": False}), body
+    return body["valid"]
+
+
+def _independently_valid(receipt, pub):
+    sig = base64.b64decode(receipt["signature"], validate=True)
+    return any(ed25519_verify(pub, receipt_signed_bytes(receipt, ensure_ascii=a), sig) for a in (False, True))
+
+
+def test_receipt_fetch_shape(server):
+    msisdn = make_msisdn()
+    iccid = server.new_sim(msisdn=msisdn)
+    body = server.topup_ok(iccid, 1234, channel="kiosk", method="wechat")
+    rc = body["receipt"]
+    assert set(rc) >= RECEIPT_FIELDS, set(RECEIPT_FIELDS) - set(rc)
+    assert rc["iccid"] == iccid and rc["msisdn"] == msisdn
+    assert rc["topup"] == body["topup"]["id"]
+    assert (rc["channel"], rc["method"]) == ("kiosk", "wechat")
+    assert (rc["amount"], rc["currency"], rc["reactivation_fee"], rc["balance_after"]) == (1234, "CNY", 0, 1234)
+    assert rc["active_until"] == body["active_until"]
+    parse_time(rc["issued_at"])
+    assert isinstance(rc["served_by"], str)
+
+    st, _, fetched = server.request("GET", "/v1/receipts/" + rc["number"])
+    assert st == 200, fetched
+    assert fetched == rc
+    st, _, fetched_admin = server.request("GET", "/v1/receipts/" + rc["number"], token="admin")
+    assert st == 200 and fetched_admin == rc
+
+    pk, _ = _public_key(server)
+    assert rc["key_id"] == pk["key_id"]
+    txns = server.txns(iccid)
+    assert txns[0]["receipt"] == rc["number"]
+
+
+def test_receipt_verify_valid_and_tampered(server):
+    iccid = server.new_sim()
+    rc = server.topup_ok(iccid, 1000)["receipt"]
+    assert _verify(server, rc) is True
+    assert _verify(server, rc, token="operator") is True
+
+    for field, value in [("amount", 100000), ("amount", 1001), ("balance_after", 999999),
+                         ("iccid", rc["iccid"][:-2] + ("00" if rc["iccid"][-2:] != "00" else "11")),
+                         ("active_until", "2099-01-01T00:00:00Z")]:
+        bad = copy.deepcopy(rc)
+        bad[field] = value
+        assert _verify(server, bad) is False, field
+
+    # a signature from another receipt
+    other = server.topup_ok(iccid, 500)["receipt"]
+    swapped = dict(rc, signature=other["signature"])
+    assert _verify(server, swapped) is False
+    # a flipped bit in the signature
+    sig = bytearray(base64.b64decode(rc["signature"]))
+    sig[5] ^= 0x01
+    flipped = dict(rc, signature=base64.b64encode(bytes(sig)).decode())
+    assert _verify(server, flipped) is False
+    # the original still verifies after all that
+    assert _verify(server, rc) is True
+    assert _verify(server, other) is True
+
+
+def test_receipt_signature_independently_verifiable(server):
+    """The signature covers the receipt without signature/key_id, compact JSON, sorted keys."""
+    iccid = server.new_sim()
+    rc = server.topup_ok(iccid, 4321)["receipt"]
+    _, pub = _public_key(server)
+    assert _independently_valid(rc, pub), "Ed25519 signature does not verify over %r" % (
+        receipt_signed_bytes(rc),)
+    tampered = dict(rc, amount=4322)
+    assert not _independently_valid(tampered, pub)
+
+
+def test_receipt_not_found_and_auth(server):
+    iccid = server.new_sim()
+    rc = server.topup_ok(iccid, 1000)["receipt"]
+    assert_error(server.request("GET", "/v1/receipts/R9999999999"), 404, "receipt_not_found")
+    assert_error(server.request("GET", "/v1/receipts/" + rc["number"], token=None), 401, "unauthenticated")
+
+
+def test_public_key_is_anonymous_and_stable(server):
+    pk1, _ = _public_key(server)
+    pk2, _ = _public_key(server)
+    assert pk1 == pk2
+
+
+def test_receipts_survive_restart(server):
+    iccid = server.new_sim()
+    rc = server.topup_ok(iccid, 2500)["receipt"]
+    pk_before, pub = _public_key(server)
+    assert server.stop() == 0
+    server.start()
+    pk_after, _ = _public_key(server)
+    assert pk_after == pk_before, "signing key changed across a restart"
+    st, _, fetched = server.request("GET", "/v1/receipts/" + rc["number"])
+    assert st == 200 and fetched == rc
+    assert _verify(server, fetched) is True
+    assert _independently_valid(fetched, pub)
+    # and new receipts are signed with the same key
+    rc2 = server.topup_ok(iccid, 100)["receipt"]
+    assert rc2["key_id"] == pk_before["key_id"]
+    assert _verify(server, rc2) is True
+    server.ledger_ok()
