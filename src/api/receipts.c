@@ -7,17 +7,17 @@
 
 int api_receipts_get(struct req *r)
 {
-    const char *number = r->params[0], *payload, *sig;
+    const char *number = r->params[0], *payload;
     if (strlen(number) >= RECEIPT_NUMBER_MAX)
         return req_error(r, ERR_RECEIPT_NOT_FOUND, NULL);
     struct tx tx;
     if (req_read_begin(r, &tx))
         return 0;
-    int rc = receipt_get(&tx, number, &payload, &sig);
+    int rc = receipt_get(&tx, number, &payload);
     req_read_end(r, &tx);
     if (rc)
         return req_error(r, rc, NULL);
-    return req_raw(r, 200, receipt_render(&tx, payload, sig));
+    return req_raw(r, 200, receipt_signed(&r->a, req_keys(r), payload, strlen(payload)));
 }
 
 int api_receipts_verify(struct req *r)

@@ -1,10 +1,12 @@
 /* receipt — numbered, Ed25519-signed receipts anyone can verify.
  *
  * The signed message is the receipt's payload: a JSON object serialised
- * compactly with sorted keys (canonical form). The payload and signature are
- * stored as issued, so a receipt reads back byte for byte. Verification takes
- * any JSON object, drops "signature" and "key_id", re-serialises canonically
- * and checks the signature with the deployment's public key.
+ * compactly with sorted keys (canonical form), stored as issued. It is signed
+ * when it is served, not when it is issued: Ed25519 is deterministic, so the
+ * same payload always yields the same signature and the writer never spends
+ * time on it. Verification takes any JSON object, drops "signature" and
+ * "key_id", re-serialises canonically and checks the signature with the
+ * deployment's public key.
  *
  * The signing key lives in a file of its own (mode 0600), not in the database:
  * a copy of the database is not enough to forge receipts.
@@ -14,6 +16,8 @@
 #include <stdint.h>
 
 #include "core/tx.h"
+
+struct arena;
 
 #define RECEIPT_NUMBER_MAX 16
 
@@ -34,13 +38,14 @@ struct receipt_fields {
     int64_t topup_id, amount, fee, balance_after, active_until;
 };
 
-/* Numbers, signs and stores a receipt. number receives "R0000000001"; payload
- * and signature (base64) are allocated from tx->a. */
+/* Numbers and stores a receipt. number receives "R0000000001"; the canonical
+ * payload is allocated from tx->a. */
 int receipt_issue(struct tx *tx, int64_t sim_id, const struct receipt_fields *f, char number[RECEIPT_NUMBER_MAX],
-                  const char **payload, const char **signature);
-/* ERR_RECEIPT_NOT_FOUND; strings from tx->a. */
-int receipt_get(struct tx *tx, const char *number, const char **payload, const char **signature);
+                  const char **payload);
+/* ERR_RECEIPT_NOT_FOUND; the payload from tx->a. */
+int receipt_get(struct tx *tx, const char *number, const char **payload);
 /* 1 when the JSON object json_text carries a valid "signature" of its canonical form. */
 int receipt_verify(const struct receipt_keys *k, const char *json_text, size_t len);
-/* The receipt as served: payload plus "key_id" and "signature", compact JSON, from tx->a. */
-const char *receipt_render(struct tx *tx, const char *payload, const char *signature);
+/* The receipt as served: the payload (len bytes of a JSON object) with
+ * "key_id" and "signature" spliced in before its closing brace; from a. */
+char *receipt_signed(struct arena *a, const struct receipt_keys *k, const char *payload, size_t len);

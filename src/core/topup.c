@@ -126,7 +126,7 @@ int topup_apply(struct tx *tx, const struct topup_req *req, struct topup_result 
                                                     .method = method, .currency = cf->currency, .topup_id = out->id,
                                                     .amount = req->amount, .fee = out->fee,
                                                     .balance_after = out->balance, .active_until = s->active_until},
-                           out->receipt_number, &out->receipt_payload, &out->receipt_signature);
+                           out->receipt_number, &out->receipt_payload);
     if (!rc)
         rc = record_add(tx, &(struct record){.sim_id = s->id, .kind = "topup", .amount = req->amount,
                                              .currency = cf->currency, .balance_after = before + req->amount,

@@ -50,7 +50,7 @@ struct topup_result {
     int64_t fee;               /* reactivation fee charged */
     int reactivated;
     char receipt_number[RECEIPT_NUMBER_MAX];
-    const char *receipt_payload, *receipt_signature;
+    const char *receipt_payload;   /* canonical, unsigned: signed when served */
 };
 
 /* Checks amount and currency against the configuration (used by the API before

@@ -28,9 +28,11 @@ struct engine {
     struct engine_stats stats;
 };
 
-STORE_SQL(SQL_IDEM_GET, "SELECT request_hash, status, body FROM idempotency WHERE scope = ? AND key = ?");
+STORE_SQL(SQL_IDEM_GET,
+          "SELECT request_hash, status, body, sign_off, sign_len FROM idempotency WHERE scope = ? AND key = ?");
 STORE_SQL(SQL_IDEM_PUT,
-          "INSERT INTO idempotency(scope, key, request_hash, status, body, created_at) VALUES (?, ?, ?, ?, ?, ?)");
+          "INSERT INTO idempotency(scope, key, request_hash, status, body, sign_off, sign_len, created_at) "
+          "VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
 
 /* E4: answers from the stored row; returns 1 when the command is answered. */
 static int replay(struct store *st, struct cmd *c)
@@ -52,6 +54,8 @@ static int replay(struct store *st, struct cmd *c)
         c->status = (int)store_i64(q, 1);
         c->body = arena_strdup(c->a, store_text(q, 2));
         c->body_len = strlen(c->body);
+        c->sign_off = (size_t)store_i64(q, 3);
+        c->sign_len = (size_t)store_i64(q, 4);
         c->replayed = 1;
     }
     store_end(q);
@@ -68,8 +72,9 @@ static int run_one(struct engine *e, struct cmd *c, int64_t now)
     if (!(c->idem_key && replay(e->st, c))) {
         c->err = c->exec(&tx, c);
         if (!c->err && c->idem_key)
-            c->err = store_exec(e->st, &SQL_IDEM_PUT, "ssbdsi", c->idem_scope, c->idem_key, c->req_hash,
-                                sizeof c->req_hash, c->status, c->body ? c->body : "", now);
+            c->err = store_exec(e->st, &SQL_IDEM_PUT, "ssbdsiii", c->idem_scope, c->idem_key, c->req_hash,
+                                sizeof c->req_hash, c->status, c->body ? c->body : "", (int64_t)c->sign_off,
+                                (int64_t)c->sign_len, now);
     }
     if (c->err && err_is_fatal(c->err))
         return c->err;
@@ -114,6 +119,7 @@ static void run_batch(struct engine *e, struct cmd *batch)
             c->err_param = NULL;
             c->status = 0;
             c->body = NULL;
+            c->sign_len = 0;
             c->replayed = 0;
         }
     finish(batch);

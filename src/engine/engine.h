@@ -44,6 +44,7 @@ struct cmd {
     int status;
     const char *body;
     size_t body_len;
+    size_t sign_off, sign_len;   /* a receipt payload inside body, signed when served */
     int replayed;             /* answered from a stored idempotency row */
 
     struct cmd *next;         /* the engine's */

@@ -367,10 +367,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     } else if (r->cmd.err) {
         req_error(r, r->cmd.err, r->cmd.err_param);
     } else {
-        r->status = r->cmd.status;
-        r->resp = (char *)r->cmd.body;
-        r->resp_len = r->cmd.body_len ? r->cmd.body_len : strlen(r->cmd.body);
-        r->replayed = r->cmd.replayed;
+        struct cmd *c = &r->cmd;
+        r->status = c->status;
+        r->resp = (char *)c->body;
+        r->resp_len = c->body_len ? c->body_len : strlen(c->body);
+        r->replayed = c->replayed;
+        if (c->sign_len && c->sign_off + c->sign_len <= r->resp_len) {
+            /* Sign the receipt now, off the writer; deterministic, so a replay is byte for byte. */
+            const char *signed_receipt = receipt_signed(&r->a, &s->keys, r->resp + c->sign_off, c->sign_len);
+            r->resp = arena_printf(&r->a, "%.*s%s%s", (int)c->sign_off, r->resp, signed_receipt,
+                                   r->resp + c->sign_off + c->sign_len);
+            r->resp_len = strlen(r->resp);
+        }
     }
     if (!r->resp)
         req_error(r, ERR_INTERNAL, NULL);

@@ -117,14 +117,14 @@ CREATE TABLE topups (
 ) STRICT;
 CREATE INDEX topups_sim ON topups(sim_id, id);
 
--- The signed receipt: payload is the exact canonical JSON that was signed.
+-- A receipt: payload is the canonical JSON that is signed (when served:
+-- Ed25519 is deterministic, so the signature needs no storing).
 CREATE TABLE receipts (
     id          INTEGER PRIMARY KEY,
     number      TEXT NOT NULL UNIQUE,
     sim_id      INTEGER NOT NULL REFERENCES sims(id),
     topup_id    INTEGER REFERENCES topups(id),
     payload     TEXT NOT NULL,
-    signature   TEXT NOT NULL,
     created_at  INTEGER NOT NULL
 ) STRICT;
 
@@ -152,6 +152,8 @@ CREATE TABLE idempotency (
     request_hash  BLOB NOT NULL,
     status        INTEGER NOT NULL,
     body          TEXT NOT NULL,
+    sign_off      INTEGER NOT NULL DEFAULT 0,   -- a receipt in body to sign when served
+    sign_len      INTEGER NOT NULL DEFAULT 0,
     created_at    INTEGER NOT NULL,
     PRIMARY KEY (scope, key)
 ) STRICT, WITHOUT ROWID;
