@@ -18,7 +18,7 @@
 #include "util/log.h"
 
 struct opts {
-    const char *listen, *db, *key, *role, *name;
+    const char *listen, *db, *key, *role, *name, *fault;
     int test_clock;
     const char *arg, *arg2;   /* positional arguments ("token revoke 12") */
     struct conf cf;
@@ -35,7 +35,8 @@ static int parse(int argc, char **argv, struct opts *o)
                           : !strcmp(a, "--db")     ? &o->db
                           : !strcmp(a, "--key")    ? &o->key
                           : !strcmp(a, "--role")   ? &o->role
-                          : !strcmp(a, "--name")   ? &o->name : NULL;
+                          : !strcmp(a, "--name")   ? &o->name
+                          : !strcmp(a, "--fault")  ? &o->fault : NULL;
         if (slot) {
             if (!v)
                 return fprintf(stderr, "%s needs a value\n", a), -1;
@@ -100,7 +101,7 @@ static int cmd_serve(struct opts *o)
     if (need_db(o))
         return 2;
     struct server_opts so = {.listen = o->listen ? o->listen : "127.0.0.1:8080", .db_path = o->db,
-                             .key_path = o->key, .test_clock = o->test_clock, .cf = o->cf};
+                             .key_path = o->key, .test_clock = o->test_clock, .fault = o->fault, .cf = o->cf};
     return server_run(&so);
 }
 
@@ -282,7 +283,8 @@ static const struct command {
     int (*run)(struct opts *o);
     const char *help;
 } commands[] = {
-    {"serve",        cmd_serve,   "serve --db PATH [--listen IP:PORT] [--config FILE] [--set k=v]... [--test-clock]"},
+    {"serve",        cmd_serve,   "serve --db PATH [--listen IP:PORT] [--config FILE] [--set k=v]...\n"
+                                  "               [--test-clock] [--fault write@N|full@N|fsync@N[,once]]  (tests only)"},
     {"migrate",      cmd_migrate, "migrate --db PATH        apply the schema migrations"},
     {"token",        cmd_token,   "token create|list|revoke ID --db PATH [--role admin|operator] [--name NAME]"},
     {"check",        cmd_check,   "check --db PATH          verify the ledger (exit 1 on a violation)"},

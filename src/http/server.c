@@ -523,6 +523,10 @@ int server_run(const struct server_opts *o)
         snprintf(keypath, sizeof keypath, "%s.ed25519", o->db_path);
     if (receipt_keys_load(&s->keys, keypath, 1))
         return 1;
+    if (o->fault && store_fault_configure(o->fault)) {
+        log_error("--fault wants write@N, full@N or fsync@N[,once], got '%s'", o->fault);
+        return 2;
+    }
 
     sigset_t sigs;
     sigemptyset(&sigs);

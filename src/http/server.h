@@ -14,6 +14,7 @@ struct server_opts {
     const char *db_path;
     const char *key_path;    /* receipt signing key; default <db>.ed25519 */
     int test_clock;          /* enables POST /v1/test/clock */
+    const char *fault;       /* store fault injection spec (tests only), or NULL */
     const char *banner;      /* printed to stdout once listening (demo), or NULL */
     struct conf cf;
 };

@@ -51,7 +51,8 @@ int store_open(struct store **out, const char *path, enum store_mode mode)
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
     if (mode == STORE_WRITER)
         flags |= SQLITE_OPEN_CREATE;
-    int rc = sqlite3_open_v2(path, &st->db, flags, NULL);
+    int rc = sqlite3_open_v2(path, &st->db, flags,
+                             mode == STORE_WRITER && store_fault_active() ? STORE_FAULT_VFS : NULL);
     if (rc != SQLITE_OK) {
         log_error("cannot open database %s: %s", path, st->db ? sqlite3_errmsg(st->db) : "out of memory");
         store_close(st);

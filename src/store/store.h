@@ -16,6 +16,8 @@
  *  S5. Errors are enum err values: a violated constraint is ERR_CONSTRAINT (the
  *      caller maps it to a domain error); anything else the database reports is
  *      ERR_STORAGE, which the engine treats as fatal to the batch.
+ *  S6. Faults can be injected beneath the database (fault.c): failed writes,
+ *      a full disk, failed fsyncs at the Nth call. Test-only; off by default.
  *
  * A connection is not thread-safe: one thread uses it at a time.
  */
@@ -77,3 +79,11 @@ const void *store_blob(struct store_q *q, int col, size_t *len);
 int store_script(struct store *st, const char *sql);
 /* The path this store was opened with. */
 const char *store_path(struct store *st);
+
+/* Fault injection (S6). spec: "write@N", "full@N" or "fsync@N", optionally
+ * followed by ",once". Writer connections opened afterwards go through it.
+ * Returns -1 for a malformed spec. */
+#define STORE_FAULT_VFS "topup-fault"
+int store_fault_configure(const char *spec);
+int store_fault_active(void);
+void store_fault_counts(long *writes, long *syncs, long *injected);
