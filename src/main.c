@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/api.h"
 #include "core/ledger.h"
 #include "core/plan.h"
 #include "core/sim.h"
@@ -276,6 +277,28 @@ static int cmd_demo(struct opts *o)
     return server_run(&so);
 }
 
+/* The route table as JSON: what the authorization matrix test walks. */
+static int cmd_routes(struct opts *o)
+{
+    static const struct { int bit; const char *name; } roles[] = {
+        {ROLE_ANON, "anonymous"}, {ROLE_OPERATOR, "operator"}, {ROLE_ADMIN, "admin"}};
+    printf("[");
+    for (size_t i = 0; i < api_route_count; i++) {
+        const struct route *rt = &api_routes[i];
+        printf("%s\n {\"method\":\"%s\",\"path\":\"%s\",\"roles\":[", i ? "," : "",
+               rt->method == HTTP_GET ? "GET" : rt->method == HTTP_POST ? "POST" : "DELETE", rt->pattern);
+        int n = 0;
+        for (size_t k = 0; k < sizeof roles / sizeof roles[0]; k++)
+            if (rt->roles & roles[k].bit)
+                printf("%s\"%s\"", n++ ? "," : "", roles[k].name);
+        printf("],\"idempotency_key_required\":%s,\"csv\":%s,\"test_clock_only\":%s}",
+               rt->flags & ROUTE_IDEM_REQUIRED ? "true" : "false", rt->flags & ROUTE_CSV ? "true" : "false",
+               rt->flags & ROUTE_TEST_CLOCK ? "true" : "false");
+    }
+    printf("\n]\n");
+    return 0;
+}
+
 static int cmd_help(struct opts *o);
 
 static const struct command {
@@ -288,6 +311,7 @@ static const struct command {
     {"migrate",      cmd_migrate, "migrate --db PATH        apply the schema migrations"},
     {"token",        cmd_token,   "token create|list|revoke ID --db PATH [--role admin|operator] [--name NAME]"},
     {"check",        cmd_check,   "check --db PATH          verify the ledger (exit 1 on a violation)"},
+    {"routes",       cmd_routes,  "routes                   print the route table and its roles as JSON"},
     {"demo",         cmd_demo,    "demo [--db PATH] [--listen IP:PORT]  seed demo data and serve"},
     {"help",         cmd_help,    "help"},
 };

@@ -25,3 +25,6 @@ int api_receipts_verify(struct req *r);
 int api_receipts_public_key(struct req *r);
 int api_ledger_check(struct req *r);
 int api_test_clock(struct req *r);
+int api_tokens_create(struct req *r);
+int api_tokens_list(struct req *r);
+int api_tokens_revoke(struct req *r);

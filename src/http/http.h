@@ -73,6 +73,7 @@ struct req {
     char *resp;
     size_t resp_len;
     int replayed;
+    int retry_after;           /* seconds, for 429 and 503 */
     char *inflight;            /* the idempotency key held while the command runs */
     size_t cap;
     size_t body_alloc;

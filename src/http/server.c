@@ -25,6 +25,7 @@
 #include "http/auth.h"
 #include "http/http.h"
 #include "http/inflight.h"
+#include "http/ratelimit.h"
 #include "store/store.h"
 #include "util/clock.h"
 #include "util/err.h"
@@ -44,6 +45,7 @@ struct server {
     int test_clock;
     int schema;                  /* migration version the database is at */
     struct MHD_Daemon *d;
+    struct ratelimit *auth_fail, *per_token, *per_address;
 
     pthread_mutex_t mu;          /* readers and the sweeper's sleep */
     pthread_cond_t cv;
@@ -247,26 +249,75 @@ static int valid_idem_key(const char *k)
     return 1;
 }
 
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void client_address(struct req *r, char *out, size_t n)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    char ip[INET6_ADDRSTRLEN] = "?";
+    if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr, ip, sizeof ip);
+    else if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ci->client_addr)->sin6_addr, ip, sizeof ip);
+    snprintf(out, n, "a:%s", ip);
+}
+
+static int limited(struct req *r, int retry_after)
+{
+    r->retry_after = retry_after;
+    req_error(r, ERR_RATE_LIMITED, NULL);
+    return ERR_RATE_LIMITED;
+}
+
+/* Who is asking, and may they? Failed authentication is rate-limited per
+ * client address (past the limit the answer is 429, not 401); a valid token
+ * always gets through, so a guesser sharing an address with staff does not
+ * lock them out. Authenticated traffic is limited per token and per address. */
+static int authenticate(struct req *r)
+{
+    struct server *s = r->srv;
+    const char *authz = req_header(r, MHD_HTTP_HEADER_AUTHORIZATION);
+    char addr[64], tok[32];
+    int64_t now = mono_ms();
+    int wait = 1;
+    client_address(r, addr, sizeof addr);
+    struct tx tx;
+    int rc = req_read_begin(r, &tx);
+    if (rc)
+        return rc;
+    rc = auth_resolve(&tx, authz, &r->who);
+    req_read_end(r, &tx);
+    if (!rc && !(r->route->roles & r->who.role))
+        rc = r->who.role == ROLE_ANON ? ERR_UNAUTHENTICATED : ERR_FORBIDDEN;
+    if (rc == ERR_UNAUTHENTICATED && ratelimit_take(s->auth_fail, addr, now, &wait))
+        return limited(r, wait);
+    if (rc) {
+        log_info("%s %s refused for %s from %s: %s", r->method == HTTP_GET ? "GET" : "POST", r->route->pattern,
+                 r->who.name, addr + 2, err_code(rc));
+        return req_error(r, rc, NULL), rc;
+    }
+    if (r->who.token_id) {
+        snprintf(tok, sizeof tok, "t:%lld", (long long)r->who.token_id);
+        if (ratelimit_take(s->per_token, tok, now, &wait) || ratelimit_take(s->per_address, addr, now, &wait))
+            return limited(r, wait);
+    }
+    return 0;
+}
+
 /* Everything decided from the request line and headers. */
 static int admit(struct req *r)
 {
     int rc = route(r);
     if (rc)
         return req_error(r, rc, NULL), rc;
-    struct tx tx;
-    rc = req_read_begin(r, &tx);
+    rc = authenticate(r);
     if (rc)
         return rc;
-    rc = auth_resolve(&tx, req_header(r, MHD_HTTP_HEADER_AUTHORIZATION), &r->who);
-    req_read_end(r, &tx);
-    if (!rc && !(r->route->roles & r->who.role))
-        rc = r->who.role == ROLE_ANON ? ERR_UNAUTHENTICATED : ERR_FORBIDDEN;
-    if (rc) {
-        if (rc == ERR_FORBIDDEN || rc == ERR_UNAUTHENTICATED)
-            log_info("%s %s refused for %s: %s", r->method == HTTP_GET ? "GET" : "POST", r->route->pattern,
-                     r->who.name, err_code(rc));
-        return req_error(r, rc, NULL), rc;
-    }
     const char *key = req_header(r, "Idempotency-Key");
     if (key && !valid_idem_key(key))
         return req_error(r, ERR_IDEMPOTENCY_KEY_INVALID, "Idempotency-Key"), ERR_IDEMPOTENCY_KEY_INVALID;
@@ -318,8 +369,11 @@ static enum MHD_Result send_answer(struct req *r)
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json; charset=utf-8");
     if (r->replayed)
         MHD_add_response_header(resp, "Idempotent-Replayed", "true");
-    if (r->status == 503 || r->status == 429)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    if (r->status == 503 || r->status == 429) {
+        char secs[16];
+        snprintf(secs, sizeof secs, "%d", r->retry_after > 0 ? r->retry_after : 1);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, secs);
+    }
     enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)r->status, resp);
     MHD_destroy_response(resp);
     return ret;
@@ -537,6 +591,9 @@ int server_run(const struct server_opts *o)
 
     if (engine_open(&s->eng, o->db_path, &s->cf, &s->clk, &s->keys))
         return 1;
+    s->auth_fail = ratelimit_new((double)s->cf.auth_fail_per_minute / 60.0, (double)s->cf.auth_fail_per_minute, 65536);
+    s->per_token = ratelimit_new((double)s->cf.token_rate, 2.0 * (double)s->cf.token_rate, 65536);
+    s->per_address = ratelimit_new((double)s->cf.address_rate, 2.0 * (double)s->cf.address_rate, 65536);
     s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                                 MHD_USE_ERROR_LOG,
                             0, NULL, NULL, on_request, s,
@@ -577,6 +634,9 @@ int server_run(const struct server_opts *o)
     MHD_stop_daemon(s->d);
     for (int i = 0; i < s->nreaders; i++)
         store_close(s->readers[i]);
+    ratelimit_free(s->auth_fail);
+    ratelimit_free(s->per_token);
+    ratelimit_free(s->per_address);
     log_info("stopped");
     return 0;
 }

@@ -1,0 +1,96 @@
+/* /v1/tokens — API tokens, admin only. The secret is in the answer to the
+ * create call and nowhere else: never stored (only its hash), never logged,
+ * never kept for idempotent replay. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "http/auth.h"
+#include "util/err.h"
+
+struct token_cmd {
+    int role;
+    const char *name;
+};
+
+static int exec_create(struct tx *tx, struct cmd *c)
+{
+    struct token_cmd *tc = c->arg;
+    char secret[TOKEN_LEN + 8];
+    int64_t id;
+    int rc = auth_token_create(tx, tc->role, tc->name, secret, &id);
+    if (rc)
+        return rc;
+    c->status = 201;
+    c->body = json_text(tx->a, json_pack("{s:I, s:s, s:s, s:s, s:o}", "id", (json_int_t)id, "token", secret, "role",
+                                         auth_role_name(tc->role), "name", tc->name, "created_at", json_time(tx->now)));
+    memset(secret, 0, sizeof secret);
+    return 0;
+}
+
+int api_tokens_create(struct req *r)
+{
+    static const char *const keys[] = {"role", "name", NULL};
+    json_t *b;
+    if (req_body_object(r, &b))
+        return 0;
+    const char *role = NULL, *name = NULL, *param = NULL;
+    struct token_cmd *tc = arena_alloc(&r->a, sizeof *tc);
+    int rc = json_only_keys(b, keys, &param);
+    if (!rc && ((rc = json_field_str(b, "role", 1, 16, &role)) || (tc->role = auth_role_parse(role)) < 0))
+        rc = rc ? rc : ERR_INVALID_PARAMETER, param = "role";
+    if (!rc && (rc = json_field_str(b, "name", 0, 64, &name)))
+        param = "name";
+    if (rc) {
+        json_decref(b);
+        return req_error(r, rc, param);
+    }
+    tc->name = arena_strdup(&r->a, name ? name : "");
+    json_decref(b);
+    r->idem_key = NULL;   /* a replay would have to keep the secret */
+    return req_submit(r, exec_create, tc);
+}
+
+static void add_token(void *arg, int64_t id, const char *prefix, const char *role, const char *name,
+                      int64_t created_at, int64_t revoked_at)
+{
+    json_array_append_new(arg, json_pack("{s:I, s:s, s:s, s:s, s:o, s:o}", "id", (json_int_t)id, "prefix", prefix,
+                                         "role", role, "name", name, "created_at", json_time(created_at),
+                                         "revoked_at", json_time(revoked_at)));
+}
+
+int api_tokens_list(struct req *r)
+{
+    struct tx tx;
+    if (req_read_begin(r, &tx))
+        return 0;
+    json_t *list = json_array();
+    int rc = auth_token_list(&tx, add_token, list);
+    req_read_end(r, &tx);
+    if (rc) {
+        json_decref(list);
+        return req_error(r, rc, NULL);
+    }
+    return req_json(r, 200, json_pack("{s:o}", "data", list));
+}
+
+static int exec_revoke(struct tx *tx, struct cmd *c)
+{
+    int64_t id = *(int64_t *)c->arg;
+    int rc = auth_token_revoke(tx, id);
+    if (rc)
+        return rc;
+    c->status = 200;
+    c->body = json_text(tx->a, json_pack("{s:I, s:b}", "id", (json_int_t)id, "revoked", 1));
+    return 0;
+}
+
+int api_tokens_revoke(struct req *r)
+{
+    char *end;
+    int64_t *id = arena_alloc(&r->a, sizeof *id);
+    *id = strtoll(r->params[0], &end, 10);
+    if (*end || *id <= 0)
+        return req_error(r, ERR_NOT_FOUND, NULL);
+    return req_submit(r, exec_revoke, id);
+}
