@@ -19,7 +19,7 @@
 #include "util/log.h"
 
 struct opts {
-    const char *listen, *db, *key, *role, *name, *fault;
+    const char *listen, *db, *key, *role, *name, *fault, *tls_cert, *tls_key;
     int test_clock;
     const char *arg, *arg2;   /* positional arguments ("token revoke 12") */
     struct conf cf;
@@ -37,7 +37,9 @@ static int parse(int argc, char **argv, struct opts *o)
                           : !strcmp(a, "--key")    ? &o->key
                           : !strcmp(a, "--role")   ? &o->role
                           : !strcmp(a, "--name")   ? &o->name
-                          : !strcmp(a, "--fault")  ? &o->fault : NULL;
+                          : !strcmp(a, "--fault")  ? &o->fault
+                          : !strcmp(a, "--tls-cert") ? &o->tls_cert
+                          : !strcmp(a, "--tls-key")  ? &o->tls_key : NULL;
         if (slot) {
             if (!v)
                 return fprintf(stderr, "%s needs a value\n", a), -1;
@@ -102,7 +104,8 @@ static int cmd_serve(struct opts *o)
     if (need_db(o))
         return 2;
     struct server_opts so = {.listen = o->listen ? o->listen : "127.0.0.1:8080", .db_path = o->db,
-                             .key_path = o->key, .test_clock = o->test_clock, .fault = o->fault, .cf = o->cf};
+                             .key_path = o->key, .test_clock = o->test_clock, .fault = o->fault, .tls_cert = o->tls_cert,
+                             .tls_key = o->tls_key, .cf = o->cf};
     return server_run(&so);
 }
 
@@ -307,6 +310,7 @@ static const struct command {
     const char *help;
 } commands[] = {
     {"serve",        cmd_serve,   "serve --db PATH [--listen IP:PORT] [--config FILE] [--set k=v]...\n"
+                                  "               [--tls-cert PEM --tls-key PEM]\n"
                                   "               [--test-clock] [--fault write@N|full@N|fsync@N[,once]]  (tests only)"},
     {"migrate",      cmd_migrate, "migrate --db PATH        apply the schema migrations"},
     {"token",        cmd_token,   "token create|list|revoke ID --db PATH [--role admin|operator] [--name NAME]"},

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "api/csv.h"
 #include "api/views.h"
 #include "core/record.h"
 #include "core/sim.h"
@@ -126,99 +127,60 @@ static int exec_import(struct tx *tx, struct cmd *c)
     return 0;
 }
 
-/* Splits one CSV line (no quoting: none of our fields may contain a comma). */
-static int split(char *line, char **cols, int max)
-{
-    int n = 0;
-    for (char *p = line;; p++) {
-        if (n < max)
-            cols[n] = p;
-        n++;
-        p = strchr(p, ',');
-        if (!p)
-            break;
-        *p = 0;
-    }
-    for (int i = 0; i < n && i < max; i++) {   /* trim spaces and a trailing CR */
-        char *s = cols[i], *e = s + strlen(s);
-        while (*s == ' ')
-            s++;
-        while (e > s && (e[-1] == ' ' || e[-1] == '\r'))
-            *--e = 0;
-        cols[i] = s;
-    }
-    return n;
-}
-
 static void free_rows(void *p) { free(*(struct import_row **)p); }
 static void free_json(void *p) { json_decref(p); }
 
+struct import_parse {
+    struct import_cmd *ic;
+    size_t cap;
+};
+
+static void import_row(void *arg, const struct csv_row *cr)
+{
+    struct import_parse *p = arg;
+    struct import_cmd *ic = p->ic;
+    ic->total++;
+    if (ic->nrows == p->cap) {
+        struct import_row *g = realloc(ic->rows, 2 * p->cap * sizeof *g);
+        if (!g)
+            abort();
+        ic->rows = g;
+        p->cap *= 2;
+    }
+    const char *param = NULL;
+    struct import_row *row = &ic->rows[ic->nrows];
+    int rc = sim_fields(cr->iccid, cr->msisdn, cr->imsi, cr->lang, &row->s, &param);
+    if (rc) {
+        row_error(ic->errors, ic->lang, cr->line, rc, param);
+        ic->failed++;
+        return;
+    }
+    row->line = cr->line;
+    ic->nrows++;
+}
+
+static void import_bad(void *arg, int line)
+{
+    struct import_parse *p = arg;
+    p->ic->total++;
+    p->ic->failed++;
+    row_error(p->ic->errors, p->ic->lang, line, ERR_INVALID_CSV, NULL);
+}
+
 int api_sims_import(struct req *r)
 {
-    enum { C_ICCID, C_MSISDN, C_IMSI, C_LANG, C__N, MAX_COLS = 16 };
-    static const char *const names[C__N] = {"iccid", "msisdn", "imsi", "language"};
-    char *text = arena_strndup(&r->a, r->body, r->body_len), *cols[MAX_COLS];
-    int idx[C__N] = {-1, -1, -1, -1};
-    if (!strncmp(text, "\xEF\xBB\xBF", 3))   /* a BOM from spreadsheet exports */
-        text += 3;
-    char *next = strchr(text, '\n');
-    if (next)
-        *next++ = 0;
-    int ncols = split(text, cols, MAX_COLS);
-    if (ncols > MAX_COLS)
-        return req_error(r, ERR_INVALID_CSV, NULL);
-    for (int i = 0; i < ncols; i++) {
-        int known = 0;
-        for (int k = 0; k < C__N; k++)
-            if (!strcmp(cols[i], names[k]))
-                idx[k] = i, known = 1;
-        if (!known)
-            return req_error(r, ERR_INVALID_CSV, cols[i]);
-    }
-    if (idx[C_ICCID] < 0)
-        return req_error(r, ERR_INVALID_CSV, "iccid");
-
     struct import_cmd *ic = arena_alloc(&r->a, sizeof *ic);
-    size_t cap = 1024;
+    struct import_parse p = {.ic = ic, .cap = 1024};
     ic->lang = r->lang;
-    ic->rows = malloc(cap * sizeof *ic->rows);
+    ic->rows = malloc(p.cap * sizeof *ic->rows);
     ic->errors = json_array();
     arena_defer(&r->a, free_rows, &ic->rows);
     arena_defer(&r->a, free_json, ic->errors);
-    for (int lineno = 2; next && *next; lineno++) {
-        char *line = next;
-        next = strchr(line, '\n');
-        if (next)
-            *next++ = 0;
-        if (!line[strspn(line, " \r")])
-            continue;   /* blank line */
-        ic->total++;
-        if (split(line, cols, MAX_COLS) != ncols) {
-            row_error(ic->errors, r->lang, lineno, ERR_INVALID_CSV, NULL);
-            ic->failed++;
-            continue;
-        }
-        const char *v[C__N];
-        for (int k = 0; k < C__N; k++)
-            v[k] = idx[k] >= 0 ? cols[idx[k]] : NULL;
-        if (ic->nrows == cap) {
-            struct import_row *g = realloc(ic->rows, 2 * cap * sizeof *g);
-            if (!g)
-                abort();
-            ic->rows = g;
-            cap *= 2;
-        }
-        const char *param = NULL;
-        struct import_row *row = &ic->rows[ic->nrows];
-        int rc = sim_fields(v[C_ICCID], v[C_MSISDN], v[C_IMSI], v[C_LANG], &row->s, &param);
-        if (rc) {
-            row_error(ic->errors, r->lang, lineno, rc, param);
-            ic->failed++;
-            continue;
-        }
-        row->line = lineno;
-        ic->nrows++;
-    }
+    const char *param = NULL;
+    char *text = arena_strndup(&r->a, r->body, r->body_len);
+    int rc = csv_parse_sims(text, r->body_len, &param, import_row, import_bad, &p);
+    if (rc)
+        return req_error(r, rc, param);
     return req_submit(r, exec_import, ic);
 }
 

@@ -46,6 +46,9 @@ struct server {
     int schema;                  /* migration version the database is at */
     struct MHD_Daemon *d;
     struct ratelimit *auth_fail, *per_token, *per_address;
+    char *tls_cert, *tls_key;    /* PEM, when serving HTTPS */
+    pthread_t sweep_thread;
+    int sweeping;
 
     pthread_mutex_t mu;          /* readers and the sweeper's sleep */
     pthread_cond_t cv;
@@ -552,36 +555,126 @@ static int parse_listen(const char *listen, struct sockaddr_in *sa)
     return 0;
 }
 
-int server_run(const struct server_opts *o)
+static char *slurp(const char *path)
 {
-    static struct server srv;   /* lives as long as the process serves */
-    struct server *s = &srv;
-    memset(s, 0, sizeof *s);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *buf = malloc(1 << 20);
+    size_t n = buf ? fread(buf, 1, (1 << 20) - 1, f) : 0;
+    fclose(f);
+    if (buf)
+        buf[n] = 0;
+    return buf;
+}
+
+void server_close(struct server *s)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->mu);
+    s->stopping = 1;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    if (s->sweeping)
+        pthread_join(s->sweep_thread, NULL);
+    if (s->d)
+        MHD_quiesce_daemon(s->d);
+    engine_close(s->eng);          /* finishes queued commands and resumes their connections */
+    if (s->d)
+        MHD_stop_daemon(s->d);
+    for (int i = 0; i < s->nreaders; i++)
+        store_close(s->readers[i]);
+    ratelimit_free(s->auth_fail);
+    ratelimit_free(s->per_token);
+    ratelimit_free(s->per_address);
+    if (s->tls_key)
+        sodium_memzero(s->tls_key, strlen(s->tls_key));
+    free(s->tls_key);
+    free(s->tls_cert);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    free(s);
+}
+
+int server_open(struct server **out, const struct server_opts *o)
+{
+    struct server *s = calloc(1, sizeof *s);
+    if (!s)
+        return 1;
     s->cf = o->cf;
     s->db_path = o->db_path;
     s->test_clock = o->test_clock;
     clock_init_system(&s->clk);
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
+    *out = s;
 
     struct sockaddr_in sa;
-    if (parse_listen(o->listen, &sa)) {
+    if (o->listen && parse_listen(o->listen, &sa)) {
         log_error("--listen wants IPv4:PORT, got '%s'", o->listen);
         return 2;
     }
     if (i18n_init() || server_prepare_db(o->db_path, &s->cf, &s->schema))
         return 1;
     char keypath[4096];
-    snprintf(keypath, sizeof keypath, "%s", o->key_path ? o->key_path : "");
-    if (!o->key_path)
-        snprintf(keypath, sizeof keypath, "%s.ed25519", o->db_path);
+    snprintf(keypath, sizeof keypath, "%s%s", o->key_path ? o->key_path : o->db_path, o->key_path ? "" : ".ed25519");
     if (receipt_keys_load(&s->keys, keypath, 1))
         return 1;
     if (o->fault && store_fault_configure(o->fault)) {
         log_error("--fault wants write@N, full@N or fsync@N[,once], got '%s'", o->fault);
         return 2;
     }
+    if (!o->tls_cert != !o->tls_key) {
+        log_error("TLS needs both --tls-cert and --tls-key");
+        return 2;
+    }
+    if (o->tls_cert && (!(s->tls_cert = slurp(o->tls_cert)) || !(s->tls_key = slurp(o->tls_key)))) {
+        log_error("cannot read the TLS certificate or key");
+        return 1;
+    }
+    if (engine_open(&s->eng, o->db_path, &s->cf, &s->clk, &s->keys))
+        return 1;
+    s->auth_fail = ratelimit_new((double)s->cf.auth_fail_per_minute / 60.0, (double)s->cf.auth_fail_per_minute, 65536);
+    s->per_token = ratelimit_new((double)s->cf.token_rate, 2.0 * (double)s->cf.token_rate, 65536);
+    s->per_address = ratelimit_new((double)s->cf.address_rate, 2.0 * (double)s->cf.address_rate, 65536);
 
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    if (!o->listen)
+        flags |= MHD_USE_NO_LISTEN_SOCKET;
+    if (s->tls_cert)
+        flags |= MHD_USE_TLS;
+    struct MHD_OptionItem tls[] = {
+        {s->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, s->tls_cert},
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls_key},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
+                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
+                            MHD_OPTION_SOCK_ADDR, o->listen ? (struct sockaddr *)&sa : NULL,
+                            MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->cf.http_threads,
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->cf.max_connections,
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
+                            MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
+                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                            MHD_OPTION_ARRAY, tls,
+                            MHD_OPTION_END);
+    if (!s->d) {
+        log_error("cannot listen on %s", o->listen ? o->listen : "(no socket)");
+        return 1;
+    }
+    return 0;
+}
+
+int server_add_connection(struct server *s, int fd)
+{
+    struct sockaddr_in peer = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    return MHD_add_connection(s->d, fd, (struct sockaddr *)&peer, sizeof peer) == MHD_YES ? 0 : -1;
+}
+
+int server_run(const struct server_opts *o)
+{
     sigset_t sigs;
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGINT);
@@ -589,54 +682,23 @@ int server_run(const struct server_opts *o)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if (engine_open(&s->eng, o->db_path, &s->cf, &s->clk, &s->keys))
-        return 1;
-    s->auth_fail = ratelimit_new((double)s->cf.auth_fail_per_minute / 60.0, (double)s->cf.auth_fail_per_minute, 65536);
-    s->per_token = ratelimit_new((double)s->cf.token_rate, 2.0 * (double)s->cf.token_rate, 65536);
-    s->per_address = ratelimit_new((double)s->cf.address_rate, 2.0 * (double)s->cf.address_rate, 65536);
-    s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-                                MHD_USE_ERROR_LOG,
-                            0, NULL, NULL, on_request, s,
-                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
-                            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-                            MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->cf.http_threads,
-                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->cf.max_connections,
-                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
-                            MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
-                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-                            MHD_OPTION_END);
-    if (!s->d) {
-        log_error("cannot listen on %s", o->listen);
-        engine_close(s->eng);
-        return 1;
+    struct server *s;
+    int rc = server_open(&s, o);
+    if (rc) {
+        server_close(s);
+        return rc;
     }
-    pthread_t sweep_thread;
-    pthread_create(&sweep_thread, NULL, sweeper, s);
-    log_info("topupd listening on http://%s (db %s, currency %s%s)", o->listen, o->db_path, s->cf.currency,
-             s->test_clock ? ", test clock ON" : "");
+    s->sweeping = !pthread_create(&s->sweep_thread, NULL, sweeper, s);
+    log_info("topupd listening on %s://%s (db %s, currency %s%s)", s->tls_cert ? "https" : "http", o->listen,
+             o->db_path, s->cf.currency, s->test_clock ? ", test clock ON" : "");
     if (o->banner) {
         fputs(o->banner, stdout);
         fflush(stdout);
     }
-
     int sig = 0;
     sigwait(&sigs, &sig);
     log_info("signal %d: stopping", sig);
-    pthread_mutex_lock(&s->mu);
-    s->stopping = 1;
-    pthread_cond_broadcast(&s->cv);
-    pthread_mutex_unlock(&s->mu);
-    pthread_join(sweep_thread, NULL);
-    MHD_socket ls = MHD_quiesce_daemon(s->d);
-    (void)ls;
-    engine_close(s->eng);          /* finishes queued commands and resumes their connections */
-    MHD_stop_daemon(s->d);
-    for (int i = 0; i < s->nreaders; i++)
-        store_close(s->readers[i]);
-    ratelimit_free(s->auth_fail);
-    ratelimit_free(s->per_token);
-    ratelimit_free(s->per_address);
+    server_close(s);
     log_info("stopped");
     return 0;
 }

@@ -8,9 +8,11 @@
 
 struct tx;
 struct cmd;
+struct server;
 
 struct server_opts {
-    const char *listen;      /* "127.0.0.1:8080" */
+    const char *listen;      /* "127.0.0.1:8080"; NULL: no socket (server_add_connection) */
+    const char *tls_cert, *tls_key;   /* PEM files: serve HTTPS (GnuTLS); both or neither */
     const char *db_path;
     const char *key_path;    /* receipt signing key; default <db>.ed25519 */
     int test_clock;          /* enables POST /v1/test/clock */
@@ -21,6 +23,14 @@ struct server_opts {
 
 /* Migrates, opens, listens; returns when SIGINT or SIGTERM arrives. 0 on a clean stop. */
 int server_run(const struct server_opts *o);
+
+/* The same without signals or the sweeper, for tests and fuzzers. *out is
+ * set even on failure (pass it to server_close). With o->listen NULL there is
+ * no socket: hand connections over with server_add_connection (it takes the
+ * fd; the peer looks like 127.0.0.1). */
+int server_open(struct server **out, const struct server_opts *o);
+int server_add_connection(struct server *s, int fd);
+void server_close(struct server *s);
 
 /* The lifecycle sweep as an engine command: settles due SIMs and bundles and
  * expires pending transfers, up to *(int *)c->arg items (default 1000);
