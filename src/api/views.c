@@ -56,11 +56,8 @@ static void add_bundle(void *arg, const struct bundle *b) { json_array_append_ne
 
 int view_sim(struct tx *tx, const struct sim *s, json_t **out)
 {
-    int64_t balance = 0;
-    int rc = sim_balance(tx, s, &balance);
     json_t *bundles = json_array();
-    if (!rc)
-        rc = bundle_list(tx, s->id, add_bundle, bundles);
+    int rc = bundle_list(tx, s->id, add_bundle, bundles);
     if (rc) {
         json_decref(bundles);
         return rc;
@@ -69,7 +66,7 @@ int view_sim(struct tx *tx, const struct sim *s, json_t **out)
                      s->msisdn[0] ? json_string(s->msisdn) : json_null(), "imsi",
                      s->imsi[0] ? json_string(s->imsi) : json_null(), "language", s->lang, "state",
                      sim_state_name(sim_state_at(s, tx->now, tx->cf)), "balance",
-                     view_balance(balance, tx->cf->currency), "active_until", json_time(s->active_until),
+                     view_balance(s->balance, tx->cf->currency), "active_until", json_time(s->active_until),
                      "grace_until", json_time(sim_grace_until(s, tx->cf)), "created_at", json_time(s->created_at),
                      "bundles", bundles);
     return 0;

@@ -66,7 +66,6 @@ int receipt_keys_load(struct receipt_keys *k, const char *path, int create)
 
 static char *canonical(json_t *obj) { return json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS); }
 
-STORE_SQL(SQL_RECEIPT_NEXT, "SELECT COALESCE(MAX(id), 0) + 1 FROM receipts");
 STORE_SQL(SQL_RECEIPT_INSERT,
           "INSERT INTO receipts(id, number, sim_id, topup_id, payload, created_at) VALUES (?, ?, ?, ?, ?, ?)");
 STORE_SQL(SQL_RECEIPT_GET, "SELECT payload FROM receipts WHERE number = ?");
@@ -74,12 +73,8 @@ STORE_SQL(SQL_RECEIPT_GET, "SELECT payload FROM receipts WHERE number = ?");
 int receipt_issue(struct tx *tx, int64_t sim_id, const struct receipt_fields *f, char number[RECEIPT_NUMBER_MAX],
                   const char **payload)
 {
-    struct store_q *q;
-    int rc = store_one(tx->st, &q, &SQL_RECEIPT_NEXT, "");
-    if (rc)
-        return rc == ERR_NOT_FOUND ? ERR_INTERNAL : rc;
-    int64_t id = store_i64(q, 0);
-    store_end(q);
+    /* One receipt per top-up, numbered by it: no counter to read. */
+    int64_t id = f->topup_id;
     snprintf(number, RECEIPT_NUMBER_MAX, "R%010lld", (long long)id);
 
     /* Canonical by construction: keys in sorted order, compact, and every

@@ -38,8 +38,9 @@ struct receipt_fields {
     int64_t topup_id, amount, fee, balance_after, active_until;
 };
 
-/* Numbers and stores a receipt. number receives "R0000000001"; the canonical
- * payload is allocated from tx->a. */
+/* Numbers and stores the receipt of top-up f->topup_id (the receipt number
+ * is "R" and the top-up id on ten digits). The canonical payload is allocated
+ * from tx->a. */
 int receipt_issue(struct tx *tx, int64_t sim_id, const struct receipt_fields *f, char number[RECEIPT_NUMBER_MAX],
                   const char **payload);
 /* ERR_RECEIPT_NOT_FOUND; the payload from tx->a. */

@@ -88,10 +88,12 @@ int64_t sim_validity_after_topup(const struct sim *s, int64_t now, const struct 
     }
 }
 
-#define SIM_COLS "id, iccid, COALESCE(msisdn, ''), COALESCE(imsi, ''), lang, state, COALESCE(active_until, 0), " \
-                 "wallet_id, day_start, day_total, created_at"
-STORE_SQL(SQL_SIM_BY_ICCID, "SELECT " SIM_COLS " FROM sims WHERE iccid = ?");
-STORE_SQL(SQL_SIM_BY_ID, "SELECT " SIM_COLS " FROM sims WHERE id = ?");
+/* A SIM is always read with its wallet balance: one lookup instead of two. */
+#define SIM_COLS "s.id, s.iccid, COALESCE(s.msisdn, ''), COALESCE(s.imsi, ''), s.lang, s.state, " \
+                 "COALESCE(s.active_until, 0), s.wallet_id, s.day_start, s.day_total, s.created_at, " \
+                 "a.credits_posted - a.debits_posted FROM sims s JOIN accounts a ON a.id = s.wallet_id"
+STORE_SQL(SQL_SIM_BY_ICCID, "SELECT " SIM_COLS " WHERE s.iccid = ?");
+STORE_SQL(SQL_SIM_BY_ID, "SELECT " SIM_COLS " WHERE s.id = ?");
 STORE_SQL(SQL_SIM_BY_MSISDN, "SELECT id FROM sims WHERE msisdn = ?");
 STORE_SQL(SQL_SIM_INSERT,
           "INSERT INTO sims(iccid, msisdn, imsi, lang, state, active_until, wallet_id, created_at, updated_at) "
@@ -115,6 +117,7 @@ static int load(struct store_q *q, struct sim *s)
     s->day_start = store_i64(q, 8);
     s->day_total = store_i64(q, 9);
     s->created_at = store_i64(q, 10);
+    s->balance = store_i64(q, 11);
     return store_end(q);
 }
 

@@ -32,6 +32,7 @@ struct sim {
     int64_t wallet_id;
     int64_t day_start, day_total;  /* top-ups of the current local day */
     int64_t created_at;
+    int64_t balance;               /* wallet balance (posted) when loaded */
 };
 
 const char *sim_state_name(int state);

@@ -79,15 +79,12 @@ int topup_apply(struct tx *tx, const struct topup_req *req, struct topup_result 
     if (s->day_total + req->amount > cf->daily_cap)
         return ERR_DAILY_LIMIT;
 
-    int64_t before;
-    rc = sim_balance(tx, s, &before);
-    if (rc)
-        return rc;
+    int64_t before = s->balance;
     out->reactivated = s->state == SIM_GRACE || s->state == SIM_EXPIRED;
     out->fee = s->state == SIM_EXPIRED ? cf->reactivation_fee : 0;
     if (before + req->amount < out->fee)
         return ERR_INSUFFICIENT_BALANCE;
-    out->balance = before + req->amount - out->fee;
+    out->balance = s->balance = before + req->amount - out->fee;
     s->active_until = sim_validity_after_topup(s, tx->now, cf);
     s->state = SIM_ACTIVE;
     s->day_total += req->amount;

@@ -1,6 +1,7 @@
 /* store on SQLite. See store.h for the contract and its invariants. */
 #include "store/store.h"
 
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -41,8 +42,18 @@ static int map_rc(struct store *st, int rc, const char *what)
 
 const char *store_path(struct store *st) { return st->path; }
 
+/* Connections are never shared between threads (S2), so SQLite's own mutexes
+ * and its allocation statistics are only overhead. */
+static void configure_once(void)
+{
+    sqlite3_config(SQLITE_CONFIG_MULTITHREAD);
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 int store_open(struct store **out, const char *path, enum store_mode mode)
 {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, configure_once);
     struct store *st = calloc(1, sizeof *st);
     if (!st)
         return ERR_INTERNAL;

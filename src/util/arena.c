@@ -79,10 +79,22 @@ char *arena_strdup(struct arena *a, const char *s) { return arena_strndup(a, s, 
 
 char *arena_printf(struct arena *a, const char *fmt, ...)
 {
+    /* One pass when it fits in what is left of the current chunk (the usual case). */
+    struct arena_chunk *c = a->head;
+    size_t room = c ? c->cap - c->used : 0;
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    int n = vsnprintf(room ? (char *)c->data + c->used : NULL, room, fmt, ap);
     va_end(ap);
+    if (n < 0)
+        abort();
+    if ((size_t)n < room) {
+        char *p = (char *)c->data + c->used;
+        size_t used = ((size_t)n + 1 + 15) & ~(size_t)15;
+        c->used += used < room ? used : room;
+        a->total += (size_t)n + 1;
+        return p;
+    }
     char *p = arena_alloc(a, (size_t)n + 1);
     va_start(ap, fmt);
     vsnprintf(p, (size_t)n + 1, fmt, ap);
