@@ -43,14 +43,31 @@ int ledger_account_create(struct tx *tx, const char *kind, const char *unit, int
     return 0;
 }
 
+void ledger_cache_clear(struct ledger_cache *c) { c->n = 0; }
+
+static void remember(struct tx *tx, const char *name, int64_t id)
+{
+    struct ledger_cache *c = tx->sys;
+    if (c && c->n < LEDGER_CACHE_MAX) {
+        snprintf(c->e[c->n].name, sizeof c->e[c->n].name, "%s", name);
+        c->e[c->n++].id = id;
+    }
+}
+
 int ledger_system_account(struct tx *tx, const char *kind, const char *unit, int64_t *id)
 {
-    char name[64];
+    char name[40];
     snprintf(name, sizeof name, "%s:%s", kind, unit);
+    for (int i = 0; tx->sys && i < tx->sys->n; i++)
+        if (!strcmp(tx->sys->e[i].name, name)) {
+            *id = tx->sys->e[i].id;
+            return 0;
+        }
     struct store_q *q;
     int rc = store_one(tx->st, &q, &SQL_ACCOUNT_BY_NAME, "s", name);
     if (rc == 0) {
         *id = store_i64(q, 0);
+        remember(tx, name, *id);
         return store_end(q);
     }
     if (rc != ERR_NOT_FOUND)
@@ -59,6 +76,7 @@ int ledger_system_account(struct tx *tx, const char *kind, const char *unit, int
     if (rc)
         return rc;
     *id = store_last_id(tx->st);
+    remember(tx, name, *id);
     return 0;
 }
 

@@ -54,6 +54,19 @@ struct transfer {
     int64_t sim_id;           /* owner, 0 if none */
 };
 
+/* The ids of system accounts, remembered by the one writer. An id is only
+ * valid while the transaction that found it stands: whoever rolls back must
+ * call ledger_cache_clear(). */
+#define LEDGER_CACHE_MAX 64
+struct ledger_cache {
+    int n;
+    struct {
+        char name[40];
+        int64_t id;
+    } e[LEDGER_CACHE_MAX];
+};
+void ledger_cache_clear(struct ledger_cache *c);
+
 /* Creates an account; *id receives it. */
 int ledger_account_create(struct tx *tx, const char *kind, const char *unit, int64_t sim_id, int flags,
                           int64_t *id);

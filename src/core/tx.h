@@ -9,6 +9,7 @@ struct store;
 struct conf;
 struct arena;
 struct receipt_keys;
+struct ledger_cache;
 
 struct tx {
     struct store *st;
@@ -17,4 +18,5 @@ struct tx {
     const struct receipt_keys *keys;   /* receipt signing; NULL on readers */
     struct arena *a;                   /* freed when the request or command ends */
     const char *principal;             /* who asked, for records ("token:12") */
+    struct ledger_cache *sys;          /* the writer's system-account ids, or NULL */
 };

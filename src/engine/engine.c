@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/ledger.h"
 #include "store/store.h"
 #include "util/arena.h"
 #include "util/clock.h"
@@ -26,6 +27,7 @@ struct engine {
     int stopping;
     int halted;               /* E5 */
     struct engine_stats stats;
+    struct ledger_cache sys;  /* only touched by the writer thread */
 };
 
 STORE_SQL(SQL_IDEM_GET,
@@ -62,13 +64,21 @@ static int replay(struct store *st, struct cmd *c)
     return 1;
 }
 
-/* E2: one command, one savepoint. Returns a fatal error or 0. */
-static int run_one(struct engine *e, struct cmd *c, int64_t now)
+#define RERUN_SAFELY (-1)
+
+/* E2: one command as if in its own savepoint. The fast path opens none: a
+ * command that fails before writing anything (the usual way to fail:
+ * validation and state checks come first) leaves nothing to undo. If one
+ * fails after writing, the batch is rolled back and run again with a real
+ * savepoint around each command (safe). Returns a fatal error, RERUN_SAFELY or 0. */
+static int run_one(struct engine *e, struct cmd *c, int64_t now, int safe)
 {
-    struct tx tx = {.st = e->st, .now = now, .cf = e->cf, .keys = e->keys, .a = c->a, .principal = c->principal};
-    int rc = store_savepoint(e->st);
+    struct tx tx = {.st = e->st, .now = now, .cf = e->cf, .keys = e->keys, .a = c->a, .principal = c->principal,
+                    .sys = &e->sys};
+    int rc = safe ? store_savepoint(e->st) : 0;
     if (rc)
         return c->err = rc;
+    int64_t written = store_total_changes(e->st);
     if (!(c->idem_key && replay(e->st, c))) {
         c->err = c->exec(&tx, c);
         if (!c->err && c->idem_key)
@@ -78,10 +88,25 @@ static int run_one(struct engine *e, struct cmd *c, int64_t now)
     }
     if (c->err && err_is_fatal(c->err))
         return c->err;
+    if (!safe)
+        return c->err && store_total_changes(e->st) != written ? RERUN_SAFELY : 0;
+    if (c->err)
+        ledger_cache_clear(&e->sys);
     rc = c->err ? store_rollback_to(e->st) : store_release(e->st);
     if (rc)
         c->err = rc;
     return rc;
+}
+
+static void reset_result(struct cmd *c, int err)
+{
+    c->err = err;
+    c->err_param = NULL;
+    c->status = 0;
+    c->body = NULL;
+    c->body_len = 0;
+    c->sign_off = c->sign_len = 0;
+    c->replayed = 0;
 }
 
 static void finish(struct cmd *batch)
@@ -97,9 +122,18 @@ static void finish(struct cmd *batch)
 static void run_batch(struct engine *e, struct cmd *batch)
 {
     int64_t now = clock_now(e->clk);
-    int fatal = store_begin(e->st);
-    for (struct cmd *c = batch; c && !fatal; c = c->next)
-        fatal = run_one(e, c, now);
+    int fatal = 0;
+    for (int safe = 0; safe < 2; safe++) {
+        fatal = store_begin(e->st);
+        for (struct cmd *c = batch; c && !fatal; c = c->next)
+            fatal = run_one(e, c, now, safe);
+        if (fatal != RERUN_SAFELY)
+            break;
+        store_rollback(e->st);
+        ledger_cache_clear(&e->sys);
+        for (struct cmd *c = batch; c; c = c->next)
+            reset_result(c, 0);
+    }
     if (!fatal) {
         fatal = store_commit(e->st);
         if (fatal) {
@@ -113,15 +147,11 @@ static void run_batch(struct engine *e, struct cmd *batch)
     } else {
         store_rollback(e->st);
     }
-    if (fatal)
-        for (struct cmd *c = batch; c; c = c->next) {
-            c->err = ERR_STORAGE;
-            c->err_param = NULL;
-            c->status = 0;
-            c->body = NULL;
-            c->sign_len = 0;
-            c->replayed = 0;
-        }
+    if (fatal) {
+        ledger_cache_clear(&e->sys);
+        for (struct cmd *c = batch; c; c = c->next)
+            reset_result(c, ERR_STORAGE);
+    }
     finish(batch);
 }
 

@@ -4,8 +4,10 @@
  *
  * Invariants
  *  E1. Only the engine's thread writes to the database (store S2).
- *  E2. Each command runs in its own savepoint inside the batch's transaction:
- *      a domain error rolls back that command alone; the batch goes on.
+ *  E2. Each command acts as if in its own savepoint inside the batch's
+ *      transaction: a domain error undoes that command alone; the batch goes
+ *      on. (Fast path: no savepoint; a command failing after it wrote makes
+ *      the engine roll the batch back and run it again with real savepoints.)
  *  E3. A command's done() is called only after the batch's COMMIT returned
  *      (durable, store S3), or with an error after a rollback. No reply is
  *      ever sent for an effect that is not durable.

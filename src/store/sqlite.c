@@ -205,6 +205,7 @@ int store_exec(struct store *st, struct store_sql *sql, const char *fmt, ...)
 }
 
 int64_t store_changes(struct store *st) { return sqlite3_changes64(st->db); }
+int64_t store_total_changes(struct store *st) { return sqlite3_total_changes64(st->db); }
 int64_t store_last_id(struct store *st) { return sqlite3_last_insert_rowid(st->db); }
 
 struct store_q *store_query(struct store *st, struct store_sql *sql, const char *fmt, ...)

@@ -58,6 +58,7 @@ int store_rollback_to(struct store *st);
  *   b const void *, size_t   n NULL */
 int store_exec(struct store *st, struct store_sql *sql, const char *fmt, ...);
 int64_t store_changes(struct store *st);
+int64_t store_total_changes(struct store *st);   /* rows written on this connection, ever */
 int64_t store_last_id(struct store *st);
 
 /* Queries: q = store_query(...); while (store_next(q)) { ...columns... } rc = store_end(q);
