@@ -25,6 +25,8 @@ STORE_SQL(SQL_XFER_BY_XID,
           "SELECT id, debit_id, credit_id, amount, unit, kind, flags, COALESCE(pending_id, 0), state, "
           "COALESCE(timeout_at, 0) FROM transfers WHERE xid = ?");
 STORE_SQL(SQL_PENDING_STATE, "UPDATE transfers SET state = ? WHERE id = ? AND flags = 1 AND state = 0");
+STORE_SQL(SQL_PENDING_OF,
+          "SELECT xid, unit FROM transfers WHERE flags = 1 AND state = 0 AND debit_id = ? ORDER BY id LIMIT 64");
 STORE_SQL(SQL_PENDING_DUE,
           "SELECT id, debit_id, credit_id, amount, unit FROM transfers "
           "WHERE flags = 1 AND state = 0 AND timeout_at <= ? ORDER BY timeout_at LIMIT ?");
@@ -230,8 +232,8 @@ static int transfer_resolve(struct tx *tx, const struct transfer *t)
 
 int ledger_transfer(struct tx *tx, const struct transfer *t)
 {
-    if (!t->xid || !*t->xid || !t->unit || !t->kind)
-        return ERR_INVALID_PARAMETER;
+    if (!t->xid || !*t->xid || strlen(t->xid) > LEDGER_XID_MAX - 5 || !t->unit || !t->kind)
+        return ERR_INVALID_PARAMETER;   /* 5: room for the "void:" of ledger_void_reservations */
     switch (t->flags) {
     case XFER_POSTED:
     case XFER_PENDING:
@@ -253,7 +255,8 @@ int ledger_expire_pending(struct tx *tx, int limit, int *count)
     *count = 0;
     while (*count < limit) {
         int n = 0;
-        struct store_q *q = store_query(tx->st, &SQL_PENDING_DUE, "id", tx->now, 64);
+        int want = limit - *count < 64 ? limit - *count : 64;
+        struct store_q *q = store_query(tx->st, &SQL_PENDING_DUE, "id", tx->now, want);
         while (n < 64 && store_next(q)) {
             due[n].id = store_i64(q, 0);
             due[n].debit = store_i64(q, 1);
@@ -281,6 +284,29 @@ int ledger_expire_pending(struct tx *tx, int limit, int *count)
     return 0;
 }
 
+int ledger_void_reservations(struct tx *tx, int64_t account)
+{
+    for (;;) {
+        char xids[64][LEDGER_XID_MAX + 1], units[64][16];
+        int n = 0;
+        struct store_q *q = store_query(tx->st, &SQL_PENDING_OF, "i", account);
+        while (store_next(q)) {
+            snprintf(xids[n], sizeof xids[n], "%s", store_text(q, 0));
+            snprintf(units[n], sizeof units[n], "%s", store_text(q, 1));
+            n++;
+        }
+        int rc = store_end(q);
+        for (int i = 0; !rc && i < n; i++) {
+            char xid[LEDGER_XID_MAX + 8];
+            snprintf(xid, sizeof xid, "void:%.*s", LEDGER_XID_MAX, xids[i]);
+            rc = ledger_transfer(tx, &(struct transfer){.xid = xid, .unit = units[i], .kind = "void",
+                                                        .flags = XFER_VOID_PENDING, .pending_xid = xids[i]});
+        }
+        if (rc || n < 64)
+            return rc;
+    }
+}
+
 STORE_SQL(SQL_CHECK_UNITS,
           "SELECT unit, SUM(debits_posted), SUM(credits_posted), SUM(debits_pending), SUM(credits_pending), "
           "COUNT(*) FROM accounts GROUP BY unit ORDER BY unit");
@@ -301,9 +327,12 @@ STORE_SQL(SQL_CHECK_RECOMPUTE,
 
 static void violation(struct ledger_report *r, const char *what, const char *unit, int64_t id)
 {
-    if (!r->violations++)
-        snprintf(r->first_violation, sizeof r->first_violation, "%s %s%s%lld", what, unit,
-                 id ? " account " : "", (long long)id);
+    if (r->violations++)
+        return;
+    if (id)
+        snprintf(r->first_violation, sizeof r->first_violation, "%s account %lld", what, (long long)id);
+    else
+        snprintf(r->first_violation, sizeof r->first_violation, "%s %s", what, unit);
 }
 
 int ledger_check(struct tx *tx, struct ledger_report *r)

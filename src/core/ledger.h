@@ -24,6 +24,7 @@
 #include "core/tx.h"
 
 #define LEDGER_NO_OVERDRAFT 1
+#define LEDGER_XID_MAX 63   /* bytes of a transfer id */
 
 enum transfer_flags {
     XFER_POSTED = 0,
@@ -43,7 +44,7 @@ struct account {
 };
 
 struct transfer {
-    const char *xid;          /* caller's idempotent id, unique across the ledger */
+    const char *xid;          /* caller's idempotent id, unique across the ledger, <= 58 bytes */
     int64_t debit, credit;    /* account ids; for post/void taken from the pending when 0 */
     int64_t amount;           /* > 0; for a post, 0 means the full pending amount */
     const char *unit;
@@ -83,7 +84,10 @@ int64_t ledger_available(const struct account *a);   /* balance less pending deb
  * the statements that failed; the caller's savepoint undoes the rest. */
 int ledger_transfer(struct tx *tx, const struct transfer *t);
 
-/* Expires open pendings whose timeout has passed (L5); *count receives how many. */
+/* Voids every open pending transfer that debits account (when what the
+ * account holds is forfeited or expires, its reservations go with it). */
+int ledger_void_reservations(struct tx *tx, int64_t account);
+/* Expires up to limit open pendings whose timeout has passed (L5); *count receives how many. */
 int ledger_expire_pending(struct tx *tx, int limit, int *count);
 
 struct ledger_unit_sum {

@@ -215,12 +215,17 @@ int bundle_list(struct tx *tx, int64_t sim_id, void (*fn)(void *arg, const struc
 static int close_bundle(struct tx *tx, const struct bundle *b, const char *sink_kind, const char *state)
 {
     for (int v = 0; v < SVC__COUNT; v++) {
-        if (!b->account[v] || b->remaining[v] <= 0)
+        if (!b->account[v])
+            continue;
+        int rc = ledger_void_reservations(tx, b->account[v]);
+        if (rc)
+            return rc;
+        if (b->remaining[v] <= 0)
             continue;
         int64_t sink;
         char xid[64];
         snprintf(xid, sizeof xid, "bundle:%lld:%s:%s", (long long)b->id, sink_kind, service_unit[v]);
-        int rc = ledger_system_account(tx, sink_kind, service_unit[v], &sink);
+        rc = ledger_system_account(tx, sink_kind, service_unit[v], &sink);
         if (!rc)
             rc = ledger_transfer(tx, &(struct transfer){.xid = xid, .debit = b->account[v], .credit = sink,
                                                         .amount = b->remaining[v], .unit = service_unit[v],
@@ -262,12 +267,12 @@ int bundle_sweep(struct tx *tx, int limit, int *count)
 {
     *count = 0;
     while (*count < limit) {
-        int n;
-        int rc = close_many(tx, store_query(tx->st, &SQL_BUNDLE_DUE, "id", tx->now, 64), "expiry", "expired", &n);
+        int n, want = limit - *count < 64 ? limit - *count : 64;
+        int rc = close_many(tx, store_query(tx->st, &SQL_BUNDLE_DUE, "id", tx->now, want), "expiry", "expired", &n);
         if (rc)
             return rc;
         *count += n;
-        if (n < 64)
+        if (n < want)
             break;
     }
     return 0;

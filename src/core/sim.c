@@ -201,7 +201,9 @@ int sim_balance(struct tx *tx, const struct sim *s, int64_t *balance)
 static int forfeit(struct tx *tx, struct sim *s)
 {
     int64_t balance = 0, sink;
-    int rc = sim_balance(tx, s, &balance);
+    int rc = ledger_void_reservations(tx, s->wallet_id);
+    if (!rc)
+        rc = sim_balance(tx, s, &balance);
     if (!rc && balance > 0) {
         char xid[48];
         snprintf(xid, sizeof xid, "sim:%lld:forfeit", (long long)s->id);
@@ -284,8 +286,9 @@ int sim_sweep(struct tx *tx, int limit, int *moved)
         if (rc)
             return rc;
     }
-    int expired = 0;
-    int rc = bundle_sweep(tx, limit, &expired);
+    int expired = 0, rc = 0;
+    if (*moved < limit)
+        rc = bundle_sweep(tx, limit - *moved, &expired);
     *moved += expired;
     return rc;
 }

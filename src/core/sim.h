@@ -60,7 +60,8 @@ int sim_create(struct tx *tx, struct sim *s, int *existed);
 int sim_save(struct tx *tx, const struct sim *s);
 /* Applies the transition the clock asks for (forfeiting on termination). *changed set if it moved. */
 int sim_settle(struct tx *tx, struct sim *s, int *changed);
-/* Suspends (on=1) or resumes (on=0); ERR_SIM_TERMINATED, ERR_INVALID_STATE. */
+/* Suspends (on=1) or resumes (on=0); ERR_SIM_TERMINATED. Suspending a
+ * suspended SIM or resuming one that is not suspended changes nothing. */
 int sim_suspend(struct tx *tx, struct sim *s, int on);
 /* Settles up to `limit` SIMs and bundles whose time has come; *moved counts them. */
 int sim_sweep(struct tx *tx, int limit, int *moved);

@@ -30,8 +30,10 @@ struct engine;
 struct clock;
 
 struct cmd {
-    /* Set by the submitter. exec runs on the writer inside a savepoint; on
-     * success it sets status and body (allocated from tx->a == cmd->a). */
+    /* Set by the submitter. exec runs on the writer as if in a savepoint (E2);
+     * on success it sets status and body (allocated from tx->a == cmd->a).
+     * It may run twice for one batch (after a rollback, E2), so it must have
+     * no effect outside the database and tx->a. */
     int (*exec)(struct tx *tx, struct cmd *c);
     void (*done)(struct cmd *c);      /* after commit or failure, on the writer thread */
     void *arg;

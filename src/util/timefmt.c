@@ -22,5 +22,7 @@ int timefmt_parse(const char *s, int64_t *t)
     if (!end || *end)
         return -1;
     *t = (int64_t)timegm(&tm);
-    return 0;
+    char back[TIMEFMT_LEN];
+    timefmt_rfc3339(*t, back);   /* only the canonical spelling: no 02-30, no :60, no 4-digit games */
+    return strcmp(back, s) ? -1 : 0;
 }

@@ -439,7 +439,6 @@ static void test_expire_pending(void **state)
  * to 64 per query), not at most `limit`. */
 static void test_expire_pending_limit(void **state)
 {
-    TU_KNOWN_BUG();
     struct tu *t = *state;
     int64_t src = account_new(t, "CNY", 0), a = account_new(t, "CNY", LEDGER_NO_OVERDRAFT), b = account_new(t, "CNY", 0);
     assert_int_equal(xfer(t, "fund", src, a, 1000, "CNY"), 0);
@@ -513,7 +512,6 @@ static void test_check_detects_corruption(void **state)
  * account id printed even when there is none): "... in CNY0". */
 static void test_violation_text(void **state)
 {
-    TU_KNOWN_BUG();
     struct tu *t = *state;
     int64_t a = account_new(t, "CNY", 0);
     char sql[128];

@@ -254,14 +254,20 @@ static void test_create(void **state)
     assert_int_equal(again.id, s.id);
     assert_int_equal(again.wallet_id, s.wallet_id);
 
-    /* The same ICCID with other fields. */
+    /* The same ICCID again: a field given and different conflicts; a field
+     * left empty is no claim and cannot conflict. */
     const struct {
-        const char *msisdn, *imsi, *lang;
+        const char *msisdn, *imsi, *lang;   /* NULL: as stored */
+        int want;
     } other[] = {
-        {"+79160000999", NULL, NULL},   /* another MSISDN */
-        {"", NULL, NULL},               /* no MSISDN */
-        {NULL, "250990000000999", NULL},/* another IMSI */
-        {NULL, NULL, "ru"},             /* another language */
+        {"+79160000999", NULL, NULL, ERR_SIM_EXISTS},    /* another MSISDN */
+        {NULL, "250990000000999", NULL, ERR_SIM_EXISTS}, /* another IMSI */
+        {NULL, NULL, "ru", ERR_SIM_EXISTS},              /* another language */
+        {"", NULL, NULL, 0},                             /* MSISDN left empty */
+        {NULL, "", NULL, 0},                             /* IMSI left empty */
+        {NULL, NULL, "", 0},                             /* language left empty */
+        {"", "", "", 0},                                 /* only the ICCID */
+        {"", "250990000000999", "", ERR_SIM_EXISTS},     /* empty fields do not hide a conflicting one */
     };
     for (size_t i = 0; i < sizeof other / sizeof other[0]; i++) {
         struct sim o = again;
@@ -273,11 +279,20 @@ static void test_create(void **state)
             strcpy(o.lang, other[i].lang);
         existed = -1;
         int rc = TU_CMD(t, sim_create(&t->tx, &o, &existed));
-        if (rc != ERR_SIM_EXISTS)
-            print_error("row %zu: %s (msisdn %s, imsi %s, lang %s)\n", i, err_code(rc), o.msisdn, o.imsi, o.lang);
-        assert_int_equal(rc, ERR_SIM_EXISTS);
-        assert_int_equal(existed, 0);
+        if (rc != other[i].want)
+            print_error("row %zu: %s\n", i, err_code(rc));
+        assert_int_equal(rc, other[i].want);
+        assert_int_equal(existed, !other[i].want);
+        if (!rc) {   /* filled from the stored SIM */
+            assert_int_equal(o.id, s.id);
+            assert_string_equal(o.msisdn, s.msisdn);
+            assert_string_equal(o.imsi, s.imsi);
+            assert_string_equal(o.lang, "en");
+        }
     }
+    got = tu_sim_get(t, s.iccid);
+    assert_string_equal(got.msisdn, s.msisdn);   /* nothing was overwritten */
+    assert_string_equal(got.imsi, s.imsi);
 
     /* Another ICCID with a taken MSISDN. */
     struct sim dup = {0};
@@ -287,16 +302,18 @@ static void test_create(void **state)
     assert_int_equal(TU_CMD(t, sim_create(&t->tx, &dup, &existed)), ERR_MSISDN_TAKEN);
     assert_int_equal(sim_get(&t->tx, dup.iccid, &got), ERR_SIM_NOT_FOUND);
 
-    /* SIMs without an MSISDN do not collide with each other. */
+    /* SIMs without an MSISDN do not collide with each other; no language is en. */
     for (int n = 901; n <= 902; n++) {
         struct sim bare = {0};
         tu_iccid(n, bare.iccid);
-        strcpy(bare.lang, "ru");
+        if (n == 901)
+            strcpy(bare.lang, "ru");
         assert_int_equal(TU_CMD(t, sim_create(&t->tx, &bare, &existed)), 0);
         assert_int_equal(existed, 0);
         got = tu_sim_get(t, bare.iccid);
         assert_string_equal(got.msisdn, "");
-        assert_string_equal(got.lang, "ru");
+        assert_string_equal(got.imsi, "");
+        assert_string_equal(got.lang, n == 901 ? "ru" : "en");
     }
     assert_int_equal(sim_get(&t->tx, "8944110068256270054", &got), ERR_SIM_NOT_FOUND);
     assert_int_equal(sim_get_by_id(&t->tx, 424242, &got), ERR_SIM_NOT_FOUND);
@@ -459,7 +476,6 @@ static void test_sweep(void **state)
  * to `limit` bundles more, so it can move twice the limit. */
 static void test_sweep_limit_counts_bundles(void **state)
 {
-    TU_KNOWN_BUG();
     struct tu *t = *state;
     struct sim a, b;
     tu_sim(t, &a);
@@ -478,6 +494,35 @@ static void test_sweep_limit_counts_bundles(void **state)
     int moved = -1;
     assert_int_equal(TU_CMD(t, sim_sweep(&t->tx, 1, &moved)), 0);
     assert_true(moved <= 1);
+}
+
+/* Known bug (latent until charging reserves money): forfeit() moves the
+ * wallet's posted balance, ignoring pending debits, so a SIM with an open
+ * reservation cannot terminate (ERR_INSUFFICIENT_BALANCE), and sim_sweep,
+ * which stops at the first error, then settles no SIM at all. */
+static void test_sweep_with_reservation(void **state)
+{
+    struct tu *t = *state;
+    struct sim a, b;
+    tu_sim(t, &a);
+    tu_sim(t, &b);
+    topup(t, &a, 1000);
+    topup(t, &b, 1000);
+    int64_t charging;
+    assert_int_equal(ledger_system_account(&t->tx, "charging", "CNY", &charging), 0);
+    assert_int_equal(TU_CMD(t, ledger_transfer(&t->tx, &(struct transfer){.xid = "hold", .debit = a.wallet_id,
+                                                                          .credit = charging, .amount = 300,
+                                                                          .unit = "CNY", .kind = "reserve",
+                                                                          .flags = XFER_PENDING})),
+                     0);
+    tu_at(t, TU_T0 + 200 * TU_DAY);
+    int moved = -1;
+    int rc = TU_CMD(t, sim_sweep(&t->tx, 100, &moved));
+    if (rc)
+        print_error("sim_sweep: %s\n", err_code(rc));
+    assert_int_equal(rc, 0);
+    assert_int_equal(moved, 2);
+    assert_int_equal(tu_sim_get(t, b.iccid).state, SIM_TERMINATED);
 }
 
 /* Suspension: refused on terminated SIMs; time does not move a suspended SIM;
@@ -556,6 +601,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_settle_empty_wallet, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_sweep, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_sweep_limit_counts_bundles, tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_sweep_with_reservation, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_suspend_resume, tu_setup, tu_teardown),
     };
     return cmocka_run_group_tests_name("sim", tests, NULL, NULL);

@@ -1,0 +1,578 @@
+/* engine: commands on the writer thread in group-committed batches (E1..E6 of
+ * engine/engine.h): savepoint per command, idempotency replay, a fatal error
+ * failing the batch, the bounded queue, and a failed COMMIT halting writes.
+ *
+ * To put commands in one batch for sure, a "gate" command is submitted first
+ * and holds the writer inside its exec until the test has queued the rest. */
+#include "testutil.h"
+
+#include <pthread.h>
+
+#include "core/topup.h"
+#include "engine/engine.h"
+#include "util/clock.h"
+
+/* Commands live in the fixture, not on a test's stack: if an assertion
+ * fails while the writer still holds them, teardown opens the gate, lets the
+ * engine drain and only then frees them. */
+enum { MAX_JOBS = 40 };
+struct job;
+struct gate {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int started, released;
+};
+
+struct fx {
+    struct tu *t;
+    struct clock clk;
+    struct engine *e;
+    struct sim sims[4];
+    struct job *jobs;
+    int njobs;
+    struct gate gate;
+    int gate_held;
+};
+
+/* Reads the committed state on the test's own connection (the writer is idle). */
+static int64_t balance_of(struct fx *f, const struct sim *s)
+{
+    tu_begin(f->t);
+    int64_t b = tu_sim_balance(f->t, s);
+    tu_ledger_ok(f->t);
+    tu_rollback(f->t);
+    return b;
+}
+
+/* --- commands --- */
+
+enum behaviour { TOPUP, TOPUP_THEN_DOMAIN_ERROR, TOPUP_THEN_STORAGE_ERROR, CREATE_SIM, GATE };
+
+struct job {
+    struct cmd c;
+    struct arena a;
+    enum behaviour how;
+    struct topup_req req;
+    struct topup_result out;
+    struct sim sim;           /* CREATE_SIM */
+    struct gate *gate;
+    int done_calls;
+};
+
+struct counter {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done;
+};
+static struct counter counter = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+
+static int exec_job(struct tx *tx, struct cmd *c)
+{
+    struct job *j = c->arg;
+    if (j->how == GATE) {
+        pthread_mutex_lock(&j->gate->mu);
+        j->gate->started = 1;
+        pthread_cond_broadcast(&j->gate->cv);
+        while (!j->gate->released)
+            pthread_cond_wait(&j->gate->cv, &j->gate->mu);
+        pthread_mutex_unlock(&j->gate->mu);
+        c->status = 204;
+        return 0;
+    }
+    if (j->how == CREATE_SIM) {
+        int existed = 0;
+        memset(&j->sim, 0, sizeof j->sim);
+        snprintf(j->sim.iccid, sizeof j->sim.iccid, "%s", j->req.iccid);
+        c->status = 201;
+        return sim_create(tx, &j->sim, &existed);
+    }
+    int rc = topup_apply(tx, &j->req, &j->out);
+    if (rc)
+        return rc;
+    if (j->how == TOPUP_THEN_DOMAIN_ERROR)
+        return ERR_INVALID_STATE;   /* after writing: the savepoint must undo it */
+    if (j->how == TOPUP_THEN_STORAGE_ERROR)
+        return ERR_STORAGE;
+    c->status = 201;
+    const char *head = arena_printf(tx->a, "{\"balance\":%lld,\"receipt\":", (long long)j->out.balance);
+    c->body = arena_printf(tx->a, "%s%s}", head, j->out.receipt_payload);
+    c->body_len = strlen(c->body);
+    c->sign_off = strlen(head);
+    c->sign_len = strlen(j->out.receipt_payload);
+    return 0;
+}
+
+static void done_job(struct cmd *c)
+{
+    struct job *j = c->arg;
+    j->done_calls++;
+    pthread_mutex_lock(&counter.mu);
+    counter.done++;
+    pthread_cond_broadcast(&counter.cv);
+    pthread_mutex_unlock(&counter.mu);
+}
+
+static void job_init(struct job *j, enum behaviour how, const char *iccid, int64_t amount)
+{
+    memset(j, 0, sizeof *j);
+    arena_init(&j->a);
+    j->how = how;
+    j->req = (struct topup_req){.iccid = iccid, .amount = amount, .currency = "CNY", .channel = CHANNEL_kiosk,
+                                .method = METHOD_cash};
+    j->c = (struct cmd){.exec = exec_job, .done = done_job, .arg = j, .a = &j->a, .principal = "token:1"};
+}
+
+static void job_key(struct job *j, const char *scope, const char *key, unsigned char hash_byte)
+{
+    j->c.idem_scope = scope;
+    j->c.idem_key = key;
+    memset(j->c.req_hash, hash_byte, sizeof j->c.req_hash);
+}
+
+/* A new command from the fixture's pool. */
+static struct job *job_new(struct fx *f, enum behaviour how, const char *iccid, int64_t amount)
+{
+    assert_true(f->njobs < MAX_JOBS);
+    struct job *j = &f->jobs[f->njobs++];
+    job_init(j, how, iccid, amount);
+    return j;
+}
+
+/* Waits until n done() calls were counted; fails after 10 s rather than hang. */
+static void wait_done(int n)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 10;
+    int rc = 0;
+    pthread_mutex_lock(&counter.mu);
+    while (counter.done < n && rc == 0)
+        rc = pthread_cond_timedwait(&counter.cv, &counter.mu, &until);
+    int done = counter.done;
+    pthread_mutex_unlock(&counter.mu);
+    if (done < n)
+        print_error("only %d of %d commands done\n", done, n);
+    assert_true(done >= n);
+}
+
+static void counter_reset(void)
+{
+    pthread_mutex_lock(&counter.mu);
+    counter.done = 0;
+    pthread_mutex_unlock(&counter.mu);
+}
+
+/* Submits a gate and returns once the writer is inside it. */
+static void gate_close(struct fx *f)
+{
+    f->gate = (struct gate){.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    struct job *gj = job_new(f, GATE, NULL, 0);
+    gj->gate = &f->gate;
+    f->gate_held = 1;
+    assert_int_equal(engine_submit(f->e, &gj->c), 0);
+    pthread_mutex_lock(&f->gate.mu);
+    while (!f->gate.started)
+        pthread_cond_wait(&f->gate.cv, &f->gate.mu);
+    pthread_mutex_unlock(&f->gate.mu);
+}
+
+static void gate_open(struct fx *f)
+{
+    pthread_mutex_lock(&f->gate.mu);
+    f->gate.released = 1;
+    pthread_cond_broadcast(&f->gate.cv);
+    pthread_mutex_unlock(&f->gate.mu);
+    f->gate_held = 0;
+}
+
+static void gate_open(struct fx *f);
+
+static int fx_setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    f->jobs = calloc(MAX_JOBS, sizeof *f->jobs);
+    assert_non_null(f->jobs);
+    f->t = tu_open();
+    tu_begin(f->t);
+    for (int i = 0; i < 4; i++)
+        tu_sim(f->t, &f->sims[i]);
+    tu_commit(f->t);
+    clock_init_fixed(&f->clk, TU_T0);
+    assert_int_equal(engine_open(&f->e, f->t->path, &f->t->cf, &f->clk, &f->t->keys), 0);
+    counter_reset();
+    *state = f;
+    return 0;
+}
+
+static int fx_teardown(void **state)
+{
+    struct fx *f = *state;
+    if (f->gate_held)
+        gate_open(f);
+    engine_close(f->e);   /* drains: every submitted job is done after this */
+    for (int i = 0; i < f->njobs; i++)
+        arena_free(&f->jobs[i].a);
+    free(f->jobs);
+    tu_close(f->t);
+    free(f);
+    return 0;
+}
+
+/* --- tests --- */
+
+/* engine_run executes on the writer with the injected clock and replies after commit. */
+static void test_run_topup(void **state)
+{
+    struct fx *f = *state;
+    struct job *j = job_new(f, TOPUP, f->sims[0].iccid, 1000);
+    assert_int_equal(engine_run(f->e, &j->c), 0);
+    assert_int_equal(j->c.err, 0);
+    assert_int_equal(j->c.status, 201);
+    assert_int_equal(j->c.replayed, 0);
+    assert_int_equal(j->out.sim.active_until, TU_T0 + 30 * TU_DAY);
+    assert_non_null(strstr(j->c.body, "\"served_by\":\"token:1\""));
+    assert_memory_equal(j->c.body + j->c.sign_off, j->out.receipt_payload, j->c.sign_len);
+    assert_int_equal(balance_of(f, &f->sims[0]), 1000);   /* durable: visible to another connection */
+
+    /* The clock moves: the next command sees the new time (the SIM is in grace). */
+    clock_set(&f->clk, TU_T0 + 40 * TU_DAY);
+    j = job_new(f, TOPUP, f->sims[0].iccid, 500);
+    assert_int_equal(engine_run(f->e, &j->c), 0);
+    assert_int_equal(j->out.reactivated, 1);
+    assert_int_equal(j->out.sim.active_until, TU_T0 + 70 * TU_DAY);
+
+    /* A domain error comes back as the command's error; nothing is applied. */
+    j = job_new(f, TOPUP, f->sims[0].iccid, 99);
+    assert_int_equal(engine_run(f->e, &j->c), ERR_AMOUNT_TOO_SMALL);
+    assert_int_equal(j->c.err, ERR_AMOUNT_TOO_SMALL);
+    assert_null(j->c.body);
+    assert_int_equal(balance_of(f, &f->sims[0]), 1500);
+
+    struct engine_stats st;
+    engine_stats(f->e, &st);
+    assert_int_equal(st.commands, 3);
+    assert_int_equal(st.batches, 3);
+    assert_int_equal(st.commits_failed, 0);
+    assert_int_equal(st.queued, 0);
+    assert_int_equal(engine_halted(f->e), 0);
+}
+
+/* E4: the same scope, key and request hash: answered from the stored row, byte
+ * for byte, without running again; another hash: refused; another scope: a new key. */
+static void test_idempotency(void **state)
+{
+    struct fx *f = *state;
+    struct job *a = job_new(f, TOPUP, f->sims[1].iccid, 1000);
+    job_key(a, "topup", "key-1", 0x11);
+    assert_int_equal(engine_run(f->e, &a->c), 0);
+    assert_int_equal(a->c.replayed, 0);
+
+    clock_set(&f->clk, TU_T0 + 3600);   /* a real repeat would render another time */
+    struct job *b = job_new(f, TOPUP, f->sims[1].iccid, 1000);
+    job_key(b, "topup", "key-1", 0x11);
+    assert_int_equal(engine_run(f->e, &b->c), 0);
+    assert_int_equal(b->c.replayed, 1);
+    assert_int_equal(b->c.status, a->c.status);
+    assert_int_equal(b->c.body_len, a->c.body_len);
+    assert_string_equal(b->c.body, a->c.body);
+    assert_int_equal(b->c.sign_off, a->c.sign_off);
+    assert_int_equal(b->c.sign_len, a->c.sign_len);
+    assert_int_equal(b->out.id, 0);   /* exec never ran */
+    assert_int_equal(balance_of(f, &f->sims[1]), 1000);
+
+    /* The same key for another request. */
+    struct job *c = job_new(f, TOPUP, f->sims[1].iccid, 2000);
+    job_key(c, "topup", "key-1", 0x22);
+    assert_int_equal(engine_run(f->e, &c->c), ERR_IDEMPOTENCY_KEY_REUSED);
+    assert_non_null(c->c.err_param);
+    assert_string_equal(c->c.err_param, "Idempotency-Key");
+    assert_int_equal(c->c.replayed, 0);
+    assert_int_equal(balance_of(f, &f->sims[1]), 1000);
+
+    /* The same key in another scope is another key. */
+    struct job *d = job_new(f, TOPUP, f->sims[1].iccid, 2000);
+    job_key(d, "token:2", "key-1", 0x22);
+    assert_int_equal(engine_run(f->e, &d->c), 0);
+    assert_int_equal(d->c.replayed, 0);
+    assert_int_equal(balance_of(f, &f->sims[1]), 3000);
+
+    /* A refused command stores no key: the corrected retry runs. */
+    struct job *e1 = job_new(f, TOPUP, f->sims[2].iccid, 50);
+    job_key(e1, "topup", "key-2", 0x33);
+    assert_int_equal(engine_run(f->e, &e1->c), ERR_AMOUNT_TOO_SMALL);
+    struct job *e2 = job_new(f, TOPUP, f->sims[2].iccid, 500);
+    job_key(e2, "topup", "key-2", 0x44);
+    assert_int_equal(engine_run(f->e, &e2->c), 0);
+    assert_int_equal(e2->c.replayed, 0);
+    assert_int_equal(balance_of(f, &f->sims[2]), 500);
+}
+
+/* E4 within one batch: the second command with the key is answered from the
+ * row the first stored a moment before, in the same transaction. */
+static void test_idempotency_same_batch(void **state)
+{
+    struct fx *f = *state;
+    gate_close(f);
+    struct job *a = job_new(f, TOPUP, f->sims[3].iccid, 700);
+    job_key(a, "topup", "twice", 0x55);
+    struct job *b = job_new(f, TOPUP, f->sims[3].iccid, 700);
+    job_key(b, "topup", "twice", 0x55);
+    assert_int_equal(engine_submit(f->e, &a->c), 0);
+    assert_int_equal(engine_submit(f->e, &b->c), 0);
+    gate_open(f);
+    wait_done(3);
+    struct engine_stats st;
+    engine_stats(f->e, &st);
+    assert_int_equal(st.batches, 2);   /* the gate's, then a and b together */
+    assert_int_equal(a->c.err, 0);
+    assert_int_equal(b->c.err, 0);
+    assert_int_equal(a->c.replayed, 0);
+    assert_int_equal(b->c.replayed, 1);
+    assert_string_equal(b->c.body, a->c.body);
+    assert_int_equal(balance_of(f, &f->sims[3]), 700);
+}
+
+/* E2: in one batch, commands that fail with a domain error (even after
+ * writing) are rolled back alone; the others commit. */
+static void test_batch_domain_errors(void **state)
+{
+    struct fx *f = *state;
+    enum { N = 24 };
+    struct job *jobs[N];
+    int want_err[N];
+    int64_t want[4] = {0};
+    gate_close(f);
+    for (int i = 0; i < N; i++) {
+        const struct sim *s = &f->sims[i % 4];
+        switch (i % 6) {
+        case 0: /* amount below the minimum */
+            jobs[i] = job_new(f, TOPUP, s->iccid, 10);
+            want_err[i] = ERR_AMOUNT_TOO_SMALL;
+            break;
+        case 1: /* no such SIM */
+            jobs[i] = job_new(f, TOPUP, "8944110068256270054", 1000);
+            want_err[i] = ERR_SIM_NOT_FOUND;
+            break;
+        case 2: /* wrote everything, then failed: the savepoint undoes it */
+            jobs[i] = job_new(f, TOPUP_THEN_DOMAIN_ERROR, s->iccid, 7000);
+            want_err[i] = ERR_INVALID_STATE;
+            break;
+        default: /* fine */
+            jobs[i] = job_new(f, TOPUP, s->iccid, 100 * (i + 1));
+            want_err[i] = 0;
+            want[i % 4] += 100 * (i + 1);
+        }
+        assert_int_equal(engine_submit(f->e, &jobs[i]->c), 0);
+    }
+    struct engine_stats st;
+    engine_stats(f->e, &st);
+    assert_int_equal(st.queued, N);
+    gate_open(f);
+    wait_done(N + 1);
+
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(jobs[i]->done_calls, 1);
+        if (jobs[i]->c.err != want_err[i])
+            print_error("job %d: %s\n", i, err_code(jobs[i]->c.err));
+        assert_int_equal(jobs[i]->c.err, want_err[i]);
+        assert_int_equal(jobs[i]->c.status, want_err[i] ? 0 : 201);
+    }
+    for (int k = 0; k < 4; k++)
+        assert_int_equal(balance_of(f, &f->sims[k]), want[k]);
+    engine_stats(f->e, &st);
+    assert_int_equal(st.batches, 2);   /* the gate's, then all N in one */
+    assert_int_equal(st.commands, N + 1);
+}
+
+/* E5: a command failing with a storage error fails its whole batch: every
+ * command gets ERR_STORAGE and nothing of the batch is kept (keys included);
+ * the engine goes on with the next batch. */
+static void test_batch_storage_error(void **state)
+{
+    struct fx *f = *state;
+    gate_close(f);
+    struct job *a = job_new(f, TOPUP, f->sims[0].iccid, 1000);
+    job_key(a, "topup", "k-a", 0x01);
+    struct job *b = job_new(f, TOPUP_THEN_STORAGE_ERROR, f->sims[1].iccid, 1000);
+    struct job *c = job_new(f, TOPUP, f->sims[2].iccid, 1000);
+    assert_int_equal(engine_submit(f->e, &a->c), 0);
+    assert_int_equal(engine_submit(f->e, &b->c), 0);
+    assert_int_equal(engine_submit(f->e, &c->c), 0);
+    gate_open(f);
+    wait_done(4);
+    assert_int_equal(f->jobs[0].c.err, 0);   /* the gate: its own batch, committed */
+    struct job *all[3] = {a, b, c};
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(all[i]->done_calls, 1);
+        assert_int_equal(all[i]->c.err, ERR_STORAGE);
+        assert_int_equal(all[i]->c.status, 0);
+        assert_null(all[i]->c.body);
+        assert_int_equal(all[i]->c.replayed, 0);
+    }
+    for (int k = 0; k < 3; k++)
+        assert_int_equal(balance_of(f, &f->sims[k]), 0);
+    assert_int_equal(engine_halted(f->e), 0);   /* not a failed commit: writes go on */
+
+    /* The retry of a runs: its key was rolled back with the batch. */
+    struct job *again = job_new(f, TOPUP, f->sims[0].iccid, 1000);
+    job_key(again, "topup", "k-a", 0x01);
+    assert_int_equal(engine_run(f->e, &again->c), 0);
+    assert_int_equal(again->c.replayed, 0);
+    assert_int_equal(balance_of(f, &f->sims[0]), 1000);
+    tu_begin(f->t);
+    struct sim s1 = tu_sim_get(f->t, f->sims[1].iccid);
+    tu_rollback(f->t);
+    assert_int_equal(s1.state, SIM_INACTIVE);   /* b's top-up is gone too */
+}
+
+/* The writer remembers system-account ids across batches. A batch that is
+ * rolled back (a fatal error, or a command failing after it wrote) may have
+ * created such an account: its id must be forgotten. Otherwise the next
+ * insert into accounts (here: a new SIM's wallet, which SQLite gives the
+ * same rowid) becomes the "clearing account", and a later top-up takes the
+ * money out of that subscriber's wallet. */
+static void test_system_account_cache(void **state)
+{
+    struct fx *f = *state;
+    char iccid[2][ICCID_MAX + 1];
+    tu_iccid(501, iccid[0]);
+    tu_iccid(502, iccid[1]);
+    const struct {
+        int method;              /* used here for the first time: its clearing account is created */
+        enum behaviour spoiler;  /* how the batch that created it is undone */
+        int err;
+    } rows[] = {
+        {METHOD_wechat, TOPUP_THEN_STORAGE_ERROR, ERR_STORAGE},       /* the whole batch (fatal) */
+        {METHOD_bank_card, TOPUP_THEN_DOMAIN_ERROR, ERR_INVALID_STATE}, /* the command's savepoint */
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        counter_reset();
+        gate_close(f);   /* the spoiler in a batch of its own */
+        struct job *sp = job_new(f, rows[i].spoiler, f->sims[0].iccid, 1000);
+        sp->req.method = rows[i].method;
+        assert_int_equal(engine_submit(f->e, &sp->c), 0);
+        gate_open(f);
+        wait_done(2);
+        assert_int_equal(sp->c.err, rows[i].err);
+
+        /* A new SIM whose wallet takes the freed rowid, with money on it. */
+        struct job *fresh = job_new(f, CREATE_SIM, iccid[i], 0);
+        assert_int_equal(engine_run(f->e, &fresh->c), 0);
+        struct job *fill = job_new(f, TOPUP, iccid[i], 5000);
+        assert_int_equal(engine_run(f->e, &fill->c), 0);
+
+        /* Now the method's first real use. */
+        struct job *use = job_new(f, TOPUP, f->sims[1].iccid, 1000);
+        use->req.method = rows[i].method;
+        int rc = engine_run(f->e, &use->c);
+        if (rc)
+            print_error("row %zu: %s\n", i, err_code(rc));
+        assert_int_equal(rc, 0);
+        assert_int_equal(balance_of(f, &fresh->sim), 5000);   /* the new SIM's wallet was not the source */
+        assert_int_equal(balance_of(f, &f->sims[1]), 1000 * (int64_t)(i + 1));
+        tu_begin(f->t);
+        assert_int_equal(tu_system_balance(f->t, rows[i].method == METHOD_wechat ? "clearing_wechat"
+                                                                                  : "clearing_bank_card", "CNY"),
+                         -1000);
+        tu_rollback(f->t);
+    }
+}
+
+/* E6: the queue is bounded; a refused submit never calls done(). */
+static void test_queue_bound(void **state)
+{
+    struct fx *f = *state;
+    f->t->cf.queue_max = 2;
+    gate_close(f);   /* taken off the queue: 0 queued */
+    struct job *j[3];
+    for (int i = 0; i < 3; i++)
+        j[i] = job_new(f, TOPUP, f->sims[i].iccid, 100);
+    assert_int_equal(engine_submit(f->e, &j[0]->c), 0);
+    assert_int_equal(engine_submit(f->e, &j[1]->c), 0);
+    assert_int_equal(engine_submit(f->e, &j[2]->c), ERR_OVERLOADED);
+    gate_open(f);
+    wait_done(3);
+    assert_int_equal(j[0]->c.err, 0);
+    assert_int_equal(j[1]->c.err, 0);
+    assert_int_equal(j[2]->done_calls, 0);
+    assert_int_equal(balance_of(f, &f->sims[2]), 0);
+    f->t->cf.queue_max = 20000;
+}
+
+/* engine_close finishes what is queued before it returns. */
+static void test_close_drains(void **state)
+{
+    struct fx *f = *state;
+    struct job *j[8];
+    for (int i = 0; i < 8; i++) {
+        j[i] = job_new(f, TOPUP, f->sims[i % 4].iccid, 100);
+        assert_int_equal(engine_submit(f->e, &j[i]->c), 0);
+    }
+    engine_close(f->e);
+    f->e = NULL;
+    for (int i = 0; i < 8; i++) {
+        assert_int_equal(j[i]->done_calls, 1);
+        assert_int_equal(j[i]->c.err, 0);
+    }
+    for (int k = 0; k < 4; k++)
+        assert_int_equal(balance_of(f, &f->sims[k]), 200);
+    /* Reopened, the engine works on from the committed state. */
+    assert_int_equal(engine_open(&f->e, f->t->path, &f->t->cf, &f->clk, &f->t->keys), 0);
+    struct job *k = job_new(f, TOPUP, f->sims[0].iccid, 100);
+    assert_int_equal(engine_run(f->e, &k->c), 0);
+    assert_int_equal(k->out.balance, 300);
+}
+
+/* E5: a failed COMMIT (fsync refused, injected beneath SQLite) fails the
+ * batch with ERR_STORAGE and halts writes until restart. Runs last: fault
+ * injection, once on, stays on for the process (with an unreachable N). */
+static void test_commit_failure_halts(void **state)
+{
+    struct fx *f = *state;
+    engine_close(f->e);
+    f->e = NULL;
+    assert_int_equal(store_fault_configure("fsync@1000000000"), 0);   /* on, never trips */
+    assert_int_equal(engine_open(&f->e, f->t->path, &f->t->cf, &f->clk, &f->t->keys), 0);
+    struct job *ok = job_new(f, TOPUP, f->sims[0].iccid, 1000);
+    assert_int_equal(engine_run(f->e, &ok->c), 0);
+
+    long writes, syncs, injected;
+    store_fault_counts(&writes, &syncs, &injected);
+    assert_true(syncs > 0);   /* commits do reach fsync */
+    assert_int_equal(injected, 0);
+    char spec[48];
+    snprintf(spec, sizeof spec, "fsync@%ld,once", syncs + 1);
+    assert_int_equal(store_fault_configure(spec), 0);
+    struct job *bad = job_new(f, TOPUP, f->sims[1].iccid, 1000);
+    assert_int_equal(engine_run(f->e, &bad->c), ERR_STORAGE);
+    assert_null(bad->c.body);
+    store_fault_counts(&writes, &syncs, &injected);
+    assert_int_equal(injected, 1);
+    assert_int_equal(engine_halted(f->e), 1);
+    struct engine_stats st;
+    engine_stats(f->e, &st);
+    assert_int_equal(st.commits_failed, 1);
+
+    /* Halted: refused at the door; done() is not called. */
+    struct job *late = job_new(f, TOPUP, f->sims[2].iccid, 1000);
+    assert_int_equal(engine_submit(f->e, &late->c), ERR_WRITES_HALTED);
+    assert_int_equal(late->done_calls, 0);
+    assert_int_equal(store_fault_configure("fsync@1000000000"), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_run_topup, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_idempotency, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_idempotency_same_batch, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_batch_domain_errors, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_batch_storage_error, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_system_account_cache, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_queue_bound, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_close_drains, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_commit_failure_halts, fx_setup, fx_teardown),
+    };
+    return cmocka_run_group_tests_name("engine", tests, NULL, NULL);
+}
