@@ -106,8 +106,9 @@ int api_plans_create(struct req *r)
     if (!rc && (rc = json_field_bool(b, "payg", 0, &p->payg)))
         bad = "payg";
     if (rc) {
+        req_error(r, rc, bad);   /* bad may point into b */
         json_decref(b);
-        return req_error(r, rc, bad);
+        return 0;
     }
     memcpy(p->currency, req_conf(r)->currency, 4);
     char *z = zones ? json_dumps(zones, JSON_COMPACT) : NULL;

@@ -74,10 +74,10 @@ int api_sims_create(struct req *r)
     struct sim *s = arena_alloc(&r->a, sizeof *s);
     if (!rc)
         rc = sim_fields(iccid, msisdn, imsi, lang, s, &param);
-    json_decref(b);
     if (rc)
-        return req_error(r, rc, param);
-    return req_submit(r, exec_create, s);
+        req_error(r, rc, param);   /* before the decref: param may point into b */
+    json_decref(b);
+    return rc ? 0 : req_submit(r, exec_create, s);
 }
 
 /* ---- CSV import ----------------------------------------------------------- */

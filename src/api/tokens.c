@@ -42,8 +42,9 @@ int api_tokens_create(struct req *r)
     if (!rc && (rc = json_field_str(b, "name", 0, 64, &name)))
         param = "name";
     if (rc) {
+        req_error(r, rc, param);   /* param may point into b */
         json_decref(b);
-        return req_error(r, rc, param);
+        return 0;
     }
     tc->name = arena_strdup(&r->a, name ? name : "");
     json_decref(b);

@@ -86,8 +86,9 @@ int api_topups_create(struct req *r)
         r->who.role != ROLE_ADMIN)
         rc = ERR_FORBIDDEN, param = tc->req.channel == CHANNEL_admin ? "channel" : "method";
     if (rc) {
+        req_error(r, rc, param);   /* param may point into b */
         json_decref(b);
-        return req_error(r, rc, param);
+        return 0;
     }
     tc->req.iccid = iccid;
     tc->req.currency = arena_strdup(&r->a, currency);
@@ -136,8 +137,9 @@ int api_bundles_create(struct req *r)
     if (rc && !param)
         param = "plan";
     if (rc) {
+        req_error(r, rc, param);   /* param may point into b */
         json_decref(b);
-        return req_error(r, rc, param);
+        return 0;
     }
     struct bundle_cmd *bc = arena_alloc(&r->a, sizeof *bc);
     snprintf(bc->plan, sizeof bc->plan, "%s", plan);
