@@ -22,7 +22,7 @@ LIB      := $(B)/libtopup.a
 EMBED    := $(sort $(wildcard src/store/migrations/*.sql) $(wildcard web/i18n/*.json))
 TESTS    := $(patsubst tests/unit/%.c,$(B)/tests/%,$(sort $(wildcard tests/unit/test_*.c)))
 
-.PHONY: all check unit e2e clean demo san
+.PHONY: all check unit e2e clean demo san valgrind crashloop
 all: $(B)/topupd bin/topupd
 
 bin/topupd: $(B)/topupd
@@ -67,6 +67,16 @@ e2e: $(B)/topupd
 
 check: all unit e2e
 
+# The unit tests under valgrind memcheck (no definite or indirect leak, no error).
+valgrind: $(TESTS)
+	@set -e; for t in $(TESTS); do echo "== valgrind $$t"; \
+	  valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect $$t; done
+
+# The long crash loop of SECURITY.md T4 (CI runs a short one inside `make e2e`).
+crashloop: $(B)/topupd
+	CRASHLOOP_KILLS=$${CRASHLOOP_KILLS:-60} TOPUPD=$(abspath $(B)/topupd) \
+	  /usr/bin/python3 -m pytest -q -s tests/e2e/test_crashloop.py
+
 san:
 	$(MAKE) SAN=1 check
 
@@ -75,3 +85,55 @@ demo: all
 
 clean:
 	rm -rf build build-san bin
+
+# ---- fuzzing (libFuzzer; see tests/fuzz/README.md) ---------------------------
+# `make fuzz-smoke`: build, replay tests/fuzz/regressions, fuzz each target 60 s.
+# `make fuzz FUZZ_SECONDS=3600`: the long run. Everything goes to build-fuzz/.
+# The whole project (src/*/*.c but main.c) is built with clang, ASan, UBSan and
+# libFuzzer's coverage; each tests/fuzz/fuzz_<name>.c links into build-fuzz/fuzz_<name>.
+FUZZ_CC      ?= clang-14
+FUZZ_B       := build-fuzz
+FUZZ_SECONDS ?= 3600
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS  := -std=c17 -D_GNU_SOURCE -g -O1 $(FUZZ_SAN) -fsanitize=fuzzer-no-link \
+                -Wall -Wextra -Wno-unused-parameter -Isrc -Ibuild/gen $(shell pkg-config --cflags $(PKGS))
+FUZZ_LDFLAGS := $(FUZZ_SAN) -fsanitize=fuzzer
+FUZZ_LDLIBS  := $(shell pkg-config --libs $(PKGS)) -lpthread -lm
+FUZZ_OBJ     := $(SRC:src/%.c=$(FUZZ_B)/obj/%.o) $(FUZZ_B)/obj/embedded.o
+FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(FUZZ_B)/%,$(sort $(wildcard tests/fuzz/fuzz_*.c)))
+
+.PHONY: fuzz fuzz-smoke fuzz-build fuzz-clean
+fuzz-build: $(FUZZ_TARGETS)
+
+$(FUZZ_B)/obj/%.o: src/%.c build/gen/embedded.h $(wildcard src/*/*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
+
+$(FUZZ_B)/obj/embedded.o: build/gen/embedded.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
+
+$(FUZZ_B)/libtopup.a: $(FUZZ_OBJ)
+	@rm -f $@ && ar rcs $@ $^
+
+$(FUZZ_B)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_B)/libtopup.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Werror -Itests/fuzz -o $@ $< $(FUZZ_B)/libtopup.a $(FUZZ_LDFLAGS) $(FUZZ_LDLIBS)
+
+# tests/fuzz/run installs clang-14 and libclang-rt-14-dev if missing, then builds.
+fuzz-smoke:
+	tests/fuzz/run 60
+
+fuzz:
+	tests/fuzz/run $(FUZZ_SECONDS)
+
+fuzz-clean:
+	rm -rf $(FUZZ_B)
+
+# Benchmarks, not part of `make check` (bench/README.md): `make bench` runs them all
+# (~10-25 min) and writes bench/results/latest.json; `make bench-smoke` runs each piece
+# for ~2 s at tiny scale, without PostgreSQL.
+.PHONY: bench bench-smoke
+bench:
+	bench/run
+bench-smoke:
+	bench/run --smoke
