@@ -32,6 +32,8 @@ TOPUPD = os.environ.get("TOPUPD", os.path.join(ROOT, "build", "topupd"))
 TEST_TIMEOUT = int(os.environ.get("TOPUP_E2E_TIMEOUT", "120"))
 READY_TIMEOUT = 10.0
 HOST = "127.0.0.1"
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                     "ERROR: ThreadSanitizer", "WARNING: ThreadSanitizer")
 
 
 def free_port() -> int:
@@ -63,9 +65,9 @@ class ServerError(Exception):
 
 
 class Server:
-    def __init__(self, workdir, extra_args=(), test_clock=False, binary=TOPUPD, name="srv"):
+    def __init__(self, workdir, extra_args=(), test_clock=False, binary=None, name="srv"):
         self.workdir = str(workdir)
-        self.binary = binary
+        self.binary = binary or TOPUPD
         self.name = name
         self.db = os.path.join(self.workdir, "topup.db")
         self.log_path = os.path.join(self.workdir, "server.log")
@@ -74,6 +76,8 @@ class Server:
         self.proc = None
         self.port = None
         self.tokens = {}
+        self.secrets = []          # every credential handed out; must never reach the log
+        self.ssl_context = None    # set for a server started with --tls-cert/--tls-key
         self.starts = 0
 
     # ------------------------------------------------------------------ CLI
@@ -110,9 +114,12 @@ class Server:
             argv.append("--test-clock")
         return argv + self.extra_args
 
-    def start(self):
+    def start(self, same_port=False):
+        """Starts topupd on a fresh port, or on the previous one with same_port=True
+        (a restart that clients keep retrying against)."""
         assert self.proc is None or self.proc.poll() is not None, "server already running"
-        self.port = free_port()
+        if not (same_port and self.port):
+            self.port = free_port()
         self.starts += 1
         with open(self.log_path, "ab") as log:
             log.write(("\n===== start #%d: %s\n" % (self.starts, " ".join(self.serve_argv()))).encode())
@@ -166,16 +173,38 @@ class Server:
             self.stop()
         return self.start()
 
-    def teardown(self):
+    def teardown(self, grace=5.0):
+        """SIGTERM (so sanitizer builds can report leaks), SIGKILL after grace seconds.
+        Returns a list of problems: sanitizer reports in the log, a hang on SIGTERM."""
+        problems = []
         if self.proc is not None and self.proc.poll() is None:
             try:
-                os.kill(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(timeout=10)
+                self.proc.send_signal(signal.SIGTERM)
+                self.proc.wait(timeout=grace)
             except subprocess.TimeoutExpired:
-                pass
+                problems.append("topupd did not exit within %.0f s of SIGTERM" % grace)
+                try:
+                    os.kill(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                try:
+                    self.proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    pass
+        try:
+            with open(self.log_path, "rb") as f:
+                log = f.read().decode("utf-8", "replace")
+        except OSError:
+            log = ""
+        for secret in list(self.tokens.values()) + self.secrets:
+            if secret and secret in log:
+                problems.append("a token secret appears in the server log %s" % self.log_path)
+                break
+        for marker in SANITIZER_MARKERS:
+            if marker in log:
+                problems.append("sanitizer report in %s (%s):\n%s" % (self.log_path, marker, self.log_tail(60)))
+                break
+        return problems
 
     def log_tail(self, lines=80):
         try:
@@ -192,6 +221,11 @@ class Server:
         if token is None:
             return None
         return self.tokens.get(token, token)
+
+    def connection(self, timeout=30):
+        if self.ssl_context is not None:
+            return http.client.HTTPSConnection(HOST, self.port, timeout=timeout, context=self.ssl_context)
+        return http.client.HTTPConnection(HOST, self.port, timeout=timeout)
 
     def request(self, method, path, body=None, token="operator", headers=None, lang=None,
                 idem=None, timeout=30, content_type=None):
@@ -218,7 +252,7 @@ class Server:
         if idem is not None:
             hdrs["Idempotency-Key"] = idem
         hdrs.update(headers or {})
-        conn = http.client.HTTPConnection(HOST, self.port, timeout=timeout)
+        conn = self.connection(timeout)
         try:
             conn.request(method, path, body=body, headers=hdrs)
             r = conn.getresponse()
@@ -303,6 +337,19 @@ class Server:
             assert u["debits"] == u["credits"], "unbalanced unit: %r" % (u,)
         return b
 
+    def integrity_ok(self):
+        """With the server stopped: SQLite's integrity_check and `topupd check`."""
+        assert not self.running(), "stop the server first"
+        import sqlite3
+        con = sqlite3.connect("file:%s?mode=ro" % self.db, uri=True)
+        try:
+            rows = con.execute("PRAGMA integrity_check").fetchall()
+        finally:
+            con.close()
+        assert rows == [("ok",)], "integrity_check: %r" % (rows[:5],)
+        cp = self.cli("check", "--db", self.db, check=False)
+        assert cp.returncode == 0, "topupd check: exit %d\n%s%s" % (cp.returncode, cp.stdout, cp.stderr)
+
     def advance(self, seconds):
         r = self.request("POST", "/v1/test/clock", {"advance": int(seconds)}, token="admin")
         assert r.status == 200, "clock advance: %r" % (r,)
@@ -363,8 +410,11 @@ def server_factory(request, tmp_path):
         return srv
 
     yield make
+    problems = []
     for srv in servers:
-        srv.teardown()
+        problems += srv.teardown()
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
 
 
 @pytest.fixture
@@ -375,6 +425,37 @@ def server(server_factory):
 @pytest.fixture
 def clock_server(server_factory):
     return server_factory(test_clock=True)
+
+
+def pytest_configure(config):
+    """Run the whole session on a private copy of the binary, so a rebuild in the
+    middle of a run cannot swap it (or make it unexecutable) under the tests."""
+    global TOPUPD
+    if os.path.exists(TOPUPD):
+        import shutil
+        import tempfile
+        d = tempfile.mkdtemp(prefix="topupd-e2e-bin-")
+        copy = os.path.join(d, "topupd")
+        # A build may be writing the binary right now: retry until the copy runs.
+        for _ in range(100):
+            try:
+                shutil.copyfile(TOPUPD, copy)
+                os.chmod(copy, 0o755)
+                cp = subprocess.run([copy, "help"], capture_output=True, timeout=10)
+                if cp.returncode >= 0:   # it executed (a half-written file would not)
+                    break
+            except (OSError, subprocess.SubprocessError):
+                pass
+            time.sleep(0.2)
+        config._topupd_copy_dir = d
+        TOPUPD = copy
+
+
+def pytest_unconfigure(config):
+    d = getattr(config, "_topupd_copy_dir", None)
+    if d:
+        import shutil
+        shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -134,3 +134,29 @@ def test_buy_requires_active_sim_and_key(server):
     assert server.snapshot(iccid) == ("active", 1000, 1)
     assert_error(_buy(server, make_iccid(), pbody["code"]), 404, "sim_not_found")
     server.ledger_ok()
+
+
+def test_free_plan(server):
+    pbody, _ = server.create_plan(price=0, data_bytes=1024, voice_seconds=0, sms=0)
+    iccid = server.new_sim()
+    server.topup_ok(iccid, 100)
+    r = _buy(server, iccid, pbody["code"])
+    assert r.status == 201, r
+    assert r.body["balance"]["amount"] == 100
+    assert r.body["bundle"]["remaining"] == {"data_bytes": 1024, "voice_seconds": 0, "sms": 0}
+    assert server.balance(iccid) == 100
+    server.ledger_ok()
+
+
+def test_plan_validation(server):
+    base = {"code": "bad_plan", "name": {"zh": "包", "en": "Pack", "ru": "Пакет"}, "price": 100,
+            "currency": "CNY", "validity_days": 30,
+            "allowances": {"data_bytes": 1, "voice_seconds": 0, "sms": 0}, "zones": ["460"], "payg": False}
+    for bad in (dict(base, price=-1), dict(base, validity_days=0), dict(base, currency="USD"),
+                dict(base, allowances={"data_bytes": -1, "voice_seconds": 0, "sms": 0}),
+                {k: v for k, v in base.items() if k != "code"}, dict(base, price="100")):
+        st, _, body = server.request("POST", "/v1/plans", bad, token="admin")
+        assert st == 400, (bad, st, body)
+        assert isinstance(body, dict) and body["error"]["code"], body
+    st, _, listing = server.request("GET", "/v1/plans", token=None)
+    assert all(p["code"] != "bad_plan" for p in listing["data"])

@@ -18,6 +18,8 @@ import random
 import threading
 import time
 
+from e2e_util import DAY
+
 N_SIMS = 4
 N_THREADS = 8
 ROUNDS = 3
@@ -182,3 +184,44 @@ def test_sigterm_during_topup_stream(server_factory):
     # requests answered during shutdown must be either 201 or a clean 503
     for rec in attempts.values():
         assert rec["status"] in (None, 201, 503), (rec["status"], rec["raw"])
+
+
+def test_kill9_during_sweep(server_factory):
+    """kill -9 while the sweep terminates many SIMs: after the restart every SIM is
+    either untouched or fully terminated (balance 0 and one forfeiture)."""
+    srv = server_factory(test_clock=True)
+    sims = []
+    for i in range(120):
+        iccid = srv.new_sim(msisdn=False)
+        srv.topup_ok(iccid, 100 + i)
+        sims.append((iccid, 100 + i))
+    srv.advance(30 * DAY + 30 * DAY + 90 * DAY - 60)   # just short of termination for all
+    result = {}
+
+    def sweep():
+        try:
+            result["r"] = srv.request("POST", "/v1/test/clock", {"advance": 3 * DAY}, token="admin", timeout=20)
+        except Exception as e:
+            result["r"] = e
+
+    t = threading.Thread(target=sweep, daemon=True)
+    t.start()
+    time.sleep(random.uniform(0.0, 0.02))
+    srv.kill9()
+    t.join(20)
+    srv.start()
+    terminated = 0
+    for iccid, amount in sims:
+        s = srv.sim(iccid)
+        txns = srv.txns(iccid)
+        if s["state"] == "terminated":
+            terminated += 1
+            assert s["balance"]["amount"] == 0
+            assert [t["kind"] for t in txns] == ["forfeiture", "topup"], txns
+            assert abs(txns[0]["amount"]) == amount
+        else:
+            assert s["balance"]["amount"] == amount, s
+            assert [t["kind"] for t in txns] == ["topup"], txns
+    if getattr(result.get("r"), "status", None) == 200:
+        assert terminated == len(sims), "the sweep was acknowledged but only %d SIMs terminated" % terminated
+    srv.ledger_ok()

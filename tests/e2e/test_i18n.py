@@ -65,3 +65,16 @@ def test_accept_language_with_regions_and_weights(server):
     assert msg("ru-RU,ru;q=0.9,en;q=0.8") == ru
     assert msg("en-GB") == en
     assert msg("fr-FR, de;q=0.5") == en
+
+
+def test_accept_language_quality_values(server):
+    unknown = make_iccid()
+
+    def msg(lang):
+        r = server.request("GET", "/v1/sims/" + unknown, lang=lang)
+        assert_error(r, 404, "sim_not_found")
+        return r.body["error"]["message"]
+
+    ru, en = msg("ru"), msg("en")
+    assert msg("en;q=0.1, ru;q=0.9") == ru
+    assert msg("de, ru;q=0.5, en;q=0.4") == ru

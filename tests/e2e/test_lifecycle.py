@@ -249,3 +249,91 @@ def test_bundle_expires_with_clock(clock_server):
     assert all(b["state"] != "active" for b in bundles if b["id"] == r.body["bundle"]["id"]), bundles
     assert srv.snapshot(iccid) == ("active", 4000, 2)
     srv.ledger_ok()
+
+
+def test_expired_topup_without_fee(clock_server):
+    """Default reactivation_fee 0: reactivated, no fee and no zero-amount fee record."""
+    srv = clock_server
+    iccid = srv.new_sim()
+    srv.topup_ok(iccid, 1000)
+    _, gu = _times(srv, iccid)
+    srv.advance_to(gu)
+    assert srv.snapshot(iccid) == ("expired", 1000, 1)
+    body = srv.topup_ok(iccid, 500)
+    assert body["state"] == "active" and body["topup"]["reactivated"] is True
+    assert body["topup"]["reactivation_fee"] == 0
+    assert body["balance"]["amount"] == 1500
+    assert [t["kind"] for t in srv.txns(iccid)] == ["topup", "topup"]
+    srv.ledger_ok()
+
+
+def test_terminated_with_zero_balance_and_bundle(clock_server):
+    srv = clock_server
+    pbody, _ = srv.create_plan(price=1000, validity_days=365)
+    iccid = srv.new_sim()
+    srv.topup_ok(iccid, 1000)
+    r = srv.request("POST", "/v1/sims/%s/bundles" % iccid, {"plan": pbody["code"]}, idem=make_key())
+    assert r.status == 201, r
+    _, gu = _times(srv, iccid)
+    srv.advance_to(gu + 90 * DAY, margin=DAY)
+    s = srv.sim(iccid)
+    assert s["state"] == "terminated" and s["balance"]["amount"] == 0
+    assert all(b["state"] != "active" for b in s["bundles"]), s["bundles"]
+    assert all(t["amount"] != 0 for t in srv.txns(iccid))
+    srv.ledger_ok()
+
+
+def test_suspend_inactive_then_resume(server):
+    iccid = server.new_sim()
+    st, _, sim = server.request("POST", "/v1/sims/%s/suspend" % iccid, token="admin")
+    assert st == 200 and sim["state"] == "suspended"
+    assert_error(server.topup(iccid, 1000), 409, "sim_suspended")
+    st, _, sim = server.request("POST", "/v1/sims/%s/resume" % iccid, token="admin")
+    assert st == 200 and sim["state"] == "inactive", sim
+    assert sim["active_until"] is None
+    assert server.topup_ok(iccid, 1000)["state"] == "active"
+
+
+def _to_utc(server, hh, mm):
+    """Moves the test clock to the next hh:mm UTC."""
+    now = server.now()
+    t = now - now % DAY + hh * 3600 + mm * 60
+    if t <= now + 5:
+        t += DAY
+    return server.advance(t - now)
+
+
+def test_daily_cap_follows_local_midnight(clock_server):
+    """tz_offset_minutes 480: the cap's day starts at 16:00 UTC."""
+    srv = clock_server
+    _to_utc(srv, 15, 55)
+    iccid = srv.new_sim()
+    for a in (200000, 200000, 100000):
+        srv.topup_ok(iccid, a)
+    assert_error(srv.topup(iccid, 100), 422, "daily_limit_exceeded")
+    srv.advance(10 * 60)            # 16:05 UTC = 00:05 local: a new day
+    srv.topup_ok(iccid, 200000)
+    srv.topup_ok(iccid, 200000)
+    srv.topup_ok(iccid, 100000)
+    assert_error(srv.topup(iccid, 100), 422, "daily_limit_exceeded")
+    _to_utc(srv, 0, 5)              # UTC midnight is 08:05 local: still the same local day
+    assert_error(srv.topup(iccid, 100), 422, "daily_limit_exceeded")
+    assert srv.snapshot(iccid) == ("active", 1000000, 6)
+    srv.ledger_ok()
+
+
+def test_validity_rules(server_factory):
+    for rule in ("reset", "max"):
+        srv = server_factory("--set", "validity_rule=" + rule, test_clock=True)
+        iccid = srv.new_sim()
+        b1 = srv.topup_ok(iccid, 1000)
+        au1 = parse_time(b1["active_until"])
+        srv.advance(10 * DAY)
+        b2 = srv.topup_ok(iccid, 1000)
+        now = parse_time(b2["topup"]["created_at"])
+        au2 = parse_time(b2["active_until"])
+        if rule == "reset":
+            assert abs(au2 - (now + 30 * DAY)) <= 2, (rule, b1["active_until"], b2["active_until"])
+        else:
+            assert abs(au2 - max(au1, now + 30 * DAY)) <= 2, (rule, b1["active_until"], b2["active_until"])
+        srv.teardown()

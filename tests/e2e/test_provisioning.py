@@ -200,3 +200,46 @@ def test_csv_import_requires_admin(server):
     r = server.request("POST", "/v1/sims/import", "iccid\n%s\n" % iccid, token="operator", content_type="text/csv")
     assert_error(r, 403, "forbidden")
     assert_error(server.request("GET", "/v1/sims/" + iccid), 404, "sim_not_found")
+
+
+def test_csv_import_larger_than_json_body_limit(server):
+    """max_body (64 KiB) is for JSON; an import has its own, larger cap."""
+    ids = [make_iccid() for _ in range(3000)]
+    csv = "iccid,language\n" + "".join("%s,zh\n" % i for i in ids)
+    assert len(csv) > 65536
+    st, _, body = server.request("POST", "/v1/sims/import", csv, token="admin", content_type="text/csv", timeout=60)
+    assert st == 200, body
+    assert (body["rows"], body["imported"], body["existing"], body["failed"]) == (3000, 3000, 0, 0)
+    for i in (ids[0], ids[1500], ids[-1]):
+        assert server.sim(i)["language"] == "zh"
+
+
+def test_csv_import_duplicate_msisdn_within_file(server):
+    a, b = make_iccid(), make_iccid()
+    m = make_msisdn()
+    csv = "iccid,msisdn\n%s,%s\n%s,%s\n" % (a, m, b, m)
+    st, _, body = server.request("POST", "/v1/sims/import", csv, token="admin", content_type="text/csv")
+    assert st == 200, body
+    assert (body["rows"], body["imported"], body["failed"]) == (2, 1, 1)
+    assert [(e["line"], e["code"]) for e in body["errors"]] == [(3, "msisdn_taken")]
+    assert server.sim(a)["msisdn"] == m
+    assert_error(server.request("GET", "/v1/sims/" + b), 404, "sim_not_found")
+
+
+def test_msisdn_length_boundaries(server):
+    for digits in (8, 15):
+        unique = make_msisdn()[1:]          # 13 digits
+        m = "+7" + unique[-7:] if digits == 8 else "+79" + unique
+        assert len(m) == digits + 1
+        iccid = make_iccid()
+        st, _, body = server.request("POST", "/v1/sims", {"iccid": iccid, "msisdn": m}, token="admin")
+        assert st == 201, (m, body)
+        assert server.sim(iccid)["msisdn"] == m
+
+
+def test_unsupported_language_is_400(server):
+    iccid = make_iccid()
+    st, _, body = server.request("POST", "/v1/sims", {"iccid": iccid, "language": "fr"}, token="admin")
+    assert st == 400, body
+    assert body["error"]["code"] in ("invalid_parameter",), body
+    assert_error(server.request("GET", "/v1/sims/" + iccid), 404, "sim_not_found")

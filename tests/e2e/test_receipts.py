@@ -125,3 +125,14 @@ def test_receipts_survive_restart(server):
     assert rc2["key_id"] == pk_before["key_id"]
     assert _verify(server, rc2) is True
     server.ledger_ok()
+
+
+def test_receipt_extra_or_missing_field_invalid(server):
+    """The signature covers every field but signature and key_id."""
+    iccid = server.new_sim()
+    rc = server.topup_ok(iccid, 1000)["receipt"]
+    assert _verify(server, dict(rc, note="hello")) is False
+    assert _verify(server, {k: v for k, v in rc.items() if k != "served_by"}) is False
+    assert _verify(server, {k: v for k, v in rc.items() if k != "msisdn"}) is False
+    # key order in the submitted JSON does not matter
+    assert _verify(server, dict(reversed(list(rc.items())))) is True

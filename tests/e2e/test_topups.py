@@ -196,3 +196,23 @@ def test_idempotency_key_scoped_to_token(server):
     assert server.balance(iccid) == 2000
     assert len(server.txns(iccid)) == 2
     server.ledger_ok()
+
+
+def test_transactions_bad_cursor(server):
+    iccid = server.new_sim()
+    server.topup_ok(iccid, 1000)
+    st, _, body = server.request("GET", "/v1/sims/%s/transactions?starting_after=garbage" % iccid)
+    assert st == 400, body
+    assert body["error"]["code"] in ("invalid_cursor", "invalid_parameter"), body
+
+
+def test_times_are_rfc3339_utc(server):
+    import re
+    iccid = server.new_sim()
+    body = server.topup_ok(iccid, 1000)
+    pat = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
+    sim = server.sim(iccid)
+    for v in (body["topup"]["created_at"], body["active_until"], body["receipt"]["issued_at"],
+              body["receipt"]["active_until"], sim["active_until"], sim["grace_until"],
+              server.txns(iccid)[0]["created_at"]):
+        assert pat.match(v), v

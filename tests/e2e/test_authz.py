@@ -1,0 +1,89 @@
+"""Authorization matrix: every route in `topupd routes` x every role.
+
+A role the route does not list: anonymous -> 401 unauthenticated, a known token
+-> 403 forbidden. A listed role: never 401/403 (whatever the dummy request
+then gets: 400, 404, ...). Also checks the routes documented in docs/API.md are
+all in the table with the documented roles."""
+import json
+import subprocess
+
+import pytest
+
+from conftest import TOPUPD
+from e2e_util import make_iccid, make_key
+
+DOCUMENTED = {
+    ("GET", "/healthz"): {"anonymous", "operator", "admin"},
+    ("GET", "/v1/plans"): {"anonymous", "operator", "admin"},
+    ("POST", "/v1/plans"): {"admin"},
+    ("POST", "/v1/sims"): {"admin"},
+    ("POST", "/v1/sims/import"): {"admin"},
+    ("GET", "/v1/sims/{iccid}"): {"operator", "admin"},
+    ("POST", "/v1/sims/{iccid}/topups"): {"operator", "admin"},
+    ("POST", "/v1/sims/{iccid}/bundles"): {"operator", "admin"},
+    ("POST", "/v1/sims/{iccid}/suspend"): {"admin"},
+    ("POST", "/v1/sims/{iccid}/resume"): {"admin"},
+    ("GET", "/v1/sims/{iccid}/transactions"): {"operator", "admin"},
+    ("GET", "/v1/receipts/{number}"): {"operator", "admin"},
+    ("POST", "/v1/receipts/verify"): {"anonymous", "operator", "admin"},
+    ("GET", "/v1/receipts/public-key"): {"anonymous", "operator", "admin"},
+    ("GET", "/v1/ledger/check"): {"admin"},
+    ("POST", "/v1/test/clock"): {"admin"},
+}
+
+
+def _routes():
+    cp = subprocess.run([TOPUPD, "routes"], capture_output=True, text=True, timeout=10)
+    if cp.returncode != 0:
+        pytest.skip("topupd has no `routes` command")
+    return json.loads(cp.stdout)
+
+
+def test_documented_routes_and_roles():
+    table = {(r["method"], r["path"]): set(r["roles"]) for r in _routes()}
+    for route, roles in DOCUMENTED.items():
+        assert route in table, "documented route missing: %s %s" % route
+        assert table[route] == roles, "%s %s: roles %r, documented %r" % (route + (table[route], roles))
+    assert table[("POST", "/v1/sims/{iccid}/topups")] and \
+        [r for r in _routes() if r["path"] == "/v1/sims/{iccid}/topups"][0]["idempotency_key_required"]
+
+
+def test_authorization_matrix(server_factory):
+    routes = _routes()
+    iccid = make_iccid()
+    fill = {"{iccid}": iccid, "{number}": "R0000000001", "{id}": "999999"}
+    # Each server sees at most ~20 unauthenticated requests (failed logins are rate-limited per address).
+    chunks = [routes[i:i + 15] for i in range(0, len(routes), 15)]
+    for chunk in chunks:
+        srv = server_factory(test_clock=True)
+        for rt in chunk:
+            path = rt["path"]
+            for k, v in fill.items():
+                path = path.replace(k, v)
+            body = None
+            if rt["method"] == "POST":
+                body = "iccid\n" if rt.get("csv") else "{}"
+            for role in ("anonymous", "operator", "admin"):
+                r = srv.request(rt["method"], path, body, token=None if role == "anonymous" else role,
+                                idem=make_key("authz"), content_type="text/csv" if rt.get("csv") else None)
+                where = "%s %s as %s: %r" % (rt["method"], rt["path"], role, r)
+                if role in rt["roles"]:
+                    assert r.status not in (401, 403, 429) and r.status < 500, where
+                else:
+                    want = (401, "unauthenticated") if role == "anonymous" else (403, "forbidden")
+                    assert (r.status, r.body["error"]["code"]) == want, where
+
+
+def test_revoked_token_is_refused_everywhere(server):
+    r = server.request("POST", "/v1/tokens", {"role": "admin", "name": "to-revoke"}, token="admin")
+    assert r.status == 201, r
+    tok, tid = r.body["token"], r.body["id"]
+    server.secrets.append(tok)
+    assert server.request("GET", "/v1/ledger/check", token=tok).status == 200
+    assert server.request("DELETE", "/v1/tokens/%d" % tid, token="admin").status == 200
+    iccid = server.new_sim()
+    for method, path in [("GET", "/v1/ledger/check"), ("GET", "/v1/sims/" + iccid),
+                         ("POST", "/v1/sims/%s/topups" % iccid), ("POST", "/v1/plans"), ("GET", "/v1/tokens")]:
+        r = server.request(method, path, {} if method == "POST" else None, token=tok, idem=make_key())
+        assert (r.status, r.body["error"]["code"]) == (401, "unauthenticated"), (method, path, r)
+    assert server.snapshot(iccid) == ("inactive", 0, 0)

@@ -1,0 +1,183 @@
+"""HTTP-level robustness: keep-alive, chunked bodies, hostile input. The server
+must answer with the documented errors and stay up."""
+import http.client
+import json
+import socket
+import time
+
+from e2e_util import assert_error, make_key
+
+GOOD = {"amount": 1000, "currency": "CNY", "channel": "portal", "method": "alipay"}
+
+
+def _healthy(server):
+    assert server.running(), "topupd died:\n" + server.log_tail()
+    st, _, body = server.request("GET", "/healthz", token=None, timeout=5)
+    assert st == 200 and body["status"] == "ok"
+
+
+def test_keep_alive_connection(server):
+    iccid = server.new_sim()
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    auth = {"Authorization": "Bearer " + server.tokens["operator"], "Content-Type": "application/json"}
+    try:
+        for i, (amount, expect) in enumerate([(1000, 201), (99, 400), (500, 201), (10 ** 15, 400), (100, 201)]):
+            conn.request("POST", "/v1/sims/%s/topups" % iccid, body=json.dumps(dict(GOOD, amount=amount)),
+                         headers=dict(auth, **{"Idempotency-Key": "ka-%d" % i}))
+            r = conn.getresponse()
+            r.read()
+            assert r.status == expect, (amount, r.status)
+        conn.request("GET", "/v1/sims/" + iccid, headers=auth)
+        r = conn.getresponse()
+        body = json.loads(r.read())
+        assert r.status == 200 and body["balance"]["amount"] == 1600
+    finally:
+        conn.close()
+    server.ledger_ok()
+
+
+def _chunked_post(server, path, chunks, key):
+    s = socket.create_connection(("127.0.0.1", server.port), timeout=20)
+    try:
+        head = ("POST %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\n"
+                "Idempotency-Key: %s\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                % (path, server.tokens["operator"], key)).encode()
+        payload = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in chunks) + b"0\r\n\r\n"
+        try:
+            s.sendall(head + payload)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        data = b""
+        try:
+            while True:
+                b = s.recv(65536)
+                if not b:
+                    break
+                data += b
+        except ConnectionResetError:
+            pass
+    finally:
+        s.close()
+    assert data.startswith(b"HTTP/1."), data[:200]
+    return int(data.split(b" ", 2)[1]), data.split(b"\r\n\r\n", 1)[-1]
+
+
+def test_chunked_body(server):
+    iccid = server.new_sim()
+    body = json.dumps(GOOD).encode()
+    status, payload = _chunked_post(server, "/v1/sims/%s/topups" % iccid, [body[:10], body[10:]], make_key())
+    assert status == 201, payload[:300]
+    assert server.snapshot(iccid) == ("active", 1000, 1)
+
+
+def test_chunked_oversize_body(server):
+    iccid = server.new_sim()
+    body = json.dumps(GOOD).encode()
+    chunks = [body[:-1]] + [b" " * 8192] * 10 + [b"}"]     # ~82 KB > 64 KiB
+    status, payload = _chunked_post(server, "/v1/sims/%s/topups" % iccid, chunks, make_key())
+    assert status == 413, payload[:300]
+    assert b"body_too_large" in payload
+    assert server.snapshot(iccid) == ("inactive", 0, 0)
+    _healthy(server)
+
+
+def test_deeply_nested_json(server):
+    iccid = server.new_sim()
+    for body in (b"[" * 60000, b'{"a":' * 10000 + b"1" + b"}" * 10000):
+        r = server.request("POST", "/v1/sims/%s/topups" % iccid, body, idem=make_key())
+        assert r.status == 400, r
+        assert r.body["error"]["code"] in ("invalid_json", "invalid_parameter"), r
+    _healthy(server)
+    assert server.snapshot(iccid) == ("inactive", 0, 0)
+
+
+def test_hostile_paths_and_headers(server):
+    for path in ("/v1/sims/" + "9" * 5000, "/v1/sims/%00%00", "/v1/sims/../../etc/passwd",
+                 "/v1/sims/89860000000000000000/topups/../topups", "/v1/receipts/" + "R" * 3000):
+        try:
+            r = server.request("GET", path, timeout=10)
+            assert 400 <= r.status < 500, (path[:60], r)
+        except (ConnectionError, http.client.HTTPException):
+            pass  # refusing the request outright is fine too
+        _healthy(server)
+    # huge header, bad auth schemes
+    for auth in ("Bearer " + "x" * 6000, "Basic dXNlcjpwYXNz", "Bearer", "bearer " + server.tokens["admin"][:-1]):
+        try:
+            r = server.request("GET", "/v1/ledger/check", token=None, headers={"Authorization": auth})
+            assert r.status in (400, 401, 413, 431), (auth[:20], r)
+            if r.status == 401:
+                assert r.body["error"]["code"] == "unauthenticated"
+        except (ConnectionError, http.client.HTTPException):
+            pass
+        _healthy(server)
+
+
+def test_garbage_on_the_wire(server):
+    for junk in (b"\x00\x01\x02\xff" * 100 + b"\r\n\r\n", b"GET\r\n\r\n", b"POST /v1/sims HTTP/9.9\r\n\r\n",
+                 b"POST /v1/sims HTTP/1.1\r\nContent-Length: -5\r\n\r\n",
+                 b"POST /v1/sims HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n"):
+        s = socket.create_connection(("127.0.0.1", server.port), timeout=2)
+        try:
+            s.sendall(junk)
+            try:
+                data = s.recv(4096)
+            except (socket.timeout, ConnectionResetError):
+                data = b""
+            if data:
+                assert data.startswith(b"HTTP/1.") and int(data.split(b" ", 2)[1]) >= 400, data[:100]
+        finally:
+            s.close()
+        _healthy(server)
+
+
+def test_slow_clients_do_not_block_others(server):
+    """50 connections that send half a request and stall must not stop service."""
+    socks = []
+    try:
+        for _ in range(50):
+            s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+            s.sendall(b"POST /v1/sims HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                      b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"iccid\":"
+                      % server.tokens["admin"].encode())
+            socks.append(s)
+        t0 = time.monotonic()
+        iccid = server.new_sim()
+        server.topup_ok(iccid, 1000)
+        assert server.balance(iccid) == 1000
+        assert time.monotonic() - t0 < 5
+    finally:
+        for s in socks:
+            s.close()
+    _healthy(server)
+
+
+def test_verify_rejects_garbage_without_crashing(server):
+    iccid = server.new_sim()
+    rc = server.topup_ok(iccid, 1000)["receipt"]
+    cases = [b"not json", b"[]", b"{}", json.dumps(dict(rc, signature="!!!not base64!!!")).encode(),
+             json.dumps(dict(rc, signature="")).encode(), json.dumps({k: v for k, v in rc.items() if k != "signature"}).encode(),
+             json.dumps(dict(rc, signature=rc["signature"][:20])).encode(), json.dumps(dict(rc, amount="1000")).encode()]
+    for body in cases:
+        r = server.request("POST", "/v1/receipts/verify", body, token=None)
+        if r.status == 200:
+            assert r.body == {"valid": False}, (body[:60], r)
+        else:
+            assert r.status == 400, (body[:60], r)
+            assert r.body["error"]["code"] in ("invalid_json", "invalid_signature", "invalid_parameter",
+                                               "missing_parameter"), r
+    r = server.request("POST", "/v1/receipts/verify", b"{oops", token=None)
+    assert_error(r, 400, "invalid_json")
+    _healthy(server)
+
+
+def test_failed_logins_do_not_lock_out_valid_tokens(server):
+    """Brute-force protection may answer 429 to the failing client, but a
+    request with a valid token from the same address must still be served."""
+    iccid = server.new_sim()
+    for i in range(40):
+        r = server.request("GET", "/v1/sims/" + iccid, token="tok_wrong_%d" % i)
+        assert r.status in (401, 429), r
+    r = server.request("GET", "/v1/sims/" + iccid, token="operator")
+    assert r.status == 200, "valid operator token refused after failed logins from the same address: %r" % (r,)
+    r = server.topup(iccid, 1000)
+    assert r.status == 201, r
