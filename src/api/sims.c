@@ -104,26 +104,30 @@ static void row_error(json_t *errors, enum lang l, int line, int err, const char
     json_array_append_new(errors, e);
 }
 
+/* May run twice (engine E2): what it adds to the parse-time report is its own. */
 static int exec_import(struct tx *tx, struct cmd *c)
 {
     struct import_cmd *ic = c->arg;
-    size_t imported = 0, existing = 0;
+    size_t imported = 0, existing = 0, failed = ic->failed;
+    json_t *errors = json_copy(ic->errors);
     for (size_t i = 0; i < ic->nrows; i++) {
         int existed = 0;
         int rc = sim_create(tx, &ic->rows[i].s, &existed);
         if (rc == ERR_SIM_EXISTS || rc == ERR_MSISDN_TAKEN) {
-            row_error(ic->errors, ic->lang, ic->rows[i].line, rc, rc == ERR_SIM_EXISTS ? "iccid" : "msisdn");
-            ic->failed++;
+            row_error(errors, ic->lang, ic->rows[i].line, rc, rc == ERR_SIM_EXISTS ? "iccid" : "msisdn");
+            failed++;
             continue;
         }
-        if (rc)
+        if (rc) {
+            json_decref(errors);
             return rc;
+        }
         existed ? existing++ : imported++;
     }
     c->status = 200;
-    c->body = json_text(tx->a, json_pack("{s:I, s:I, s:I, s:I, s:O}", "rows", (json_int_t)ic->total, "imported",
+    c->body = json_text(tx->a, json_pack("{s:I, s:I, s:I, s:I, s:o}", "rows", (json_int_t)ic->total, "imported",
                                          (json_int_t)imported, "existing", (json_int_t)existing, "failed",
-                                         (json_int_t)ic->failed, "errors", ic->errors));
+                                         (json_int_t)failed, "errors", errors));
     return 0;
 }
 

@@ -134,23 +134,22 @@ static void run_batch(struct engine *e, struct cmd *batch)
         for (struct cmd *c = batch; c; c = c->next)
             reset_result(c, 0);
     }
-    if (!fatal) {
-        fatal = store_commit(e->st);
-        if (fatal) {
-            /* E5: after a failed COMMIT the state of the disk is unknown. */
-            log_error("commit failed; refusing writes until restart");
-            pthread_mutex_lock(&e->mu);
-            e->halted = 1;
-            e->stats.commits_failed++;
-            pthread_mutex_unlock(&e->mu);
-        }
-    } else {
+    if (!fatal && store_commit(e->st)) {
+        /* E5: after a failed COMMIT the state of the disk is unknown. */
+        log_error("commit failed; refusing writes until restart");
+        pthread_mutex_lock(&e->mu);
+        e->halted = 1;
+        e->stats.commits_failed++;
+        pthread_mutex_unlock(&e->mu);
+        fatal = ERR_OUTCOME_UNKNOWN;
+    } else if (fatal) {
         store_rollback(e->st);
+        fatal = ERR_STORAGE;
     }
     if (fatal) {
         ledger_cache_clear(&e->sys);
         for (struct cmd *c = batch; c; c = c->next)
-            reset_result(c, ERR_STORAGE);
+            reset_result(c, fatal);
     }
     finish(batch);
 }

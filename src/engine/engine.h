@@ -15,8 +15,10 @@
  *      status, body) in its own savepoint, so the key is durable exactly when
  *      the effect is; a repeat is answered from the stored row byte for byte.
  *  E5. A storage error fails the whole batch (every command gets
- *      ERR_STORAGE); a failed COMMIT (fsync) also halts writes until restart,
- *      because what reached the disk is no longer known.
+ *      ERR_STORAGE: rolled back, nothing applied). A failed COMMIT (fsync)
+ *      gets ERR_OUTCOME_UNKNOWN, because what reached the disk is no longer
+ *      known (recovery may replay it; a retry with the same key tells), and
+ *      halts writes until restart, as PostgreSQL does.
  *  E6. The queue is bounded: engine_submit() refuses with ERR_OVERLOADED
  *      rather than queue without limit.
  */

@@ -578,8 +578,8 @@ void server_close(struct server *s)
     pthread_mutex_unlock(&s->mu);
     if (s->sweeping)
         pthread_join(s->sweep_thread, NULL);
-    if (s->d)
-        MHD_quiesce_daemon(s->d);
+    /* No MHD_quiesce_daemon: in libmicrohttpd 0.9.75 it races the epoll thread
+     * pool and can abort. New mutations meet a stopping engine (503 shutting_down). */
     engine_close(s->eng);          /* finishes queued commands and resumes their connections */
     if (s->d)
         MHD_stop_daemon(s->d);

@@ -65,6 +65,7 @@
     X(CONSTRAINT,             409, "constraint_violation",       D) \
     /* the server */ \
     X(STORAGE,                503, "storage_unavailable",        F) \
+    X(OUTCOME_UNKNOWN,        503, "outcome_unknown",            F) \
     X(WRITES_HALTED,          503, "writes_halted",              F) \
     X(OVERLOADED,             503, "overloaded",                 D) \
     X(SHUTTING_DOWN,          503, "shutting_down",              D) \

@@ -525,7 +525,7 @@ static void test_close_drains(void **state)
 }
 
 /* E5: a failed COMMIT (fsync refused, injected beneath SQLite) fails the
- * batch with ERR_STORAGE and halts writes until restart. Runs last: fault
+ * batch with ERR_OUTCOME_UNKNOWN and halts writes until restart. Runs last: fault
  * injection, once on, stays on for the process (with an unreachable N). */
 static void test_commit_failure_halts(void **state)
 {
@@ -545,7 +545,7 @@ static void test_commit_failure_halts(void **state)
     snprintf(spec, sizeof spec, "fsync@%ld,once", syncs + 1);
     assert_int_equal(store_fault_configure(spec), 0);
     struct job *bad = job_new(f, TOPUP, f->sims[1].iccid, 1000);
-    assert_int_equal(engine_run(f->e, &bad->c), ERR_STORAGE);
+    assert_int_equal(engine_run(f->e, &bad->c), ERR_OUTCOME_UNKNOWN);
     assert_null(bad->c.body);
     store_fault_counts(&writes, &syncs, &injected);
     assert_int_equal(injected, 1);
