@@ -49,12 +49,12 @@ int api_test_clock(struct req *r)
     int64_t advance = 0, target = 0;
     const char *now = NULL;
     int rc = json_field_int(b, "advance", 0, &advance);
-    if (rc || advance < 0) {
+    if (rc || advance < 0 || advance > 100LL * 366 * 86400) {   /* a century at most */
         json_decref(b);
         return req_error(r, rc ? rc : ERR_INVALID_PARAMETER, "advance");
     }
     rc = json_field_str(b, "now", 0, 32, &now);
-    if (!rc && now && timefmt_parse(now, &target))
+    if (!rc && now && (timefmt_parse(now, &target) || target > INT64_C(4102444800)))   /* before 2100 */
         rc = ERR_INVALID_PARAMETER;
     if (rc) {
         json_decref(b);

@@ -19,8 +19,9 @@
  *      gets ERR_OUTCOME_UNKNOWN, because what reached the disk is no longer
  *      known (recovery may replay it; a retry with the same key tells), and
  *      halts writes until restart, as PostgreSQL does.
- *  E6. The queue is bounded: engine_submit() refuses with ERR_OVERLOADED
- *      rather than queue without limit.
+ *  E6. The queue is bounded, by count (queue_max) and by waiting time
+ *      (queue_delay_ms of its oldest command): engine_submit() refuses with
+ *      ERR_OVERLOADED rather than queue without limit or keep everyone late.
  */
 #pragma once
 #include <stddef.h>
@@ -55,6 +56,7 @@ struct cmd {
 
     struct cmd *next;         /* the engine's */
     void *waiter;             /* engine_run's */
+    int64_t queued_at;        /* the engine's: monotonic ms when submitted */
 };
 
 struct engine_stats {

@@ -23,7 +23,8 @@ int64_t clock_now(struct clock *c)
 
 void clock_advance(struct clock *c, int64_t seconds)
 {
-    if (seconds > 0)
+    /* Bounded so that now + offset stays far from overflow (and in four-digit years). */
+    if (seconds > 0 && seconds <= CLOCK_ADVANCE_MAX && clock_now(c) <= CLOCK_ADVANCE_MAX)
         atomic_fetch_add(&c->value, seconds);
 }
 

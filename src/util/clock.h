@@ -19,5 +19,6 @@ struct clock {
 void clock_init_system(struct clock *c);
 void clock_init_fixed(struct clock *c, int64_t now);
 int64_t clock_now(struct clock *c);
+#define CLOCK_ADVANCE_MAX INT64_C(100000000000)   /* seconds: ~3,000 years; larger steps are ignored */
 void clock_advance(struct clock *c, int64_t seconds);   /* never moves time back */
 void clock_set(struct clock *c, int64_t now);           /* moves forward only; earlier is ignored */

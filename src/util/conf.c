@@ -32,6 +32,7 @@ static const struct key {
     I(max_connections, 4, 100000),
     I(batch_max, 1, 100000),
     I(queue_max, 1, 10000000),
+    I(queue_delay_ms, 1, 600000),
     I(auth_fail_per_minute, 1, 1000000),
     I(token_rate, 1, 100000000),
     I(address_rate, 1, 100000000),
@@ -60,6 +61,7 @@ void conf_defaults(struct conf *c)
     c->max_connections = 4096;
     c->batch_max = 1000;
     c->queue_max = 20000;
+    c->queue_delay_ms = 500;
     c->auth_fail_per_minute = 30;
     c->token_rate = 100000;
     c->address_rate = 100000;

@@ -6,10 +6,15 @@
 
 void timefmt_rfc3339(int64_t t, char out[TIMEFMT_LEN])
 {
+    /* Four-digit years only: outside them the form would not fit. */
+    if (t < TIMEFMT_MIN)
+        t = TIMEFMT_MIN;
+    if (t > TIMEFMT_MAX)
+        t = TIMEFMT_MAX;
     time_t tt = (time_t)t;
     struct tm tm;
-    gmtime_r(&tt, &tm);
-    strftime(out, TIMEFMT_LEN, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    if (!gmtime_r(&tt, &tm) || !strftime(out, TIMEFMT_LEN, "%Y-%m-%dT%H:%M:%SZ", &tm))
+        snprintf(out, TIMEFMT_LEN, "1000-01-01T00:00:00Z");
 }
 
 int timefmt_parse(const char *s, int64_t *t)

@@ -10,6 +10,9 @@
  * tests/fuzz/regressions/<name>/. See tests/fuzz/README.md.
  */
 #pragma once
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -101,7 +104,9 @@ static inline char *fuzz_strndup(const uint8_t *p, size_t n)
 
 /* A fresh private directory for databases and keys: in $FUZZ_TMPDIR, else in
  * /dev/shm when it is writable (fsync is free there and topup fsyncs every
- * commit), else in $TMPDIR or /tmp. */
+ * commit), else in $TMPDIR or /tmp. Named topup-fuzz-<name>-<pid>-XXXXXX: a
+ * crash (abort, no atexit) leaves its directory behind, so the directories of
+ * processes that no longer exist are removed first. The directory is flat. */
 static inline int fuzz_tmpdir(char *out, size_t cap, const char *name)
 {
     const char *base = getenv("FUZZ_TMPDIR");
@@ -111,6 +116,29 @@ static inline int fuzz_tmpdir(char *out, size_t cap, const char *name)
         base = getenv("TMPDIR");
     if (!base)
         base = "/tmp";
-    snprintf(out, cap, "%s/topup-%s-XXXXXX", base, name);
+    char prefix[128], path[4096];
+    snprintf(prefix, sizeof prefix, "topup-fuzz-%s-", name);
+    DIR *d = opendir(base);
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        long pid = strncmp(e->d_name, prefix, strlen(prefix)) ? 0 : strtol(e->d_name + strlen(prefix), NULL, 10);
+        if (pid <= 0 || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        snprintf(path, sizeof path, "%s/%s", base, e->d_name);
+        DIR *sub = opendir(path);
+        struct dirent *f;
+        while (sub && (f = readdir(sub)) != NULL) {
+            char file[8192];
+            snprintf(file, sizeof file, "%s/%s", path, f->d_name);
+            if (strcmp(f->d_name, ".") && strcmp(f->d_name, ".."))
+                unlink(file);
+        }
+        if (sub)
+            closedir(sub);
+        rmdir(path);
+    }
+    if (d)
+        closedir(d);
+    snprintf(out, cap, "%s/%s%ld-XXXXXX", base, prefix, (long)getpid());
     return mkdtemp(out) ? 0 : -1;
 }

@@ -8,8 +8,10 @@
  * the server has read it all, the answer read until EOF.
  *
  * Input (see README.md for the seeds that use it):
- *   byte 0   0xF0..0xFF: raw mode, the rest is sent as it is (any number of
+ *   byte 0   0xF0..0xF7: raw mode, the rest is sent as it is (any number of
  *            requests); "@A@" and "@O@" become the admin and operator tokens.
+ *            0xF8..0xFF: twin mode, the rest (an input of its own) is sent on
+ *            two connections at once.
  *            Otherwise a route of api_routes[]: the one whose tag (FNV-1a of
  *            "METHOD pattern" mod 240; FUZZ_HTTP_ROUTES=1 lists them) is the
  *            first at or above b0, so seeds survive new routes. Then:
@@ -30,22 +32,28 @@
  * Properties checked, beyond "no crash, leak, UB or hang":
  *  - every request gets an answer (a well-formed request: an HTTP/1.1 status
  *    line and, when it is ours, a JSON body; an error body names its code);
- *  - no answer is internal_error, storage_unavailable or writes_halted;
+ *  - no answer of ours is a 5xx (internal_error, storage_unavailable,
+ *    outcome_unknown, writes_halted: nothing fails beneath this server);
  *  - after a successful mutation the ledger check passes (GET /v1/ledger/check);
  *  - a successful POST with an Idempotency-Key, sent again, gets the stored
  *    answer byte for byte with Idempotent-Replayed: true (but for tokens and
  *    the test clock, never replayed by design, and receipt verification,
  *    which stores nothing);
+ *  - twins with an Idempotency-Key ran once: a success and either the same
+ *    answer or 409 idempotency_key_in_use;
  *  - every receipt served (top-up answers, GET /v1/receipts/{n}) verifies
  *    with the server's key.
  *
- * TOPUP_KNOWN_BUGS=1 lifts the limits put on the test clock (README.md,
- * known bugs), as the unit tests' TU_KNOWN_BUG() does.
+ * TOPUP_KNOWN_BUGS=1 lifts the limits put on the test clock, and the fresh
+ * server past 2200 (README.md, known bugs), as the unit tests' TU_KNOWN_BUG()
+ * does.
  *
  * Environment: FUZZ_HTTP_RECYCLE (runs between fresh databases, default
  * 20000), FUZZ_HTTP_HANG_MS (default 10000), FUZZ_HTTP_LEDGER_EVERY (check the
- * ledger after every Nth successful mutation, default 1), FUZZ_VERBOSE=1 (server
- * log and each exchange on stderr), FUZZ_TMPDIR.
+ * ledger after every Nth successful mutation, default 1), FUZZ_HTTP_EARLY_EOF=1
+ * (half-close every connection as soon as the server has read the request, as
+ * raw mode does; README.md, notes), FUZZ_VERBOSE=1 (server log and each
+ * exchange on stderr), FUZZ_TMPDIR.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -102,7 +110,7 @@ static int64_t id_admin, id_op;
 static unsigned generation;
 static unsigned long runs, mutations;
 static long recycle_every = 20000, hang_ms = 10000, ledger_every = 1;
-static int verbose, known_bugs;
+static int verbose, known_bugs, early_eof_always;
 static int64_t shadow_now;   /* the server's time as last seen (test clock answers) */
 
 static const char *method_name(int m);
@@ -196,60 +204,96 @@ static void read_some(int fd, struct buf *out, int *eof)
     }
 }
 
-/* Writes the request on a fresh connection, waits until the server has read
- * all of it, half-closes, and reads the answer until EOF.
+#define MAX_CONNS 2
+#define EOF_GRACE_MS 2000
+
+/* Writes the request on k connections at once, waits until the server has
+ * read all of it, half-closes, and reads the answers until EOF.
  *
- * Why wait: libmicrohttpd reads with edge-triggered epoll and takes a short
- * read for "drained", so an EOF that arrives together with the last bytes of
- * an unfinished request goes unnoticed until the connection timeout. Shutting
- * down only once the bytes have left our send queue (SIOCOUTQ) makes the EOF
- * an event of its own. */
-static void exchange(const char *req, size_t n, struct buf *out)
+ * When to half-close. libmicrohttpd reads with edge-triggered epoll and takes
+ * a short read for "drained", so an EOF that arrives together with the last
+ * bytes of an unfinished request goes unnoticed until the connection timeout:
+ * we shut down only once the bytes have left our send queue (SIOCOUTQ), which
+ * makes the EOF an event of its own. And an EOF that arrives while a command
+ * runs on the engine sometimes loses the answer (README.md, notes): with
+ * early_eof 0 (well-formed requests) we wait for the answer to begin, or
+ * EOF_GRACE_MS, before shutting down, as an ordinary client would. */
+static void exchange_k(const char *req, size_t n, struct buf *out, int k, int early_eof)
 {
-    int fds[2], eof = 0;
-    out->n = 0;
-    b_add(out, "", 0);
-    FUZZ_CHECK(!socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), "socketpair: %s", strerror(errno));
-    FUZZ_CHECK(fcntl(fds[0], F_SETFL, O_NONBLOCK) == 0, "fcntl: %s", strerror(errno));
-    FUZZ_CHECK(server_add_connection(srv, fds[1]) == 0, "server_add_connection failed");
-    size_t sent = 0;
-    int writing = 1, draining = 1;
+    struct conn {
+        int fd, eof, writing, draining;
+        size_t sent;
+        int64_t drained_at;
+    } c[MAX_CONNS];
+    for (int i = 0; i < k; i++) {
+        int fds[2];
+        out[i].n = 0;
+        b_add(&out[i], "", 0);
+        FUZZ_CHECK(!socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), "socketpair: %s", strerror(errno));
+        FUZZ_CHECK(fcntl(fds[0], F_SETFL, O_NONBLOCK) == 0, "fcntl: %s", strerror(errno));
+        FUZZ_CHECK(server_add_connection(srv, fds[1]) == 0, "server_add_connection failed");
+        c[i] = (struct conn){.fd = fds[0], .writing = 1, .draining = 1};
+    }
     int64_t deadline = mono_ms() + hang_ms;
-    while (!eof) {
+    for (;;) {
+        struct pollfd p[MAX_CONNS];
+        int open = 0, writing = 0;
+        for (int i = 0; i < k; i++) {
+            struct conn *x = &c[i];
+            if (x->eof)
+                continue;
+            if (x->writing && x->sent < n) {
+                ssize_t w = send(x->fd, req + x->sent, n - x->sent, MSG_NOSIGNAL);
+                if (w > 0)
+                    x->sent += (size_t)w;
+                else if (w < 0 && errno != EAGAIN && errno != EINTR)
+                    x->writing = x->draining = 0;   /* the server closed: it answered early or gave up */
+            }
+            if (x->writing && x->sent == n) {
+                int queued = 0;
+                if (!(x->draining && ioctl(x->fd, SIOCOUTQ, &queued) == 0 && queued > 0)) {
+                    /* all read by the server (or it stopped reading) */
+                    if (!x->drained_at)
+                        x->drained_at = mono_ms();
+                    if (early_eof || out[x - c].n > 0 || mono_ms() - x->drained_at > EOF_GRACE_MS) {
+                        shutdown(x->fd, SHUT_WR);
+                        x->writing = 0;
+                    }
+                }
+            }
+            writing |= x->writing && !x->drained_at;   /* SIOCOUTQ has no event: look again soon */
+            p[open++] = (struct pollfd){.fd = x->fd, .events = POLLIN | (x->writing && x->sent < n ? POLLOUT : 0)};
+        }
+        if (!open)
+            break;
         if (mono_ms() > deadline) {
             dump("request", req, n);
-            dump("answer so far", out->p, out->n);
+            for (int i = 0; i < k; i++)
+                dump("answer so far", out[i].p, out[i].n);
             FUZZ_CHECK(0, "no end of answer within %ld ms: the server hangs on this request", hang_ms);
         }
-        if (writing && sent < n) {
-            ssize_t w = send(fds[0], req + sent, n - sent, MSG_NOSIGNAL);
-            if (w > 0)
-                sent += (size_t)w;
-            else if (w < 0 && errno != EAGAIN && errno != EINTR)
-                writing = draining = 0;   /* the server closed: it answered early or gave up */
-        }
-        if (writing && sent == n) {
-            int queued = 0;
-            if (draining && ioctl(fds[0], SIOCOUTQ, &queued) == 0 && queued > 0) {
-                /* not read yet: look again in a moment */
-            } else {
-                shutdown(fds[0], SHUT_WR);
-                writing = 0;
-            }
-        }
-        struct pollfd p = {.fd = fds[0], .events = POLLIN | (writing && sent < n ? POLLOUT : 0)};
         struct timespec ts = {0, writing ? 50 * 1000 : 100 * 1000 * 1000};
-        int k = ppoll(&p, 1, &ts, NULL);
-        FUZZ_CHECK(k >= 0 || errno == EINTR, "poll: %s", strerror(errno));
-        if (k > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR)))
-            read_some(fds[0], out, &eof);
+        int r = ppoll(p, (nfds_t)open, &ts, NULL);
+        FUZZ_CHECK(r >= 0 || errno == EINTR, "poll: %s", strerror(errno));
+        for (int j = 0; r > 0 && j < open; j++) {
+            if (!(p[j].revents & (POLLIN | POLLHUP | POLLERR)))
+                continue;
+            for (int i = 0; i < k; i++)
+                if (c[i].fd == p[j].fd)
+                    read_some(c[i].fd, &out[i], &c[i].eof);
+        }
     }
-    close(fds[0]);
-    if (verbose) {
-        dump("request", req, n);
-        dump("answer", out->p, out->n);
+    for (int i = 0; i < k; i++) {
+        close(c[i].fd);
+        if (verbose) {
+            dump("request", req, n);
+            dump("answer", out[i].p, out[i].n);
+        }
     }
 }
+
+/* One well-formed request of the harness's own. */
+static void exchange(const char *req, size_t n, struct buf *out) { exchange_k(req, n, out, 1, early_eof_always); }
 
 /* ---- answers ------------------------------------------------------------ */
 
@@ -315,11 +359,10 @@ static void check_answer(const struct answer *a, const char *req, size_t reqlen)
         dump("request", req, reqlen);
         FUZZ_CHECK(0, "error answer %d without error.code", a->status);
     }
-    if (code && (!strcmp(code, "internal_error") || !strcmp(code, "storage_unavailable") ||
-                 !strcmp(code, "writes_halted"))) {
+    if (a->status >= 500) {   /* internal_error, storage_unavailable, outcome_unknown, writes_halted... */
         dump("request", req, reqlen);
         dump("answer body", a->body, a->body_len);
-        FUZZ_CHECK(0, "the server failed: %s", code);
+        FUZZ_CHECK(0, "the server failed: %d %s", a->status, code ? code : "(no code)");
     }
 }
 
@@ -385,7 +428,7 @@ static json_t *must(int want, const char *method, const char *path, const char *
     if (!parse_answer(resp.p, resp.n, &a) || a.status != want || !a.json) {
         dump("request", req.p, req.n);
         dump("answer", resp.p, resp.n);
-        FUZZ_CHECK(0, "harness setup: %s %s answered %d, expected %d", method, path, a.status, want);
+        FUZZ_CHECK(0, "harness request %s %s answered %d, expected %d", method, path, a.status, want);
     }
     free(req.p);
     free(resp.p);
@@ -506,6 +549,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     verbose = getenv("FUZZ_VERBOSE") != NULL;
     const char *kb = getenv("TOPUP_KNOWN_BUGS");
     known_bugs = kb && !strcmp(kb, "1");
+    early_eof_always = getenv("FUZZ_HTTP_EARLY_EOF") != NULL;
     log_set_level(verbose ? LOG_INFO : LOG_ERROR);
     if (getenv("FUZZ_HTTP_RECYCLE"))
         recycle_every = atol(getenv("FUZZ_HTTP_RECYCLE"));
@@ -664,11 +708,18 @@ static const struct route *pick_route(uint8_t b0)
 }
 
 /* Builds the request; returns the route when one was chosen (NULL: raw mode). */
-static const struct route *build(const uint8_t *data, size_t size, struct buf *req, int *is_clock)
+static const struct route *build(const uint8_t *data, size_t size, struct buf *req, int *is_clock, int *cl_lie_out,
+                                  int *twins)
 {
     struct fz f = {data, size};
     uint8_t b0 = fz_u8(&f);
     *is_clock = 0;
+    *cl_lie_out = 0;
+    if (b0 >= 0xF8 && size > 1) {
+        /* Twin mode: the rest, sent on two connections at once. */
+        *twins = 2;
+        return build(data + 1, size - 1, req, is_clock, cl_lie_out, twins);
+    }
     if (b0 >= 0xF0) {
         const uint8_t *rest;
         size_t n = fz_rest(&f, &rest);
@@ -680,6 +731,7 @@ static const struct route *build(const uint8_t *data, size_t size, struct buf *r
     int who = b1 & 7, meth = (b1 >> 3) & 3, chunked = (b1 >> 5) & 1, ctype = b1 >> 6;
     int psel = b2 & 7, isel = (b2 >> 3) & 7, lsel = b2 >> 6;
     int qsel = b3 & 7, cl_lie = (b3 >> 3) & 1, chunk = 1 + (b3 >> 4) * 37;
+    *cl_lie_out = cl_lie && !chunked;
 
     /* The lines, in a fixed order, for the choices that take one. */
     char *l_param = psel == 6 ? fz_line_str(&f) : NULL;
@@ -688,6 +740,12 @@ static const struct route *build(const uint8_t *data, size_t size, struct buf *r
     char *l_lang = lsel == 3 ? fz_line_str(&f) : NULL;
     char *l_query = qsel == 7 ? fz_line_str(&f) : NULL;
     char *l_ctype = ctype == 3 ? fz_line_str(&f) : NULL;
+    /* Header values stay on their line (raw mode is where CRs go). */
+    char *hdr_lines[] = {l_tok, l_idem, l_lang, l_ctype};
+    for (size_t i = 0; i < 4; i++)
+        for (char *q = hdr_lines[i]; q && *q; q++)
+            if (*q == '\r')
+                *q = ' ';
     const uint8_t *body;
     size_t blen = fz_rest(&f, &body);
     char *tamed = NULL;
@@ -770,6 +828,26 @@ static const struct route *build(const uint8_t *data, size_t size, struct buf *r
     return rt;
 }
 
+/* Twins carrying an Idempotency-Key: the request ran once. One answered with
+ * success, the other got the stored answer or 409 idempotency_key_in_use. */
+static void check_twins(const char *req, size_t n, const struct answer *a)
+{
+    for (int i = 0; i < 2; i++) {
+        const struct answer *x = &a[i], *y = &a[1 - i];
+        if (!(x->ours && x->status >= 200 && x->status < 300))
+            continue;
+        int same = y->status == x->status && y->body_len == x->body_len && !memcmp(y->body, x->body, x->body_len);
+        const char *code = error_code(y);
+        int in_use = y->status == 409 && code && !strcmp(code, "idempotency_key_in_use");
+        if (!same && !in_use) {
+            dump("request (twice at once)", req, n);
+            dump("one answer", x->body, x->body_len);
+            dump("the other", y->body, y->body_len);
+            FUZZ_CHECK(0, "two concurrent requests with one Idempotency-Key both ran (%d, %d)", x->status, y->status);
+        }
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (recycle_every > 0 && runs && runs % (unsigned long)recycle_every == 0) {
@@ -777,49 +855,58 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         start();
     }
     runs++;
-    struct buf req = {0}, resp = {0};
-    int is_clock;
-    const struct route *rt = build(data, size, &req, &is_clock);
-    exchange(req.p, req.n, &resp);
+    struct buf req = {0}, resp[MAX_CONNS] = {{0}};
+    struct answer a[MAX_CONNS];
+    int is_clock, cl_lie, twins = 1, got[MAX_CONNS] = {0}, mutated = 0;
+    b_add(&req, "", 0);   /* raw mode may add nothing */
+    const struct route *rt = build(data, size, &req, &is_clock, &cl_lie, &twins);
+    exchange_k(req.p, req.n, resp, twins, !rt || early_eof_always);
+    const char *hend = memmem(req.p, req.n, "\r\n\r\n", 4);
+    int keyed = hend && find_ci(req.p, (size_t)(hend - req.p), "\r\nIdempotency-Key:");
+    /* Not replayed: tokens and the test clock by design, verification as it stores nothing. */
+    int replayable = rt && keyed && !strncmp(req.p, "POST ", 5) && rt->handler != api_tokens_create &&
+                     rt->handler != api_receipts_verify && !(rt->flags & ROUTE_TEST_CLOCK);
 
-    struct answer a;
-    int got = parse_answer(resp.p, resp.n, &a);
-    if (rt) {
-        /* A well-formed request, unless it lied about its length (then the
-         * server may close without a word when the body never comes). */
-        int cl_lie = size > 3 && ((data[3] >> 3) & 1) && !((data[1] >> 5) & 1);
-        if (!got && !cl_lie) {
+    for (int i = 0; i < twins; i++) {
+        got[i] = parse_answer(resp[i].p, resp[i].n, &a[i]);
+        /* A well-formed request gets an answer, unless it lied about its
+         * length (then the server may close without a word). */
+        if (rt && !got[i] && !cl_lie) {
             dump("request", req.p, req.n);
-            dump("answer", resp.p, resp.n);
+            dump("answer", resp[i].p, resp[i].n);
             FUZZ_CHECK(0, "no answer to a well-formed request");
         }
-    }
-    if (got) {
-        check_answer(&a, req.p, req.n);
-        if (a.ours && a.status == 201 && json_object_get(a.json, "topup"))
-            check_receipt(json_object_get(a.json, "receipt"), req.p, req.n);
-        if (a.ours && a.status == 200 && rt && rt->handler == api_receipts_get)
-            check_receipt(a.json, req.p, req.n);
-        if (is_clock && a.status == 200) {
-            const char *now = json_string_value(json_object_get(a.json, "now"));
+        if (!got[i])
+            continue;
+        check_answer(&a[i], req.p, req.n);
+        if (a[i].ours && a[i].status == 201 && json_object_get(a[i].json, "topup"))
+            check_receipt(json_object_get(a[i].json, "receipt"), req.p, req.n);
+        if (a[i].ours && a[i].status == 200 && rt && rt->handler == api_receipts_get)
+            check_receipt(a[i].json, req.p, req.n);
+        if (is_clock && a[i].status == 200) {
+            const char *now = json_string_value(json_object_get(a[i].json, "now"));
             int64_t t;
-            if (now && !timefmt_parse(now, &t))
+            if (now && !timefmt_parse(now, &t) && t > shadow_now)
                 shadow_now = t;
         }
-        int ok_post = a.ours && a.status >= 200 && a.status < 300 && !strncmp(req.p, "POST ", 5);
-        const char *hend = memmem(req.p, req.n, "\r\n\r\n", 4);
-        /* Not replayed: tokens and the test clock by design, verification as it stores nothing. */
-        if (ok_post && rt && hend && rt->handler != api_tokens_create && rt->handler != api_receipts_verify &&
-            !(rt->flags & ROUTE_TEST_CLOCK) &&
-            find_ci(req.p, (size_t)(hend - req.p), "\r\nIdempotency-Key:"))
-            check_replay(req.p, req.n, &a);
-        if (ok_post && ledger_every > 0 && ++mutations % (unsigned long)ledger_every == 0)
-            ledger_check();
-        json_decref(a.json);
+        mutated |= a[i].ours && a[i].status >= 200 && a[i].status < 300 && !strncmp(req.p, "POST ", 5);
+    }
+    if (twins == 2 && replayable && got[0] && got[1])
+        check_twins(req.p, req.n, a);
+    for (int i = 0; i < twins; i++)
+        if (replayable && got[i] && a[i].ours && a[i].status >= 200 && a[i].status < 300) {
+            check_replay(req.p, req.n, &a[i]);
+            break;
+        }
+    if (mutated && ledger_every > 0 && ++mutations % (unsigned long)ledger_every == 0)
+        ledger_check();
+    for (int i = 0; i < twins; i++) {
+        if (got[i])
+            json_decref(a[i].json);
+        free(resp[i].p);
     }
     free(req.p);
-    free(resp.p);
-    if (shadow_now > CLOCK_RECYCLE_AT) {
+    if (shadow_now > CLOCK_RECYCLE_AT && !known_bugs) {
         stop();
         start();
     }

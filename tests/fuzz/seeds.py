@@ -5,8 +5,9 @@ changing a seed here; the files it writes are committed).
 fuzz_http seeds use the harness's structured format (fuzz_http.c, top comment):
 byte 0 is the tag of the route (FNV-1a of "METHOD pattern" mod 240, computed
 here as in the harness), bytes 1-3 the choices, then lines, then the body.
-Byte 0 >= 0xF0 is raw mode: the rest is sent as it is, "@A@"/"@O@" becoming
-the admin/operator tokens.
+Byte 0 in 0xF0..0xF7 is raw mode: the rest is sent as it is, "@A@"/"@O@"
+becoming the admin/operator tokens; 0xF8..0xFF is twin mode: the rest, itself
+an input, is sent on two connections at once.
 """
 import os
 import sys
@@ -58,6 +59,11 @@ def req(method, pattern, who=NONE, meth=0, chunked=0, ctype=0, param=0, idem=I_N
 
 def raw(text):
     return b"\xf0" + (text.encode() if isinstance(text, str) else text)
+
+
+def twin(seed):
+    """The seed sent on two connections at once."""
+    return b"\xf8" + seed
 
 
 PLAN = ('{"code":"fz1","name":{"zh":"\u6d41\u91cf","en":"Data","ru":"\u0414\u0430\u043d\u043d\u044b\u0435"},'
@@ -168,6 +174,11 @@ def http_seeds():
                                  body=f'{{"iccid":"{NEW2}"}}')
     S["idem-invalid"] = req(P, "/v1/plans", ADMIN, idem=I_INVALID, body=PLAN)
 
+    S["twin-topup"] = twin(S["topup"])
+    S["twin-topup-k2"] = twin(req(P, "/v1/sims/{iccid}/topups", OP, param=P_BUNDLE, idem=I_K2, body=TOPUP))
+    S["twin-bundles"] = twin(S["bundles"])
+    S["twin-sims-create"] = twin(req(P, "/v1/sims", ADMIN, idem=I_UNIQUE, body=f'{{"iccid":"{NEW2}"}}'))
+    S["twin-suspend-resume"] = twin(S["resume"])
     S["raw-transactions"] = raw(f"GET /v1/sims/{ACTIVE}/transactions?limit=5 HTTP/1.1\r\nHost: x\r\n"
                                 "Authorization: Bearer @O@\r\n\r\n")
     S["raw-import-chunked"] = raw("POST /v1/sims/import HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer @A@\r\n"
