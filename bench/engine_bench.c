@@ -9,7 +9,7 @@
  *   submitter (the HTTP thread's part): request hash (BLAKE2b of method, path,
  *     body, as req_submit), in-flight claim of the key, engine_submit
  *   writer: savepoint, idempotency lookup, topup_apply, the 201 body rendered
- *     as src/api/topups.c does (exec_topup is static there; mirrored below),
+ *     as src/api/topups.c does (it runs that file's api_topup_exec itself),
  *     idempotency row, group commit (fsync), done() releasing the claim
  *   completion (the HTTP thread again): the receipt signed and spliced into
  *     the body as src/http/server.c does when it answers
@@ -30,6 +30,7 @@
 #include "core/ledger.h"
 #include "core/receipt.h"
 #include "core/sim.h"
+#include "api/api.h"
 #include "core/topup.h"
 #include "engine/engine.h"
 #include "http/inflight.h"
@@ -93,39 +94,6 @@ static int exec_check(struct tx *tx, struct cmd *c)
 
 /* ---- the top-up command, as src/api/topups.c builds and renders it ------- */
 
-struct topup_cmd {
-    struct topup_req req;
-    struct topup_result res;
-};
-
-static int exec_topup(struct tx *tx, struct cmd *c)
-{
-    struct topup_cmd *tc = c->arg;
-    struct topup_result *res = &tc->res;
-    int rc = topup_apply(tx, &tc->req, res);
-    if (rc)
-        return rc;
-    char now[TIMEFMT_LEN], until[TIMEFMT_LEN];
-    timefmt_rfc3339(tx->now, now);
-    timefmt_rfc3339(res->sim.active_until, until);
-    const char *cur = tx->cf->currency;
-    char *head = arena_printf(tx->a,
-                              "{\"topup\":{\"id\":\"tu_%lld\",\"iccid\":\"%s\",\"amount\":%lld,\"currency\":\"%s\","
-                              "\"channel\":\"%s\",\"method\":\"%s\",\"reactivation_fee\":%lld,\"reactivated\":%s,"
-                              "\"created_at\":\"%s\"},\"receipt\":",
-                              (long long)res->id, res->sim.iccid, (long long)tc->req.amount, cur,
-                              topup_channel_name(tc->req.channel), topup_method_name(tc->req.method),
-                              (long long)res->fee, res->reactivated ? "true" : "false", now);
-    c->sign_off = strlen(head);
-    c->sign_len = strlen(res->receipt_payload);
-    c->body = arena_printf(tx->a, "%s%s,\"balance\":{\"amount\":%lld,\"currency\":\"%s\"},\"active_until\":\"%s\","
-                                  "\"state\":\"%s\"}",
-                           head, res->receipt_payload, (long long)res->balance, cur, until,
-                           sim_state_name(res->sim.state));
-    c->body_len = strlen(c->body);
-    c->status = 201;
-    return 0;
-}
 
 /* ---- slots: one outstanding command each ---------------------------------- */
 
@@ -170,7 +138,7 @@ static int submit(struct engine *e, struct slot *s, int64_t iccid_index, const c
     memset(&s->tc, 0, sizeof s->tc);
     s->tc.req = (struct topup_req){.iccid = s->iccid, .amount = 100, .currency = "CNY", .channel = CHANNEL_portal,
                                    .method = METHOD_alipay};
-    c->exec = exec_topup;
+    c->exec = api_topup_exec;
     c->done = on_done;
     c->arg = &s->tc;
     c->a = &s->a;

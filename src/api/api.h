@@ -4,7 +4,16 @@
 #pragma once
 #include <stddef.h>
 
+#include "core/topup.h"
 #include "http/http.h"
+
+/* The top-up command as POST /v1/sims/{iccid}/topups queues it (c->arg is a
+ * struct topup_cmd); exported so the engine benchmark runs exactly this. */
+struct topup_cmd {
+    struct topup_req req;
+    struct topup_result res;
+};
+int api_topup_exec(struct tx *tx, struct cmd *c);
 
 extern const struct route api_routes[];
 extern const size_t api_route_count;

@@ -11,14 +11,9 @@
 #include "util/err.h"
 #include "util/timefmt.h"
 
-struct topup_cmd {
-    struct topup_req req;
-    struct topup_result res;
-};
-
 /* Rendered by hand: this runs on the writer for every top-up. Every value is
  * an integer or a string that needs no escaping (digits, enum names, times). */
-static int exec_topup(struct tx *tx, struct cmd *c)
+int api_topup_exec(struct tx *tx, struct cmd *c)
 {
     struct topup_cmd *tc = c->arg;
     struct topup_result *res = &tc->res;
@@ -93,7 +88,7 @@ int api_topups_create(struct req *r)
     tc->req.iccid = iccid;
     tc->req.currency = arena_strdup(&r->a, currency);
     json_decref(b);
-    return req_submit(r, exec_topup, tc);
+    return req_submit(r, api_topup_exec, tc);
 }
 
 struct bundle_cmd {
