@@ -61,7 +61,7 @@ void conf_defaults(struct conf *c)
     c->max_connections = 4096;
     c->batch_max = 1000;
     c->queue_max = 20000;
-    c->queue_delay_ms = 500;
+    c->queue_delay_ms = 100;
     c->auth_fail_per_minute = 30;
     c->token_rate = 100000;
     c->address_rate = 100000;
