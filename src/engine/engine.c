@@ -296,16 +296,27 @@ void engine_stats(struct engine *e, struct engine_stats *out)
     pthread_mutex_unlock(&e->mu);
 }
 
-void engine_close(struct engine *e)
+void engine_stop(struct engine *e)
 {
     if (!e)
         return;
     pthread_mutex_lock(&e->mu);
+    int already = e->stopping;
     e->stopping = 1;
     pthread_cond_signal(&e->wake);
     pthread_mutex_unlock(&e->mu);
+    if (already)
+        return;
     pthread_join(e->thread, NULL);
     store_close(e->st);
+    e->st = NULL;
+}
+
+void engine_close(struct engine *e)
+{
+    if (!e)
+        return;
+    engine_stop(e);
     pthread_mutex_destroy(&e->mu);
     pthread_cond_destroy(&e->wake);
     free(e);

@@ -73,5 +73,9 @@ int engine_submit(struct engine *e, struct cmd *c);
 int engine_run(struct engine *e, struct cmd *c);
 int engine_halted(struct engine *e);
 void engine_stats(struct engine *e, struct engine_stats *out);
-/* Finishes the queued commands, stops the thread, closes the store. */
+/* Finishes the queued commands, stops the thread, closes the store. The
+ * engine stays valid: later submissions get ERR_SHUTTING_DOWN (so threads
+ * still serving requests may call it until they are stopped too). */
+void engine_stop(struct engine *e);
+/* engine_stop, then frees it. */
 void engine_close(struct engine *e);

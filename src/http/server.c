@@ -580,9 +580,10 @@ void server_close(struct server *s)
         pthread_join(s->sweep_thread, NULL);
     /* No MHD_quiesce_daemon: in libmicrohttpd 0.9.75 it races the epoll thread
      * pool and can abort. New mutations meet a stopping engine (503 shutting_down). */
-    engine_close(s->eng);          /* finishes queued commands and resumes their connections */
+    engine_stop(s->eng);           /* finishes queued commands and resumes their connections */
     if (s->d)
-        MHD_stop_daemon(s->d);
+        MHD_stop_daemon(s->d);     /* no request thread can reach the engine after this */
+    engine_close(s->eng);
     for (int i = 0; i < s->nreaders; i++)
         store_close(s->readers[i]);
     ratelimit_free(s->auth_fail);
