@@ -289,7 +289,7 @@ static int cmd_routes(struct opts *o)
     for (size_t i = 0; i < api_route_count; i++) {
         const struct route *rt = &api_routes[i];
         printf("%s\n {\"method\":\"%s\",\"path\":\"%s\",\"roles\":[", i ? "," : "",
-               rt->method == HTTP_GET ? "GET" : rt->method == HTTP_POST ? "POST" : "DELETE", rt->pattern);
+               http_method_name(rt->method), rt->pattern);
         int n = 0;
         for (size_t k = 0; k < sizeof roles / sizeof roles[0]; k++)
             if (rt->roles & roles[k].bit)

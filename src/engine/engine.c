@@ -4,7 +4,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "core/ledger.h"
 #include "store/store.h"
@@ -217,18 +216,11 @@ int engine_open(struct engine **out, const char *db_path, const struct conf *cf,
     return 0;
 }
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int engine_submit(struct engine *e, struct cmd *c)
 {
     c->next = NULL;
     c->err = 0;
-    c->queued_at = mono_ms();
+    c->queued_at = clock_mono_ms();
     pthread_mutex_lock(&e->mu);
     /* E6: bounded by count, and by time: when the oldest waiting command has
      * waited longer than queue_delay_ms, work is arriving faster than it can

@@ -24,6 +24,8 @@ struct server;
 struct req;
 
 enum http_method { HTTP_GET = 1, HTTP_POST = 2, HTTP_DELETE = 4 };
+const char *http_method_name(int method);   /* "GET", "POST", "DELETE"; "?" otherwise */
+int http_method_parse(const char *name);    /* 0 when not one of ours */
 
 /* Roles are bits so a route can declare the set it admits. */
 enum role { ROLE_ANON = 1, ROLE_OPERATOR = 2, ROLE_ADMIN = 4 };

@@ -61,6 +61,25 @@ static __thread struct store *tl_reader;
 
 /* ---- answers -------------------------------------------------------------- */
 
+static const struct { int method; const char *name; } methods[] = {
+    {HTTP_GET, "GET"}, {HTTP_POST, "POST"}, {HTTP_DELETE, "DELETE"}};
+
+const char *http_method_name(int method)
+{
+    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
+        if (methods[i].method == method)
+            return methods[i].name;
+    return "?";
+}
+
+int http_method_parse(const char *name)
+{
+    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
+        if (!strcmp(methods[i].name, name))
+            return methods[i].method;
+    return 0;
+}
+
 int req_raw(struct req *r, int status, const char *text)
 {
     r->status = status;
@@ -175,7 +194,7 @@ int req_submit(struct req *r, int (*exec)(struct tx *tx, struct cmd *c), void *a
     if (r->idem_key) {
         c->idem_scope = r->who.name;
         c->idem_key = r->idem_key;
-        const char *m = r->method == HTTP_POST ? "POST" : r->method == HTTP_DELETE ? "DELETE" : "GET";
+        const char *m = http_method_name(r->method);
         crypto_generichash_state h;
         crypto_generichash_init(&h, NULL, 0, sizeof c->req_hash);
         crypto_generichash_update(&h, (const unsigned char *)m, strlen(m) + 1);
@@ -252,13 +271,6 @@ static int valid_idem_key(const char *k)
     return 1;
 }
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void client_address(struct req *r, char *out, size_t n)
 {
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
@@ -286,7 +298,7 @@ static int authenticate(struct req *r)
     struct server *s = r->srv;
     const char *authz = req_header(r, MHD_HTTP_HEADER_AUTHORIZATION);
     char addr[64], tok[32];
-    int64_t now = mono_ms();
+    int64_t now = clock_mono_ms();
     int wait = 1;
     client_address(r, addr, sizeof addr);
     struct tx tx;
@@ -300,7 +312,7 @@ static int authenticate(struct req *r)
     if (rc == ERR_UNAUTHENTICATED && ratelimit_take(s->auth_fail, addr, now, &wait))
         return limited(r, wait);
     if (rc) {
-        log_info("%s %s refused for %s from %s: %s", r->method == HTTP_GET ? "GET" : "POST", r->route->pattern,
+        log_info("%s %s refused for %s from %s: %s", http_method_name(r->method), r->route->pattern,
                  r->who.name, addr + 2, err_code(rc));
         return req_error(r, rc, NULL), rc;
     }
@@ -395,8 +407,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->srv = s;
         r->conn = conn;
         r->path = arena_strdup(&r->a, url);
-        r->method = !strcmp(method, "GET") ? HTTP_GET : !strcmp(method, "POST") ? HTTP_POST
-                  : !strcmp(method, "DELETE") ? HTTP_DELETE : 0;
+        r->method = http_method_parse(method);
         r->lang = i18n_pick(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Accept-Language"));
         snprintf(r->who.name, sizeof r->who.name, "anonymous");
         *ctx = r;

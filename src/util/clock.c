@@ -15,6 +15,13 @@ void clock_init_fixed(struct clock *c, int64_t now)
     atomic_store(&c->value, now);
 }
 
+int64_t clock_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 int64_t clock_now(struct clock *c)
 {
     int64_t v = atomic_load(&c->value);
