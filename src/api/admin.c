@@ -13,7 +13,7 @@ int api_ledger_check(struct req *r)
         return 0;
     struct ledger_report rep;
     int rc = ledger_check(&tx, &rep);
-    req_read_end(r, &tx);
+    rc = req_read_end(r, &tx, rc);
     if (rc)
         return req_error(r, rc, NULL);
     json_t *units = json_array(), *violations = json_array();

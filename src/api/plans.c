@@ -18,7 +18,7 @@ int api_plans_list(struct req *r)
         return 0;
     json_t *list = json_array();
     int rc = plan_list(&tx, add_plan, list);
-    req_read_end(r, &tx);
+    rc = req_read_end(r, &tx, rc);
     if (rc) {
         json_decref(list);
         return req_error(r, rc, NULL);

@@ -14,7 +14,7 @@ int api_receipts_get(struct req *r)
     if (req_read_begin(r, &tx))
         return 0;
     int rc = receipt_get(&tx, number, &payload);
-    req_read_end(r, &tx);
+    rc = req_read_end(r, &tx, rc);
     if (rc)
         return req_error(r, rc, NULL);
     return req_raw(r, 200, receipt_signed(&r->a, req_keys(r), payload, strlen(payload)));

@@ -203,8 +203,12 @@ int api_sims_get(struct req *r)
     rc = sim_get(&tx, r->params[0], &s);
     if (!rc)
         rc = view_sim(&tx, &s, &o);
-    req_read_end(r, &tx);
-    return rc ? req_error(r, rc, NULL) : req_json(r, 200, o);
+    rc = req_read_end(r, &tx, rc);
+    if (rc) {
+        json_decref(o);
+        return req_error(r, rc, NULL);
+    }
+    return req_json(r, 200, o);
 }
 
 static void add_record(void *arg, const struct record *rec) { json_array_append_new(arg, view_record(rec)); }
@@ -237,7 +241,7 @@ int api_transactions_list(struct req *r)
     rc = sim_get(&tx, r->params[0], &s);
     if (!rc)
         rc = record_list(&tx, s.id, before, (int)limit, add_record, data, &more);
-    req_read_end(r, &tx);
+    rc = req_read_end(r, &tx, rc);
     if (rc) {
         json_decref(data);
         return req_error(r, rc, NULL);

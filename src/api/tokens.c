@@ -67,7 +67,7 @@ int api_tokens_list(struct req *r)
         return 0;
     json_t *list = json_array();
     int rc = auth_token_list(&tx, add_token, list);
-    req_read_end(r, &tx);
+    rc = req_read_end(r, &tx, rc);
     if (rc) {
         json_decref(list);
         return req_error(r, rc, NULL);

@@ -2,6 +2,7 @@
 #include "engine/engine.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,8 +20,8 @@ struct engine {
     struct clock *clk;
     const struct receipt_keys *keys;
 
-    pthread_t thread;
-    pthread_mutex_t mu;
+    pthread_t thread, syncer;
+    pthread_mutex_t mu;       /* the queue, halted, stats */
     pthread_cond_t wake;
     struct cmd *head, *tail;
     size_t queued;
@@ -28,7 +29,33 @@ struct engine {
     int halted;               /* E5 */
     struct engine_stats stats;
     struct ledger_cache sys;  /* only touched by the writer thread */
+
+    /* E3: committed batches waiting for the log sync, in commit order. */
+    pthread_mutex_t smu;
+    pthread_cond_t swake;     /* the syncer: work, or stop */
+    pthread_cond_t synced;    /* readers in engine_read_fence */
+    struct cmd *shead, *stail;
+    uint64_t sseq;            /* the last batch handed to the syncer */
+    int sstop;
+    _Atomic uint64_t visible;   /* the last batch whose COMMIT has begun */
+    _Atomic uint64_t durable;   /* the last batch known durable (or failed) */
+    _Atomic int log_failed;     /* E5: a log sync failed */
+
+    /* Checkpoints run beside the writer, on a connection of their own. */
+    struct store *ck;
+    pthread_t checkpointer;
+    pthread_mutex_t cmu;
+    pthread_cond_t cwake;
+    int cwant, cstop;
+    int64_t casked;           /* the writer's: log pages when it last asked */
 };
+
+/* A checkpoint is asked for every CHECKPOINT_PAGES pages of log (SQLite's
+ * own default); past RESTART_PAGES (64 MiB of 4 KiB pages) the writer itself
+ * waits for one that lets the log start over, so it cannot grow without
+ * bound while readers keep it pinned. */
+#define CHECKPOINT_PAGES 1000
+#define RESTART_PAGES 16384
 
 STORE_SQL(SQL_IDEM_GET,
           "SELECT request_hash, status, body, sign_off, sign_len FROM idempotency WHERE scope = ? AND key = ?");
@@ -119,7 +146,109 @@ static void finish(struct cmd *batch)
     }
 }
 
-static void run_batch(struct engine *e, struct cmd *batch)
+static void halt(struct engine *e, const char *why)
+{
+    log_error("%s; refusing writes until restart", why);
+    pthread_mutex_lock(&e->mu);
+    e->halted = 1;
+    e->stats.commits_failed++;
+    pthread_mutex_unlock(&e->mu);
+}
+
+/* E3: the syncer answers committed batches once the log is synced past them. */
+static void to_syncer(struct engine *e, struct cmd *batch, uint64_t seq)
+{
+    struct cmd *last = batch;
+    while (last->next)
+        last = last->next;
+    pthread_mutex_lock(&e->smu);
+    if (e->stail)
+        e->stail->next = batch;
+    else
+        e->shead = batch;
+    e->stail = last;
+    e->sseq = seq;
+    pthread_cond_signal(&e->swake);
+    pthread_mutex_unlock(&e->smu);
+}
+
+static void *syncer(void *arg)
+{
+    struct engine *e = arg;
+    for (;;) {
+        pthread_mutex_lock(&e->smu);
+        while (!e->shead && !e->sstop)
+            pthread_cond_wait(&e->swake, &e->smu);
+        struct cmd *list = e->shead;
+        uint64_t seq = e->sseq;
+        e->shead = e->stail = NULL;
+        pthread_mutex_unlock(&e->smu);
+        if (!list)
+            break;
+        /* One sync covers every batch committed before it was called. */
+        if (!atomic_load(&e->log_failed) && store_log_sync(e->st)) {
+            atomic_store(&e->log_failed, 1);
+            halt(e, "syncing the log failed");
+        }
+        if (atomic_load(&e->log_failed))   /* a refusal changed nothing: it stands */
+            for (struct cmd *c = list; c; c = c->next)
+                if (!c->err)
+                    reset_result(c, ERR_OUTCOME_UNKNOWN);
+        pthread_mutex_lock(&e->smu);
+        atomic_store(&e->durable, seq);
+        pthread_cond_broadcast(&e->synced);
+        pthread_mutex_unlock(&e->smu);
+        finish(list);
+    }
+    return NULL;
+}
+
+static void *checkpointer(void *arg)
+{
+    struct engine *e = arg;
+    pthread_mutex_lock(&e->cmu);
+    for (;;) {
+        while (!e->cwant && !e->cstop)
+            pthread_cond_wait(&e->cwake, &e->cmu);
+        if (e->cstop)
+            break;
+        e->cwant = 0;
+        pthread_mutex_unlock(&e->cmu);
+        int rc = store_checkpoint(e->ck, STORE_CHECKPOINT_PASSIVE);
+        pthread_mutex_lock(&e->cmu);
+        if (rc) {   /* the database file may have lost writes: as for a failed sync (E5) */
+            halt(e, "checkpoint failed");
+            break;
+        }
+    }
+    pthread_mutex_unlock(&e->cmu);
+    return NULL;
+}
+
+/* After each commit, on the writer: keep the log short without waiting on it. */
+static void tend_log(struct engine *e)
+{
+    int64_t pages = store_log_pages(e->st);
+    if (pages < e->casked)
+        e->casked = 0;   /* the log started over */
+    if (pages >= RESTART_PAGES) {
+        int64_t t0 = clock_mono_ms();
+        if (store_checkpoint(e->st, STORE_CHECKPOINT_RESTART))
+            halt(e, "checkpoint failed");
+        int64_t took = clock_mono_ms() - t0;
+        if (took > 200)
+            log_warn("the log (%lld pages) took %lld ms to start over", (long long)pages, (long long)took);
+        e->casked = 0;
+    } else if (pages >= e->casked + CHECKPOINT_PAGES) {
+        e->casked = pages;
+        pthread_mutex_lock(&e->cmu);
+        e->cwant = 1;
+        pthread_cond_signal(&e->cwake);
+        pthread_mutex_unlock(&e->cmu);
+    }
+}
+
+static void run_batch(struct engine *e, struct cmd *batch, uint64_t seq)
 {
     int64_t now = clock_now(e->clk);
     int fatal = 0;
@@ -134,13 +263,11 @@ static void run_batch(struct engine *e, struct cmd *batch)
         for (struct cmd *c = batch; c; c = c->next)
             reset_result(c, 0);
     }
+    /* Readers may see this batch from the moment COMMIT begins (fence). */
+    atomic_store(&e->visible, seq);
     if (!fatal && store_commit(e->st)) {
         /* E5: after a failed COMMIT the state of the disk is unknown. */
-        log_error("commit failed; refusing writes until restart");
-        pthread_mutex_lock(&e->mu);
-        e->halted = 1;
-        e->stats.commits_failed++;
-        pthread_mutex_unlock(&e->mu);
+        halt(e, "commit failed");
         fatal = ERR_OUTCOME_UNKNOWN;
     } else if (fatal) {
         store_rollback(e->st);
@@ -151,7 +278,9 @@ static void run_batch(struct engine *e, struct cmd *batch)
         for (struct cmd *c = batch; c; c = c->next)
             reset_result(c, fatal);
     }
-    finish(batch);
+    to_syncer(e, batch, seq);
+    if (!fatal)
+        tend_log(e);
 }
 
 static void *writer(void *arg)
@@ -177,18 +306,42 @@ static void *writer(void *arg)
         last->next = NULL;
         e->queued -= n;
         e->stats.commands += n;
-        e->stats.batches++;
+        uint64_t seq = ++e->stats.batches;
         int halted = e->halted;
         pthread_mutex_unlock(&e->mu);
         if (halted) {
             for (struct cmd *c = batch; c; c = c->next)
                 c->err = ERR_WRITES_HALTED;
-            finish(batch);
+            atomic_store(&e->visible, seq);
+            to_syncer(e, batch, seq);
         } else {
-            run_batch(e, batch);
+            run_batch(e, batch, seq);
         }
     }
     return NULL;
+}
+
+/* Stops the syncer (after it answered everything) and the checkpointer, of
+ * which the first `started` were started, and closes both connections. */
+static void stop_helpers(struct engine *e, int started)
+{
+    if (started >= 1) {
+        pthread_mutex_lock(&e->smu);
+        e->sstop = 1;
+        pthread_cond_signal(&e->swake);
+        pthread_mutex_unlock(&e->smu);
+        pthread_join(e->syncer, NULL);
+    }
+    if (started >= 2) {
+        pthread_mutex_lock(&e->cmu);
+        e->cstop = 1;
+        pthread_cond_signal(&e->cwake);
+        pthread_mutex_unlock(&e->cmu);
+        pthread_join(e->checkpointer, NULL);
+    }
+    store_close(e->ck);
+    store_close(e->st);
+    e->ck = e->st = NULL;
 }
 
 int engine_open(struct engine **out, const char *db_path, const struct conf *cf, struct clock *clk,
@@ -200,20 +353,47 @@ int engine_open(struct engine **out, const char *db_path, const struct conf *cf,
     e->cf = cf;
     e->clk = clk;
     e->keys = keys;
-    int rc = store_open(&e->st, db_path, STORE_WRITER);
+    int rc = store_open(&e->st, db_path, STORE_LOGGED);
+    if (!rc)
+        rc = store_log_attach(e->st);
+    if (!rc)
+        rc = store_open(&e->ck, db_path, STORE_LOGGED);
     if (rc) {
+        store_close(e->st);
+        store_close(e->ck);
         free(e);
         return rc;
     }
     pthread_mutex_init(&e->mu, NULL);
     pthread_cond_init(&e->wake, NULL);
-    if (pthread_create(&e->thread, NULL, writer, e)) {
-        store_close(e->st);
-        free(e);
+    pthread_mutex_init(&e->smu, NULL);
+    pthread_cond_init(&e->swake, NULL);
+    pthread_cond_init(&e->synced, NULL);
+    pthread_mutex_init(&e->cmu, NULL);
+    pthread_cond_init(&e->cwake, NULL);
+    int started = !pthread_create(&e->syncer, NULL, syncer, e);
+    started += started && !pthread_create(&e->checkpointer, NULL, checkpointer, e);
+    started += started == 2 && !pthread_create(&e->thread, NULL, writer, e);
+    if (started < 3) {
+        e->stopping = 1;
+        stop_helpers(e, started);
+        engine_close(e);
         return ERR_INTERNAL;
     }
     *out = e;
     return 0;
+}
+
+int engine_read_fence(struct engine *e)
+{
+    uint64_t seen = atomic_load(&e->visible);
+    if (atomic_load(&e->durable) < seen) {
+        pthread_mutex_lock(&e->smu);
+        while (atomic_load(&e->durable) < seen)
+            pthread_cond_wait(&e->synced, &e->smu);
+        pthread_mutex_unlock(&e->smu);
+    }
+    return atomic_load(&e->log_failed) ? ERR_STORAGE : 0;
 }
 
 int engine_submit(struct engine *e, struct cmd *c)
@@ -300,8 +480,7 @@ void engine_stop(struct engine *e)
     if (already)
         return;
     pthread_join(e->thread, NULL);
-    store_close(e->st);
-    e->st = NULL;
+    stop_helpers(e, 2);
 }
 
 void engine_close(struct engine *e)
@@ -311,5 +490,10 @@ void engine_close(struct engine *e)
     engine_stop(e);
     pthread_mutex_destroy(&e->mu);
     pthread_cond_destroy(&e->wake);
+    pthread_mutex_destroy(&e->smu);
+    pthread_cond_destroy(&e->swake);
+    pthread_cond_destroy(&e->synced);
+    pthread_mutex_destroy(&e->cmu);
+    pthread_cond_destroy(&e->cwake);
     free(e);
 }

@@ -1,6 +1,7 @@
 /* engine — the one writer. Mutations are commands; a single thread executes
  * them in group-committed transactions and replies only after the commit is
- * durable.
+ * durable. Commit and sync are pipelined: while the syncer thread fsyncs the
+ * log behind batch n, the writer already executes batch n+1.
  *
  * Invariants
  *  E1. Only the engine's thread writes to the database (store S2).
@@ -9,8 +10,11 @@
  *      on. (Fast path: no savepoint; a command failing after it wrote makes
  *      the engine roll the batch back and run it again with real savepoints.)
  *  E3. A command's done() is called only after the batch's COMMIT returned
- *      (durable, store S3), or with an error after a rollback. No reply is
- *      ever sent for an effect that is not durable.
+ *      and a log sync begun after it returned 0 (durable, store S3), or with
+ *      an error after a rollback; batches are answered in commit order. No
+ *      reply is ever sent for an effect that is not durable, and no read
+ *      either: a reader that may have seen a committed batch waits for its
+ *      sync before answering (engine_read_fence).
  *  E4. A command with an idempotency key stores (scope, key, request hash,
  *      status, body) in its own savepoint, so the key is durable exactly when
  *      the effect is; a repeat is answered from the stored row byte for byte.
@@ -18,7 +22,9 @@
  *      ERR_STORAGE: rolled back, nothing applied). A failed COMMIT (fsync)
  *      gets ERR_OUTCOME_UNKNOWN, because what reached the disk is no longer
  *      known (recovery may replay it; a retry with the same key tells), and
- *      halts writes until restart, as PostgreSQL does.
+ *      halts writes until restart, as PostgreSQL does. A failed log sync does
+ *      the same for every success waiting on it, and from then on reads
+ *      answer ERR_STORAGE: what they would show may not be durable.
  *  E6. The queue is bounded, by count (queue_max) and by waiting time
  *      (queue_delay_ms of its oldest command): engine_submit() refuses with
  *      ERR_OVERLOADED rather than queue without limit or keep everyone late.
@@ -38,7 +44,7 @@ struct cmd {
      * It may run twice for one batch (after a rollback, E2), so it must have
      * no effect outside the database and tx->a. */
     int (*exec)(struct tx *tx, struct cmd *c);
-    void (*done)(struct cmd *c);      /* after commit or failure, on the writer thread */
+    void (*done)(struct cmd *c);      /* after the sync or a failure, on the engine's syncer thread */
     void *arg;
     struct arena *a;
     const char *principal;
@@ -72,6 +78,10 @@ int engine_submit(struct engine *e, struct cmd *c);
 /* Submits and waits; returns c->err. For the CLI, the sweeper and tests. */
 int engine_run(struct engine *e, struct cmd *c);
 int engine_halted(struct engine *e);
+/* Call after a read transaction, before answering from it (E3): waits until
+ * every batch the read could have seen is durable. 0, or ERR_STORAGE after a
+ * failed log sync. */
+int engine_read_fence(struct engine *e);
 void engine_stats(struct engine *e, struct engine_stats *out);
 /* Finishes the queued commands, stops the thread, closes the store. The
  * engine stays valid: later submissions get ERR_SHUTTING_DOWN (so threads

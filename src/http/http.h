@@ -92,9 +92,11 @@ const char *req_header(struct req *r, const char *name);
 /* Parses the body as a JSON object; on failure answers 400 and returns an error. */
 int req_body_object(struct req *r, json_t **out);
 
-/* A read transaction on this thread's reader connection. */
+/* A read transaction on this thread's reader connection. req_read_end ends
+ * it and returns rc, or an error if what was read may not be durable yet and
+ * never will be (engine_read_fence): rc = req_read_end(r, &tx, rc). */
 int req_read_begin(struct req *r, struct tx *tx);
-void req_read_end(struct req *r, struct tx *tx);
+int req_read_end(struct req *r, struct tx *tx, int rc);
 
 /* Queues a command: exec runs on the writer (see engine.h); the answer is
  * c->status/c->body, or an error rendered in the caller's language. */

@@ -169,7 +169,12 @@ int req_read_begin(struct req *r, struct tx *tx)
     return 0;
 }
 
-void req_read_end(struct req *r, struct tx *tx) { store_rollback(tx->st); }
+int req_read_end(struct req *r, struct tx *tx, int rc)
+{
+    store_rollback(tx->st);
+    int fenced = engine_read_fence(r->srv->eng);   /* engine.h E3 */
+    return rc ? rc : fenced;
+}
 
 /* ---- commands ------------------------------------------------------------- */
 
@@ -306,7 +311,9 @@ static int authenticate(struct req *r)
     if (rc)
         return rc;
     rc = auth_resolve(&tx, authz, &r->who);
-    req_read_end(r, &tx);
+    /* No fence: a token is usable only by whoever was told its secret, which
+     * happens after its creation is durable; a revocation may act early. */
+    store_rollback(tx.st);
     if (!rc && !(r->route->roles & r->who.role))
         rc = r->who.role == ROLE_ANON ? ERR_UNAUTHENTICATED : ERR_FORBIDDEN;
     if (rc == ERR_UNAUTHENTICATED && ratelimit_take(s->auth_fail, addr, now, &wait))

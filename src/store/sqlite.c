@@ -26,7 +26,17 @@ struct store {
     char *path;
     struct store_q *slots;   /* indexed by store_sql.slot */
     int nslots;
+    sqlite3_file *log;       /* STORE_LOGGED: the WAL, for store_log_sync */
+    int64_t log_pages;       /* STORE_LOGGED: pages in the WAL after the last commit */
 };
+
+/* Replaces SQLite's automatic checkpoint (which would run inside COMMIT). */
+static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int pages)
+{
+    (void)db, (void)name;
+    ((struct store *)arg)->log_pages = pages;
+    return SQLITE_OK;
+}
 
 static _Atomic int next_slot;
 
@@ -59,11 +69,9 @@ int store_open(struct store **out, const char *path, enum store_mode mode)
         return ERR_INTERNAL;
     st->mode = mode;
     st->path = strdup(path);
-    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
-    if (mode == STORE_WRITER)
-        flags |= SQLITE_OPEN_CREATE;
-    int rc = sqlite3_open_v2(path, &st->db, flags,
-                             mode == STORE_WRITER && store_fault_active() ? STORE_FAULT_VFS : NULL);
+    int writes = mode != STORE_READER;
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (writes ? SQLITE_OPEN_CREATE : 0);
+    int rc = sqlite3_open_v2(path, &st->db, flags, writes && store_fault_active() ? STORE_FAULT_VFS : NULL);
     if (rc != SQLITE_OK) {
         log_error("cannot open database %s: %s", path, st->db ? sqlite3_errmsg(st->db) : "out of memory");
         store_close(st);
@@ -74,12 +82,17 @@ int store_open(struct store **out, const char *path, enum store_mode mode)
     const char *pragmas = mode == STORE_WRITER
         ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"
           "PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;"
+        : mode == STORE_LOGGED
+        ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
+          "PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;"
         : "PRAGMA foreign_keys=ON; PRAGMA cache_size=-16384; PRAGMA query_only=ON;";
     rc = store_script(st, pragmas);
     if (rc) {
         store_close(st);
         return rc;
     }
+    if (mode == STORE_LOGGED)
+        sqlite3_wal_hook(st->db, on_wal_commit, st);
     *out = st;
     return 0;
 }
@@ -278,7 +291,7 @@ STORE_SQL(SQL_ROLLBACK_TO, "ROLLBACK TO cmd");
 
 int store_begin(struct store *st)
 {
-    return store_exec(st, st->mode == STORE_WRITER ? &SQL_BEGIN_IMMEDIATE : &SQL_BEGIN, "");
+    return store_exec(st, st->mode == STORE_READER ? &SQL_BEGIN : &SQL_BEGIN_IMMEDIATE, "");
 }
 
 int store_commit(struct store *st)
@@ -287,6 +300,47 @@ int store_commit(struct store *st)
     if (rc && !sqlite3_get_autocommit(st->db))
         store_rollback(st);
     return rc;
+}
+
+int store_log_attach(struct store *st)
+{
+    /* The WAL is opened by the first transaction; it then stays open for the
+     * life of the connection. */
+    int rc = store_begin(st);
+    if (rc)
+        return rc;
+    store_rollback(st);
+    sqlite3_file *f = NULL;
+    if (st->mode != STORE_LOGGED || sqlite3_file_control(st->db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &f) != SQLITE_OK ||
+        !f || !f->pMethods) {
+        log_error("sqlite: no write-ahead log to sync on %s", st->path);
+        return ERR_STORAGE;
+    }
+    st->log = f;
+    return store_log_sync(st);
+}
+
+int store_log_sync(struct store *st)
+{
+    int rc = st->log->pMethods->xSync(st->log, SQLITE_SYNC_FULL);
+    if (rc == SQLITE_OK)
+        return 0;
+    log_error("sqlite: syncing the log of %s failed (%d)", st->path, rc);
+    return ERR_STORAGE;
+}
+
+int64_t store_log_pages(struct store *st) { return st->log_pages; }
+
+int store_checkpoint(struct store *st, enum store_checkpoint_mode mode)
+{
+    int log = 0, copied = 0;
+    int rc = sqlite3_wal_checkpoint_v2(st->db, "main",
+                                       mode == STORE_CHECKPOINT_RESTART ? SQLITE_CHECKPOINT_RESTART
+                                                                        : SQLITE_CHECKPOINT_PASSIVE,
+                                       &log, &copied);
+    if (rc == SQLITE_BUSY)   /* another checkpoint is running, or a reader held on: next time */
+        return 0;
+    return map_rc(st, rc, "checkpoint");
 }
 
 void store_rollback(struct store *st)

@@ -8,8 +8,13 @@
  *      slot; the connection caches the handle).
  *  S2. Exactly one writer connection mutates the database (the engine's); every
  *      other connection is read-only and reads a snapshot inside store_begin().
- *  S3. store_commit() returns 0 only when the transaction is durable on disk
- *      (synchronous=FULL in WAL mode fsyncs the log on every commit).
+ *  S3. On a STORE_WRITER connection store_commit() returns 0 only when the
+ *      transaction is durable (synchronous=FULL in WAL mode fsyncs the log on
+ *      every commit). On the engine's STORE_LOGGED connection a commit is
+ *      written to the log (and visible to readers) but durable only once a
+ *      later store_log_sync() has returned 0; the engine acknowledges nothing
+ *      before that (engine.h E3), and checkpoints still sync the log before
+ *      they copy it into the database (synchronous=NORMAL).
  *  S4. The schema is versioned: store_migrate() applies the embedded migrations
  *      (src/store/migrations/NNN_name.sql) in order, each in its own transaction,
  *      and records them in schema_migrations.
@@ -35,7 +40,9 @@ struct store_sql {
 };
 #define STORE_SQL(name, sqltext) static struct store_sql name = {sqltext, -1}
 
-enum store_mode { STORE_WRITER, STORE_READER };
+/* WRITER: commits are durable when they return (CLI, migrations). LOGGED:
+ * the engine's writer, synced by store_log_sync (S3). READER: read-only. */
+enum store_mode { STORE_WRITER, STORE_LOGGED, STORE_READER };
 
 int store_open(struct store **out, const char *path, enum store_mode mode);
 void store_close(struct store *st);
@@ -75,6 +82,24 @@ int64_t store_i64(struct store_q *q, int col);
 int store_is_null(struct store_q *q, int col);
 const char *store_text(struct store_q *q, int col);   /* valid until the next step; "" for NULL */
 const void *store_blob(struct store_q *q, int col, size_t *len);
+
+/* The log (the WAL) of a STORE_LOGGED connection. store_log_attach() runs
+ * once, on the connection's thread, before any store_log_sync(); it syncs the
+ * log once (which also syncs a new log's directory entry). store_log_sync()
+ * makes every commit that returned before it was called durable. It is the
+ * one function that may run on another thread while the connection is in use:
+ * the engine's syncer calls it while the writer goes on with the next batch. */
+int store_log_attach(struct store *st);
+int store_log_sync(struct store *st);
+/* A STORE_LOGGED connection never checkpoints by itself: store_log_pages()
+ * tells how many pages its log held after its last commit, and
+ * store_checkpoint() copies the log into the database, from any connection
+ * of the database on its own thread (STORE_CHECKPOINT_PASSIVE: what no
+ * reader still needs; RESTART: all of it, waiting for readers, so that the
+ * next commit starts the log over). */
+enum store_checkpoint_mode { STORE_CHECKPOINT_PASSIVE, STORE_CHECKPOINT_RESTART };
+int64_t store_log_pages(struct store *st);
+int store_checkpoint(struct store *st, enum store_checkpoint_mode mode);
 
 /* Run a whole script (migrations, tests). Not for statements with parameters. */
 int store_script(struct store *st, const char *sql);

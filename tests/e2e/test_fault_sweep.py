@@ -17,7 +17,12 @@ the operation under the fault, and:
              503 writes_halted, until restart; /healthz is "ok" exactly when the
              writer is not halted;
   reads      keep working: the SIM, its transactions, the plans, the ledger check
-             (and show the operation's effect only if it succeeded);
+             (and show the operation's effect only if it succeeded); except after
+             a failed sync of the log, when what they would show may never become
+             durable: then every read of the database is 503 storage_unavailable;
+  start      a fault during start-up (the engine syncs its log once when it
+             opens) may keep the server from starting: it exits non-zero, and
+             the database is as before;
   restart    SIGTERM must stop it (exit 0) within 10 s; restarted without the fault:
              the database is row for row what it was before (storage_unavailable,
              writes_halted), what one fault-free run of the operation leaves
@@ -212,8 +217,17 @@ def run_case(tpl, op, spec, crash=False):
     srv = tpl.server("%s-%s%s" % (op, spec, "-crash" if crash else ""), "--fault", spec)
     where = "%s under --fault %s%s" % (op, spec, " then kill -9" if crash else "")
     problems = []
+    code = None
     try:
-        srv.start()
+        try:
+            srv.start()
+        except Exception as e:
+            if kind != "fsync" or "before becoming ready" not in str(e):
+                raise
+            code, ok, r = "no_start", False, None
+        if code == "no_start":
+            _after_restart(tpl, op, srv, where, code, ok, r, before, after_ok, problems)
+            return code
         r = tpl.send(srv, op)
         ok = r.status == 201
         code = None if ok else _code(r)
@@ -232,17 +246,28 @@ def run_case(tpl, op, spec, crash=False):
         if not ok and kind == "fsync":
             assert halted, "%s: a failed fsync did not halt writes" % where
 
-        # reads keep working, and show the effect only if it was acknowledged
+        # reads keep working, and show the effect only if it was acknowledged; after a
+        # failed log sync they are refused instead (what they would show may be lost)
         s = srv.request("GET", "/v1/sims/%s" % tpl.iccid, timeout=REQ_TIMEOUT)
-        assert s.status == 200, "%s: reading the SIM: %r" % (where, s)
-        want_balance = (after_ok if ok else before)["wallets"][tpl.iccid]
-        assert s.body["balance"]["amount"] == want_balance, "%s: balance %r, expected %d" % (
-            where, s.body["balance"], want_balance)   # the running server never shows an unknown outcome
+        reads_refused = halted and kind == "fsync" and s.status == 503
+        if reads_refused:
+            assert _code(s) == "storage_unavailable" and s.headers.get("retry-after"), \
+                "%s: reading the SIM after a failed log sync: %r" % (where, s)
+        else:
+            assert s.status == 200, "%s: reading the SIM: %r" % (where, s)
+            want_balance = (after_ok if ok else before)["wallets"][tpl.iccid]
+            assert s.body["balance"]["amount"] == want_balance, "%s: balance %r, expected %d" % (
+                where, s.body["balance"], want_balance)   # the running server never shows an unknown outcome
         for path, token in (("/v1/sims/%s/transactions" % tpl.iccid, "operator"), ("/v1/plans", None),
                             ("/v1/receipts/public-key", None), ("/v1/ledger/check", "admin")):
             rr = srv.request("GET", path, token=token, timeout=REQ_TIMEOUT)
-            assert rr.status == 200, "%s: GET %s while %s: %r" % (where, path, "halted" if halted else "faulty", rr)
-        if op == "sim":
+            if reads_refused and "public-key" not in path:
+                assert rr.status == 503 and _code(rr) == "storage_unavailable", \
+                    "%s: GET %s after a failed log sync: %r" % (where, path, rr)
+            else:
+                assert rr.status == 200, "%s: GET %s while %s: %r" % (
+                    where, path, "halted" if halted else "faulty", rr)
+        if op == "sim" and not reads_refused:
             g = srv.request("GET", "/v1/sims/%s" % tpl.new_iccid, timeout=REQ_TIMEOUT)
             assert g.status == (200 if ok else 404), "%s: the new SIM reads %r" % (where, g)
 
@@ -262,7 +287,14 @@ def run_case(tpl, op, spec, crash=False):
             stop_or_abort(srv, where)
     finally:
         problems += srv.teardown()
+    _after_restart(tpl, op, srv, where, code, ok, r, before, after_ok, problems)
+    return "ok" if ok else ("%s/halted" % code if halted else code)
 
+
+def _after_restart(tpl, op, srv, where, code, ok, r, before, after_ok, problems):
+    """Restarted without the fault: the database, the retry, the checks."""
+    if code == "no_start":
+        problems += srv.teardown()
     again = tpl.restarted(srv)
     try:
         again.start()
@@ -299,7 +331,6 @@ def run_case(tpl, op, spec, crash=False):
         problems += again.teardown()
     assert not problems, "%s: %s" % (where, problems)
     shutil.rmtree(srv.workdir, ignore_errors=True)
-    return "ok" if ok else ("%s/halted" % code if halted else code)
 
 
 def _sweep(tpl, cases, crash=False):
