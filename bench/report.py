@@ -259,7 +259,8 @@ if worst >= 0.3:
     w("         quiet machine (BENCH_WAIT_QUIET=600 make bench) before drawing conclusions.")
 w("")
 w("%-62s %s" % ("BASELINES", ""))
-w("%-62s %s%s" % ("(a) raw SQLite ceiling: 8 writes/top-up, 1,000/tx, %s SIMs" % n(get("ceiling", "sims")),
+w("%-62s %s%s" % ("(a) raw SQLite ceiling: %s writes/top-up, 1,000/tx, %s SIMs" % (
+                      get("ceiling", "writes_per_topup", default="?"), n(get("ceiling", "sims"))),
                   n(ceiling, " top-ups/s"), busy("ceiling")))
 if pg_tps:
     w("%-62s %s" % ("(b) pgbench TPC-B: scale 10, 8 clients, %s s, fsync on" % get("pgbench", "seconds"),
@@ -315,7 +316,8 @@ for t in targets:
 cr = ratio(ceiling, pg_tps)
 if cr is not None and cr < 8:
     w("  note: the raw SQLite ceiling itself is %.2f x pgbench here; 8 x needs a top-up cheaper than these" % cr)
-    w("        eight writes, or a different commit scheme, not only a faster server around them")
+    w("        %s writes, or a different commit scheme, not only a faster server around them" %
+      get("ceiling", "writes_per_topup", default="its"))
 if not meta.get("ceiling_sql_matches_src", True):
     w("  WARNING: the ceiling's statements or the engine bench's exec_topup no longer match src/ (bench/check_sql.py)")
 if problems:

@@ -1,24 +1,28 @@
 /* sqlite_ceiling — the raw SQLite ceiling for top-ups (baseline a).
  *
- * A fresh database with the project's schema (the migration file, read at run
- * time), the writer's pragmas (WAL, synchronous=FULL, foreign_keys=ON, and the
- * engine's cache_size and temp_store), N SIMs with their wallet accounts and
+ * A fresh database with the project's schema (the migration files, read at run
+ * time and applied in the order given, as store_migrate does), the writer's
+ * pragmas (WAL, synchronous=FULL, foreign_keys=ON, and the engine's
+ * cache_size and temp_store), N SIMs with their wallet accounts and
  * the clearing account created with the statements the server uses. Then, per
  * top-up, exactly the SQL writes one top-up makes in the server
  * (src/core/topup.c, ledger.c, sim.c, receipt.c, record.c, src/engine/engine.c):
  *
- *   INSERT topups, INSERT transfers (ON CONFLICT(xid) DO NOTHING),
- *   UPDATE accounts (clearing, debit), UPDATE accounts (wallet, credit),
- *   UPDATE sims, INSERT receipts, INSERT sim_txns, INSERT idempotency
+ *   INSERT topups (with its receipt), INSERT transfers (ON CONFLICT(xid) DO
+ *   NOTHING), UPDATE accounts (clearing, debit), UPDATE accounts (wallet,
+ *   credit), UPDATE sims, INSERT sim_txns, INSERT idempotency
  *
  * each prepared once, 1,000 top-ups per transaction, for a fixed time or
- * count. No reads, no savepoints, no JSON library: the receipt payload and
- * the stored response body (with its sign_off/sign_len) are written with the
+ * count. No reads (the server reads the next top-up id, which the receipt
+ * names, before its INSERT; the ceiling, alone on a fresh database, counts
+ * it), no savepoints, no JSON library: the receipt payload and the stored
+ * response body (with its sign_off/sign_len) are written with the
  * same shape and length as the server's, by snprintf. (The server signs a
  * receipt when it is served, off the writer, so no signing here either.)
  * Prints one JSON line.
  *
- *   sqlite_ceiling --schema src/store/migrations/001_core.sql --db /tmp/x.db
+ *   sqlite_ceiling --schema src/store/migrations/001_core.sql
+ *                  --schema src/store/migrations/002_lean_topup.sql --db /tmp/x.db
  *                  [--sims 100000] [--seconds 20 | --count N] [--batch 1000] [--seed S]
  */
 #include <sqlite3.h>
@@ -99,7 +103,8 @@ struct simstate {
 
 int main(int argc, char **argv)
 {
-    const char *schema = NULL, *path = NULL;
+    const char *schema[16], *path = NULL;
+    int nschema = 0;
     int64_t nsims = 100000, count = 0, batch = 1000;
     double seconds = 20;
     uint64_t seed = 0x9E3779B97F4A7C15ULL;
@@ -107,9 +112,11 @@ int main(int argc, char **argv)
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v)
             DIE("%s needs a value", a);
-        if (!strcmp(a, "--schema"))
-            schema = v;
-        else if (!strcmp(a, "--db"))
+        if (!strcmp(a, "--schema")) {
+            if (nschema == (int)(sizeof schema / sizeof schema[0]))
+                DIE("too many --schema");
+            schema[nschema++] = v;
+        } else if (!strcmp(a, "--db"))
             path = v;
         else if (!strcmp(a, "--sims"))
             nsims = atoll(v);
@@ -125,8 +132,9 @@ int main(int argc, char **argv)
             DIE("unknown argument %s", a);
         i++;
     }
-    if (!schema || !path || nsims < 1 || nsims > SIMGEN_MAX || batch < 1 || (seconds <= 0 && count <= 0))
-        DIE("usage: sqlite_ceiling --schema FILE --db PATH [--sims N] [--seconds S | --count N] [--batch B]");
+    if (!nschema || !path || nsims < 1 || nsims > SIMGEN_MAX || batch < 1 || (seconds <= 0 && count <= 0))
+        DIE("usage: sqlite_ceiling --schema FILE [--schema FILE]... --db PATH [--sims N] [--seconds S | --count N] "
+            "[--batch B]");
 
     char wal[4200], shm[4200];
     snprintf(wal, sizeof wal, "%s-wal", path);
@@ -141,12 +149,14 @@ int main(int argc, char **argv)
     /* The engine's writer pragmas (src/store/sqlite.c). */
     exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"
          "PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;");
-    char *ddl = read_file(schema);
-    exec("BEGIN");
-    exec(ddl);
+    for (int i = 0; i < nschema; i++) {   /* each migration in its own transaction */
+        char *ddl = read_file(schema[i]);
+        exec("BEGIN");
+        exec(ddl);
+        exec("COMMIT");
+        free(ddl);
+    }
     exec("INSERT INTO meta(key, value) VALUES ('currency', 'CNY')");
-    exec("COMMIT");
-    free(ddl);
 
     int64_t t0 = (int64_t)time(NULL);
     /* Provisioning as sim_create + ledger_system_account do it. */
@@ -203,10 +213,10 @@ int main(int argc, char **argv)
     exec("COMMIT");
     double provision_s = now_s() - p0;
 
-    /* The eight writes of one top-up, with the server's exact statements. */
+    /* The seven writes of one top-up, with the server's exact statements. */
     sqlite3_stmt *w_topup = prep(
-        "INSERT INTO topups(sim_id, amount, currency, channel, method, fee, balance_after, active_until, "
-        "reactivated, principal, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+        "INSERT INTO topups(id, sim_id, amount, currency, channel, method, fee, balance_after, active_until, "
+        "reactivated, principal, receipt, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     sqlite3_stmt *w_xfer = prep(
         "INSERT INTO transfers(xid, debit_id, credit_id, amount, unit, kind, flags, pending_id, timeout_at, "
         "state, sim_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?) ON CONFLICT(xid) DO NOTHING");
@@ -215,8 +225,6 @@ int main(int argc, char **argv)
         "credits_pending = credits_pending + ?, credits_posted = credits_posted + ? WHERE id = ? AND unit = ?");
     sqlite3_stmt *w_sim = prep(
         "UPDATE sims SET state = ?, active_until = ?, day_start = ?, day_total = ?, updated_at = ? WHERE id = ?");
-    sqlite3_stmt *w_receipt = prep(
-        "INSERT INTO receipts(id, number, sim_id, topup_id, payload, created_at) VALUES (?, ?, ?, ?, ?, ?)");
     sqlite3_stmt *w_record = prep(
         "INSERT INTO sim_txns(sim_id, kind, amount, currency, balance_after, topup_id, bundle_id, receipt, "
         "channel, method, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
@@ -225,7 +233,7 @@ int main(int argc, char **argv)
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
 
     const int64_t amount = 100;
-    int64_t done = 0, commits = 0;
+    int64_t done = 0, commits = 0, tid = 0;
     size_t payload_bytes = 0, body_bytes = 0;
     char payload[1024], body[2048], number[32], xid[48], idem[64], iccid[SIMGEN_ICCID_LEN + 1], msisdn[24];
     char issued[21], until[21];
@@ -249,19 +257,31 @@ int main(int argc, char **argv)
             rfc3339(now, issued);
             rfc3339(s->active_until, until);
 
-            sqlite3_bind_int64(w_topup, 1, sid);
-            sqlite3_bind_int64(w_topup, 2, amount);
-            sqlite3_bind_text(w_topup, 3, "CNY", -1, SQLITE_STATIC);
-            sqlite3_bind_text(w_topup, 4, "portal", -1, SQLITE_STATIC);
-            sqlite3_bind_text(w_topup, 5, "alipay", -1, SQLITE_STATIC);
-            sqlite3_bind_int64(w_topup, 6, 0);
-            sqlite3_bind_int64(w_topup, 7, s->balance);
-            sqlite3_bind_int64(w_topup, 8, s->active_until);
-            sqlite3_bind_int(w_topup, 9, 0);
-            sqlite3_bind_text(w_topup, 10, "token:1", -1, SQLITE_STATIC);
-            sqlite3_bind_int64(w_topup, 11, now);
+            tid++;   /* topup.c reads it (MAX(id) + 1): this is the only writer, from an empty table */
+            snprintf(number, sizeof number, "R%010lld", (long long)tid);   /* receipt.c: numbered by its top-up */
+            int pl = snprintf(payload, sizeof payload,
+                              "{\"active_until\":\"%s\",\"amount\":%lld,\"balance_after\":%lld,\"channel\":\"portal\","
+                              "\"currency\":\"CNY\",\"iccid\":\"%s\",\"issued_at\":\"%s\",\"method\":\"alipay\","
+                              "\"msisdn\":\"%s\",\"number\":\"%s\",\"reactivation_fee\":0,\"served_by\":\"token:1\","
+                              "\"topup\":\"tu_%lld\"}",
+                              until, (long long)amount, (long long)s->balance, iccid, issued, msisdn, number,
+                              (long long)tid);
+            payload_bytes += (size_t)pl;
+
+            sqlite3_bind_int64(w_topup, 1, tid);
+            sqlite3_bind_int64(w_topup, 2, sid);
+            sqlite3_bind_int64(w_topup, 3, amount);
+            sqlite3_bind_text(w_topup, 4, "CNY", -1, SQLITE_STATIC);
+            sqlite3_bind_text(w_topup, 5, "portal", -1, SQLITE_STATIC);
+            sqlite3_bind_text(w_topup, 6, "alipay", -1, SQLITE_STATIC);
+            sqlite3_bind_int64(w_topup, 7, 0);
+            sqlite3_bind_int64(w_topup, 8, s->balance);
+            sqlite3_bind_int64(w_topup, 9, s->active_until);
+            sqlite3_bind_int(w_topup, 10, 0);
+            sqlite3_bind_text(w_topup, 11, "token:1", -1, SQLITE_STATIC);
+            sqlite3_bind_text(w_topup, 12, payload, pl, SQLITE_STATIC);
+            sqlite3_bind_int64(w_topup, 13, now);
             step(w_topup);
-            int64_t tid = sqlite3_last_insert_rowid(db);
 
             snprintf(xid, sizeof xid, "topup:%lld", (long long)tid);
             sqlite3_bind_text(w_xfer, 1, xid, -1, SQLITE_STATIC);
@@ -296,24 +316,6 @@ int main(int argc, char **argv)
             sqlite3_bind_int64(w_sim, 5, now);
             sqlite3_bind_int64(w_sim, 6, sid);
             step(w_sim);
-
-            int64_t receipt_id = tid;   /* receipt.c: a receipt is numbered by its top-up */
-            snprintf(number, sizeof number, "R%010lld", (long long)receipt_id);
-            int pl = snprintf(payload, sizeof payload,
-                              "{\"active_until\":\"%s\",\"amount\":%lld,\"balance_after\":%lld,\"channel\":\"portal\","
-                              "\"currency\":\"CNY\",\"iccid\":\"%s\",\"issued_at\":\"%s\",\"method\":\"alipay\","
-                              "\"msisdn\":\"%s\",\"number\":\"%s\",\"reactivation_fee\":0,\"served_by\":\"token:1\","
-                              "\"topup\":\"tu_%lld\"}",
-                              until, (long long)amount, (long long)s->balance, iccid, issued, msisdn, number,
-                              (long long)tid);
-            payload_bytes += (size_t)pl;
-            sqlite3_bind_int64(w_receipt, 1, receipt_id);
-            sqlite3_bind_text(w_receipt, 2, number, -1, SQLITE_STATIC);
-            sqlite3_bind_int64(w_receipt, 3, sid);
-            sqlite3_bind_int64(w_receipt, 4, tid);
-            sqlite3_bind_text(w_receipt, 5, payload, pl, SQLITE_STATIC);
-            sqlite3_bind_int64(w_receipt, 6, now);
-            step(w_receipt);
 
             sqlite3_bind_int64(w_record, 1, sid);
             sqlite3_bind_text(w_record, 2, "topup", -1, SQLITE_STATIC);
@@ -357,12 +359,12 @@ int main(int argc, char **argv)
     }
     double elapsed = now_s() - start;
     cpu_snap(&c1, 0);
-    sqlite3_stmt *all[] = {acct, sim, owner, w_topup, w_xfer, w_apply, w_sim, w_receipt, w_record, w_idem};
+    sqlite3_stmt *all[] = {acct, sim, owner, w_topup, w_xfer, w_apply, w_sim, w_record, w_idem};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         sqlite3_finalize(all[i]);
     sqlite3_close(db);
     printf("{\"name\":\"sqlite_ceiling\",\"sims\":%lld,\"batch\":%lld,\"topups\":%lld,\"commits\":%lld,"
-           "\"seconds\":%.3f,\"topups_per_s\":%.1f,\"provision_s\":%.2f,\"writes_per_topup\":8,"
+           "\"seconds\":%.3f,\"topups_per_s\":%.1f,\"provision_s\":%.2f,\"writes_per_topup\":7,"
            "\"receipt_payload_bytes\":%.0f,\"response_body_bytes\":%.0f,\"sqlite\":\"%s\",",
            (long long)nsims, (long long)batch, (long long)done, (long long)commits, elapsed,
            elapsed > 0 ? (double)done / elapsed : 0.0, provision_s, done ? (double)payload_bytes / (double)done : 0.0,

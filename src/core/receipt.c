@@ -66,16 +66,13 @@ int receipt_keys_load(struct receipt_keys *k, const char *path, int create)
 
 static char *canonical(json_t *obj) { return json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS); }
 
-STORE_SQL(SQL_RECEIPT_INSERT,
-          "INSERT INTO receipts(id, number, sim_id, topup_id, payload, created_at) VALUES (?, ?, ?, ?, ?, ?)");
-STORE_SQL(SQL_RECEIPT_GET, "SELECT payload FROM receipts WHERE number = ?");
+STORE_SQL(SQL_RECEIPT_GET, "SELECT receipt FROM topups WHERE id = ? AND receipt IS NOT NULL");
 
-int receipt_issue(struct tx *tx, int64_t sim_id, const struct receipt_fields *f, char number[RECEIPT_NUMBER_MAX],
-                  const char **payload)
+void receipt_issue(struct tx *tx, const struct receipt_fields *f, char number[RECEIPT_NUMBER_MAX],
+                   const char **payload)
 {
     /* One receipt per top-up, numbered by it: no counter to read. */
-    int64_t id = f->topup_id;
-    snprintf(number, RECEIPT_NUMBER_MAX, "R%010lld", (long long)id);
+    snprintf(number, RECEIPT_NUMBER_MAX, "R%010lld", (long long)f->topup_id);
 
     /* Canonical by construction: keys in sorted order, compact, and every
      * value an integer or a string that needs no escaping (digits, '+', ASCII
@@ -91,13 +88,31 @@ int receipt_issue(struct tx *tx, int64_t sim_id, const struct receipt_fields *f,
                             until, (long long)f->amount, (long long)f->balance_after, f->channel, f->currency,
                             f->iccid, issued, f->method, f->msisdn, number, (long long)f->fee,
                             tx->principal ? tx->principal : "system", (long long)f->topup_id);
-    return store_exec(tx->st, &SQL_RECEIPT_INSERT, "isizsi", id, number, sim_id, f->topup_id, *payload, tx->now);
+}
+
+/* The top-up id in a receipt number, or 0 unless the number is exactly what
+ * receipt_issue prints for it: "R" and the id zero-padded to ten digits. */
+static int64_t number_topup(const char *number)
+{
+    size_t len = strlen(number);
+    if (number[0] != 'R' || len < 11 || len >= RECEIPT_NUMBER_MAX || (len > 11 && number[1] == '0'))
+        return 0;   /* past ten digits, no padding: R00000000001 is not R0000000001 */
+    int64_t id = 0;
+    for (size_t i = 1; i < len; i++) {
+        if (number[i] < '0' || number[i] > '9')
+            return 0;
+        id = id * 10 + (number[i] - '0');   /* at most 14 digits: no overflow */
+    }
+    return id;
 }
 
 int receipt_get(struct tx *tx, const char *number, const char **payload)
 {
+    int64_t id = number_topup(number);
+    if (!id)
+        return ERR_RECEIPT_NOT_FOUND;
     struct store_q *q;
-    int rc = store_one(tx->st, &q, &SQL_RECEIPT_GET, "s", number);
+    int rc = store_one(tx->st, &q, &SQL_RECEIPT_GET, "i", id);
     if (rc)
         return rc == ERR_NOT_FOUND ? ERR_RECEIPT_NOT_FOUND : rc;
     *payload = arena_strdup(tx->a, store_text(q, 0));

@@ -1,12 +1,12 @@
 /* receipt — numbered, Ed25519-signed receipts anyone can verify.
  *
  * The signed message is the receipt's payload: a JSON object serialised
- * compactly with sorted keys (canonical form), stored as issued. It is signed
- * when it is served, not when it is issued: Ed25519 is deterministic, so the
- * same payload always yields the same signature and the writer never spends
- * time on it. Verification takes any JSON object, drops "signature" and
- * "key_id", re-serialises canonically and checks the signature with the
- * deployment's public key.
+ * compactly with sorted keys (canonical form), stored as issued in the row of
+ * the top-up it is numbered by. It is signed when it is served, not when it
+ * is issued: Ed25519 is deterministic, so the same payload always yields the
+ * same signature and the writer never spends time on it. Verification takes
+ * any JSON object, drops "signature" and "key_id", re-serialises canonically
+ * and checks the signature with the deployment's public key.
  *
  * The signing key lives in a file of its own (mode 0600), not in the database:
  * a copy of the database is not enough to forge receipts.
@@ -38,12 +38,15 @@ struct receipt_fields {
     int64_t topup_id, amount, fee, balance_after, active_until;
 };
 
-/* Numbers and stores the receipt of top-up f->topup_id (the receipt number
- * is "R" and the top-up id on ten digits). The canonical payload is allocated
- * from tx->a. */
-int receipt_issue(struct tx *tx, int64_t sim_id, const struct receipt_fields *f, char number[RECEIPT_NUMBER_MAX],
-                  const char **payload);
-/* ERR_RECEIPT_NOT_FOUND; the payload from tx->a. */
+/* Numbers and composes the receipt of top-up f->topup_id (the receipt number
+ * is "R" and the top-up id on ten digits). Writes nothing: the payload is
+ * stored in the top-up's own row (topups.receipt). The canonical payload is
+ * allocated from tx->a. */
+void receipt_issue(struct tx *tx, const struct receipt_fields *f, char number[RECEIPT_NUMBER_MAX],
+                   const char **payload);
+/* The payload stored with the top-up the number names, from tx->a.
+ * ERR_RECEIPT_NOT_FOUND for no such top-up, and for any string receipt_issue
+ * would not have printed. */
 int receipt_get(struct tx *tx, const char *number, const char **payload);
 /* 1 when the JSON object json_text carries a valid "signature" of its canonical form. */
 int receipt_verify(const struct receipt_keys *k, const char *json_text, size_t len);

@@ -45,9 +45,18 @@ int topup_check_amount(const struct conf *cf, int64_t amount, const char *curren
     return 0;
 }
 
+/* The receipt lives in its top-up's row, so a top-up writes one B-tree for
+ * both; but the payload names the top-up id, so the id is needed before the
+ * INSERT. It is read: MAX(id) + 1 is the rowid SQLite would pick itself, the
+ * read is one seek to the rightmost leaf that the INSERT then dirties anyway,
+ * and it stays right across rollbacks and whoever wrote last, since the write
+ * transaction holds the lock from the read to the INSERT. Rejected: an UPDATE
+ * after the INSERT (a second write), a next id kept in the writer (one more
+ * cache every rollback path must reset, and absent for the CLI and tests). */
+STORE_SQL(SQL_TOPUP_NEXT_ID, "SELECT COALESCE(MAX(id), 0) + 1 FROM topups");
 STORE_SQL(SQL_TOPUP_INSERT,
-          "INSERT INTO topups(sim_id, amount, currency, channel, method, fee, balance_after, active_until, "
-          "reactivated, principal, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+          "INSERT INTO topups(id, sim_id, amount, currency, channel, method, fee, balance_after, active_until, "
+          "reactivated, principal, receipt, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
 
 int topup_apply(struct tx *tx, const struct topup_req *req, struct topup_result *out)
 {
@@ -89,13 +98,26 @@ int topup_apply(struct tx *tx, const struct topup_req *req, struct topup_result 
     s->state = SIM_ACTIVE;
     s->day_total += req->amount;
 
-    const char *channel = topup_channel_name(req->channel), *method = topup_method_name(req->method);
-    rc = store_exec(tx->st, &SQL_TOPUP_INSERT, "iisssiiidsi", s->id, req->amount, cf->currency, channel, method,
-                    out->fee, out->balance, s->active_until, out->reactivated, tx->principal ? tx->principal : "",
-                    tx->now);
+    struct store_q *q;
+    rc = store_one(tx->st, &q, &SQL_TOPUP_NEXT_ID, "");
+    if (rc)
+        return rc == ERR_NOT_FOUND ? ERR_INTERNAL : rc;
+    out->id = store_i64(q, 0);
+    rc = store_end(q);
     if (rc)
         return rc;
-    out->id = store_last_id(tx->st);
+    const char *channel = topup_channel_name(req->channel), *method = topup_method_name(req->method);
+    receipt_issue(tx,
+                  &(struct receipt_fields){.iccid = s->iccid, .msisdn = s->msisdn, .channel = channel,
+                                           .method = method, .currency = cf->currency, .topup_id = out->id,
+                                           .amount = req->amount, .fee = out->fee, .balance_after = out->balance,
+                                           .active_until = s->active_until},
+                  out->receipt_number, &out->receipt_payload);
+    rc = store_exec(tx->st, &SQL_TOPUP_INSERT, "iiisssiiidssi", out->id, s->id, req->amount, cf->currency, channel,
+                    method, out->fee, out->balance, s->active_until, out->reactivated,
+                    tx->principal ? tx->principal : "", out->receipt_payload, tx->now);
+    if (rc)
+        return rc;
 
     char xid[48], kind[32];
     int64_t source;
@@ -117,13 +139,6 @@ int topup_apply(struct tx *tx, const struct topup_req *req, struct topup_result 
     }
     if (!rc)
         rc = sim_save(tx, s);
-    if (!rc)
-        rc = receipt_issue(tx, s->id,
-                           &(struct receipt_fields){.iccid = s->iccid, .msisdn = s->msisdn, .channel = channel,
-                                                    .method = method, .currency = cf->currency, .topup_id = out->id,
-                                                    .amount = req->amount, .fee = out->fee,
-                                                    .balance_after = out->balance, .active_until = s->active_until},
-                           out->receipt_number, &out->receipt_payload);
     if (!rc)
         rc = record_add(tx, &(struct record){.sim_id = s->id, .kind = "topup", .amount = req->amount,
                                              .currency = cf->currency, .balance_after = before + req->amount,

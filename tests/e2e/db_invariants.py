@@ -12,9 +12,11 @@ and a dict of counts. It checks, independently of the server's own
              every transfer between two distinct accounts of its own unit (L1)
   parents    every transfer's xid names an existing parent (top-up, bundle, SIM)
              and a known kind; no orphan wallet or bundle account
-  top-ups    each has exactly its transfer (+ fee transfer iff fee > 0), one
-             receipt, one "topup" record (+ one "reactivation_fee" iff fee > 0),
-             and is referenced by exactly one idempotency row
+  top-ups    each has exactly its transfer (+ fee transfer iff fee > 0), its
+             receipt (topups.receipt: canonical JSON numbered by the top-up,
+             every field as the top-up and its SIM say), one "topup" record
+             naming that receipt (+ one "reactivation_fee" iff fee > 0), and is
+             referenced by exactly one idempotency row
   bundles    each has its price transfer (iff price > 0), one grant per non-zero
              allowance into its own account, one "bundle_purchase" record, and
              exactly one idempotency row
@@ -22,11 +24,44 @@ and a dict of counts. It checks, independently of the server's own
              balance_after of its newest record
 """
 import collections
+import json
 import re
 import sqlite3
+import time
 
 WALLET_FLAGS_NO_OVERDRAFT = 1
 SERVICE_UNITS = (("data_bytes", "bytes"), ("voice_seconds", "seconds"), ("sms", "sms"))
+
+
+def rfc3339(t):
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+def receipt_number(topup_id):
+    return "R%010d" % topup_id
+
+
+def receipt_problem(t, s, payload):
+    """Why payload is not the receipt of top-up t (a row) of SIM s, or None."""
+    if payload is None:
+        return "no receipt"
+    try:
+        r = json.loads(payload)
+    except ValueError:
+        return "receipt is not JSON: %r" % payload[:80]
+    if not isinstance(r, dict):
+        return "receipt is not an object"
+    if payload != json.dumps(r, separators=(",", ":"), sort_keys=True, ensure_ascii=False):
+        return "receipt not in canonical form (it would not verify): %r" % payload[:80]
+    want = {"number": receipt_number(t["id"]), "topup": "tu_%d" % t["id"], "amount": t["amount"],
+            "balance_after": t["balance_after"], "reactivation_fee": t["fee"], "currency": t["currency"],
+            "channel": t["channel"], "method": t["method"], "iccid": s["iccid"], "msisdn": s["msisdn"] or "",
+            "active_until": rfc3339(t["active_until"]), "issued_at": rfc3339(t["created_at"]),
+            "served_by": t["principal"] or "system"}
+    if set(r) != set(want):
+        return "receipt fields %r" % sorted(r)
+    diff = {k: (r[k], v) for k, v in want.items() if r[k] != v}
+    return "receipt differs (got, want): %r" % diff if diff else None
 
 
 def open_ro(path):
@@ -111,7 +146,6 @@ def _check(con, currency):
     plans = {r["id"]: dict(r) for r in q("SELECT * FROM plans")}
     bundles = {r["id"]: dict(r) for r in q("SELECT * FROM bundles")}
     topups = {r["id"]: dict(r) for r in q("SELECT * FROM topups")}
-    receipts = [dict(r) for r in q("SELECT id, number, sim_id, topup_id FROM receipts")]
     records = [dict(r) for r in q("SELECT * FROM sim_txns ORDER BY id")]
     idem = [dict(r) for r in q("SELECT scope, key, status, body FROM idempotency")]
 
@@ -196,12 +230,6 @@ def _check(con, currency):
                 break
 
     # top-ups: exactly their parts
-    receipts_by_topup = collections.defaultdict(list)
-    for rc in receipts:
-        if rc["topup_id"] is None or rc["topup_id"] not in topups:
-            bad("receipt %s without its top-up (%s)", rc["number"], rc["topup_id"])
-        else:
-            receipts_by_topup[rc["topup_id"]].append(rc)
     for t in topups.values():
         s = sims.get(t["sim_id"])
         if s is None:
@@ -218,9 +246,9 @@ def _check(con, currency):
         fee = xids.get("topup:%d:fee" % t["id"])
         if (fee is not None) != (t["fee"] > 0) or (fee is not None and fee["amount"] != t["fee"]):
             bad("top-up %d: fee %d, fee transfer %r", t["id"], t["fee"], fee)
-        rcs = receipts_by_topup.get(t["id"], [])
-        if len(rcs) != 1 or rcs[0]["sim_id"] != t["sim_id"]:
-            bad("top-up %d has %d receipts", t["id"], len(rcs))
+        problem = receipt_problem(t, s, t["receipt"])
+        if problem:
+            bad("top-up %d: %s", t["id"], problem)
         kinds = sorted(r["kind"] for r in recs_by_topup.get(t["id"], []))
         want = ["reactivation_fee", "topup"] if t["fee"] > 0 else ["topup"]
         if kinds != want:
@@ -228,7 +256,7 @@ def _check(con, currency):
         else:
             rec = [r for r in recs_by_topup[t["id"]] if r["kind"] == "topup"][0]
             if rec["amount"] != t["amount"] or rec["sim_id"] != t["sim_id"] or \
-                    (rcs and rec["receipt"] != rcs[0]["number"]):
+                    rec["receipt"] != receipt_number(t["id"]):
                 bad("top-up %d: record %r does not match", t["id"], rec)
 
     # bundles: exactly their parts
@@ -286,7 +314,8 @@ def _check(con, currency):
             bad("bundle %d is the answer of %d idempotency keys (want 1)", bid, by_bundle[bid])
 
     counts = {"sims": len(sims), "topups": len(topups), "bundles": len(bundles), "plans": len(plans),
-              "transfers": len(transfers), "records": len(records), "receipts": len(receipts),
+              "transfers": len(transfers), "records": len(records),
+              "receipts": sum(1 for t in topups.values() if t["receipt"] is not None),
               "idempotency": len(idem), "units": {u: tuple(x) for u, x in per_unit.items()}}
     return v, counts
 
@@ -295,9 +324,9 @@ def snapshot(path):
     """Row counts of every mutable table, and every wallet's balance: to prove nothing moved."""
     con = open_ro(path)
     try:
-        tables = ["sims", "accounts", "transfers", "plans", "bundles", "topups", "receipts", "sim_txns",
-                  "idempotency", "tokens"]
+        tables = ["sims", "accounts", "transfers", "plans", "bundles", "topups", "sim_txns", "idempotency", "tokens"]
         out = {t: con.execute("SELECT COUNT(*) FROM %s" % t).fetchone()[0] for t in tables}
+        out["receipts"] = con.execute("SELECT COUNT(receipt) FROM topups").fetchone()[0]
         out["wallets"] = {r[0]: r[1] for r in con.execute(
             "SELECT s.iccid, a.credits_posted - a.debits_posted FROM sims s JOIN accounts a ON a.id = s.wallet_id")}
         out["sim_states"] = {r[0]: r[1] for r in con.execute("SELECT iccid, state FROM sims")}

@@ -11,7 +11,7 @@
 #include "util/timefmt.h"
 
 STORE_SQL(Q_TOPUPS, "SELECT COUNT(*) FROM topups");
-STORE_SQL(Q_RECEIPTS, "SELECT COUNT(*) FROM receipts");
+STORE_SQL(Q_RECEIPTS, "SELECT COUNT(receipt) FROM topups");
 STORE_SQL(Q_RECORDS, "SELECT COUNT(*) FROM sim_txns");
 STORE_SQL(Q_TRANSFERS, "SELECT COUNT(*) FROM transfers");
 STORE_SQL(Q_BUNDLES, "SELECT COUNT(*) FROM bundles");
@@ -179,6 +179,78 @@ static void test_first_topup(void **state)
     assert_int_equal(out.reactivated, 0);
     records(t, &s, buf);
     assert_string_equal(buf, "topup:500:1500:R0000000002:portal:alipay;topup:1000:1000:R0000000001:portal:alipay;");
+    tu_ledger_ok(t);
+}
+
+STORE_SQL(Q_TOPUP_AT,
+          "INSERT INTO topups(id, sim_id, amount, currency, channel, method, balance_after, active_until, principal, "
+          "receipt, created_at) VALUES (?, ?, 100, 'CNY', 'admin', 'adjustment', 0, 0, 'test', '{}', 0)");
+
+/* A receipt is found by its top-up's id: receipt_get takes exactly the numbers
+ * receipt_issue prints, and a top-up rolled back gives its id (and number) to
+ * the next one, whose receipt is then the one served. */
+static void test_receipt_numbers(void **state)
+{
+    struct tu *t = *state;
+    struct sim s;
+    tu_sim(t, &s);
+    struct topup_result out;
+    topup_ok(t, s.iccid, 1000, &out);
+    topup_ok(t, s.iccid, 1000, &out);
+    assert_string_equal(out.receipt_number, "R0000000002");
+
+    tu_sp_begin(t);   /* a command that succeeds, then is rolled back with its batch */
+    struct topup_req req = {.iccid = s.iccid, .amount = 700, .currency = "CNY", .channel = CHANNEL_portal,
+                            .method = METHOD_alipay};
+    assert_int_equal(topup_apply(&t->tx, &req, &out), 0);
+    assert_string_equal(out.receipt_number, "R0000000003");
+    assert_int_equal(store_rollback_to(t->st), 0);
+    topup_ok(t, s.iccid, 500, &out);
+    assert_string_equal(out.receipt_number, "R0000000003");
+    const char *payload;
+    assert_int_equal(receipt_get(&t->tx, "R0000000003", &payload), 0);
+    assert_string_equal(payload, out.receipt_payload);
+    assert_non_null(strstr(payload, "\"amount\":500,"));
+
+    const struct {
+        const char *number;
+        int want;
+    } rows[] = {
+        {"R0000000001", 0},                            /* the first */
+        {"R0000000003", 0},                            /* the last */
+        {"R0000000004", ERR_RECEIPT_NOT_FOUND},        /* not yet */
+        {"R0000000000", ERR_RECEIPT_NOT_FOUND},        /* no top-up 0 */
+        {"R1", ERR_RECEIPT_NOT_FOUND},                 /* not padded */
+        {"R000000001", ERR_RECEIPT_NOT_FOUND},         /* nine digits */
+        {"R00000000001", ERR_RECEIPT_NOT_FOUND},       /* eleven: padded too far */
+        {"r0000000001", ERR_RECEIPT_NOT_FOUND},        /* lower case */
+        {"0000000001", ERR_RECEIPT_NOT_FOUND},         /* no R */
+        {"R000000000x", ERR_RECEIPT_NOT_FOUND},        /* not a digit */
+        {"R+000000001", ERR_RECEIPT_NOT_FOUND},        /* a sign */
+        {"R-000000001", ERR_RECEIPT_NOT_FOUND},
+        {"R0000000001 ", ERR_RECEIPT_NOT_FOUND},       /* trailing space */
+        {" R0000000001", ERR_RECEIPT_NOT_FOUND},       /* leading space */
+        {"", ERR_RECEIPT_NOT_FOUND},                   /* empty */
+        {"R", ERR_RECEIPT_NOT_FOUND},
+        {"R99999999999999", ERR_RECEIPT_NOT_FOUND},    /* fourteen digits: well formed, no such top-up */
+        {"R999999999999999", ERR_RECEIPT_NOT_FOUND},   /* fifteen: longer than any number */
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        int rc = receipt_get(&t->tx, rows[i].number, &payload);
+        if (rc != rows[i].want)
+            print_error("row %zu (%s): %s\n", i, rows[i].number, err_code(rc));
+        assert_int_equal(rc, rows[i].want);
+    }
+
+    /* Past ten digits the number grows, and is still found. */
+    assert_int_equal(store_exec(t->st, &Q_TOPUP_AT, "ii", INT64_C(12345678900), s.id), 0);
+    topup_ok(t, s.iccid, 100, &out);
+    assert_int_equal(out.id, INT64_C(12345678901));
+    assert_string_equal(out.receipt_number, "R12345678901");
+    assert_int_equal(receipt_get(&t->tx, "R12345678901", &payload), 0);
+    assert_string_equal(payload, out.receipt_payload);
+    canonical(payload);
+    assert_int_equal(receipt_get(&t->tx, "R012345678901", &payload), ERR_RECEIPT_NOT_FOUND);
     tu_ledger_ok(t);
 }
 
@@ -898,6 +970,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_first_topup, tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_receipt_numbers, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_receipt_tamper, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_receipt_canonical, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_limits, tu_setup, tu_teardown),

@@ -1,0 +1,196 @@
+"""Upgrading a database that is still at schema version 1 (001_core.sql, with
+receipts in their own table) to the current schema: every receipt is still
+served byte for byte and verifies, the ledger and every db_invariants check
+hold, and new top-ups carry on the numbering. A receipt the new lookup could
+not find makes the migration refuse, leaving the database as it was.
+
+The old database is built here with the sqlite3 module: 001's SQL, then rows
+of the shape the server wrote under 001 (receipts numbered by their top-up).
+"""
+import base64
+import hashlib
+import json
+import os
+import sqlite3
+import time
+
+from conftest import ROOT, Server
+from db_invariants import check_database, rfc3339
+from e2e_util import ed25519_verify, make_iccid, make_msisdn
+
+MIGRATIONS = os.path.join(ROOT, "src", "store", "migrations")
+
+
+class OldDb:
+    """A database at schema version 1, filled the way the 001 server filled it."""
+
+    def __init__(self, path):
+        self.now = int(time.time()) - 3600
+        self.con = sqlite3.connect(path, isolation_level=None)
+        with open(os.path.join(MIGRATIONS, "001_core.sql"), encoding="utf-8") as f:
+            self.con.executescript(f.read())
+        self.con.executescript("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+                               "applied_at INTEGER NOT NULL)")
+        self.q("INSERT INTO schema_migrations VALUES (1, '001_core.sql', ?)", self.now)
+        self.q("INSERT INTO meta(key, value) VALUES ('currency', 'CNY')")
+        self.sims = {}
+        self.receipts = {}        # number -> payload as stored
+        self.clearing = {}
+
+    def q(self, sql, *args):
+        cur = self.con.execute(sql, args)
+        return cur.lastrowid
+
+    def sim(self, msisdn=True):
+        iccid = make_iccid()
+        msisdn = make_msisdn() if msisdn else None
+        wallet = self.q("INSERT INTO accounts(kind, unit, sim_id, flags, created_at) VALUES ('wallet', 'CNY', 0, 1, ?)",
+                        self.now)
+        sid = self.q("INSERT INTO sims(iccid, msisdn, lang, state, wallet_id, created_at, updated_at) "
+                     "VALUES (?, ?, 'en', 'inactive', ?, ?, ?)", iccid, msisdn, wallet, self.now, self.now)
+        self.q("UPDATE accounts SET sim_id = ? WHERE id = ?", sid, wallet)
+        self.sims[iccid] = {"id": sid, "iccid": iccid, "msisdn": msisdn, "wallet": wallet, "balance": 0,
+                            "active_until": self.now}
+        return iccid
+
+    def topup(self, iccid, amount, channel="portal", method="alipay", principal="token:2", number=None):
+        s = self.sims[iccid]
+        self.now += 60
+        s["balance"] += amount
+        s["active_until"] = max(s["active_until"], self.now) + 30 * 86400
+        if method not in self.clearing:
+            name = "clearing_%s:CNY" % method
+            self.clearing[method] = self.q("INSERT INTO accounts(kind, unit, sim_id, flags, name, created_at) "
+                                           "VALUES (?, 'CNY', 0, 0, ?, ?)", "clearing_" + method, name, self.now)
+        tid = self.q("INSERT INTO topups(sim_id, amount, currency, channel, method, fee, balance_after, active_until, "
+                     "reactivated, principal, created_at) VALUES (?, ?, 'CNY', ?, ?, 0, ?, ?, 0, ?, ?)",
+                     s["id"], amount, channel, method, s["balance"], s["active_until"], principal, self.now)
+        self.q("INSERT INTO transfers(xid, debit_id, credit_id, amount, unit, kind, flags, state, sim_id, created_at) "
+               "VALUES (?, ?, ?, ?, 'CNY', 'topup', 0, 0, ?, ?)", "topup:%d" % tid, self.clearing[method],
+               s["wallet"], amount, s["id"], self.now)
+        self.q("UPDATE accounts SET debits_posted = debits_posted + ? WHERE id = ?", amount, self.clearing[method])
+        self.q("UPDATE accounts SET credits_posted = credits_posted + ? WHERE id = ?", amount, s["wallet"])
+        self.q("UPDATE sims SET state = 'active', active_until = ?, updated_at = ? WHERE id = ?",
+               s["active_until"], self.now, s["id"])
+        number = number or "R%010d" % tid
+        payload = json.dumps({"active_until": rfc3339(s["active_until"]), "amount": amount,
+                              "balance_after": s["balance"], "channel": channel, "currency": "CNY", "iccid": iccid,
+                              "issued_at": rfc3339(self.now), "method": method, "msisdn": s["msisdn"] or "",
+                              "number": number, "reactivation_fee": 0, "served_by": principal or "system",
+                              "topup": "tu_%d" % tid}, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+        self.q("INSERT INTO receipts(id, number, sim_id, topup_id, payload, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+               tid, number, s["id"], tid, payload, self.now)
+        self.q("INSERT INTO sim_txns(sim_id, kind, amount, currency, balance_after, topup_id, receipt, channel, "
+               "method, created_at) VALUES (?, 'topup', ?, 'CNY', ?, ?, ?, ?, ?, ?)",
+               s["id"], amount, s["balance"], tid, number, channel, method, self.now)
+        head = '{"topup":{"id":"tu_%d","iccid":"%s","amount":%d},"receipt":' % (tid, iccid, amount)
+        body = head + payload + "}"
+        self.q("INSERT INTO idempotency(scope, key, request_hash, status, body, sign_off, sign_len, created_at) "
+               "VALUES (?, ?, ?, 201, ?, ?, ?, ?)", principal or "system", "old-%d" % tid,
+               hashlib.sha256(body.encode()).digest(), body, len(head.encode()), len(payload.encode()), self.now)
+        self.receipts[number] = payload
+        return number
+
+    def close(self):
+        self.con.close()
+
+
+def _old_server(request, tmp_path):
+    d = tmp_path / "srv"
+    d.mkdir()
+    srv = Server(d)
+    request.node._topup_servers = [srv]
+    return srv
+
+
+def _schema_version(path):
+    con = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
+    try:
+        return con.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0]
+    finally:
+        con.close()
+
+
+def test_version_1_database_keeps_its_receipts(request, tmp_path):
+    srv = _old_server(request, tmp_path)
+    old = OldDb(srv.db)
+    a, b, c = old.sim(), old.sim(), old.sim(msisdn=False)
+    old.topup(a, 1000)
+    old.topup(b, 2500, channel="kiosk", method="wechat")
+    old.topup(a, 700, channel="agent", method="cash", principal="agent:张三")
+    old.topup(c, 100, channel="admin", method="adjustment", principal="")   # served by "system"
+    old.topup(b, 200000, channel="voucher", method="voucher")
+    old.close()
+    assert _schema_version(srv.db) == 1
+
+    try:
+        srv.setup()   # topupd migrate, then tokens
+        assert _schema_version(srv.db) == 2
+        con = sqlite3.connect("file:%s?mode=ro" % srv.db, uri=True)
+        try:
+            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master")}
+            stored = {"R%010d" % r[0]: r[1] for r in con.execute("SELECT id, receipt FROM topups")}
+        finally:
+            con.close()
+        assert "receipts" not in tables
+        assert {"topups_sim", "transfers_debit", "transfers_credit"} & tables == set()
+        assert "transfers_pending_debit" in tables
+        assert stored == old.receipts
+
+        srv.start()
+        st, _, pk = srv.request("GET", "/v1/receipts/public-key", token=None)
+        assert st == 200, pk
+        pub = base64.b64decode(pk["public_key"])
+        for number, payload in old.receipts.items():
+            r = srv.request("GET", "/v1/receipts/" + number)
+            assert r.status == 200, r
+            prefix = payload[:-1] + ',"key_id":"%s","signature":"' % pk["key_id"]
+            assert r.raw.decode().startswith(prefix), (r.raw, payload)   # the payload as stored, byte for byte
+            sig = base64.b64decode(r.body["signature"])
+            assert ed25519_verify(pub, payload.encode(), sig), number
+            v = srv.request("POST", "/v1/receipts/verify", r.raw, token=None)
+            assert v.status == 200 and v.body == {"valid": True}, (number, v)
+        for iccid, s in old.sims.items():
+            assert srv.balance(iccid) == s["balance"]
+            assert [t["receipt"] for t in srv.txns(iccid)] == \
+                [n for n in sorted(old.receipts, reverse=True) if json.loads(old.receipts[n])["iccid"] == iccid]
+
+        # Top-ups go on where the old ones stopped, receipts in their rows.
+        body = srv.topup_ok(a, 500)
+        assert body["receipt"]["number"] == "R%010d" % (len(old.receipts) + 1)
+        r = srv.request("GET", "/v1/receipts/" + body["receipt"]["number"])
+        assert r.status == 200 and r.body == body["receipt"], r
+        assert srv.balance(a) == old.sims[a]["balance"] + 500
+        srv.ledger_ok()
+        srv.stop()
+        srv.integrity_ok()   # integrity_check and `topupd check`
+        violations, counts = check_database(srv.db)
+        assert violations == [], violations
+        assert counts["topups"] == counts["receipts"] == len(old.receipts) + 1
+    finally:
+        problems = srv.teardown()
+    assert problems == []
+
+
+def test_unreachable_receipt_stops_the_migration(request, tmp_path):
+    srv = _old_server(request, tmp_path)
+    old = OldDb(srv.db)
+    iccid = old.sim()
+    old.topup(iccid, 1000)
+    old.topup(iccid, 2000, number="R0000000099")   # not its top-up's number: the new lookup would lose it
+    old.close()
+
+    cp = srv.cli("migrate", "--db", srv.db, check=False)
+    assert cp.returncode != 0, cp
+    assert _schema_version(srv.db) == 1
+    con = sqlite3.connect("file:%s?mode=ro" % srv.db, uri=True)
+    try:
+        got = dict(con.execute("SELECT number, payload FROM receipts"))
+        cols = [r[1] for r in con.execute("PRAGMA table_info(topups)")]
+        indexes = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    finally:
+        con.close()
+    assert got == old.receipts
+    assert "receipt" not in cols
+    assert {"topups_sim", "transfers_debit", "transfers_credit"} <= indexes
+    assert "transfers_pending_debit" not in indexes
