@@ -46,16 +46,19 @@ struct engine {
     pthread_t checkpointer;
     pthread_mutex_t cmu;
     pthread_cond_t cwake;
-    int cwant, cstop;
+    int cwant, cstop, cbusy;
     int64_t casked;           /* the writer's: log pages when it last asked */
 };
 
-/* A checkpoint is asked for every CHECKPOINT_PAGES pages of log (SQLite's
- * own default); past RESTART_PAGES (64 MiB of 4 KiB pages) the writer itself
- * waits for one that lets the log start over, so it cannot grow without
- * bound while readers keep it pinned. */
-#define CHECKPOINT_PAGES 1000
-#define RESTART_PAGES 16384
+/* The checkpointer is asked to copy the log into the database every
+ * CHECKPOINT_PAGES pages, so that it stays close behind the writer. The log
+ * starts over only at a commit that finds it entirely copied, and the writer
+ * keeps committing meanwhile; so past RESTART_PAGES (128 MiB of 4 KiB pages)
+ * the writer copies the little that is left itself, between two batches,
+ * when the checkpointer is idle: the next commit then starts the log over
+ * unless a reader still holds an old snapshot (then it tries again). */
+#define CHECKPOINT_PAGES 256
+#define RESTART_PAGES 32768
 
 STORE_SQL(SQL_IDEM_GET,
           "SELECT request_hash, status, body, sign_off, sign_len FROM idempotency WHERE scope = ? AND key = ?");
@@ -213,9 +216,11 @@ static void *checkpointer(void *arg)
         if (e->cstop)
             break;
         e->cwant = 0;
+        e->cbusy = 1;
         pthread_mutex_unlock(&e->cmu);
-        int rc = store_checkpoint(e->ck, STORE_CHECKPOINT_PASSIVE);
+        int rc = store_checkpoint(e->ck);
         pthread_mutex_lock(&e->cmu);
+        e->cbusy = 0;
         if (rc) {   /* the database file may have lost writes: as for a failed sync (E5) */
             halt(e, "checkpoint failed");
             break;
@@ -231,14 +236,12 @@ static void tend_log(struct engine *e)
     int64_t pages = store_log_pages(e->st);
     if (pages < e->casked)
         e->casked = 0;   /* the log started over */
-    if (pages >= RESTART_PAGES) {
-        int64_t t0 = clock_mono_ms();
-        if (store_checkpoint(e->st, STORE_CHECKPOINT_RESTART))
+    pthread_mutex_lock(&e->cmu);
+    int busy = e->cbusy;
+    pthread_mutex_unlock(&e->cmu);
+    if (pages >= RESTART_PAGES && !busy) {
+        if (store_checkpoint(e->st))
             halt(e, "checkpoint failed");
-        int64_t took = clock_mono_ms() - t0;
-        if (took > 200)
-            log_warn("the log (%lld pages) took %lld ms to start over", (long long)pages, (long long)took);
-        e->casked = 0;
     } else if (pages >= e->casked + CHECKPOINT_PAGES) {
         e->casked = pages;
         pthread_mutex_lock(&e->cmu);

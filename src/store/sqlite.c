@@ -331,13 +331,10 @@ int store_log_sync(struct store *st)
 
 int64_t store_log_pages(struct store *st) { return st->log_pages; }
 
-int store_checkpoint(struct store *st, enum store_checkpoint_mode mode)
+int store_checkpoint(struct store *st)
 {
     int log = 0, copied = 0;
-    int rc = sqlite3_wal_checkpoint_v2(st->db, "main",
-                                       mode == STORE_CHECKPOINT_RESTART ? SQLITE_CHECKPOINT_RESTART
-                                                                        : SQLITE_CHECKPOINT_PASSIVE,
-                                       &log, &copied);
+    int rc = sqlite3_wal_checkpoint_v2(st->db, "main", SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
     if (rc == SQLITE_BUSY)   /* another checkpoint is running, or a reader held on: next time */
         return 0;
     return map_rc(st, rc, "checkpoint");

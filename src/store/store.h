@@ -93,13 +93,12 @@ int store_log_attach(struct store *st);
 int store_log_sync(struct store *st);
 /* A STORE_LOGGED connection never checkpoints by itself: store_log_pages()
  * tells how many pages its log held after its last commit, and
- * store_checkpoint() copies the log into the database, from any connection
- * of the database on its own thread (STORE_CHECKPOINT_PASSIVE: what no
- * reader still needs; RESTART: all of it, waiting for readers, so that the
- * next commit starts the log over). */
-enum store_checkpoint_mode { STORE_CHECKPOINT_PASSIVE, STORE_CHECKPOINT_RESTART };
+ * store_checkpoint() copies into the database what of the log no reader
+ * still needs, from any connection of the database, without waiting for
+ * anyone (the engine runs it beside the writer). When all of the log has been
+ * copied, the next commit starts it over. */
 int64_t store_log_pages(struct store *st);
-int store_checkpoint(struct store *st, enum store_checkpoint_mode mode);
+int store_checkpoint(struct store *st);
 
 /* Run a whole script (migrations, tests). Not for statements with parameters. */
 int store_script(struct store *st, const char *sql);
