@@ -399,19 +399,33 @@ int engine_read_fence(struct engine *e)
     return atomic_load(&e->log_failed) ? ERR_STORAGE : 0;
 }
 
+/* E6: bounded by count, and by time: when the oldest waiting command has
+ * waited longer than queue_delay_ms, work is arriving faster than it can be
+ * done, and admitting more would only make everyone late. Under e->mu. */
+static int admits(struct engine *e, int64_t now_ms)
+{
+    return e->stopping ? ERR_SHUTTING_DOWN
+         : e->halted   ? ERR_WRITES_HALTED
+         : e->queued >= (size_t)e->cf->queue_max ? ERR_OVERLOADED
+         : e->head && now_ms - e->head->queued_at > e->cf->queue_delay_ms ? ERR_OVERLOADED : 0;
+}
+
+int engine_admits(struct engine *e)
+{
+    int64_t now = clock_mono_ms();
+    pthread_mutex_lock(&e->mu);
+    int rc = admits(e, now);
+    pthread_mutex_unlock(&e->mu);
+    return rc;
+}
+
 int engine_submit(struct engine *e, struct cmd *c)
 {
     c->next = NULL;
     c->err = 0;
     c->queued_at = clock_mono_ms();
     pthread_mutex_lock(&e->mu);
-    /* E6: bounded by count, and by time: when the oldest waiting command has
-     * waited longer than queue_delay_ms, work is arriving faster than it can
-     * be done, and admitting more would only make everyone late. */
-    int rc = e->stopping ? ERR_SHUTTING_DOWN
-           : e->halted   ? ERR_WRITES_HALTED
-           : e->queued >= (size_t)e->cf->queue_max ? ERR_OVERLOADED
-           : e->head && c->queued_at - e->head->queued_at > e->cf->queue_delay_ms ? ERR_OVERLOADED : 0;
+    int rc = admits(e, c->queued_at);
     if (!rc) {
         if (e->tail)
             e->tail->next = c;

@@ -75,6 +75,10 @@ int engine_open(struct engine **out, const char *db_path, const struct conf *cf,
 /* Queues a command. Returns 0 (done() will be called) or ERR_OVERLOADED,
  * ERR_WRITES_HALTED, ERR_SHUTTING_DOWN (done() will not be called). */
 int engine_submit(struct engine *e, struct cmd *c);
+/* What engine_submit would answer now, without queuing anything: 0 or
+ * ERR_OVERLOADED, ERR_WRITES_HALTED, ERR_SHUTTING_DOWN. Lets the HTTP layer
+ * shed a command before it spends anything on it (E6). */
+int engine_admits(struct engine *e);
 /* Submits and waits; returns c->err. For the CLI, the sweeper and tests. */
 int engine_run(struct engine *e, struct cmd *c);
 int engine_halted(struct engine *e);

@@ -36,6 +36,7 @@ enum route_flags {
     ROUTE_IDEM_REQUIRED = 1,   /* mutating: an Idempotency-Key must be sent */
     ROUTE_CSV = 2,             /* body is text/csv, capped by max_import_body */
     ROUTE_TEST_CLOCK = 4,      /* exists only with serve --test-clock */
+    ROUTE_READ = 8,            /* a POST that changes nothing (never shed as a command) */
 };
 
 #define HANDLER_ASYNC (-1)
@@ -80,6 +81,7 @@ struct req {
     size_t cap;
     size_t body_alloc;
     int too_large;
+    int shed;                 /* refused before anything was spent on it: the engine is overloaded */
 };
 
 /* Answers. Each returns 0 so a handler can `return req_error(...)`. */

@@ -337,6 +337,16 @@ static int admit(struct req *r)
     int rc = route(r);
     if (rc)
         return req_error(r, rc, NULL), rc;
+    r->cap = (size_t)((r->route->flags & ROUTE_CSV) ? r->srv->cf.max_import_body : r->srv->cf.max_body);
+    const char *cl = req_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    /* Under overload a command is refused before authentication, hashing or
+     * parsing cost anything; the answer waits for the body, since answering
+     * early would cost the client its connection (engine.h E6). */
+    if (r->method != HTTP_GET && !(r->route->flags & ROUTE_READ) &&
+        engine_admits(r->srv->eng) == ERR_OVERLOADED && !(cl && strtoull(cl, NULL, 10) > r->cap)) {
+        r->shed = 1;
+        return 0;
+    }
     rc = authenticate(r);
     if (rc)
         return rc;
@@ -350,8 +360,6 @@ static int admit(struct req *r)
     const char *ct = req_header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
     if (r->method == HTTP_POST && ct && !(r->route->flags & ROUTE_CSV) && strncasecmp(ct, "application/json", 16))
         return req_error(r, ERR_UNSUPPORTED_MEDIA_TYPE, NULL), ERR_UNSUPPORTED_MEDIA_TYPE;
-    r->cap = (size_t)((r->route->flags & ROUTE_CSV) ? r->srv->cf.max_import_body : r->srv->cf.max_body);
-    const char *cl = req_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl && strtoull(cl, NULL, 10) > r->cap)
         return req_error(r, ERR_BODY_TOO_LARGE, NULL), ERR_BODY_TOO_LARGE;
     return 0;
@@ -359,7 +367,7 @@ static int admit(struct req *r)
 
 static void append(struct req *r, const char *data, size_t n)
 {
-    if (r->too_large || r->status)
+    if (r->too_large || r->status || r->shed)
         return;
     if (r->body_len + n > r->cap) {
         r->too_large = 1;
@@ -431,7 +439,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (state == R_WAIT)
         return MHD_YES;   /* spurious wake-up while suspended */
     if (state == R_NEW) {
-        if (r->too_large) {
+        if (r->shed) {
+            req_error(r, ERR_OVERLOADED, NULL);
+        } else if (r->too_large) {
             req_error(r, ERR_BODY_TOO_LARGE, NULL);
         } else {
             if (!r->body)

@@ -2,7 +2,7 @@
 keeps what it admitted correct, and keeps serving afterwards."""
 import threading
 
-from e2e_util import assert_error, make_key
+from e2e_util import assert_error, make_iccid, make_key
 
 
 def test_full_queue_sheds_with_503_and_admitted_work_is_exact(server_factory):
@@ -37,3 +37,66 @@ def test_full_queue_sheds_with_503_and_admitted_work_is_exact(server_factory):
     srv.ledger_ok()
     # and the server is still fine afterwards
     assert srv.topup(sims[0], 100, key=make_key("after")).status == 201
+
+
+def test_overloaded_commands_are_shed_early_on_a_kept_connection(server_factory):
+    """While the engine is overloaded, a command is refused before it is
+    authenticated or parsed (503 overloaded even without a token), its body is
+    still read so the connection stays usable, and reads go on being served."""
+    import http.client
+    import json
+
+    srv = server_factory("--set", "queue_max=1")
+    iccid = srv.new_sim()
+    srv.topup_ok(iccid, 1000)
+    big = "iccid\n" + "\n".join(make_iccid() for _ in range(300000)) + "\n"
+    done = threading.Event()
+
+    def importer():   # keeps the writer busy for a while
+        srv.request("POST", "/v1/sims/import", big, token="admin", content_type="text/csv", timeout=120)
+        done.set()
+
+    def filler():     # one command always queued behind it: the queue (max 1) is full
+        while not done.is_set():
+            srv.topup(iccid, 100, key=make_key("fill"))
+
+    threads = [threading.Thread(target=importer), threading.Thread(target=filler)]
+    for t in threads:
+        t.start()
+    body = json.dumps({"amount": 100, "currency": "CNY", "channel": "portal", "method": "alipay"})
+    path = "/v1/sims/%s/topups" % iccid
+    conn = None
+
+    def send(method, url, payload=None, headers=None):
+        conn.request(method, url, body=payload, headers=headers or {})
+        r = conn.getresponse()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+
+    try:
+        # Without a token a command is 401, answered before its body (the
+        # connection is closed), unless it is shed first: probe until it is.
+        shed = None
+        while not done.is_set() and shed is None:
+            if conn is not None:
+                conn.close()
+            conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=60)
+            st, h, raw = send("POST", path, body, {"Content-Type": "application/json"})
+            if st == 503:
+                shed = (h, raw)
+            else:
+                assert st == 401, raw
+        assert shed, "the import finished before the queue was ever full"
+        h, raw = shed
+        assert json.loads(raw)["error"]["code"] == "overloaded", raw
+        assert int(h["retry-after"]) >= 1 and h.get("connection", "").lower() != "close", h
+        sock = conn.sock
+        # the body was read: the same connection serves a read (not a command: never shed)
+        st, _, raw = send("GET", "/v1/sims/%s" % iccid, None, {"Authorization": "Bearer " + srv._auth("operator")})
+        assert st == 200, raw
+        assert conn.sock is sock, "a shed request cost the client its connection"
+    finally:
+        if conn is not None:
+            conn.close()
+        for t in threads:
+            t.join()
+    srv.ledger_ok()
