@@ -330,7 +330,7 @@ int main(int argc, char **argv)
             sqlite3_bind_int64(w_record, 11, now);
             step(w_record);
 
-            /* The stored response: the API's 201 body (receipt unsigned, signed when served). */
+            /* The stored response: the API's 201 body (the receipt unsigned: it is signed when fetched). */
             int head = snprintf(body, sizeof body,
                                 "{\"topup\":{\"id\":\"tu_%lld\",\"iccid\":\"%s\",\"amount\":%lld,"
                                 "\"currency\":\"CNY\",\"channel\":\"portal\",\"method\":\"alipay\","
@@ -349,8 +349,8 @@ int main(int argc, char **argv)
             sqlite3_bind_blob(w_idem, 3, hash, 32, SQLITE_STATIC);
             sqlite3_bind_int(w_idem, 4, 201);
             sqlite3_bind_text(w_idem, 5, body, bl, SQLITE_STATIC);
-            sqlite3_bind_int64(w_idem, 6, head);
-            sqlite3_bind_int64(w_idem, 7, pl);
+            sqlite3_bind_int64(w_idem, 6, 0);   /* sign_off, sign_len: nothing to sign on replay */
+            sqlite3_bind_int64(w_idem, 7, 0);
             sqlite3_bind_int64(w_idem, 8, now);
             step(w_idem);
         }

@@ -12,7 +12,10 @@
 #include "util/timefmt.h"
 
 /* Rendered by hand: this runs on the writer for every top-up. Every value is
- * an integer or a string that needs no escaping (digits, enum names, times). */
+ * an integer or a string that needs no escaping (digits, enum names, times).
+ * The receipt goes out as its canonical payload, unsigned: Ed25519 is
+ * deterministic, so it is signed when it is fetched (GET /v1/receipts/{number})
+ * and a top-up itself costs no signature (a fifth of its CPU, measured). */
 int api_topup_exec(struct tx *tx, struct cmd *c)
 {
     struct topup_cmd *tc = c->arg;
@@ -24,19 +27,15 @@ int api_topup_exec(struct tx *tx, struct cmd *c)
     timefmt_rfc3339(tx->now, now);
     timefmt_rfc3339(res->sim.active_until, until);
     const char *cur = tx->cf->currency;
-    char *head = arena_printf(tx->a,
-                              "{\"topup\":{\"id\":\"tu_%lld\",\"iccid\":\"%s\",\"amount\":%lld,\"currency\":\"%s\","
-                              "\"channel\":\"%s\",\"method\":\"%s\",\"reactivation_fee\":%lld,\"reactivated\":%s,"
-                              "\"created_at\":\"%s\"},\"receipt\":",
-                              (long long)res->id, res->sim.iccid, (long long)tc->req.amount, cur,
-                              topup_channel_name(tc->req.channel), topup_method_name(tc->req.method),
-                              (long long)res->fee, res->reactivated ? "true" : "false", now);
-    c->sign_off = strlen(head);
-    c->sign_len = strlen(res->receipt_payload);
-    c->body = arena_printf(tx->a, "%s%s,\"balance\":{\"amount\":%lld,\"currency\":\"%s\"},\"active_until\":\"%s\","
-                                  "\"state\":\"%s\"}",
-                           head, res->receipt_payload, (long long)res->balance, cur, until,
-                           sim_state_name(res->sim.state));
+    c->body = arena_printf(tx->a,
+                           "{\"topup\":{\"id\":\"tu_%lld\",\"iccid\":\"%s\",\"amount\":%lld,\"currency\":\"%s\","
+                           "\"channel\":\"%s\",\"method\":\"%s\",\"reactivation_fee\":%lld,\"reactivated\":%s,"
+                           "\"created_at\":\"%s\"},\"receipt\":%s,\"balance\":{\"amount\":%lld,\"currency\":\"%s\"},"
+                           "\"active_until\":\"%s\",\"state\":\"%s\"}",
+                           (long long)res->id, res->sim.iccid, (long long)tc->req.amount, cur,
+                           topup_channel_name(tc->req.channel), topup_method_name(tc->req.method),
+                           (long long)res->fee, res->reactivated ? "true" : "false", now, res->receipt_payload,
+                           (long long)res->balance, cur, until, sim_state_name(res->sim.state));
     c->body_len = strlen(c->body);
     c->status = 201;
     return 0;

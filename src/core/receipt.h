@@ -2,9 +2,11 @@
  *
  * The signed message is the receipt's payload: a JSON object serialised
  * compactly with sorted keys (canonical form), stored as issued in the row of
- * the top-up it is numbered by. It is signed when it is served, not when it
- * is issued: Ed25519 is deterministic, so the same payload always yields the
- * same signature and the writer never spends time on it. Verification takes
+ * the top-up it is numbered by. It is signed when it is fetched
+ * (GET /v1/receipts/{number}), not when it is issued: Ed25519 is
+ * deterministic, so the same payload always yields the same signature, and a
+ * top-up spends nothing on a signature nobody asked for (its answer carries
+ * the payload unsigned). Verification takes
  * any JSON object, drops "signature" and "key_id", re-serialises canonically
  * and checks the signature with the deployment's public key.
  *

@@ -5,8 +5,8 @@
  * suspended SIM; enforce the per-top-up limits and the daily cap; credit the
  * wallet from the clearing account of the payment method; reactivate a SIM in
  * grace (free) or expired (charging the reactivation fee); extend validity by
- * the configured rule; record the top-up, its transaction records and a
- * signed receipt. Any refusal leaves nothing behind (the caller's savepoint).
+ * the configured rule; record the top-up, its transaction records and its
+ * receipt (signed when fetched). Any refusal leaves nothing behind (the caller's savepoint).
  */
 #pragma once
 #include <stdint.h>
@@ -50,7 +50,7 @@ struct topup_result {
     int64_t fee;               /* reactivation fee charged */
     int reactivated;
     char receipt_number[RECEIPT_NUMBER_MAX];
-    const char *receipt_payload;   /* canonical, unsigned: signed when served */
+    const char *receipt_payload;   /* canonical, unsigned: signed when fetched */
 };
 
 /* Checks amount and currency against the configuration (used by the API before

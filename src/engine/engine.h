@@ -57,7 +57,8 @@ struct cmd {
     int status;
     const char *body;
     size_t body_len;
-    size_t sign_off, sign_len;   /* a receipt payload inside body, signed when served */
+    size_t sign_off, sign_len;   /* legacy: a receipt inside body to sign when answering (rows stored
+                                    before receipts were signed on fetch; 0 for every new command) */
     int replayed;             /* answered from a stored idempotency row */
 
     struct cmd *next;         /* the engine's */

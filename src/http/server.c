@@ -458,7 +458,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->resp_len = c->body_len ? c->body_len : strlen(c->body);
         r->replayed = c->replayed;
         if (c->sign_len && c->sign_off + c->sign_len <= r->resp_len) {
-            /* Sign the receipt now, off the writer; deterministic, so a replay is byte for byte. */
+            /* A replay of a response stored when top-ups answered with a signed receipt:
+             * sign it again (deterministic, so byte for byte as it was first sent). */
             const char *signed_receipt = receipt_signed(&r->a, &s->keys, r->resp + c->sign_off, c->sign_len);
             r->resp = arena_printf(&r->a, "%.*s%s%s", (int)c->sign_off, r->resp, signed_receipt,
                                    r->resp + c->sign_off + c->sign_len);

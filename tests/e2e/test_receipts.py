@@ -1,12 +1,15 @@
-"""Signed receipts: GET /v1/receipts/{number}, POST /v1/receipts/verify, public key."""
+"""Signed receipts: GET /v1/receipts/{number}, POST /v1/receipts/verify, public key.
+
+A top-up answers with its receipt's content, unsigned; the receipt is signed
+when it is fetched (Ed25519 is deterministic: the same bytes every time)."""
 import base64
 import copy
 
 from e2e_util import assert_error, ed25519_verify, make_msisdn, parse_time, receipt_signed_bytes
 
 RECEIPT_FIELDS = {"number", "issued_at", "iccid", "msisdn", "topup", "channel", "method", "amount",
-                  "currency", "reactivation_fee", "balance_after", "active_until", "served_by",
-                  "key_id", "signature"}
+                  "currency", "reactivation_fee", "balance_after", "active_until", "served_by"}
+SIGNATURE_FIELDS = {"key_id", "signature"}
 
 
 def _public_key(server):
@@ -26,6 +29,16 @@ def _verify(server, receipt, token=None):
     return body["valid"]
 
 
+def _signed(server, iccid, amount, **kw):
+    """Tops up, then fetches the signed receipt: the answer's content plus key_id and signature."""
+    rc = server.topup_ok(iccid, amount, **kw)["receipt"]
+    assert not SIGNATURE_FIELDS & set(rc), rc
+    st, _, fetched = server.request("GET", "/v1/receipts/" + rc["number"])
+    assert st == 200, fetched
+    assert {k: v for k, v in fetched.items() if k not in SIGNATURE_FIELDS} == rc, (fetched, rc)
+    return fetched
+
+
 def _independently_valid(receipt, pub):
     sig = base64.b64decode(receipt["signature"], validate=True)
     return any(ed25519_verify(pub, receipt_signed_bytes(receipt, ensure_ascii=a), sig) for a in (False, True))
@@ -36,7 +49,7 @@ def test_receipt_fetch_shape(server):
     iccid = server.new_sim(msisdn=msisdn)
     body = server.topup_ok(iccid, 1234, channel="kiosk", method="wechat")
     rc = body["receipt"]
-    assert set(rc) >= RECEIPT_FIELDS, set(RECEIPT_FIELDS) - set(rc)
+    assert set(rc) == RECEIPT_FIELDS, set(RECEIPT_FIELDS) ^ set(rc)   # unsigned in the answer
     assert rc["iccid"] == iccid and rc["msisdn"] == msisdn
     assert rc["topup"] == body["topup"]["id"]
     assert (rc["channel"], rc["method"]) == ("kiosk", "wechat")
@@ -47,19 +60,20 @@ def test_receipt_fetch_shape(server):
 
     st, _, fetched = server.request("GET", "/v1/receipts/" + rc["number"])
     assert st == 200, fetched
-    assert fetched == rc
+    assert set(fetched) == RECEIPT_FIELDS | SIGNATURE_FIELDS
+    assert {k: v for k, v in fetched.items() if k not in SIGNATURE_FIELDS} == rc
     st, _, fetched_admin = server.request("GET", "/v1/receipts/" + rc["number"], token="admin")
-    assert st == 200 and fetched_admin == rc
+    assert st == 200 and fetched_admin == fetched   # deterministic
 
     pk, _ = _public_key(server)
-    assert rc["key_id"] == pk["key_id"]
+    assert fetched["key_id"] == pk["key_id"]
     txns = server.txns(iccid)
     assert txns[0]["receipt"] == rc["number"]
 
 
 def test_receipt_verify_valid_and_tampered(server):
     iccid = server.new_sim()
-    rc = server.topup_ok(iccid, 1000)["receipt"]
+    rc = _signed(server, iccid, 1000)
     assert _verify(server, rc) is True
     assert _verify(server, rc, token="operator") is True
 
@@ -71,7 +85,7 @@ def test_receipt_verify_valid_and_tampered(server):
         assert _verify(server, bad) is False, field
 
     # a signature from another receipt
-    other = server.topup_ok(iccid, 500)["receipt"]
+    other = _signed(server, iccid, 500)
     swapped = dict(rc, signature=other["signature"])
     assert _verify(server, swapped) is False
     # a flipped bit in the signature
@@ -87,7 +101,7 @@ def test_receipt_verify_valid_and_tampered(server):
 def test_receipt_signature_independently_verifiable(server):
     """The signature covers the receipt without signature/key_id, compact JSON, sorted keys."""
     iccid = server.new_sim()
-    rc = server.topup_ok(iccid, 4321)["receipt"]
+    rc = _signed(server, iccid, 4321)
     _, pub = _public_key(server)
     assert _independently_valid(rc, pub), "Ed25519 signature does not verify over %r" % (
         receipt_signed_bytes(rc),)
@@ -97,7 +111,7 @@ def test_receipt_signature_independently_verifiable(server):
 
 def test_receipt_not_found_and_auth(server):
     iccid = server.new_sim()
-    rc = server.topup_ok(iccid, 1000)["receipt"]
+    rc = _signed(server, iccid, 1000)
     assert_error(server.request("GET", "/v1/receipts/R9999999999"), 404, "receipt_not_found")
     assert_error(server.request("GET", "/v1/receipts/" + rc["number"], token=None), 401, "unauthenticated")
 
@@ -110,18 +124,18 @@ def test_public_key_is_anonymous_and_stable(server):
 
 def test_receipts_survive_restart(server):
     iccid = server.new_sim()
-    rc = server.topup_ok(iccid, 2500)["receipt"]
+    rc = _signed(server, iccid, 2500)
     pk_before, pub = _public_key(server)
     assert server.stop() == 0
     server.start()
     pk_after, _ = _public_key(server)
     assert pk_after == pk_before, "signing key changed across a restart"
     st, _, fetched = server.request("GET", "/v1/receipts/" + rc["number"])
-    assert st == 200 and fetched == rc
+    assert st == 200 and fetched == rc   # the same bytes, signed again after the restart
     assert _verify(server, fetched) is True
     assert _independently_valid(fetched, pub)
     # and new receipts are signed with the same key
-    rc2 = server.topup_ok(iccid, 100)["receipt"]
+    rc2 = _signed(server, iccid, 100)
     assert rc2["key_id"] == pk_before["key_id"]
     assert _verify(server, rc2) is True
     server.ledger_ok()
@@ -130,7 +144,7 @@ def test_receipts_survive_restart(server):
 def test_receipt_extra_or_missing_field_invalid(server):
     """The signature covers every field but signature and key_id."""
     iccid = server.new_sim()
-    rc = server.topup_ok(iccid, 1000)["receipt"]
+    rc = _signed(server, iccid, 1000)
     assert _verify(server, dict(rc, note="hello")) is False
     assert _verify(server, {k: v for k, v in rc.items() if k != "served_by"}) is False
     assert _verify(server, {k: v for k, v in rc.items() if k != "msisdn"}) is False
