@@ -178,6 +178,7 @@ static void to_syncer(struct engine *e, struct cmd *batch, uint64_t seq)
 static void *syncer(void *arg)
 {
     struct engine *e = arg;
+    pthread_setname_np(pthread_self(), "topupd-sync");
     for (;;) {
         pthread_mutex_lock(&e->smu);
         while (!e->shead && !e->sstop)
@@ -209,6 +210,7 @@ static void *syncer(void *arg)
 static void *checkpointer(void *arg)
 {
     struct engine *e = arg;
+    pthread_setname_np(pthread_self(), "topupd-ckpt");
     pthread_mutex_lock(&e->cmu);
     for (;;) {
         while (!e->cwant && !e->cstop)
@@ -289,6 +291,7 @@ static void run_batch(struct engine *e, struct cmd *batch, uint64_t seq)
 static void *writer(void *arg)
 {
     struct engine *e = arg;
+    pthread_setname_np(pthread_self(), "topupd-writer");
     for (;;) {
         pthread_mutex_lock(&e->mu);
         while (!e->head && !e->stopping)

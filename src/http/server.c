@@ -505,6 +505,7 @@ int server_sweep_exec(struct tx *tx, struct cmd *c)
 
 static void *sweeper(void *arg)
 {
+    pthread_setname_np(pthread_self(), "topupd-sweep");
     struct server *s = arg;
     for (;;) {
         pthread_mutex_lock(&s->mu);
