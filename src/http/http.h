@@ -82,6 +82,11 @@ struct req {
     size_t body_alloc;
     int too_large;
     int shed;                 /* refused before anything was spent on it: the engine is overloaded */
+    int shed_slot;            /* counted in flight by the load shedder (loadshed.h) */
+    struct req *rprev, *rnext;   /* server.c: resumed, not yet answered */
+    int64_t resumed_ms;       /* 0: not in that list */
+    int rekicked;
+    int64_t admitted_us;      /* monotonic, when it was admitted */
 };
 
 /* Answers. Each returns 0 so a handler can `return req_error(...)`. */

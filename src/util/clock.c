@@ -15,12 +15,14 @@ void clock_init_fixed(struct clock *c, int64_t now)
     atomic_store(&c->value, now);
 }
 
-int64_t clock_mono_ms(void)
+int64_t clock_mono_us(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
+
+int64_t clock_mono_ms(void) { return clock_mono_us() / 1000; }
 
 int64_t clock_now(struct clock *c)
 {

@@ -22,5 +22,7 @@ int64_t clock_now(struct clock *c);
 #define CLOCK_ADVANCE_MAX INT64_C(100000000000)   /* seconds: ~3,000 years; larger steps are ignored */
 void clock_advance(struct clock *c, int64_t seconds);   /* never moves time back */
 void clock_set(struct clock *c, int64_t now);           /* moves forward only; earlier is ignored */
-/* Monotonic milliseconds, for measuring waits (never the domain's "now"). */
+/* Monotonic milliseconds and microseconds, for measuring waits (never the
+ * domain's "now"). */
 int64_t clock_mono_ms(void);
+int64_t clock_mono_us(void);

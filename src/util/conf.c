@@ -33,6 +33,8 @@ static const struct key {
     I(batch_max, 1, 100000),
     I(queue_max, 1, 10000000),
     I(queue_delay_ms, 1, 600000),
+    I(shed_cpu_percent, 1, 101),
+    I(shed_target_ms, 0, 10000),
     I(auth_fail_per_minute, 1, 1000000),
     I(token_rate, 1, 100000000),
     I(address_rate, 1, 100000000),
@@ -62,6 +64,8 @@ void conf_defaults(struct conf *c)
     c->batch_max = 1000;
     c->queue_max = 20000;
     c->queue_delay_ms = 100;
+    c->shed_cpu_percent = 90;
+    c->shed_target_ms = 10;
     c->auth_fail_per_minute = 30;
     c->token_rate = 100000;
     c->address_rate = 100000;

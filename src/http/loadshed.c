@@ -1,0 +1,168 @@
+/* loadshed — see loadshed.h. */
+#include "http/loadshed.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define WINDOW_MS 100
+#define WINDOWS 100      /* remembered: ten seconds, for the best throughput */
+#define RTT_WINDOWS 10   /* one second, for the shortest latency */
+
+struct window {
+    int64_t start;      /* ms; -1: unused */
+    int64_t done;       /* commands completed in it */
+    int64_t min_us;     /* the fastest of them */
+};
+
+struct loadshed {
+    pthread_mutex_t mu;
+    double cpu_limit, cpu_busy;
+    int64_t target_us;
+    int64_t inflight;
+    int64_t refused_at;   /* ms; 0: never */
+    struct window w[WINDOWS];
+};
+
+struct loadshed *loadshed_new(double cpu_limit, int64_t target_ms)
+{
+    struct loadshed *ls = calloc(1, sizeof *ls);
+    if (!ls)
+        return NULL;
+    pthread_mutex_init(&ls->mu, NULL);
+    ls->cpu_limit = cpu_limit;
+    ls->target_us = target_ms * 1000;
+    for (int i = 0; i < WINDOWS; i++)
+        ls->w[i].start = -1;
+    return ls;
+}
+
+void loadshed_free(struct loadshed *ls)
+{
+    if (!ls)
+        return;
+    pthread_mutex_destroy(&ls->mu);
+    free(ls);
+}
+
+/* The window now_ms falls in, started afresh if it held an older one. */
+static struct window *current(struct loadshed *ls, int64_t now_ms)
+{
+    int64_t start = now_ms - now_ms % WINDOW_MS;
+    struct window *w = &ls->w[(start / WINDOW_MS) % WINDOWS];
+    if (w->start != start)
+        *w = (struct window){.start = start, .done = 0, .min_us = INT64_MAX};
+    return w;
+}
+
+/* maxPass (over ten seconds: a throughput, once shown, is not forgotten
+ * because the limit itself held it down) x minRT (over the last second, but
+ * at least the target: a group commit needs commands in flight to batch), of
+ * the full windows; -1 when nothing is known. */
+static int64_t limit(struct loadshed *ls, int64_t now_ms)
+{
+    int64_t cur = now_ms - now_ms % WINDOW_MS, max_done = 0, min_us = INT64_MAX;
+    for (int i = 0; i < WINDOWS; i++) {
+        const struct window *w = &ls->w[i];
+        if (w->start < 0 || w->start >= cur || w->start < cur - WINDOWS * WINDOW_MS || !w->done)
+            continue;
+        if (w->done > max_done)
+            max_done = w->done;
+        if (w->start >= cur - RTT_WINDOWS * WINDOW_MS && w->min_us < min_us)
+            min_us = w->min_us;
+    }
+    if (!max_done || min_us == INT64_MAX)
+        return -1;
+    if (min_us < ls->target_us)
+        min_us = ls->target_us;
+    /* commands per microsecond x microseconds, rounded up; never below one */
+    int64_t n = (max_done * min_us + WINDOW_MS * 1000 - 1) / (WINDOW_MS * 1000);
+    return n < 1 ? 1 : n;
+}
+
+static int applies(const struct loadshed *ls, int64_t now_ms)
+{
+    return ls->cpu_busy > ls->cpu_limit && ls->refused_at && now_ms - ls->refused_at < RTT_WINDOWS * WINDOW_MS;
+}
+
+int loadshed_admit(struct loadshed *ls, int64_t now_ms)
+{
+    pthread_mutex_lock(&ls->mu);
+    int ok = 1;
+    if (applies(ls, now_ms)) {
+        int64_t n = limit(ls, now_ms);
+        ok = n < 0 || ls->inflight < n;
+    }
+    if (ok)
+        ls->inflight++;
+    else
+        ls->refused_at = now_ms;
+    pthread_mutex_unlock(&ls->mu);
+    return ok;
+}
+
+void loadshed_refused(struct loadshed *ls, int64_t now_ms)
+{
+    pthread_mutex_lock(&ls->mu);
+    ls->refused_at = now_ms;
+    pthread_mutex_unlock(&ls->mu);
+}
+
+void loadshed_done(struct loadshed *ls, int64_t now_ms, int64_t took_us)
+{
+    pthread_mutex_lock(&ls->mu);
+    if (ls->inflight > 0)
+        ls->inflight--;
+    struct window *w = current(ls, now_ms);
+    w->done++;
+    if (took_us < w->min_us)
+        w->min_us = took_us < 1 ? 1 : took_us;
+    pthread_mutex_unlock(&ls->mu);
+}
+
+void loadshed_cancel(struct loadshed *ls)
+{
+    pthread_mutex_lock(&ls->mu);
+    if (ls->inflight > 0)
+        ls->inflight--;
+    pthread_mutex_unlock(&ls->mu);
+}
+
+void loadshed_sample(struct loadshed *ls, double cpu_busy)
+{
+    pthread_mutex_lock(&ls->mu);
+    ls->cpu_busy = cpu_busy;
+    pthread_mutex_unlock(&ls->mu);
+}
+
+void loadshed_state(struct loadshed *ls, int64_t now_ms, struct loadshed_state *out)
+{
+    pthread_mutex_lock(&ls->mu);
+    out->cpu_busy = ls->cpu_busy;
+    out->inflight = ls->inflight;
+    out->limit = applies(ls, now_ms) ? limit(ls, now_ms) : -1;
+    pthread_mutex_unlock(&ls->mu);
+}
+
+double loadshed_cpu_read(struct loadshed_cpu *prev)
+{
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f)
+        return -1;
+    unsigned long long v[8] = {0};
+    int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+                   &v[6], &v[7]);
+    fclose(f);
+    if (n < 4)
+        return -1;
+    /* user nice system idle iowait irq softirq steal: idle and iowait are not busy */
+    uint64_t total = 0;
+    for (int i = 0; i < 8; i++)
+        total += v[i];
+    uint64_t busy = total - v[3] - v[4];
+    struct loadshed_cpu was = *prev;
+    *prev = (struct loadshed_cpu){.busy = busy, .total = total};
+    if (!was.total || total <= was.total)
+        return -1;
+    return (double)(busy - was.busy) / (double)(total - was.total);
+}
