@@ -1,6 +1,7 @@
 """Overload: a full engine queue sheds work with 503 overloaded + Retry-After,
 keeps what it admitted correct, and keeps serving afterwards."""
 import threading
+import time
 
 from e2e_util import assert_error, make_iccid, make_key
 
@@ -46,15 +47,19 @@ def test_overloaded_commands_are_shed_early_on_a_kept_connection(server_factory)
     import http.client
     import json
 
-    # (the probes below fail authentication many times: not what this test limits)
-    srv = server_factory("--set", "queue_max=1", "--set", "auth_fail_per_minute=1000000")
+    # batch_max=1: the import runs alone, so the filler's command waits in the queue
+    # (in one batch with it, nothing would be queued); the probes below fail
+    # authentication many times: not what this test limits.
+    srv = server_factory("--set", "queue_max=1", "--set", "batch_max=1", "--set", "auth_fail_per_minute=1000000")
     iccid = srv.new_sim()
     srv.topup_ok(iccid, 1000)
     big = "iccid\n" + "\n".join(make_iccid() for _ in range(300000)) + "\n"
     done = threading.Event()
 
-    def importer():   # keeps the writer busy for a while
-        srv.request("POST", "/v1/sims/import", big, token="admin", content_type="text/csv", timeout=120)
+    def importer():   # keeps the writer busy for a while (itself shed, it tries again)
+        while srv.request("POST", "/v1/sims/import", big, token="admin", content_type="text/csv",
+                          timeout=120).status == 503:
+            time.sleep(0.01)
         done.set()
 
     def filler():     # one command always queued behind it: the queue (max 1) is full
