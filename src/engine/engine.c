@@ -359,6 +359,7 @@ int engine_open(struct engine **out, const char *db_path, const struct conf *cf,
     e->cf = cf;
     e->clk = clk;
     e->keys = keys;
+    store_prefetch(db_path);
     int rc = store_open(&e->st, db_path, STORE_LOGGED);
     if (!rc)
         rc = store_log_attach(e->st);
