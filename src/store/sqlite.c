@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "embedded.h"
@@ -331,38 +332,26 @@ int store_log_sync(struct store *st)
     return ERR_STORAGE;
 }
 
-static void *prefetch(void *arg)
-{
-    char *path = arg;
-    pthread_setname_np(pthread_self(), "topupd-prefetch");
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        /* posix_fadvise(WILLNEED) reads nothing on this kernel; reading does. */
-        enum { CHUNK = 1 << 20 };
-        char *buf = malloc(CHUNK);
-        off_t off = 0;
-        ssize_t n;
-        while (buf && (n = pread(fd, buf, CHUNK, off)) > 0)
-            off += n;
-        free(buf);
-        close(fd);
-    }
-    free(path);
-    return NULL;
-}
-
+/* In a grandchild process: POSIX locks belong to the process, and closing any
+ * descriptor of the database here would drop the locks SQLite holds on it. */
 void store_prefetch(const char *path)
 {
-    char *copy = strdup(path);
-    pthread_t t;
-    pthread_attr_t attr;
-    if (!copy)
+    pid_t child = fork();
+    if (child < 0)
         return;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    if (pthread_create(&t, &attr, prefetch, copy))
-        free(copy);
-    pthread_attr_destroy(&attr);
+    if (child == 0) {
+        if (fork() == 0) {   /* the grandchild reads; init reaps it */
+            static char buf[1 << 20];
+            int fd = open(path, O_RDONLY | O_CLOEXEC);
+            off_t off = 0;
+            ssize_t n;
+            /* posix_fadvise(WILLNEED) reads nothing on this kernel; reading does. */
+            while (fd >= 0 && (n = pread(fd, buf, sizeof buf, off)) > 0)
+                off += n;
+        }
+        _exit(0);
+    }
+    waitpid(child, NULL, 0);
 }
 
 int64_t store_log_pages(struct store *st) { return st->log_pages; }

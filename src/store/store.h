@@ -100,10 +100,10 @@ int store_log_sync(struct store *st);
 int64_t store_log_pages(struct store *st);
 int store_checkpoint(struct store *st);
 
-/* Asks the kernel, from a thread of its own, to read the database file into
- * its page cache: a restarted server on a large database then serves from
- * memory within seconds instead of paging it in one random read at a time.
- * Returns at once; best effort. */
+/* Has the database file read into the kernel's page cache, by a process of
+ * its own: a restarted server on a large database then serves from memory
+ * within seconds instead of paging it in one random read at a time. Returns
+ * at once; best effort. */
 void store_prefetch(const char *path);
 
 /* Run a whole script (migrations, tests). Not for statements with parameters. */
