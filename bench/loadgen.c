@@ -473,6 +473,23 @@ static void answered(struct load *L, int i, uint64_t now)
     }
 }
 
+/* One recv on connection i: bytes read (> 0), 0 when nothing is there yet,
+ * -1 after failing the connection (closed or broken). */
+static ssize_t recv_some(struct load *L, int i, char *buf, size_t n)
+{
+    for (;;) {
+        ssize_t r = recv(L->c[i].fd, buf, n, 0);
+        if (r > 0)
+            return r;
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0 && errno == EAGAIN)
+            return 0;
+        conn_fail(L, i, &L->err_io, 1);
+        return -1;
+    }
+}
+
 /* Reads what is there; returns 1 when an answer completed, 0 when more is
  * needed, -1 after failing the connection. */
 static int conn_read(struct load *L, int i, uint64_t *now)
@@ -484,15 +501,9 @@ static int conn_read(struct load *L, int i, uint64_t *now)
                 conn_fail(L, i, &L->err_too_big, 1);
                 return -1;
             }
-            ssize_t r = recv(c->fd, c->in + c->in_len, sizeof c->in - c->in_len, 0);
-            if (r < 0 && errno == EINTR)
-                continue;
-            if (r < 0 && errno == EAGAIN)
-                return 0;
-            if (r <= 0) {
-                conn_fail(L, i, &L->err_io, 1);
-                return -1;
-            }
+            ssize_t r = recv_some(L, i, c->in + c->in_len, sizeof c->in - c->in_len);
+            if (r <= 0)
+                return (int)r;
             c->in_len += (size_t)r;
             char *eoh = memmem(c->in, c->in_len, "\r\n\r\n", 4);
             if (!eoh)
@@ -517,15 +528,9 @@ static int conn_read(struct load *L, int i, uint64_t *now)
         } else if (c->body_left > 0) {
             char sink[16384];
             size_t want = c->body_left < (long long)sizeof sink ? (size_t)c->body_left : sizeof sink;
-            ssize_t r = recv(c->fd, sink, want, 0);
-            if (r < 0 && errno == EINTR)
-                continue;
-            if (r < 0 && errno == EAGAIN)
-                return 0;
-            if (r <= 0) {
-                conn_fail(L, i, &L->err_io, 1);
-                return -1;
-            }
+            ssize_t r = recv_some(L, i, sink, want);
+            if (r <= 0)
+                return (int)r;
             c->body_left -= r;
         }
         if (c->have_head && c->body_left == 0) {

@@ -600,21 +600,28 @@ int server_sweep_exec(struct tx *tx, struct cmd *c)
     return rc;
 }
 
+/* Sleeps ms milliseconds, or until the server stops: returns 1 when it does. */
+static int nap(struct server *s, int64_t ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += (time_t)(ms / 1000);
+    until.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L)
+        until.tv_sec++, until.tv_nsec -= 1000000000L;
+    pthread_mutex_lock(&s->mu);
+    while (!s->stopping && pthread_cond_timedwait(&s->cv, &s->mu, &until) == 0)
+        ;
+    int stop = s->stopping;
+    pthread_mutex_unlock(&s->mu);
+    return stop;
+}
+
 static void *sweeper(void *arg)
 {
     pthread_setname_np(pthread_self(), "topupd-sweep");
     struct server *s = arg;
-    for (;;) {
-        pthread_mutex_lock(&s->mu);
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += s->cf.sweep_interval;
-        while (!s->stopping && pthread_cond_timedwait(&s->cv, &s->mu, &until) == 0)
-            ;
-        int stop = s->stopping;
-        pthread_mutex_unlock(&s->mu);
-        if (stop)
-            break;
+    while (!nap(s, s->cf.sweep_interval * 1000)) {
         int limit = 1000;
         for (;;) {
             struct arena a;
@@ -643,19 +650,7 @@ static void *cpu_sampler(void *arg)
     struct server *s = arg;
     struct loadshed_cpu prev = {0};
     loadshed_cpu_read(&prev);
-    for (;;) {
-        pthread_mutex_lock(&s->mu);
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += 100 * 1000000L;
-        if (until.tv_nsec >= 1000000000L)
-            until.tv_sec++, until.tv_nsec -= 1000000000L;
-        while (!s->stopping && pthread_cond_timedwait(&s->cv, &s->mu, &until) == 0)
-            ;
-        int stop = s->stopping;
-        pthread_mutex_unlock(&s->mu);
-        if (stop)
-            break;
+    while (!nap(s, 100)) {
         double busy = loadshed_cpu_read(&prev);
         if (busy >= 0)
             loadshed_sample(s->shed, busy);
