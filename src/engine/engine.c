@@ -47,7 +47,7 @@ struct engine {
     pthread_mutex_t cmu;
     pthread_cond_t cwake;
     int cwant, cstop, cbusy;
-    int64_t casked;           /* the writer's: log pages when it last asked */
+    int64_t casked;           /* the writer's: log pages at the last checkpoint it asked for or ran */
 };
 
 /* The checkpointer is asked to copy the log into the database every
@@ -238,19 +238,18 @@ static void tend_log(struct engine *e)
     int64_t pages = store_log_pages(e->st);
     if (pages < e->casked)
         e->casked = 0;   /* the log started over */
+    if (pages < e->casked + CHECKPOINT_PAGES)
+        return;          /* too little new since the last checkpoint to start another */
+    e->casked = pages;
     pthread_mutex_lock(&e->cmu);
-    int busy = e->cbusy;
-    pthread_mutex_unlock(&e->cmu);
-    if (pages >= RESTART_PAGES && !busy) {
-        if (store_checkpoint(e->st))
-            halt(e, "checkpoint failed");
-    } else if (pages >= e->casked + CHECKPOINT_PAGES) {
-        e->casked = pages;
-        pthread_mutex_lock(&e->cmu);
+    int self = pages >= RESTART_PAGES && !e->cbusy;
+    if (!self) {
         e->cwant = 1;
         pthread_cond_signal(&e->cwake);
-        pthread_mutex_unlock(&e->cmu);
     }
+    pthread_mutex_unlock(&e->cmu);
+    if (self && store_checkpoint(e->st))
+        halt(e, "checkpoint failed");
 }
 
 static void run_batch(struct engine *e, struct cmd *batch, uint64_t seq)
