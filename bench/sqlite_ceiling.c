@@ -10,7 +10,8 @@
  *
  *   INSERT topups (with its receipt), INSERT transfers (ON CONFLICT(xid) DO
  *   NOTHING), UPDATE accounts (clearing, debit), UPDATE accounts (wallet,
- *   credit), UPDATE sims, INSERT sim_txns, INSERT idempotency
+ *   credit), UPDATE sims (and its check_at on a first activation), INSERT
+ *   sim_txns, UPDATE sims (its newest record), INSERT idempotency
  *
  * each prepared once, 1,000 top-ups per transaction, for a fixed time or
  * count. No reads (the server reads the next top-up id, which the receipt
@@ -22,7 +23,8 @@
  * Prints one JSON line.
  *
  *   sqlite_ceiling --schema src/store/migrations/001_core.sql
- *                  --schema src/store/migrations/002_lean_topup.sql --db /tmp/x.db
+ *                  --schema src/store/migrations/002_lean_topup.sql
+ *                  --schema src/store/migrations/003_lazy_indexes.sql --db /tmp/x.db
  *                  [--sims 100000] [--seconds 20 | --count N] [--batch 1000] [--seed S]
  */
 #include <sqlite3.h>
@@ -224,10 +226,14 @@ int main(int argc, char **argv)
         "UPDATE accounts SET debits_pending = debits_pending + ?, debits_posted = debits_posted + ?, "
         "credits_pending = credits_pending + ?, credits_posted = credits_posted + ? WHERE id = ? AND unit = ?");
     sqlite3_stmt *w_sim = prep(
-        "UPDATE sims SET state = ?, active_until = ?, day_start = ?, day_total = ?, updated_at = ? WHERE id = ?");
+        "UPDATE sims SET state = ?, active_until = ?, day_start = ?, day_total = ?, updated_at = ? WHERE id = ? "
+        "RETURNING COALESCE(check_at, 0)");
+    sqlite3_stmt *w_recheck = prep("UPDATE sims SET check_at = ? WHERE id = ?");
     sqlite3_stmt *w_record = prep(
         "INSERT INTO sim_txns(sim_id, kind, amount, currency, balance_after, topup_id, bundle_id, receipt, "
-        "channel, method, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+        "channel, method, created_at, prev) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+        "(SELECT last_txn FROM sims WHERE id = ?))");
+    sqlite3_stmt *w_link = prep("UPDATE sims SET last_txn = ? WHERE id = ?");
     sqlite3_stmt *w_idem = prep(
         "INSERT INTO idempotency(scope, key, request_hash, status, body, sign_off, sign_len, created_at) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
@@ -315,7 +321,15 @@ int main(int argc, char **argv)
             sqlite3_bind_int64(w_sim, 4, s->day_total);
             sqlite3_bind_int64(w_sim, 5, now);
             sqlite3_bind_int64(w_sim, 6, sid);
-            step(w_sim);
+            if (sqlite3_step(w_sim) != SQLITE_ROW)
+                DIE("sim not updated: %s", sqlite3_errmsg(db));
+            int64_t check = sqlite3_column_int64(w_sim, 0);
+            sqlite3_reset(w_sim);
+            if (!(check > now && check <= s->active_until)) {   /* sim.c: check_at moves only when it must */
+                sqlite3_bind_int64(w_recheck, 1, s->active_until);
+                sqlite3_bind_int64(w_recheck, 2, sid);
+                step(w_recheck);
+            }
 
             sqlite3_bind_int64(w_record, 1, sid);
             sqlite3_bind_text(w_record, 2, "topup", -1, SQLITE_STATIC);
@@ -328,7 +342,11 @@ int main(int argc, char **argv)
             sqlite3_bind_text(w_record, 9, "portal", -1, SQLITE_STATIC);
             sqlite3_bind_text(w_record, 10, "alipay", -1, SQLITE_STATIC);
             sqlite3_bind_int64(w_record, 11, now);
+            sqlite3_bind_int64(w_record, 12, sid);
             step(w_record);
+            sqlite3_bind_int64(w_link, 1, sqlite3_last_insert_rowid(db));   /* record.c: the SIM's chain */
+            sqlite3_bind_int64(w_link, 2, sid);
+            step(w_link);
 
             /* The stored response: the API's 201 body (the receipt unsigned: it is signed when fetched). */
             int head = snprintf(body, sizeof body,
@@ -359,7 +377,7 @@ int main(int argc, char **argv)
     }
     double elapsed = now_s() - start;
     cpu_snap(&c1, 0);
-    sqlite3_stmt *all[] = {acct, sim, owner, w_topup, w_xfer, w_apply, w_sim, w_record, w_idem};
+    sqlite3_stmt *all[] = {acct, sim, owner, w_topup, w_xfer, w_apply, w_sim, w_recheck, w_record, w_link, w_idem};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         sqlite3_finalize(all[i]);
     sqlite3_close(db);

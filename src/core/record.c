@@ -1,34 +1,78 @@
 #include "core/record.h"
 
 #include "store/store.h"
+#include "util/err.h"
 
+/* A SIM's records are a chain, newest first: sims.last_txn, then each
+ * record's prev (migration 003). Adding one links it in front. */
 STORE_SQL(SQL_RECORD_ADD,
           "INSERT INTO sim_txns(sim_id, kind, amount, currency, balance_after, topup_id, bundle_id, receipt, "
-          "channel, method, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
-STORE_SQL(SQL_RECORD_LIST,
+          "channel, method, created_at, prev) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+          "(SELECT last_txn FROM sims WHERE id = ?))");
+STORE_SQL(SQL_RECORD_LINK, "UPDATE sims SET last_txn = ? WHERE id = ?");
+STORE_SQL(SQL_RECORD_HEAD, "SELECT COALESCE(last_txn, 0) FROM sims WHERE id = ?");
+STORE_SQL(SQL_RECORD_GET,
           "SELECT id, kind, amount, currency, balance_after, COALESCE(topup_id, 0), COALESCE(bundle_id, 0), "
-          "receipt, channel, method, created_at FROM sim_txns WHERE sim_id = ? AND id < ? ORDER BY id DESC LIMIT ?");
+          "receipt, channel, method, created_at, sim_id, COALESCE(prev, 0) FROM sim_txns WHERE id = ?");
 
 int record_add(struct tx *tx, const struct record *r)
 {
-    return store_exec(tx->st, &SQL_RECORD_ADD, "isisizzsssi", r->sim_id, r->kind, r->amount, r->currency,
-                      r->balance_after, r->topup_id, r->bundle_id, r->receipt, r->channel, r->method, tx->now);
+    int rc = store_exec(tx->st, &SQL_RECORD_ADD, "isisizzsssii", r->sim_id, r->kind, r->amount, r->currency,
+                        r->balance_after, r->topup_id, r->bundle_id, r->receipt, r->channel, r->method, tx->now,
+                        r->sim_id);
+    return rc ? rc : store_exec(tx->st, &SQL_RECORD_LINK, "ii", store_last_id(tx->st), r->sim_id);
+}
+
+/* The record `id` if it exists: *sim_id and *prev set, 0; or ERR_NOT_FOUND. */
+static int link_of(struct tx *tx, int64_t id, int64_t *sim_id, int64_t *prev)
+{
+    struct store_q *q;
+    int rc = store_one(tx->st, &q, &SQL_RECORD_GET, "i", id);
+    if (rc)
+        return rc;
+    *sim_id = store_i64(q, 11);
+    *prev = store_i64(q, 12);
+    return store_end(q);
 }
 
 int record_list(struct tx *tx, int64_t sim_id, int64_t before, int limit,
                 void (*fn)(void *arg, const struct record *r), void *arg, int *more)
 {
     *more = 0;
-    int n = 0;
-    struct store_q *q = store_query(tx->st, &SQL_RECORD_LIST, "iid", sim_id, before > 0 ? before : INT64_MAX,
-                                    limit + 1);
-    while (store_next(q)) {
+    int64_t next = 0, owner = 0, prev = 0;
+    struct store_q *q;
+    /* Paging from one of the SIM's own records (the usual cursor) starts at
+     * the record before it; from any other id, the chain is walked from the
+     * newest and the records at or above `before` are passed over. */
+    int rc = before > 0 ? link_of(tx, before, &owner, &prev) : ERR_NOT_FOUND;
+    if (rc && rc != ERR_NOT_FOUND)
+        return rc;
+    if (!rc && owner == sim_id) {
+        next = prev;
+    } else {
+        rc = store_one(tx->st, &q, &SQL_RECORD_HEAD, "i", sim_id);
+        if (rc)
+            return rc == ERR_NOT_FOUND ? 0 : rc;
+        next = store_i64(q, 0);
+        if ((rc = store_end(q)))
+            return rc;
+    }
+    for (int n = 0; next;) {
+        rc = store_one(tx->st, &q, &SQL_RECORD_GET, "i", next);
+        if (rc)
+            return rc == ERR_NOT_FOUND ? ERR_INTERNAL : rc;   /* a broken chain */
+        int64_t id = store_i64(q, 0);
+        next = store_i64(q, 12);
+        if (before > 0 && id >= before) {
+            store_end(q);
+            continue;
+        }
         if (n++ == limit) {
             *more = 1;
-            break;
+            return store_end(q);
         }
         struct record r = {
-            .id = store_i64(q, 0),
+            .id = id,
             .sim_id = sim_id,
             .kind = store_text(q, 1),
             .amount = store_i64(q, 2),
@@ -42,6 +86,8 @@ int record_list(struct tx *tx, int64_t sim_id, int64_t before, int limit,
             .created_at = store_i64(q, 10),
         };
         fn(arg, &r);
+        if ((rc = store_end(q)))
+            return rc;
     }
-    return store_end(q);
+    return 0;
 }

@@ -61,6 +61,29 @@ int64_t sim_terminate_at(const struct sim *s, const struct conf *cf)
     return s->active_until ? sim_grace_until(s, cf) + cf->retention_days * 86400 : 0;
 }
 
+/* When the clock next moves a SIM in this state (0: never). */
+static int64_t next_change(const struct sim *s, const struct conf *cf)
+{
+    switch (s->state) {
+    case SIM_ACTIVE:
+        return s->active_until;
+    case SIM_GRACE:
+        return sim_grace_until(s, cf);
+    case SIM_EXPIRED:
+        return sim_terminate_at(s, cf);
+    default:
+        return 0;
+    }
+}
+
+int64_t sim_check_at(const struct sim *s, int64_t now, const struct conf *cf)
+{
+    int64_t next = next_change(s, cf);
+    if (!next)
+        return 0;
+    return s->check_at > now && s->check_at <= next ? s->check_at : next;
+}
+
 int sim_state_at(const struct sim *s, int64_t now, const struct conf *cf)
 {
     if (s->state == SIM_INACTIVE || s->state == SIM_TERMINATED || s->state == SIM_SUSPENDED || !s->active_until)
@@ -91,7 +114,7 @@ int64_t sim_validity_after_topup(const struct sim *s, int64_t now, const struct 
 /* A SIM is always read with its wallet balance: one lookup instead of two. */
 #define SIM_COLS "s.id, s.iccid, COALESCE(s.msisdn, ''), COALESCE(s.imsi, ''), s.lang, s.state, " \
                  "COALESCE(s.active_until, 0), s.wallet_id, s.day_start, s.day_total, s.created_at, " \
-                 "a.credits_posted - a.debits_posted FROM sims s JOIN accounts a ON a.id = s.wallet_id"
+                 "COALESCE(s.check_at, 0), a.credits_posted - a.debits_posted FROM sims s JOIN accounts a ON a.id = s.wallet_id"
 STORE_SQL(SQL_SIM_BY_ICCID, "SELECT " SIM_COLS " WHERE s.iccid = ?");
 STORE_SQL(SQL_SIM_BY_ID, "SELECT " SIM_COLS " WHERE s.id = ?");
 STORE_SQL(SQL_SIM_BY_MSISDN, "SELECT id FROM sims WHERE msisdn = ?");
@@ -99,8 +122,12 @@ STORE_SQL(SQL_SIM_INSERT,
           "INSERT INTO sims(iccid, msisdn, imsi, lang, state, active_until, wallet_id, created_at, updated_at) "
           "VALUES (?, ?, ?, ?, 'inactive', NULL, ?, ?, ?)");
 STORE_SQL(SQL_WALLET_OWNER, "UPDATE accounts SET sim_id = ? WHERE id = ?");
+/* check_at stays out of SET: naming it there would rewrite its index entry
+ * even with the value unchanged. The stored one comes back instead. */
 STORE_SQL(SQL_SIM_SAVE,
-          "UPDATE sims SET state = ?, active_until = ?, day_start = ?, day_total = ?, updated_at = ? WHERE id = ?");
+          "UPDATE sims SET state = ?, active_until = ?, day_start = ?, day_total = ?, updated_at = ? WHERE id = ? "
+          "RETURNING COALESCE(check_at, 0)");
+STORE_SQL(SQL_SIM_RECHECK, "UPDATE sims SET check_at = ? WHERE id = ?");
 STORE_SQL(SQL_SIM_BALANCE, "SELECT credits_posted - debits_posted FROM accounts WHERE id = ?");
 
 static int load(struct store_q *q, struct sim *s)
@@ -117,7 +144,8 @@ static int load(struct store_q *q, struct sim *s)
     s->day_start = store_i64(q, 8);
     s->day_total = store_i64(q, 9);
     s->created_at = store_i64(q, 10);
-    s->balance = store_i64(q, 11);
+    s->check_at = store_i64(q, 11);
+    s->balance = store_i64(q, 12);
     return store_end(q);
 }
 
@@ -181,10 +209,21 @@ int sim_create(struct tx *tx, struct sim *s, int *existed)
     return store_exec(tx->st, &SQL_WALLET_OWNER, "ii", s->id, s->wallet_id);
 }
 
-int sim_save(struct tx *tx, const struct sim *s)
+int sim_save(struct tx *tx, struct sim *s)
 {
-    return store_exec(tx->st, &SQL_SIM_SAVE, "sziiii", sim_state_name(s->state), s->active_until, s->day_start,
-                      s->day_total, tx->now, s->id);
+    struct store_q *q;
+    int rc = store_one(tx->st, &q, &SQL_SIM_SAVE, "sziiii", sim_state_name(s->state), s->active_until,
+                       s->day_start, s->day_total, tx->now, s->id);
+    if (rc)
+        return rc == ERR_NOT_FOUND ? ERR_SIM_NOT_FOUND : rc;
+    s->check_at = store_i64(q, 0);
+    if ((rc = store_end(q)))
+        return rc;
+    int64_t check = sim_check_at(s, tx->now, tx->cf);
+    if (check == s->check_at)
+        return 0;
+    s->check_at = check;
+    return store_exec(tx->st, &SQL_SIM_RECHECK, "zi", check, s->id);
 }
 
 int sim_balance(struct tx *tx, const struct sim *s, int64_t *balance)
@@ -258,20 +297,17 @@ int sim_suspend(struct tx *tx, struct sim *s, int on)
     return rc ? rc : sim_settle(tx, s, NULL);
 }
 
-STORE_SQL(SQL_DUE_ACTIVE, "SELECT id FROM sims WHERE state = 'active' AND active_until <= ? LIMIT ?");
-STORE_SQL(SQL_DUE_GRACE, "SELECT id FROM sims WHERE state = 'grace' AND active_until <= ? LIMIT ?");
-STORE_SQL(SQL_DUE_EXPIRED, "SELECT id FROM sims WHERE state = 'expired' AND active_until <= ? LIMIT ?");
+STORE_SQL(SQL_DUE, "SELECT id FROM sims WHERE check_at <= ? LIMIT ?");
 
 int sim_sweep(struct tx *tx, int limit, int *moved)
 {
-    struct store_sql *queues[3] = {&SQL_DUE_ACTIVE, &SQL_DUE_GRACE, &SQL_DUE_EXPIRED};
-    int64_t cutoff[3] = {tx->now, tx->now - tx->cf->grace_days * 86400,
-                         tx->now - (tx->cf->grace_days + tx->cf->retention_days) * 86400};
     int64_t ids[256];
+    int looked = 0;
     *moved = 0;
-    for (int k = 0; k < 3 && *moved < limit; k++) {
-        int n = 0, want = limit - *moved < 256 ? limit - *moved : 256;
-        struct store_q *q = store_query(tx->st, queues[k], "id", cutoff[k], want);
+    /* Every SIM looked at leaves with a check_at ahead of now, or none. */
+    while (looked < limit) {
+        int n = 0, want = limit - looked < 256 ? limit - looked : 256;
+        struct store_q *q = store_query(tx->st, &SQL_DUE, "id", tx->now, want);
         while (store_next(q))
             ids[n++] = store_i64(q, 0);
         int rc = store_end(q);
@@ -280,11 +316,18 @@ int sim_sweep(struct tx *tx, int limit, int *moved)
             int changed = 0;
             rc = sim_get_by_id(tx, ids[i], &s);
             if (!rc)
-                rc = sim_settle(tx, &s, &changed);
+                rc = sim_settle(tx, &s, &changed);   /* a change saves, and so moves check_at */
+            if (!rc && !changed && s.check_at <= tx->now) {
+                s.check_at = sim_check_at(&s, tx->now, tx->cf);   /* topped up since: nothing was due */
+                rc = store_exec(tx->st, &SQL_SIM_RECHECK, "zi", s.check_at, s.id);
+            }
             *moved += changed;
         }
         if (rc)
             return rc;
+        looked += n;
+        if (n < want)
+            break;
     }
     int expired = 0, rc = 0;
     if (*moved < limit)

@@ -8,6 +8,12 @@
  * sim_state_at() is the pure rule; sim_settle() applies it to a stored SIM
  * (the sweeper and every command that touches a SIM call it), so a SIM is
  * always acted on in the state the clock says it is in.
+ *
+ * The sweeper finds SIMs by check_at, which is never later than the SIM's
+ * next clock-driven change and is 0 (NULL) when none is coming (sim_check_at).
+ * sim_save() moves it only when it must, so a top-up that extends an active
+ * SIM leaves it (and its index entry) alone; the sweeper, finding nothing
+ * due, sets it to the new date (migration 003).
  */
 #pragma once
 #include <stdint.h>
@@ -32,6 +38,7 @@ struct sim {
     int64_t wallet_id;
     int64_t day_start, day_total;  /* top-ups of the current local day */
     int64_t created_at;
+    int64_t check_at;              /* when the sweeper looks at it next; 0: never */
     int64_t balance;               /* wallet balance (posted) when loaded */
 };
 
@@ -49,6 +56,9 @@ int sim_state_at(const struct sim *s, int64_t now, const struct conf *cf);
 int64_t sim_validity_after_topup(const struct sim *s, int64_t now, const struct conf *cf);
 int64_t sim_grace_until(const struct sim *s, const struct conf *cf);      /* 0 if never activated */
 int64_t sim_terminate_at(const struct sim *s, const struct conf *cf);
+/* The check_at to store for s at `now` (pure): its current one while that is
+ * still ahead and not after the next change, else the next change (0: none). */
+int64_t sim_check_at(const struct sim *s, int64_t now, const struct conf *cf);
 
 int sim_get(struct tx *tx, const char *iccid, struct sim *out);      /* ERR_SIM_NOT_FOUND */
 int sim_get_by_id(struct tx *tx, int64_t id, struct sim *out);
@@ -57,13 +67,16 @@ int sim_get_by_id(struct tx *tx, int64_t id, struct sim *out);
  * and 0 returned; if a given field differs, ERR_SIM_EXISTS.
  * ERR_MSISDN_TAKEN when the MSISDN belongs to another SIM. */
 int sim_create(struct tx *tx, struct sim *s, int *existed);
-int sim_save(struct tx *tx, const struct sim *s);
+/* Stores state, validity and day totals, and check_at when it must move. */
+int sim_save(struct tx *tx, struct sim *s);
 /* Applies the transition the clock asks for (forfeiting on termination). *changed set if it moved. */
 int sim_settle(struct tx *tx, struct sim *s, int *changed);
 /* Suspends (on=1) or resumes (on=0); ERR_SIM_TERMINATED. Suspending a
  * suspended SIM or resuming one that is not suspended changes nothing. */
 int sim_suspend(struct tx *tx, struct sim *s, int on);
-/* Settles up to `limit` SIMs and bundles whose time has come; *moved counts them. */
+/* Looks at up to `limit` SIMs whose check_at has come, settling them (or
+ * only moving check_at on, if nothing was due), then at bundles; *moved
+ * counts the SIMs and bundles that changed state. */
 int sim_sweep(struct tx *tx, int limit, int *moved);
 /* Wallet balance (posted) of a SIM. */
 int sim_balance(struct tx *tx, const struct sim *s, int64_t *balance);

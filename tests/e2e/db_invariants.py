@@ -147,6 +147,7 @@ def _check(con, currency):
     bundles = {r["id"]: dict(r) for r in q("SELECT * FROM bundles")}
     topups = {r["id"]: dict(r) for r in q("SELECT * FROM topups")}
     records = [dict(r) for r in q("SELECT * FROM sim_txns ORDER BY id")]
+    records_by_id = {r["id"]: r for r in records}
     idem = [dict(r) for r in q("SELECT scope, key, status, body FROM idempotency")]
 
     # every transfer has its parent
@@ -221,6 +222,21 @@ def _check(con, currency):
         if rs and rs[-1]["balance_after"] != balance:
             bad("sim %s: newest record says balance_after %d, wallet holds %d", s["iccid"], rs[-1]["balance_after"],
                 balance)
+        # 003: the SIM's row chains exactly its records, newest first.
+        chain, at = [], s["last_txn"]
+        while at is not None and len(chain) <= len(rs):
+            chain.append(at)
+            at = records_by_id[at]["prev"] if at in records_by_id else None
+        if chain != [r["id"] for r in reversed(rs)]:
+            bad("sim %s: its chain of records %r, its records %r", s["iccid"], chain[:8],
+                [r["id"] for r in reversed(rs)][:8])
+        # 003: the sweeper looks at a SIM no later than its next change (the
+        # grace and retention windows are configuration, so only the active
+        # bound is known here), and never at one time cannot move.
+        movable = s["state"] in ("active", "grace", "expired")
+        if movable != (s["check_at"] is not None) or \
+                (s["state"] == "active" and s["check_at"] > s["active_until"]):
+            bad("sim %s: %s until %s, check_at %s", s["iccid"], s["state"], s["active_until"], s["check_at"])
         running = 0
         for r in rs:
             running += r["amount"]

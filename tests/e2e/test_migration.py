@@ -125,17 +125,21 @@ def test_version_1_database_keeps_its_receipts(request, tmp_path):
 
     try:
         srv.setup()   # topupd migrate, then tokens
-        assert _schema_version(srv.db) == 2
+        assert _schema_version(srv.db) == 3
         con = sqlite3.connect("file:%s?mode=ro" % srv.db, uri=True)
         try:
             tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master")}
             stored = {"R%010d" % r[0]: r[1] for r in con.execute("SELECT id, receipt FROM topups")}
+            checks = dict(con.execute("SELECT id, check_at FROM sims"))
         finally:
             con.close()
         assert "receipts" not in tables
-        assert {"topups_sim", "transfers_debit", "transfers_credit"} & tables == set()
-        assert "transfers_pending_debit" in tables
+        assert {"topups_sim", "transfers_debit", "transfers_credit", "sim_txns_sim", "sims_due_active",
+                "sims_due_grace", "sims_due_expired"} & tables == set()
+        assert {"transfers_pending_debit", "sims_check"} <= tables
         assert stored == old.receipts
+        # 003: every SIM the clock can move is looked at from its validity on.
+        assert checks == {s["id"]: s["active_until"] for s in old.sims.values()}
 
         srv.start()
         st, _, pk = srv.request("GET", "/v1/receipts/public-key", token=None)
@@ -152,12 +156,15 @@ def test_version_1_database_keeps_its_receipts(request, tmp_path):
             assert v.status == 200 and v.body == {"valid": True}, (number, v)
         for iccid, s in old.sims.items():
             assert srv.balance(iccid) == s["balance"]
+            # 003 chained each SIM's records through its row, newest first.
             assert [t["receipt"] for t in srv.txns(iccid)] == \
                 [n for n in sorted(old.receipts, reverse=True) if json.loads(old.receipts[n])["iccid"] == iccid]
 
         # Top-ups go on where the old ones stopped, receipts in their rows.
         body = srv.topup_ok(a, 500)
         assert body["receipt"]["number"] == "R%010d" % (len(old.receipts) + 1)
+        assert [t["receipt"] for t in srv.txns(a)] == [body["receipt"]["number"]] + \
+            [n for n in sorted(old.receipts, reverse=True) if json.loads(old.receipts[n])["iccid"] == a]
         r = srv.request("GET", "/v1/receipts/" + body["receipt"]["number"])
         assert r.status == 200 and {k: v for k, v in r.body.items() if k not in ("key_id", "signature")} == \
             body["receipt"], r

@@ -7,6 +7,8 @@
 #include "core/topup.h"
 
 STORE_SQL(Q_STORED_STATE, "SELECT state = 'terminated' FROM sims WHERE id = ?");
+STORE_SQL(Q_CHECK_AT, "SELECT COALESCE(check_at, 0) FROM sims WHERE id = ?");
+STORE_SQL(Q_DUE_INDEX_ENTRIES, "SELECT COUNT(*) FROM sims INDEXED BY sims_check WHERE check_at <= ?");
 STORE_SQL(Q_BUNDLES_FORFEITED, "SELECT COUNT(*) FROM bundles WHERE sim_id = ? AND state = 'forfeited'");
 
 static void test_iccid(void **state)
@@ -171,6 +173,37 @@ static void test_state_at(void **state)
     s.active_until = 0;
     assert_int_equal(sim_grace_until(&s, &cf), 0);
     assert_int_equal(sim_terminate_at(&s, &cf), 0);
+}
+
+/* sim_check_at: the stored check_at while it is still ahead and not after
+ * the next change; else the next change; none for states time cannot move. */
+static void test_check_at(void **state)
+{
+    const int64_t U = TU_T0 + 30 * TU_DAY, G = U + 30 * TU_DAY, R = G + 90 * TU_DAY;
+    const struct {
+        int stored;
+        int64_t check, now, want;
+    } rows[] = {
+        {SIM_INACTIVE, 0, TU_T0, 0},                    /* nothing coming */
+        {SIM_ACTIVE, 0, TU_T0, U},                      /* first activation: its validity */
+        {SIM_ACTIVE, U - TU_DAY, TU_T0, U - TU_DAY},    /* earlier than needed, still ahead: kept */
+        {SIM_ACTIVE, U, TU_T0, U},
+        {SIM_ACTIVE, U + 1, TU_T0, U},                  /* later than the change: pulled in */
+        {SIM_ACTIVE, TU_T0, TU_T0, U},                  /* come (the sweeper's turn): moved on */
+        {SIM_GRACE, U, U, G},
+        {SIM_EXPIRED, G, G, R},
+        {SIM_SUSPENDED, U, TU_T0, 0},                   /* time does not move it */
+        {SIM_TERMINATED, R, R, 0},
+    };
+    struct conf cf;
+    conf_defaults(&cf);
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        struct sim s = {.state = rows[i].stored, .active_until = U, .check_at = rows[i].check};
+        int64_t got = sim_check_at(&s, rows[i].now, &cf);
+        if (got != rows[i].want)
+            print_error("row %zu: %lld, want %lld\n", i, (long long)got, (long long)rows[i].want);
+        assert_int_equal(got, rows[i].want);
+    }
 }
 
 /* sim_validity_after_topup for the three rules (validity_days 30 unless the row says). */
@@ -474,6 +507,49 @@ static void test_sweep(void **state)
 
 /* Known bug: sim_sweep(limit) settles up to `limit` SIMs and then expires up
  * to `limit` bundles more, so it can move twice the limit. */
+/* Top-ups that extend an active SIM leave check_at (and its index entry)
+ * where it was; the sweeper, finding nothing due there, moves it to the new
+ * validity without touching the state; it then comes due once more. */
+static void test_sweep_moves_check_on(void **state)
+{
+    struct tu *t = *state;
+    struct sim a;
+    tu_sim(t, &a);
+    assert_int_equal(tu_scalar_i(t, &Q_CHECK_AT, a.id), 0);   /* inactive: never looked at */
+    topup(t, &a, 1000);                                       /* until T0 + 30 d */
+    assert_int_equal(tu_scalar_i(t, &Q_CHECK_AT, a.id), TU_T0 + 30 * TU_DAY);
+    tu_at(t, TU_T0 + 10 * TU_DAY);
+    topup(t, &a, 1000);                                       /* until T0 + 60 d */
+    topup(t, &a, 1000);                                       /* until T0 + 90 d */
+    assert_int_equal(tu_scalar_i(t, &Q_CHECK_AT, a.id), TU_T0 + 30 * TU_DAY);
+
+    int moved = -1;
+    tu_at(t, TU_T0 + 30 * TU_DAY);
+    assert_int_equal(tu_scalar_i(t, &Q_DUE_INDEX_ENTRIES, t->tx.now), 1);
+    assert_int_equal(TU_CMD(t, sim_sweep(&t->tx, 100, &moved)), 0);
+    assert_int_equal(moved, 0);
+    assert_int_equal(tu_sim_get(t, a.iccid).state, SIM_ACTIVE);
+    assert_int_equal(tu_scalar_i(t, &Q_CHECK_AT, a.id), TU_T0 + 90 * TU_DAY);
+    assert_int_equal(tu_scalar_i(t, &Q_DUE_INDEX_ENTRIES, t->tx.now), 0);
+    assert_int_equal(TU_CMD(t, sim_sweep(&t->tx, 100, &moved)), 0);   /* nothing left to look at */
+    assert_int_equal(moved, 0);
+
+    tu_at(t, TU_T0 + 90 * TU_DAY);
+    assert_int_equal(TU_CMD(t, sim_sweep(&t->tx, 100, &moved)), 0);
+    assert_int_equal(moved, 1);
+    assert_int_equal(tu_sim_get(t, a.iccid).state, SIM_GRACE);
+    assert_int_equal(tu_scalar_i(t, &Q_CHECK_AT, a.id), TU_T0 + 120 * TU_DAY);   /* grace ends */
+
+    /* Suspended: out of the index; resumed: back in at its next change. */
+    struct sim s = tu_sim_get(t, a.iccid);
+    assert_int_equal(TU_CMD(t, sim_suspend(&t->tx, &s, 1)), 0);
+    assert_int_equal(tu_scalar_i(t, &Q_CHECK_AT, a.id), 0);
+    s = tu_sim_get(t, a.iccid);
+    assert_int_equal(TU_CMD(t, sim_suspend(&t->tx, &s, 0)), 0);
+    assert_int_equal(tu_scalar_i(t, &Q_CHECK_AT, a.id), TU_T0 + 120 * TU_DAY);
+    tu_ledger_ok(t);
+}
+
 static void test_sweep_limit_counts_bundles(void **state)
 {
     struct tu *t = *state;
@@ -595,11 +671,13 @@ int main(void)
         cmocka_unit_test(test_iccid),
         cmocka_unit_test(test_msisdn_imsi),
         cmocka_unit_test(test_state_at),
+        cmocka_unit_test(test_check_at),
         cmocka_unit_test(test_validity_rules),
         cmocka_unit_test_setup_teardown(test_create, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_settle_terminates, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_settle_empty_wallet, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_sweep, tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_sweep_moves_check_on, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_sweep_limit_counts_bundles, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_sweep_with_reservation, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_suspend_resume, tu_setup, tu_teardown),

@@ -948,6 +948,26 @@ static void test_record_pages(void **state)
     assert_int_equal(record_list(&t->tx, s.id, 0, 5, page_add, &p, &more), 0);
     assert_int_equal(p.n, 5);
     assert_int_equal(more, 0);
+
+    /* A cursor that is not one of s's records (another SIM's, or no record
+     * at all) still means "ids below it". */
+    struct page all = {0};
+    assert_int_equal(record_list(&t->tx, s.id, 0, 8, page_add, &all, &more), 0);
+    struct page theirs = {0};
+    assert_int_equal(record_list(&t->tx, other.id, 0, 8, page_add, &theirs, &more), 0);
+    const int64_t cursors[] = {theirs.ids[1], theirs.ids[0] + 1000, all.ids[2] + 1, 1};
+    for (size_t i = 0; i < sizeof cursors / sizeof cursors[0]; i++) {
+        int expect = 0;
+        for (int k = 0; k < all.n; k++)
+            expect += all.ids[k] < cursors[i];
+        p.n = 0;
+        assert_int_equal(record_list(&t->tx, s.id, cursors[i], 10, page_add, &p, &more), 0);
+        assert_int_equal(p.n, expect);
+        assert_int_equal(more, 0);
+        for (int k = 0; k < p.n; k++)
+            assert_int_equal(p.ids[k], all.ids[all.n - expect + k]);
+    }
+    assert_int_equal(all.n, 5);
     tu_ledger_ok(t);
 }
 
