@@ -23,6 +23,8 @@
  *      ERR_STORAGE, which the engine treats as fatal to the batch.
  *  S6. Faults can be injected beneath the database (fault.c): failed writes,
  *      a full disk, failed fsyncs at the Nth call. Test-only; off by default.
+ *  S7. The page cache is SQLite's own, behind a shim (pcache.c) that only
+ *      skips truncations that cannot drop a page; what is cached never differs.
  *
  * A connection is not thread-safe: one thread uses it at a time.
  */
@@ -114,6 +116,9 @@ const char *store_path(struct store *st);
 /* Fault injection (S6). spec: "write@N", "full@N" or "fsync@N", optionally
  * followed by ",once". Writer connections opened afterwards go through it.
  * Returns -1 for a malformed spec. */
+/* S7: installs the page-cache shim (pcache.c) before SQLite starts; 0 or -1. */
+int store_pcache_install(void);
+
 #define STORE_FAULT_VFS "topup-fault"
 int store_fault_configure(const char *spec);
 int store_fault_active(void);
