@@ -122,11 +122,15 @@ STORE_SQL(SQL_SIM_INSERT,
           "INSERT INTO sims(iccid, msisdn, imsi, lang, state, active_until, wallet_id, created_at, updated_at) "
           "VALUES (?, ?, ?, ?, 'inactive', NULL, ?, ?, ?)");
 STORE_SQL(SQL_WALLET_OWNER, "UPDATE accounts SET sim_id = ? WHERE id = ?");
-/* check_at stays out of SET: naming it there would rewrite its index entry
- * even with the value unchanged. The stored one comes back instead. */
+/* check_at is named in SET only when it moves: naming it there rewrites its
+ * index entry even with the value unchanged. Otherwise the stored one comes
+ * back, to catch a caller's copy of the SIM that was older than the row. */
 STORE_SQL(SQL_SIM_SAVE,
           "UPDATE sims SET state = ?, active_until = ?, day_start = ?, day_total = ?, updated_at = ? WHERE id = ? "
           "RETURNING COALESCE(check_at, 0)");
+STORE_SQL(SQL_SIM_SAVE_CHECK,
+          "UPDATE sims SET state = ?, active_until = ?, day_start = ?, day_total = ?, updated_at = ?, check_at = ? "
+          "WHERE id = ?");
 STORE_SQL(SQL_SIM_RECHECK, "UPDATE sims SET check_at = ? WHERE id = ?");
 STORE_SQL(SQL_SIM_BALANCE, "SELECT credits_posted - debits_posted FROM accounts WHERE id = ?");
 
@@ -211,6 +215,15 @@ int sim_create(struct tx *tx, struct sim *s, int *existed)
 
 int sim_save(struct tx *tx, struct sim *s)
 {
+    /* Any check_at between now and the next change is right, so one computed
+     * from an older copy is right too: a first activation is one statement. */
+    int64_t check = sim_check_at(s, tx->now, tx->cf);
+    if (check != s->check_at) {
+        s->check_at = check;
+        int rc = store_exec(tx->st, &SQL_SIM_SAVE_CHECK, "sziiizi", sim_state_name(s->state), s->active_until,
+                            s->day_start, s->day_total, tx->now, check, s->id);
+        return rc ? rc : store_changes(tx->st) ? 0 : ERR_SIM_NOT_FOUND;
+    }
     struct store_q *q;
     int rc = store_one(tx->st, &q, &SQL_SIM_SAVE, "sziiii", sim_state_name(s->state), s->active_until,
                        s->day_start, s->day_total, tx->now, s->id);
@@ -219,7 +232,7 @@ int sim_save(struct tx *tx, struct sim *s)
     s->check_at = store_i64(q, 0);
     if ((rc = store_end(q)))
         return rc;
-    int64_t check = sim_check_at(s, tx->now, tx->cf);
+    check = sim_check_at(s, tx->now, tx->cf);
     if (check == s->check_at)
         return 0;
     s->check_at = check;
