@@ -213,6 +213,16 @@ int sim_create(struct tx *tx, struct sim *s, int *existed)
     return store_exec(tx->st, &SQL_WALLET_OWNER, "ii", s->id, s->wallet_id);
 }
 
+/* Stores the check_at that s should have now, if it has another. */
+static int move_check(struct tx *tx, struct sim *s)
+{
+    int64_t check = sim_check_at(s, tx->now, tx->cf);
+    if (check == s->check_at)
+        return 0;
+    s->check_at = check;
+    return store_exec(tx->st, &SQL_SIM_RECHECK, "zi", check, s->id);
+}
+
 int sim_save(struct tx *tx, struct sim *s)
 {
     /* Any check_at between now and the next change is right, so one computed
@@ -232,11 +242,7 @@ int sim_save(struct tx *tx, struct sim *s)
     s->check_at = store_i64(q, 0);
     if ((rc = store_end(q)))
         return rc;
-    check = sim_check_at(s, tx->now, tx->cf);
-    if (check == s->check_at)
-        return 0;
-    s->check_at = check;
-    return store_exec(tx->st, &SQL_SIM_RECHECK, "zi", check, s->id);
+    return move_check(tx, s);
 }
 
 int sim_balance(struct tx *tx, const struct sim *s, int64_t *balance)
@@ -330,10 +336,8 @@ int sim_sweep(struct tx *tx, int limit, int *moved)
             rc = sim_get_by_id(tx, ids[i], &s);
             if (!rc)
                 rc = sim_settle(tx, &s, &changed);   /* a change saves, and so moves check_at */
-            if (!rc && !changed && s.check_at <= tx->now) {
-                s.check_at = sim_check_at(&s, tx->now, tx->cf);   /* topped up since: nothing was due */
-                rc = store_exec(tx->st, &SQL_SIM_RECHECK, "zi", s.check_at, s.id);
-            }
+            if (!rc && !changed)
+                rc = move_check(tx, &s);   /* topped up since: nothing was due */
             *moved += changed;
         }
         if (rc)

@@ -58,7 +58,6 @@ struct server {
      * (the CPU sampler's tick) resumes again any left waiting over a second. */
     pthread_mutex_t rmu;
     struct req *resumed;
-    uint64_t rekicks;
 
     pthread_mutex_t mu;          /* readers and the sweeper's sleep */
     pthread_cond_t cv;
@@ -252,7 +251,6 @@ static void resumed_watchdog(struct server *s)
             stuck++;
         }
     }
-    s->rekicks += (uint64_t)n;
     pthread_mutex_unlock(&s->rmu);
     if (n || stuck)
         log_warn("answered commands still waiting for their connection after 1 s: %d resumed again, "
