@@ -1,7 +1,7 @@
 # topup — build. `make` builds bin/topupd; `make check` runs every test;
 # `make SAN=1` builds with AddressSanitizer + UndefinedBehaviorSanitizer into build-san/.
 CC      ?= cc
-PKGS    := libmicrohttpd jansson sqlite3 libsodium
+PKGS    := gnutls jansson sqlite3 libsodium
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
            -Isrc -Ibuild/gen $(shell pkg-config --cflags $(PKGS))

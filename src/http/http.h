@@ -7,8 +7,8 @@
  * the connection is then suspended and answered when the command is durable.
  *
  * Limits: a JSON body is capped by conf max_body, a CSV body by
- * max_import_body (413 body_too_large before the rest is read); headers by
- * libmicrohttpd's per-connection memory limit; an Idempotency-Key at 128 bytes.
+ * max_import_body (413 body_too_large before the rest is read); the request
+ * line and headers at 16 KiB (431); an Idempotency-Key at 128 bytes.
  */
 #pragma once
 #include <jansson.h>
@@ -22,6 +22,8 @@
 
 struct server;
 struct req;
+struct net_conn;
+struct h1_req;
 
 enum http_method { HTTP_GET = 1, HTTP_POST = 2, HTTP_DELETE = 4 };
 const char *http_method_name(int method);   /* "GET", "POST", "DELETE"; "?" otherwise */
@@ -70,8 +72,8 @@ struct req {
     const char *idem_key;
     struct cmd cmd;
     /* the server's */
-    void *conn;
-    int state;
+    struct net_conn *conn;
+    const struct h1_req *head;
     int status;
     char *resp;
     size_t resp_len;
@@ -79,13 +81,7 @@ struct req {
     int retry_after;           /* seconds, for 429 and 503 */
     char *inflight;            /* the idempotency key held while the command runs */
     size_t cap;
-    size_t body_alloc;
-    int too_large;
-    int shed;                 /* refused before anything was spent on it: the engine is overloaded */
     int shed_slot;            /* counted in flight by the load shedder (loadshed.h) */
-    struct req *rprev, *rnext;   /* server.c: resumed, not yet answered */
-    int64_t resumed_ms;       /* 0: not in that list */
-    int rekicked;
     int64_t admitted_us;      /* monotonic, when it was admitted */
 };
 

@@ -1,13 +1,12 @@
-/* server — see server.h. The life of a request:
- *   first call     route, authenticate, set the body cap (early answer on failure)
- *   upload calls   append to the body, up to the cap
- *   final call     dispatch to the handler; a mutation suspends the connection
- *   resumed call   the command is durable (or failed): answer
+/* server — see server.h. The life of a request (net.h calls):
+ *   head       route, authenticate, set the body cap (early answer on failure)
+ *   body       dispatch to the handler; a mutation suspends the request
+ *   resumed    the command is durable (or failed): answer
+ *   done       the answer is out: free the request
  */
 #include "http/server.h"
 
 #include <arpa/inet.h>
-#include <microhttpd.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sodium.h>
@@ -26,6 +25,7 @@
 #include "http/http.h"
 #include "http/inflight.h"
 #include "http/loadshed.h"
+#include "http/net.h"
 #include "http/ratelimit.h"
 #include "store/store.h"
 #include "util/clock.h"
@@ -34,8 +34,7 @@
 
 #define IDEM_KEY_MAX 128
 #define MAX_READERS 512
-
-enum { R_NEW, R_WAIT, R_DONE };
+#define HEAD_MAX 16384   /* request line and headers */
 
 struct server {
     struct conf cf;
@@ -45,7 +44,8 @@ struct server {
     const char *db_path;
     int test_clock;
     int schema;                  /* migration version the database is at */
-    struct MHD_Daemon *d;
+    struct net *net;
+    char *refusals[7];           /* net's own answers: 400 417 431 500 501 503 505 */
     struct ratelimit *auth_fail, *per_token, *per_address;
     char *tls_cert, *tls_key;    /* PEM, when serving HTTPS */
     pthread_t sweep_thread;
@@ -53,11 +53,6 @@ struct server {
     struct loadshed *shed;
     pthread_t cpu_thread;
     int sampling;
-
-    /* Connections resumed after their command, not yet answered: a watchdog
-     * (the CPU sampler's tick) resumes again any left waiting over a second. */
-    pthread_mutex_t rmu;
-    struct req *resumed;
 
     pthread_mutex_t mu;          /* readers and the sweeper's sleep */
     pthread_cond_t cv;
@@ -115,13 +110,11 @@ int req_error(struct req *r, int err, const char *param)
 
 const char *req_query(struct req *r, const char *name)
 {
-    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+    const char *q = r->head->query;
+    return q ? h1_query(q, name, arena_alloc(&r->a, strlen(q) + 1), strlen(q) + 1) : NULL;
 }
 
-const char *req_header(struct req *r, const char *name)
-{
-    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
-}
+const char *req_header(struct req *r, const char *name) { return h1_header(r->head, name); }
 
 int req_body_object(struct req *r, json_t **out)
 {
@@ -200,72 +193,13 @@ static void release_slot(struct req *r, int ran)
         loadshed_cancel(r->srv->shed);
 }
 
-static void resumed_add(struct req *r)
-{
-    struct server *s = r->srv;
-    pthread_mutex_lock(&s->rmu);
-    r->resumed_ms = clock_mono_ms();
-    r->rprev = NULL;
-    r->rnext = s->resumed;
-    if (s->resumed)
-        s->resumed->rprev = r;
-    s->resumed = r;
-    pthread_mutex_unlock(&s->rmu);
-}
-
-static void resumed_remove(struct req *r)
-{
-    struct server *s = r->srv;
-    pthread_mutex_lock(&s->rmu);
-    if (r->resumed_ms) {
-        if (r->rprev)
-            r->rprev->rnext = r->rnext;
-        else
-            s->resumed = r->rnext;
-        if (r->rnext)
-            r->rnext->rprev = r->rprev;
-        r->resumed_ms = 0;
-    }
-    pthread_mutex_unlock(&s->rmu);
-}
-
-/* libmicrohttpd 0.9.75 has been seen, rarely and under heavy load, to leave
- * a batch of resumed connections unprocessed until their clients gave up;
- * resuming them again sets them going. Counted and logged. */
-static void resumed_watchdog(struct server *s)
-{
-    int64_t now = clock_mono_ms();
-    int n = 0, stuck = 0;
-    pthread_mutex_lock(&s->rmu);
-    for (struct req *r = s->resumed; r; r = r->rnext) {
-        if (now - r->resumed_ms <= 1000 || r->rekicked >= 3)
-            continue;
-        const union MHD_ConnectionInfo *ci =
-            MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_SUSPENDED);
-        r->rekicked++;
-        r->resumed_ms = now;
-        if (ci && ci->suspended) {   /* resuming a connection that is not suspended would suspend it for good */
-            MHD_resume_connection(r->conn);
-            n++;
-        } else {
-            stuck++;
-        }
-    }
-    pthread_mutex_unlock(&s->rmu);
-    if (n || stuck)
-        log_warn("answered commands still waiting for their connection after 1 s: %d resumed again, "
-                 "%d not suspended", n, stuck);
-}
-
 static void on_done(struct cmd *c)
 {
     struct req *r = (struct req *)((char *)c - offsetof(struct req, cmd));
     release_slot(r, 1);
     if (r->inflight)
         inflight_release(r->inflight);   /* after commit: a repeat now finds the stored row */
-    resumed_add(r);
-    atomic_store((_Atomic int *)&r->state, R_DONE);
-    MHD_resume_connection(r->conn);
+    net_resume(r->conn);
 }
 
 int req_submit(struct req *r, int (*exec)(struct tx *tx, struct cmd *c), void *arg)
@@ -292,8 +226,7 @@ int req_submit(struct req *r, int (*exec)(struct tx *tx, struct cmd *c), void *a
             return req_error(r, ERR_IDEMPOTENCY_IN_FLIGHT, "Idempotency-Key");
         r->inflight = k;
     }
-    r->state = R_WAIT;
-    MHD_suspend_connection(r->conn);
+    net_suspend(r->conn);
     int rc = engine_submit(r->srv->eng, c);
     if (rc) {
         /* Not queued: answer on the resumed call like any other result. */
@@ -360,16 +293,7 @@ static int valid_idem_key(const char *k)
     return 1;
 }
 
-static void client_address(struct req *r, char *out, size_t n)
-{
-    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    char ip[INET6_ADDRSTRLEN] = "?";
-    if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr, ip, sizeof ip);
-    else if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET6)
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ci->client_addr)->sin6_addr, ip, sizeof ip);
-    snprintf(out, n, "a:%s", ip);
-}
+static void client_address(struct req *r, char *out, size_t n) { snprintf(out, n, "a:%s", net_peer(r->conn)); }
 
 static int limited(struct req *r, int retry_after)
 {
@@ -385,7 +309,7 @@ static int limited(struct req *r, int retry_after)
 static int authenticate(struct req *r)
 {
     struct server *s = r->srv;
-    const char *authz = req_header(r, MHD_HTTP_HEADER_AUTHORIZATION);
+    const char *authz = req_header(r, "Authorization");
     char addr[64], tok[32];
     int64_t now = clock_mono_ms();
     int wait = 1;
@@ -422,19 +346,17 @@ static int admit(struct req *r)
     if (rc)
         return req_error(r, rc, NULL), rc;
     r->cap = (size_t)((r->route->flags & ROUTE_CSV) ? r->srv->cf.max_import_body : r->srv->cf.max_body);
-    const char *cl = req_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    int64_t cl = r->head->content_length;
     /* Under overload a command is refused before authentication, hashing or
-     * parsing cost anything; the answer waits for the body, since answering
-     * early would cost the client its connection (engine.h E6). */
-    if (r->method != HTTP_GET && !(r->route->flags & ROUTE_READ) && !(cl && strtoull(cl, NULL, 10) > r->cap)) {
+     * parsing cost anything, and before its body is read (net.c skips it and
+     * keeps the connection) (engine.h E6). */
+    if (r->method != HTTP_GET && !(r->route->flags & ROUTE_READ) && cl <= (int64_t)r->cap) {
         int64_t now = clock_mono_ms();
         int full = engine_admits(r->srv->eng) == ERR_OVERLOADED;
         if (full)
             loadshed_refused(r->srv->shed, now);
-        if (full || !loadshed_admit(r->srv->shed, now)) {
-            r->shed = 1;
-            return 0;
-        }
+        if (full || !loadshed_admit(r->srv->shed, now))
+            return req_error(r, ERR_OVERLOADED, NULL), ERR_OVERLOADED;
         r->shed_slot = 1;
         r->admitted_us = clock_mono_us();
     }
@@ -448,104 +370,69 @@ static int admit(struct req *r)
         return req_error(r, ERR_IDEMPOTENCY_KEY_MISSING, "Idempotency-Key"), ERR_IDEMPOTENCY_KEY_MISSING;
     if (key && r->method == HTTP_POST)
         r->idem_key = arena_strdup(&r->a, key);
-    const char *ct = req_header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
+    const char *ct = req_header(r, "Content-Type");
     if (r->method == HTTP_POST && ct && !(r->route->flags & ROUTE_CSV) && strncasecmp(ct, "application/json", 16))
         return req_error(r, ERR_UNSUPPORTED_MEDIA_TYPE, NULL), ERR_UNSUPPORTED_MEDIA_TYPE;
-    if (cl && strtoull(cl, NULL, 10) > r->cap)
+    if (cl > (int64_t)r->cap)
         return req_error(r, ERR_BODY_TOO_LARGE, NULL), ERR_BODY_TOO_LARGE;
     return 0;
 }
 
-static void append(struct req *r, const char *data, size_t n)
+static void send_answer(struct req *r)
 {
-    if (r->too_large || r->status || r->shed)
-        return;
-    if (r->body_len + n > r->cap) {
-        r->too_large = 1;
-        return;
-    }
-    if (r->body_len + n + 1 > r->body_alloc) {
-        size_t want = r->body_alloc ? r->body_alloc * 2 : 4096;
-        while (want < r->body_len + n + 1)
-            want *= 2;
-        if (want > r->cap + 1)
-            want = r->cap + 1;
-        char *b = realloc((char *)r->body, want);
-        if (!b)
-            abort();
-        r->body = b;
-        r->body_alloc = want;
-    }
-    memcpy((char *)r->body + r->body_len, data, n);
-    r->body_len += n;
-    ((char *)r->body)[r->body_len] = 0;
-}
-
-static enum MHD_Result send_answer(struct req *r)
-{
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(r->resp_len, r->resp, MHD_RESPMEM_PERSISTENT);
-    if (!resp)
-        return MHD_NO;
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json; charset=utf-8");
+    char extra[96] = "";
     if (r->replayed)
-        MHD_add_response_header(resp, "Idempotent-Replayed", "true");
-    if (r->status == 503 || r->status == 429) {
-        char secs[16];
-        snprintf(secs, sizeof secs, "%d", r->retry_after > 0 ? r->retry_after : 1);
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, secs);
-    }
-    enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)r->status, resp);
-    MHD_destroy_response(resp);
-    return ret;
+        snprintf(extra, sizeof extra, "Idempotent-Replayed: true\r\n");
+    if (r->status == 503 || r->status == 429)
+        snprintf(extra, sizeof extra, "Retry-After: %d\r\n", r->retry_after > 0 ? r->retry_after : 1);
+    if (!r->resp)
+        req_error(r, ERR_INTERNAL, NULL);
+    net_answer(r->conn, r->status, extra, r->resp, r->resp_len);
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
-                                  const char *version, const char *upload, size_t *upload_size, void **ctx)
+static void *on_head(void *cls, struct net_conn *conn, const struct h1_req *h, size_t *cap)
 {
     struct server *s = cls;
-    struct req *r = *ctx;
-    if (!r) {
-        r = calloc(1, sizeof *r);
-        if (!r)
-            return MHD_NO;
-        arena_init(&r->a);
-        r->srv = s;
-        r->conn = conn;
-        r->path = arena_strdup(&r->a, url);
-        r->method = http_method_parse(method);
-        r->lang = i18n_pick(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Accept-Language"));
-        snprintf(r->who.name, sizeof r->who.name, "anonymous");
-        *ctx = r;
-        if (admit(r))
-            return send_answer(r);   /* early: the body, if any, is never read */
-        return MHD_YES;
-    }
-    if (*upload_size) {
-        append(r, upload, *upload_size);
-        *upload_size = 0;
-        return MHD_YES;
-    }
-    int state = atomic_load((_Atomic int *)&r->state);
-    if (state == R_WAIT)
-        return MHD_YES;   /* spurious wake-up while suspended */
-    if (state == R_DONE)
-        resumed_remove(r);
-    if (state == R_NEW) {
-        if (r->shed) {
-            req_error(r, ERR_OVERLOADED, NULL);
-        } else if (r->too_large) {
-            req_error(r, ERR_BODY_TOO_LARGE, NULL);
-        } else {
-            if (!r->body)
-                r->body = calloc(1, 1);
-            if (r->route->handler(r) == HANDLER_ASYNC)
-                return MHD_YES;
-        }
-    } else if (r->cmd.err) {
-        req_error(r, r->cmd.err, r->cmd.err_param);
+    struct req *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    arena_init(&r->a);
+    r->srv = s;
+    r->conn = conn;
+    r->head = h;
+    r->path = h->path;
+    r->method = http_method_parse(h->method);
+    r->lang = i18n_pick(h1_header(h, "Accept-Language"));
+    snprintf(r->who.name, sizeof r->who.name, "anonymous");
+    if (admit(r))
+        send_answer(r);   /* early: net skips the body, if any */
+    *cap = r->cap;
+    return r;
+}
+
+static void on_body(void *cls, void *ctx, const char *body, size_t len, int too_large)
+{
+    (void)cls;
+    struct req *r = ctx;
+    if (too_large) {
+        req_error(r, ERR_BODY_TOO_LARGE, NULL);
     } else {
-        struct cmd *c = &r->cmd;
+        r->body = body;
+        r->body_len = len;
+        if (r->route->handler(r) == HANDLER_ASYNC)
+            return;
+    }
+    send_answer(r);
+}
+
+static void on_resumed(void *cls, void *ctx)
+{
+    struct server *s = cls;
+    struct req *r = ctx;
+    struct cmd *c = &r->cmd;
+    if (c->err) {
+        req_error(r, c->err, c->err_param);
+    } else {
         r->status = c->status;
         r->resp = (char *)c->body;
         r->resp_len = c->body_len ? c->body_len : strlen(c->body);
@@ -559,30 +446,44 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             r->resp_len = strlen(r->resp);
         }
     }
-    if (!r->resp)
-        req_error(r, ERR_INTERNAL, NULL);
-    return send_answer(r);
+    send_answer(r);
 }
 
-static void on_completed(void *cls, struct MHD_Connection *conn, void **ctx, enum MHD_RequestTerminationCode toe)
+static void on_request_done(void *cls, void *ctx)
 {
-    struct req *r = *ctx;
-    if (!r)
-        return;
+    (void)cls;
+    struct req *r = ctx;
     release_slot(r, 0);   /* admitted, but never ran as a command */
-    resumed_remove(r);
-    free((char *)r->body);
     arena_free(&r->a);
     free(r);
-    *ctx = NULL;
 }
 
-static void mhd_log(void *cls, const char *fmt, va_list ap)
+static const int refusal_status[] = {400, 417, 431, 500, 501, 503, 505};
+static const int refusal_err[] = {ERR_BAD_REQUEST, ERR_EXPECTATION_FAILED, ERR_HEADERS_TOO_LARGE, ERR_INTERNAL,
+                                  ERR_NOT_IMPLEMENTED, ERR_OVERLOADED, ERR_HTTP_VERSION};
+
+static const char *on_refusal(void *cls, int status)
 {
-    char buf[512];
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    buf[strcspn(buf, "\n")] = 0;
-    log_warn("http: %s", buf);
+    struct server *s = cls;
+    for (size_t i = 0; i < sizeof refusal_status / sizeof refusal_status[0]; i++)
+        if (refusal_status[i] == status)
+            return s->refusals[i];
+    return s->refusals[0];
+}
+
+/* The bodies of net's own answers, in the default language (a malformed head
+ * has no Accept-Language to trust). */
+static int make_refusals(struct server *s)
+{
+    for (size_t i = 0; i < sizeof refusal_status / sizeof refusal_status[0]; i++) {
+        int err = refusal_err[i];
+        json_t *e = json_pack("{s:{s:s, s:s}}", "error", "code", err_code(err), "message",
+                              i18n_text(i18n_pick(NULL), err_key(err)));
+        if (!e || !(s->refusals[i] = json_dumps(e, JSON_COMPACT)))
+            return json_decref(e), -1;
+        json_decref(e);
+    }
+    return 0;
 }
 
 /* ---- sweeper -------------------------------------------------------------- */
@@ -640,8 +541,7 @@ static void *sweeper(void *arg)
     return NULL;
 }
 
-/* Feeds the load shedder how busy the machine's CPUs are, every 100 ms, and
- * watches resumed connections. */
+/* Feeds the load shedder how busy the machine's CPUs are, every 100 ms. */
 static void *cpu_sampler(void *arg)
 {
     pthread_setname_np(pthread_self(), "topupd-cpu");
@@ -652,7 +552,6 @@ static void *cpu_sampler(void *arg)
         double busy = loadshed_cpu_read(&prev);
         if (busy >= 0)
             loadshed_sample(s->shed, busy);
-        resumed_watchdog(s);
     }
     return NULL;
 }
@@ -687,23 +586,6 @@ int server_prepare_db(const char *db_path, const struct conf *cf, int *version)
     return rc;
 }
 
-static int parse_listen(const char *listen, struct sockaddr_in *sa)
-{
-    char host[64];
-    const char *colon = strrchr(listen, ':');
-    if (!colon || (size_t)(colon - listen) >= sizeof host)
-        return -1;
-    memcpy(host, listen, (size_t)(colon - listen));
-    host[colon - listen] = 0;
-    memset(sa, 0, sizeof *sa);
-    sa->sin_family = AF_INET;
-    long port = strtol(colon + 1, NULL, 10);
-    if (port <= 0 || port > 65535 || inet_pton(AF_INET, host, &sa->sin_addr) != 1)
-        return -1;
-    sa->sin_port = htons((uint16_t)port);
-    return 0;
-}
-
 static char *slurp(const char *path)
 {
     FILE *f = fopen(path, "rb");
@@ -729,11 +611,9 @@ void server_close(struct server *s)
         pthread_join(s->sweep_thread, NULL);
     if (s->sampling)
         pthread_join(s->cpu_thread, NULL);
-    /* No MHD_quiesce_daemon: in libmicrohttpd 0.9.75 it races the epoll thread
-     * pool and can abort. New mutations meet a stopping engine (503 shutting_down). */
-    engine_stop(s->eng);           /* finishes queued commands and resumes their connections */
-    if (s->d)
-        MHD_stop_daemon(s->d);     /* no request thread can reach the engine after this */
+    /* New mutations meet a stopping engine (503 shutting_down). */
+    engine_stop(s->eng);           /* finishes queued commands and resumes their requests */
+    net_stop(s->net);              /* answers them; no request can reach the engine after this */
     engine_close(s->eng);
     for (int i = 0; i < s->nreaders; i++)
         store_close(s->readers[i]);
@@ -745,9 +625,10 @@ void server_close(struct server *s)
         sodium_memzero(s->tls_key, strlen(s->tls_key));
     free(s->tls_key);
     free(s->tls_cert);
+    for (size_t i = 0; i < sizeof s->refusals / sizeof s->refusals[0]; i++)
+        free(s->refusals[i]);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
-    pthread_mutex_destroy(&s->rmu);
     free(s);
 }
 
@@ -761,12 +642,11 @@ int server_open(struct server **out, const struct server_opts *o)
     s->test_clock = o->test_clock;
     clock_init_system(&s->clk);
     pthread_mutex_init(&s->mu, NULL);
-    pthread_mutex_init(&s->rmu, NULL);
     pthread_cond_init(&s->cv, NULL);
     *out = s;
 
     struct sockaddr_in sa;
-    if (o->listen && parse_listen(o->listen, &sa)) {
+    if (o->listen && net_parse_listen(o->listen, &sa)) {
         log_error("--listen wants IPv4:PORT, got '%s'", o->listen);
         return 2;
     }
@@ -794,37 +674,16 @@ int server_open(struct server **out, const struct server_opts *o)
     s->per_token = ratelimit_new((double)s->cf.token_rate, 2.0 * (double)s->cf.token_rate, 65536);
     s->per_address = ratelimit_new((double)s->cf.address_rate, 2.0 * (double)s->cf.address_rate, 65536);
     s->shed = loadshed_new((double)s->cf.shed_cpu_percent / 100.0, s->cf.shed_target_ms);
-    if (!s->auth_fail || !s->per_token || !s->per_address || !s->shed)
+    if (!s->auth_fail || !s->per_token || !s->per_address || !s->shed || make_refusals(s))
         return 1;
 
-    /* poll(), not epoll: with epoll, libmicrohttpd 0.9.75 (Debian 12) left a
-     * quarter of 512 keep-alive clients unanswered for 10-16 s in about one
-     * 8-second run in ten at the top-up peak (their commands done, their
-     * connections never resumed or never read again); with poll, none in 40
-     * runs, at the same rate. */
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
-    if (!o->listen)
-        flags |= MHD_USE_NO_LISTEN_SOCKET;
-    if (s->tls_cert)
-        flags |= MHD_USE_TLS;
-    struct MHD_OptionItem tls[] = {
-        {s->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, s->tls_cert},
-        {MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls_key},
-        {MHD_OPTION_END, 0, NULL},
-    };
-    s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
-                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
-                            MHD_OPTION_SOCK_ADDR, o->listen ? (struct sockaddr *)&sa : NULL,
-                            MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->cf.http_threads,
-                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->cf.max_connections,
-                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
-                            MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
-                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-                            MHD_OPTION_ARRAY, tls,
-                            MHD_OPTION_END);
-    if (!s->d) {
-        log_error("cannot listen on %s", o->listen ? o->listen : "(no socket)");
+    struct net_opts no = {.listen = o->listen, .threads = s->cf.http_threads,
+                          .max_connections = s->cf.max_connections, .timeout_s = 60,
+                          .head_max = HEAD_MAX, .tls_cert = s->tls_cert, .tls_key = s->tls_key};
+    struct net_ops ops = {.cls = s, .head = on_head, .body = on_body, .resumed = on_resumed,
+                          .done = on_request_done, .refusal = on_refusal};
+    if (net_start(&s->net, &no, &ops)) {
+        log_error("cannot serve on %s", o->listen ? o->listen : "(no socket)");
         return 1;
     }
     return 0;
@@ -832,8 +691,7 @@ int server_open(struct server **out, const struct server_opts *o)
 
 int server_add_connection(struct server *s, int fd)
 {
-    struct sockaddr_in peer = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    return MHD_add_connection(s->d, fd, (struct sockaddr *)&peer, sizeof peer) == MHD_YES ? 0 : -1;
+    return net_add(s->net, fd, "127.0.0.1");
 }
 
 int server_run(const struct server_opts *o)

@@ -14,6 +14,7 @@
 #define ERR_MAP(X) \
     X(OK,                     200, "ok",                         D) \
     /* input */ \
+    X(BAD_REQUEST,            400, "bad_request",                D) \
     X(INVALID_JSON,           400, "invalid_json",               D) \
     X(INVALID_PARAMETER,      400, "invalid_parameter",          D) \
     X(MISSING_PARAMETER,      400, "missing_parameter",          D) \
@@ -53,7 +54,9 @@
     X(INSUFFICIENT_BALANCE,   402, "insufficient_balance",       D) \
     X(BODY_TOO_LARGE,         413, "body_too_large",             D) \
     X(UNSUPPORTED_MEDIA_TYPE, 415, "unsupported_media_type",     D) \
+    X(EXPECTATION_FAILED,     417, "expectation_failed",         D) \
     X(RATE_LIMITED,           429, "rate_limited",               D) \
+    X(HEADERS_TOO_LARGE,      431, "headers_too_large",          D) \
     /* ledger (internal callers map most of these before they reach a client) */ \
     X(ACCOUNT_NOT_FOUND,      404, "account_not_found",          D) \
     X(UNIT_MISMATCH,          409, "unit_mismatch",              D) \
@@ -69,7 +72,9 @@
     X(WRITES_HALTED,          503, "writes_halted",              F) \
     X(OVERLOADED,             503, "overloaded",                 D) \
     X(SHUTTING_DOWN,          503, "shutting_down",              D) \
-    X(INTERNAL,               500, "internal_error",             F)
+    X(INTERNAL,               500, "internal_error",             F) \
+    X(NOT_IMPLEMENTED,        501, "not_implemented",            D) \
+    X(HTTP_VERSION,           505, "http_version_not_supported", D)
 
 enum err {
 #define X(name, status, code, flag) ERR_##name,

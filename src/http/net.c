@@ -1,0 +1,942 @@
+/* net — see net.h. A connection's states:
+ *   S_TLS     the TLS handshake (HTTPS only)
+ *   S_HEAD    reading a request head into c->in
+ *   S_BODY    reading its body into c->body (Content-Length or chunked)
+ *   S_WAIT    the server holds the request (deciding, or suspended)
+ *   S_SEND    writing the answer
+ *   S_SKIP    dropping a body that was answered before it was read
+ *   S_LINGER  answered for the last time: drop what still comes, then close
+ *   S_CLOSED  closed; freed at the end of the worker's event batch
+ * Edge-triggered epoll: a state that waits for the socket has read or written
+ * until EAGAIN, so the next event is sure to come.
+ */
+#include "http/net.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <gnutls/gnutls.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util/log.h"
+
+#define IN_FIRST 2048            /* a connection's head buffer starts here, grows to head_max */
+#define READ_CHUNK 16384         /* most bytes read at once into a chunked body */
+#define SKIP_MAX (1 << 20)       /* an unread body up to this is skipped; past it the connection closes */
+#define LINGER_MS 2000
+#define LINGER_MAX (1 << 20)
+#define ACCEPT_BURST 64
+#define EVENTS 256
+
+enum { S_TLS, S_HEAD, S_BODY, S_WAIT, S_SEND, S_SKIP, S_LINGER, S_CLOSED };
+
+struct worker;
+
+struct net_conn {
+    struct worker *w;
+    int fd;
+    int state;
+    gnutls_session_t tls;
+    char peer[INET6_ADDRSTRLEN];
+    int64_t active_ms;              /* last progress, for the timeouts */
+    struct net_conn *prev, *next;   /* the worker's connections */
+    struct net_conn *qnext;         /* the worker's resume queue, or its dead list */
+
+    char *in;                       /* the current request's head, then what followed it */
+    size_t in_len, in_cap, in_off;  /* in[0, in_off) belongs to the current request */
+    struct h1_req h;
+    void *ctx;                      /* the server's, from head until done */
+    int answered, suspended, close_after, skip_ok, keep;
+
+    char *body;
+    size_t body_len, body_alloc;
+    size_t cap;
+    int64_t body_left;              /* Content-Length bytes still to read */
+    struct h1_chunked ch;
+    int64_t skip_left;
+    size_t lingered;
+
+    char out[512];                  /* status line and headers */
+    size_t out_len;
+    const char *out_body;
+    size_t out_body_len, sent;
+};
+
+struct pending_fd {
+    struct pending_fd *next;
+    int fd;
+    char peer[INET6_ADDRSTRLEN];
+};
+
+struct worker {
+    struct net *n;
+    pthread_t th;
+    int started;
+    int ep, evfd;
+    struct net_conn *conns, *dead;
+    pthread_mutex_t mu;             /* the three fields below */
+    struct net_conn *rq, *rq_tail;  /* resumed, to answer */
+    struct pending_fd *adds;        /* from net_add */
+    int stopping;
+    char date[40];
+    time_t date_at;
+};
+
+struct net {
+    struct net_ops ops;
+    struct net_opts o;
+    int lfd;
+    int nworkers;
+    struct worker *w;
+    atomic_int conns;
+    atomic_uint rr;
+    int tls;
+    gnutls_certificate_credentials_t cred;
+    gnutls_priority_t prio;
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static const char *reason(int status)
+{
+    switch (status) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 402: return "Payment Required";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
+    case 413: return "Content Too Large";
+    case 415: return "Unsupported Media Type";
+    case 417: return "Expectation Failed";
+    case 422: return "Unprocessable Content";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 503: return "Service Unavailable";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Status";
+    }
+}
+
+/* ---- I/O: plain or TLS ----------------------------------------------------- */
+
+/* > 0 bytes, 0 end of stream, -1 would block, -2 failed. */
+static ssize_t io_recv(struct net_conn *c, void *buf, size_t n)
+{
+    if (c->tls) {
+        ssize_t r = gnutls_record_recv(c->tls, buf, n);
+        if (r >= 0)
+            return r;
+        return r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED ? -1 : -2;
+    }
+    for (;;) {
+        ssize_t r = recv(c->fd, buf, n, 0);
+        if (r >= 0)
+            return r;
+        if (errno != EINTR)
+            return errno == EAGAIN || errno == EWOULDBLOCK ? -1 : -2;
+    }
+}
+
+/* Writes what is left of the answer: 1 when all of it is out, 0 would block, -1 failed. */
+static int io_flush(struct net_conn *c)
+{
+    size_t total = c->out_len + c->out_body_len;
+    while (c->sent < total) {
+        ssize_t r;
+        if (c->tls) {
+            const char *p = c->sent < c->out_len ? c->out + c->sent : c->out_body + (c->sent - c->out_len);
+            size_t n = c->sent < c->out_len ? c->out_len - c->sent : total - c->sent;
+            r = gnutls_record_send(c->tls, p, n);
+            if (r < 0)
+                return r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED ? 0 : -1;
+        } else {
+            struct iovec iov[2];
+            int k = 0;
+            if (c->sent < c->out_len)
+                iov[k++] = (struct iovec){c->out + c->sent, c->out_len - c->sent};
+            size_t boff = c->sent > c->out_len ? c->sent - c->out_len : 0;
+            if (c->out_body_len > boff)
+                iov[k++] = (struct iovec){(char *)c->out_body + boff, c->out_body_len - boff};
+            struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)k};
+            r = sendmsg(c->fd, &m, MSG_NOSIGNAL);
+            if (r < 0) {
+                if (errno == EINTR)
+                    continue;
+                return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+            }
+        }
+        c->sent += (size_t)r;
+    }
+    return 1;
+}
+
+/* ---- connections ----------------------------------------------------------- */
+
+static void conn_close(struct net_conn *c)
+{
+    if (c->state == S_CLOSED)
+        return;
+    struct worker *w = c->w;
+    if (c->ctx && !c->suspended) {
+        w->n->ops.done(w->n->ops.cls, c->ctx);
+        c->ctx = NULL;
+    }
+    c->state = S_CLOSED;
+    epoll_ctl(w->ep, EPOLL_CTL_DEL, c->fd, NULL);
+    close(c->fd);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        w->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->qnext = w->dead;
+    w->dead = c;
+    atomic_fetch_sub(&w->n->conns, 1);
+}
+
+static void conn_free(struct net_conn *c)
+{
+    if (c->tls)
+        gnutls_deinit(c->tls);
+    free(c->in);
+    free(c->body);
+    free(c);
+}
+
+static void conn_new(struct worker *w, int fd, const char *peer)
+{
+    struct net *n = w->n;
+    if (atomic_fetch_add(&n->conns, 1) >= n->o.max_connections) {
+        atomic_fetch_sub(&n->conns, 1);
+        close(fd);
+        return;
+    }
+    struct net_conn *c = calloc(1, sizeof *c);
+    if (!c || !(c->in = malloc(IN_FIRST))) {
+        free(c);
+        atomic_fetch_sub(&n->conns, 1);
+        close(fd);
+        return;
+    }
+    c->w = w;
+    c->fd = fd;
+    c->in_cap = IN_FIRST;
+    c->state = S_HEAD;
+    c->active_ms = now_ms();
+    snprintf(c->peer, sizeof c->peer, "%s", peer);
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);   /* fails on socketpairs: harmless */
+    if (n->tls) {
+        if (gnutls_init(&c->tls, GNUTLS_SERVER | GNUTLS_NONBLOCK) ||
+            gnutls_priority_set(c->tls, n->prio) ||
+            gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE, n->cred)) {
+            if (c->tls)
+                gnutls_deinit(c->tls);
+            free(c->in);
+            free(c);
+            atomic_fetch_sub(&n->conns, 1);
+            close(fd);
+            return;
+        }
+        gnutls_certificate_server_set_request(c->tls, GNUTLS_CERT_IGNORE);
+        gnutls_transport_set_int(c->tls, fd);
+        c->state = S_TLS;
+    }
+    c->next = w->conns;
+    if (w->conns)
+        w->conns->prev = c;
+    w->conns = c;
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = c};
+    if (epoll_ctl(w->ep, EPOLL_CTL_ADD, fd, &ev))
+        conn_close(c);
+    /* the first event reports what is already readable */
+}
+
+static void date_refresh(struct worker *w)
+{
+    time_t t = time(NULL);
+    if (t == w->date_at)
+        return;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(w->date, sizeof w->date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    w->date_at = t;
+}
+
+void net_answer(struct net_conn *c, int status, const char *extra, const char *body, size_t len)
+{
+    struct worker *w = c->w;
+    int early = c->state == S_HEAD;   /* called from the head callback: the body is unread */
+    c->keep = c->h.keep_alive && !c->close_after && !(early && !c->skip_ok);
+    pthread_mutex_lock(&w->mu);
+    if (w->stopping)
+        c->keep = 0;
+    pthread_mutex_unlock(&w->mu);
+    date_refresh(w);
+    int k = snprintf(c->out, sizeof c->out,
+                     "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: application/json; charset=utf-8\r\n"
+                     "Content-Length: %zu\r\n%s%s\r\n",
+                     status, reason(status), w->date, len, extra ? extra : "",
+                     !c->keep ? "Connection: close\r\n" : c->h.minor == 0 ? "Connection: keep-alive\r\n" : "");
+    if (k < 0 || (size_t)k >= sizeof c->out)
+        abort();   /* the extra lines are the server's own, a few short ones */
+    c->out_len = (size_t)k;
+    c->out_body = body;
+    c->out_body_len = len;
+    c->sent = 0;
+    c->answered = 1;
+    c->state = S_SEND;
+}
+
+void net_suspend(struct net_conn *c) { c->suspended = 1; }
+
+const char *net_peer(const struct net_conn *c) { return c->peer; }
+
+void net_resume(struct net_conn *c)
+{
+    struct worker *w = c->w;
+    pthread_mutex_lock(&w->mu);
+    int wake = !w->rq && !w->adds;
+    c->qnext = NULL;
+    if (w->rq_tail)
+        w->rq_tail->qnext = c;
+    else
+        w->rq = c;
+    w->rq_tail = c;
+    pthread_mutex_unlock(&w->mu);
+    if (wake) {
+        uint64_t one = 1;
+        ssize_t r = write(w->evfd, &one, sizeof one);
+        (void)r;
+    }
+}
+
+/* An answer net gives itself, with no request of the server's behind it. */
+static void refuse(struct net_conn *c, int status)
+{
+    struct net *n = c->w->n;
+    const char *b = n->ops.refusal(n->ops.cls, status);
+    c->close_after = 1;
+    c->state = S_WAIT;
+    net_answer(c, status, NULL, b, strlen(b));
+}
+
+/* The server held the request; it must have answered or suspended it. */
+static void after_server(struct net_conn *c)
+{
+    if (c->answered || c->suspended)
+        return;
+    log_error("http: a request was neither answered nor suspended");
+    refuse(c, 500);
+}
+
+static void deliver(struct net_conn *c)
+{
+    struct net *n = c->w->n;
+    c->body[c->body_len] = 0;
+    c->state = S_WAIT;
+    n->ops.body(n->ops.cls, c->ctx, c->body, c->body_len, 0);
+    after_server(c);
+}
+
+static void too_large(struct net_conn *c)
+{
+    struct net *n = c->w->n;
+    c->close_after = 1;
+    c->state = S_WAIT;
+    n->ops.body(n->ops.cls, c->ctx, NULL, 0, 1);
+    after_server(c);
+}
+
+/* Best effort: a client that waits for it sends the body after this. */
+static void send_continue(struct net_conn *c)
+{
+    static const char k[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    if (c->tls)
+        gnutls_record_send(c->tls, k, sizeof k - 1);
+    else if (send(c->fd, k, sizeof k - 1, MSG_NOSIGNAL) < 0)
+        return;
+}
+
+static void start_request(struct net_conn *c, size_t head_len)
+{
+    struct net *n = c->w->n;
+    c->in_off = head_len;
+    c->answered = c->suspended = c->close_after = 0;
+    c->body_len = 0;
+    c->ch = (struct h1_chunked){0};
+    c->skip_left = 0;
+    c->skip_ok = !c->h.chunked && c->h.content_length <= SKIP_MAX;
+    size_t cap = 0;
+    c->ctx = n->ops.head(n->ops.cls, c, &c->h, &cap);
+    if (!c->ctx) {
+        refuse(c, 503);
+        return;
+    }
+    if (c->answered) {   /* answered from the head alone: skip the body, if it can be */
+        if (c->keep && c->h.content_length > 0)
+            c->skip_left = c->h.content_length;
+        return;
+    }
+    c->cap = cap;
+    if (c->h.content_length > (int64_t)cap) {
+        too_large(c);
+        return;
+    }
+    size_t want = c->h.chunked ? (cap < 4096 ? cap : 4096) : (size_t)(c->h.content_length > 0 ? c->h.content_length : 0);
+    if (want + 1 > c->body_alloc) {
+        char *b = realloc(c->body, want + 1);
+        if (!b) {
+            refuse(c, 503);
+            return;
+        }
+        c->body = b;
+        c->body_alloc = want + 1;
+    }
+    if (!c->h.chunked && c->h.content_length <= 0) {
+        deliver(c);
+        return;
+    }
+    c->body_left = c->h.chunked ? 0 : c->h.content_length;
+    if (c->h.expect_continue && c->in_len == c->in_off)
+        send_continue(c);
+    c->state = S_BODY;
+}
+
+/* Decodes chunked input src[0..n) onto the body, at most one byte past the
+ * cap (which tells that the body is too large). *used: input consumed.
+ * 0, -1 malformed, -2 past the cap. */
+static int chunked_take(struct net_conn *c, const char *src, size_t n, size_t *used)
+{
+    size_t room = c->cap + 1 - c->body_len;   /* body_len <= cap here: room >= 1, so progress */
+    if (n > room)
+        n = room;
+    if (c->body_len + n + 1 > c->body_alloc) {
+        size_t want = c->body_alloc * 2 > c->body_len + n + 1 ? c->body_alloc * 2 : c->body_len + n + 1;
+        if (want > c->cap + 2)
+            want = c->cap + 2;
+        char *b = realloc(c->body, want);
+        if (!b)
+            return -2;
+        c->body = b;
+        c->body_alloc = want;
+    }
+    size_t out = 0;
+    long u = h1_chunked(&c->ch, src, n, c->body + c->body_len, &out);
+    if (u < 0)
+        return -1;
+    c->body_len += out;
+    *used = (size_t)u;
+    return c->body_len > c->cap ? -2 : 0;
+}
+
+/* Chunked input src[0..n): 0 when all of it was taken (or the body ended and
+ * the rest, the next request, went to c->in); else the body is refused. */
+static int chunked_feed(struct net_conn *c, const char *src, size_t n, int from_in)
+{
+    size_t off = 0;
+    while (off < n && !h1_chunked_done(&c->ch)) {
+        size_t used = 0;
+        int rc = chunked_take(c, src + off, n - off, &used);
+        if (rc == -2) {
+            too_large(c);
+            return -1;
+        }
+        if (rc) {
+            refuse(c, 400);
+            return -1;
+        }
+        off += used;
+    }
+    if (from_in) {
+        c->in_off += off;
+        return 0;
+    }
+    if (off < n) {   /* the next request began: keep its bytes in c->in */
+        size_t rest = n - off;
+        if (c->in_len + rest > c->in_cap) {
+            char *b = realloc(c->in, c->in_len + rest);
+            if (!b) {
+                conn_close(c);
+                return -1;
+            }
+            c->in = b;
+            c->in_cap = c->in_len + rest;
+        }
+        memcpy(c->in + c->in_len, src + off, rest);
+        c->in_len += rest;
+        c->in_off = c->in_len;
+    }
+    return 0;
+}
+
+/* 1: wait for the socket; 0: the state moved on. */
+static int body_step(struct net_conn *c)
+{
+    if (!c->h.chunked) {
+        size_t avail = c->in_len - c->in_off, take = avail < (size_t)c->body_left ? avail : (size_t)c->body_left;
+        memcpy(c->body + c->body_len, c->in + c->in_off, take);
+        c->in_off += take;
+        c->body_len += take;
+        c->body_left -= (int64_t)take;
+        while (c->body_left > 0) {
+            ssize_t r = io_recv(c, c->body + c->body_len, (size_t)c->body_left);
+            if (r == -1)
+                return 1;
+            if (r <= 0) {
+                conn_close(c);
+                return 0;
+            }
+            c->body_len += (size_t)r;
+            c->body_left -= r;
+        }
+        deliver(c);
+        return 0;
+    }
+    if (c->in_off < c->in_len && chunked_feed(c, c->in + c->in_off, c->in_len - c->in_off, 1))
+        return 0;
+    char buf[READ_CHUNK];
+    while (!h1_chunked_done(&c->ch)) {
+        ssize_t r = io_recv(c, buf, sizeof buf);
+        if (r == -1)
+            return 1;
+        if (r <= 0) {
+            conn_close(c);
+            return 0;
+        }
+        if (chunked_feed(c, buf, (size_t)r, 0))
+            return 0;
+    }
+    deliver(c);
+    return 0;
+}
+
+static void linger_start(struct net_conn *c)
+{
+    if (c->tls)
+        gnutls_bye(c->tls, GNUTLS_SHUT_WR);
+    shutdown(c->fd, SHUT_WR);
+    c->state = S_LINGER;
+    c->lingered = 0;
+    c->active_ms = now_ms();
+}
+
+/* The answer is out: the request is over. */
+static void finish_request(struct net_conn *c)
+{
+    struct net *n = c->w->n;
+    if (c->ctx) {
+        n->ops.done(n->ops.cls, c->ctx);
+        c->ctx = NULL;
+    }
+    if (c->body_alloc > READ_CHUNK + 1) {   /* a large body's buffer is not kept for the next */
+        free(c->body);
+        c->body = NULL;
+        c->body_alloc = 0;
+    }
+    memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
+    c->in_len -= c->in_off;
+    c->in_off = 0;
+    if (!c->keep)
+        linger_start(c);
+    else
+        c->state = c->skip_left ? S_SKIP : S_HEAD;
+}
+
+static void conn_run(struct net_conn *c)
+{
+    struct net *n = c->w->n;
+    char scratch[4096];
+    for (;;) {
+        switch (c->state) {
+        case S_TLS: {
+            int r = gnutls_handshake(c->tls);
+            if (r == GNUTLS_E_SUCCESS) {
+                c->state = S_HEAD;
+                break;
+            }
+            if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED)
+                return;
+            if (gnutls_error_is_fatal(r)) {
+                conn_close(c);
+                return;
+            }
+            break;
+        }
+        case S_HEAD: {
+            if (c->in_len) {
+                int r = h1_parse(&c->h, c->in, c->in_len, n->o.head_max);
+                if (r > 0) {
+                    start_request(c, (size_t)r);
+                    break;
+                }
+                if (r < 0) {
+                    memset(&c->h, 0, sizeof c->h);
+                    refuse(c, -r);
+                    break;
+                }
+            }
+            if (c->in_len == c->in_cap) {
+                size_t want = c->in_cap * 2 > n->o.head_max ? n->o.head_max : c->in_cap * 2;
+                char *b = want > c->in_cap ? realloc(c->in, want) : NULL;
+                if (!b) {
+                    refuse(c, 431);
+                    break;
+                }
+                c->in = b;
+                c->in_cap = want;
+            }
+            ssize_t r = io_recv(c, c->in + c->in_len, c->in_cap - c->in_len);
+            if (r == -1)
+                return;
+            if (r <= 0) {
+                conn_close(c);   /* the client is done: the usual end of a keep-alive connection */
+                return;
+            }
+            c->in_len += (size_t)r;
+            c->active_ms = now_ms();
+            break;
+        }
+        case S_BODY:
+            if (body_step(c))
+                return;
+            c->active_ms = now_ms();
+            break;
+        case S_WAIT:
+            return;
+        case S_SEND: {
+            int r = io_flush(c);
+            if (r == 0)
+                return;
+            if (r < 0) {
+                conn_close(c);
+                return;
+            }
+            c->active_ms = now_ms();
+            finish_request(c);
+            break;
+        }
+        case S_SKIP: {
+            size_t take = c->in_len < (size_t)c->skip_left ? c->in_len : (size_t)c->skip_left;
+            memmove(c->in, c->in + take, c->in_len - take);
+            c->in_len -= take;
+            c->skip_left -= (int64_t)take;
+            while (c->skip_left > 0) {
+                size_t want = (size_t)c->skip_left < sizeof scratch ? (size_t)c->skip_left : sizeof scratch;
+                ssize_t r = io_recv(c, scratch, want);
+                if (r == -1)
+                    return;
+                if (r <= 0) {
+                    conn_close(c);
+                    return;
+                }
+                c->skip_left -= r;
+            }
+            c->state = S_HEAD;
+            break;
+        }
+        case S_LINGER:
+            for (;;) {
+                ssize_t r = io_recv(c, scratch, sizeof scratch);
+                if (r == -1)
+                    return;
+                if (r <= 0 || (c->lingered += (size_t)r) > LINGER_MAX) {
+                    conn_close(c);
+                    return;
+                }
+            }
+        case S_CLOSED:
+            return;
+        }
+    }
+}
+
+/* ---- workers --------------------------------------------------------------- */
+
+static void accept_some(struct worker *w)
+{
+    struct net *n = w->n;
+    for (int i = 0; i < ACCEPT_BURST; i++) {
+        struct sockaddr_storage sa;
+        socklen_t sl = sizeof sa;
+        int fd = accept4(n->lfd, (struct sockaddr *)&sa, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno == EMFILE || errno == ENFILE)
+                log_warn("http: cannot accept: %s", strerror(errno));
+            return;
+        }
+        char peer[INET6_ADDRSTRLEN] = "?";
+        if (sa.ss_family == AF_INET)
+            inet_ntop(AF_INET, &((struct sockaddr_in *)&sa)->sin_addr, peer, sizeof peer);
+        else if (sa.ss_family == AF_INET6)
+            inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&sa)->sin6_addr, peer, sizeof peer);
+        conn_new(w, fd, peer);
+    }
+}
+
+/* Connections handed over and requests resumed since the last wake-up. */
+static void wakeup(struct worker *w)
+{
+    struct net *n = w->n;
+    uint64_t v;
+    ssize_t r = read(w->evfd, &v, sizeof v);
+    (void)r;
+    pthread_mutex_lock(&w->mu);
+    struct net_conn *q = w->rq;
+    struct pending_fd *adds = w->adds;
+    w->rq = w->rq_tail = NULL;
+    w->adds = NULL;
+    pthread_mutex_unlock(&w->mu);
+    while (adds) {
+        struct pending_fd *p = adds;
+        adds = p->next;
+        conn_new(w, p->fd, p->peer);
+        free(p);
+    }
+    while (q) {
+        struct net_conn *c = q;
+        q = c->qnext;
+        c->suspended = 0;
+        n->ops.resumed(n->ops.cls, c->ctx);
+        after_server(c);
+        c->active_ms = now_ms();
+        conn_run(c);
+    }
+}
+
+/* Once a second: idle and stalled connections go, and lingering ones. */
+static void timeouts(struct worker *w, int64_t now)
+{
+    int64_t idle = (int64_t)w->n->o.timeout_s * 1000;
+    for (struct net_conn *c = w->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->state == S_WAIT)
+            continue;   /* its command runs: the engine answers it */
+        if (now - c->active_ms > (c->state == S_LINGER ? LINGER_MS : idle))
+            conn_close(c);
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    struct net *n = w->n;
+    pthread_setname_np(pthread_self(), "topupd-http");
+    struct epoll_event ev[EVENTS];
+    int64_t swept = now_ms();
+    for (;;) {
+        int k = epoll_wait(w->ep, ev, EVENTS, 1000);
+        for (int i = 0; i < k; i++) {
+            void *p = ev[i].data.ptr;
+            if (p == &n->lfd)
+                accept_some(w);
+            else if (p == w)
+                wakeup(w);
+            else
+                conn_run(p);
+        }
+        int64_t now = now_ms();
+        if (now - swept >= 1000) {
+            timeouts(w, now);
+            swept = now;
+        }
+        while (w->dead) {
+            struct net_conn *c = w->dead;
+            w->dead = c->qnext;
+            conn_free(c);
+        }
+        pthread_mutex_lock(&w->mu);
+        int stop = w->stopping && !w->rq && !w->adds;
+        pthread_mutex_unlock(&w->mu);
+        if (stop)
+            break;
+    }
+    while (w->conns) {
+        struct net_conn *c = w->conns;
+        if (c->suspended) {   /* never: net_stop comes after the engine answered everything */
+            log_error("http: a connection still waits for its command at shutdown");
+            c->suspended = 0;
+            c->ctx = NULL;
+        }
+        conn_close(c);
+    }
+    while (w->dead) {
+        struct net_conn *c = w->dead;
+        w->dead = c->qnext;
+        conn_free(c);
+    }
+    return NULL;
+}
+
+/* ---- start and stop -------------------------------------------------------- */
+
+int net_parse_listen(const char *listen_addr, struct sockaddr_in *sa)
+{
+    char host[64];
+    const char *colon = strrchr(listen_addr, ':');
+    if (!colon || (size_t)(colon - listen_addr) >= sizeof host)
+        return -1;
+    memcpy(host, listen_addr, (size_t)(colon - listen_addr));
+    host[colon - listen_addr] = 0;
+    memset(sa, 0, sizeof *sa);
+    sa->sin_family = AF_INET;
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end || port <= 0 || port > 65535 || inet_pton(AF_INET, host, &sa->sin_addr) != 1)
+        return -1;
+    sa->sin_port = htons((uint16_t)port);
+    return 0;
+}
+
+static int listen_on(const char *listen_addr)
+{
+    struct sockaddr_in sa;
+    if (net_parse_listen(listen_addr, &sa))
+        return -1;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), one = 1;
+    if (fd < 0)
+        return -1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) || listen(fd, 4096)) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+int net_start(struct net **out, const struct net_opts *o, const struct net_ops *ops)
+{
+    struct net *n = calloc(1, sizeof *n);
+    *out = n;
+    if (!n)
+        return -1;
+    n->ops = *ops;
+    n->o = *o;
+    n->lfd = -1;
+    if (o->tls_cert) {
+        gnutls_datum_t cert = {(unsigned char *)o->tls_cert, (unsigned)strlen(o->tls_cert)};
+        gnutls_datum_t key = {(unsigned char *)o->tls_key, (unsigned)strlen(o->tls_key)};
+        if (gnutls_certificate_allocate_credentials(&n->cred) ||
+            gnutls_certificate_set_x509_key_mem(n->cred, &cert, &key, GNUTLS_X509_FMT_PEM) < 0 ||
+            gnutls_priority_init(&n->prio, NULL, NULL)) {
+            log_error("http: the TLS certificate or key is not usable");
+            return -1;
+        }
+        n->tls = 1;
+    }
+    if (o->listen && (n->lfd = listen_on(o->listen)) < 0) {
+        log_error("http: cannot listen on %s: %s", o->listen, strerror(errno));
+        return -1;
+    }
+    n->w = calloc((size_t)o->threads, sizeof *n->w);
+    if (!n->w)
+        return -1;
+    for (int i = 0; i < o->threads; i++) {
+        struct worker *w = &n->w[i];
+        w->n = n;
+        pthread_mutex_init(&w->mu, NULL);
+        w->ep = epoll_create1(EPOLL_CLOEXEC);
+        w->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    }
+    n->nworkers = o->threads;
+    for (int i = 0; i < o->threads; i++) {
+        struct worker *w = &n->w[i];
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = w};
+        struct epoll_event lev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = &n->lfd};
+        if (w->ep < 0 || w->evfd < 0 || epoll_ctl(w->ep, EPOLL_CTL_ADD, w->evfd, &ev) ||
+            (n->lfd >= 0 && epoll_ctl(w->ep, EPOLL_CTL_ADD, n->lfd, &lev)) ||
+            pthread_create(&w->th, NULL, worker_main, w)) {
+            log_error("http: cannot start worker %d: %s", i, strerror(errno));
+            return -1;
+        }
+        w->started = 1;
+    }
+    return 0;
+}
+
+int net_add(struct net *n, int fd, const char *peer)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (!n->nworkers || fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK))
+        return -1;
+    struct pending_fd *p = calloc(1, sizeof *p);
+    if (!p)
+        return -1;
+    p->fd = fd;
+    snprintf(p->peer, sizeof p->peer, "%s", peer);
+    struct worker *w = &n->w[atomic_fetch_add(&n->rr, 1) % (unsigned)n->nworkers];
+    pthread_mutex_lock(&w->mu);
+    int wake = !w->rq && !w->adds;
+    p->next = w->adds;
+    w->adds = p;
+    pthread_mutex_unlock(&w->mu);
+    if (wake) {
+        uint64_t one = 1;
+        ssize_t r = write(w->evfd, &one, sizeof one);
+        (void)r;
+    }
+    return 0;
+}
+
+void net_stop(struct net *n)
+{
+    if (!n)
+        return;
+    for (int i = 0; i < n->nworkers; i++) {
+        struct worker *w = &n->w[i];
+        pthread_mutex_lock(&w->mu);
+        w->stopping = 1;
+        pthread_mutex_unlock(&w->mu);
+        uint64_t one = 1;
+        if (w->evfd >= 0) {
+            ssize_t r = write(w->evfd, &one, sizeof one);
+            (void)r;
+        }
+    }
+    for (int i = 0; i < n->nworkers; i++) {
+        struct worker *w = &n->w[i];
+        if (w->started)
+            pthread_join(w->th, NULL);
+        if (w->ep >= 0)
+            close(w->ep);
+        if (w->evfd >= 0)
+            close(w->evfd);
+        pthread_mutex_destroy(&w->mu);
+    }
+    if (n->lfd >= 0)
+        close(n->lfd);
+    if (n->tls) {
+        gnutls_priority_deinit(n->prio);
+        gnutls_certificate_free_credentials(n->cred);
+    }
+    free(n->w);
+    free(n);
+}

@@ -1,0 +1,78 @@
+/* net — topupd's HTTP/1.1 connections, on epoll.
+ *
+ * A few worker threads share one listening socket; each has its own epoll
+ * set, and a connection belongs to the worker that accepted it from its first
+ * byte to its close. So nothing about a connection is locked, but for the
+ * hand-back of a suspended request (net_resume). The cost of a connection is
+ * what it does, not how many others are open: a flood of 4,000 clients is
+ * read and answered (or refused) as cheaply as 100.
+ *
+ * One request at a time per connection: a pipelined request is read only once
+ * the one before it is answered. Every buffer has a cap: the head at head_max
+ * (431 past it), the body at the cap the server sets per request (413 past
+ * it), the answer is the server's. An answer sent before the body was read
+ * keeps the connection when the body is short enough to skip; otherwise the
+ * connection closes after a lingering read, so the client sees the answer
+ * rather than a reset. A connection idle (or a request stalled) for timeout_s
+ * seconds is closed; one waiting for its command is not.
+ *
+ * TLS, when cert and key are given: GnuTLS, non-blocking, per connection.
+ */
+#pragma once
+#include <stddef.h>
+
+#include "http/h1.h"
+
+struct net;
+struct net_conn;
+
+struct net_ops {
+    void *cls;
+    /* A request head arrived; h lives until done. Returns the request's
+     * context (NULL: refused with 503) and sets *cap, the most body bytes it
+     * takes. It may answer at once (net_answer): the body is then skipped. */
+    void *(*head)(void *cls, struct net_conn *c, const struct h1_req *h, size_t *cap);
+    /* The body (NUL-terminated, net's until done), or too_large when it would
+     * pass the cap (body NULL). Answer now, or net_suspend and answer later. */
+    void (*body)(void *cls, void *ctx, const char *body, size_t len, int too_large);
+    /* net_resume was called for this request: answer it now. */
+    void (*resumed)(void *cls, void *ctx);
+    /* The request is over, answered or its connection gone: free ctx. Never
+     * called for a suspended request. */
+    void (*done)(void *cls, void *ctx);
+    /* The JSON body of an answer net gives itself (a malformed head: status
+     * 400, 417, 431, 501, 505; 503 when head returned NULL). */
+    const char *(*refusal)(void *cls, int status);
+};
+
+struct net_opts {
+    const char *listen;          /* "IPv4:port"; NULL: no socket, connections come by net_add */
+    int threads;
+    int max_connections;
+    int timeout_s;
+    size_t head_max;
+    const char *tls_cert, *tls_key;   /* PEM text, both or neither */
+};
+
+/* "IPv4:port" into *sa; -1 when it is not that. */
+struct sockaddr_in;
+int net_parse_listen(const char *listen, struct sockaddr_in *sa);
+
+/* Starts the workers. *out is set even on failure (pass it to net_stop). */
+int net_start(struct net **out, const struct net_opts *o, const struct net_ops *ops);
+/* Closes every connection (done for each request still held: none may be
+ * suspended; resume them first) and joins the workers. */
+void net_stop(struct net *n);
+/* Takes a connected socket (the fuzzers' socketpairs); peer is its address. */
+int net_add(struct net *n, int fd, const char *peer);
+
+/* From the head, body or resumed callback of c's request, on its worker: */
+/* extra: more header lines ("Name: value\r\n"...), or NULL; body is the
+ * caller's until done. */
+void net_answer(struct net_conn *c, int status, const char *extra, const char *body, size_t len);
+void net_suspend(struct net_conn *c);
+/* The client's address as text ("127.0.0.1"). */
+const char *net_peer(const struct net_conn *c);
+
+/* From any thread, once per net_suspend: the answer is ready to be given. */
+void net_resume(struct net_conn *c);
