@@ -53,8 +53,9 @@ int h1_parse(struct h1_req *h, char *buf, size_t len, size_t max);
 const char *h1_header(const struct h1_req *h, const char *name);
 
 /* The percent- and '+'-decoded value of the query argument name, written to
- * out (NUL-terminated, truncated to cap); NULL when absent or when it decodes
- * to a NUL byte. "a" in "?a&b=1" is present with an empty value. */
+ * out (NUL-terminated, truncated to cap); NULL when absent. "a" in "?a&b=1" is
+ * present with an empty value. An escape that is not valid, and %00, are kept
+ * as sent, for the caller's validation to refuse. */
 const char *h1_query(const char *query, const char *name, char *out, size_t cap);
 
 /* Decodes a percent-encoded string in place; -1 on a bad escape or %00. */

@@ -392,7 +392,10 @@ static void start_request(struct net_conn *c, size_t head_len)
     c->body_len = 0;
     c->ch = (struct h1_chunked){0};
     c->skip_left = 0;
-    c->skip_ok = !c->h.chunked && c->h.content_length <= SKIP_MAX;
+    /* A client waiting for 100 that gets a final answer may send its body or not: only a
+     * body already begun can be skipped. */
+    c->skip_ok = !c->h.chunked && c->h.content_length <= SKIP_MAX &&
+                 !(c->h.expect_continue && c->h.content_length > 0 && c->in_len == c->in_off);
     size_t cap = 0;
     c->ctx = n->ops.head(n->ops.cls, c, &c->h, &cap);
     if (!c->ctx) {
@@ -490,8 +493,8 @@ static int chunked_feed(struct net_conn *c, const char *src, size_t n, int from_
             c->in_cap = c->in_len + rest;
         }
         memcpy(c->in + c->in_len, src + off, rest);
+        c->in_off = c->in_len;   /* the body took all of c->in before: what follows is the next request's */
         c->in_len += rest;
-        c->in_off = c->in_len;
     }
     return 0;
 }

@@ -11,9 +11,10 @@
  * the one before it is answered. Every buffer has a cap: the head at head_max
  * (431 past it), the body at the cap the server sets per request (413 past
  * it), the answer is the server's. An answer sent before the body was read
- * keeps the connection when the body is short enough to skip; otherwise the
- * connection closes after a lingering read, so the client sees the answer
- * rather than a reset. A connection idle (or a request stalled) for timeout_s
+ * keeps the connection when the body is short enough to skip (and, after
+ * Expect: 100-continue, has begun to arrive: such a client may never send
+ * it); otherwise the connection closes after a lingering read, so the client
+ * sees the answer rather than a reset. A connection idle (or a request stalled) for timeout_s
  * seconds is closed; one waiting for its command is not.
  *
  * TLS, when cert and key are given: GnuTLS, non-blocking, per connection.

@@ -1,4 +1,4 @@
-/* server — the HTTP front of topupd: libmicrohttpd with a thread pool,
+/* server — the HTTP front of topupd: requests from net.c's workers,
  * table-dispatched routes (api/routes.c), authentication, body caps, and the
  * hand-off of mutations to the engine (connections are suspended while their
  * command runs, so a few threads carry many requests in flight).

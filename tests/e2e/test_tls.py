@@ -1,4 +1,4 @@
-"""HTTPS: topupd serves TLS with --tls-cert/--tls-key (GnuTLS via libmicrohttpd)."""
+"""HTTPS: topupd serves TLS with --tls-cert/--tls-key (GnuTLS, src/http/net.c)."""
 import http.client
 import os
 import shutil

@@ -243,6 +243,38 @@ def json_seeds():
     }
 
 
+def h1_seeds():
+    """fuzz_h1: byte 0 the mode (bits 0-1 the head cap: 0 the length, 1 more,
+    2 less, 3 16384; bit 2 a chunked body alone; bit 3 the bytes after the head
+    decoded as chunked), byte 1 the seed of the piece sizes, then the bytes."""
+    def h1(mode, seed, text):
+        return bytes([mode, seed]) + (text.encode() if isinstance(text, str) else text)
+    body = "4;ext=1\r\nWiki\r\n5\r\npedia\r\nE ; n=\"q\"\r\n in\r\n\r\nchunks.\r\n0\r\nX-T: 1\r\n\r\n"
+    return {
+        "get-query": h1(3, 0, "GET /v1/sims/8986%30?lang=ru&x=%41+b&e&f=&x=2 HTTP/1.1\r\n"
+                              "Host: x\r\nAccept-Language: ru\r\n\r\n"),
+        "post-length": h1(0, 7, "POST /v1/sims HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                                "Content-Length: 2\r\nContent-Length: 02\r\n\r\n{}"),
+        "post-chunked": h1(3, 42, "POST /v1/sims HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                                  "Expect: 100-continue\r\n\r\n" + body + "GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
+        "chunked-only": h1(4, 17, body),
+        "chunked-bare-lf": h1(4, 3, "000a\n0123456789\nB;x\nabcdefghijk\n0\nA: 1\n\nrest"),
+        "http10-keep-alive": h1(3, 0, "GET / HTTP/1.0\r\nConnection: foo, Keep-Alive\r\nExpect: 100-continue\r\n\r\n"),
+        "http10-close-then-keep-alive": h1(3, 0, "GET / HTTP/1.0\r\nConnection: close\r\nConnection: keep-alive\r\n\r\n"),
+        "chunked-size-too-large": h1(4, 0, "0001000000000000000\r\nabc\r\n"),   # 2^60
+        "chunked-controls": h1(4, 5, "1;a=\tb\r\nx\r\n0\r\nA: \t1\r\nB: \x01\r\n\r\n"),
+        "leading-lines-bare-lf": h1(1, 9, "\r\n\nGET /a%2Fb?q=%00 HTTP/1.1\nhost: x\nConnection: keep-alive, close\n\n"),
+        "te-and-length": h1(11, 0, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
+                                   "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+        "too-many-fields": h1(3, 0, "GET / HTTP/1.1\r\nHost: x\r\n"
+                                    + "".join("X-%d: %d\r\n" % (i, i) for i in range(64)) + "\r\n"),
+        "too-large": h1(2, 40, "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + "a" * 200 + "\r\n\r\n"),
+        "version-2": h1(3, 0, "GET / HTTP/2.0\r\nHost: x\r\n\r\n"),
+        "obs-fold": h1(3, 0, "GET / HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n 2\r\nX-B : 3\r\n\r\n"),
+        "controls": h1(3, 0, "GET / HTTP/1.2\r\nHost: x\r\nX-Del: a\x7fb\r\nX-Tab:\ta\tb\t\r\nX-Esc: \x1b\r\n\r\n"),
+    }
+
+
 def write(target, seeds):
     """Writes (overwrites) the named seeds; other files, such as the SHA-1-named
     inputs `run --merge` adds, are left alone (delete a renamed seed by hand)."""
@@ -258,3 +290,4 @@ if __name__ == "__main__":
     write("fuzz_http", http_seeds())
     write("fuzz_csv", csv_seeds())
     write("fuzz_json_fields", json_seeds())
+    write("fuzz_h1", h1_seeds())
