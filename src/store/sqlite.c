@@ -31,6 +31,7 @@ struct store {
     int nslots;
     sqlite3_file *log;       /* STORE_LOGGED: the WAL, for store_log_sync */
     int64_t log_pages;       /* STORE_LOGGED: pages in the WAL after the last commit */
+    int synced_frames;       /* store_checkpoint: log frames copied and synced in the database */
 };
 
 /* Replaces SQLite's automatic checkpoint (which would run inside COMMIT). */
@@ -365,7 +366,25 @@ int store_checkpoint(struct store *st)
     int rc = sqlite3_wal_checkpoint_v2(st->db, "main", SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
     if (rc == SQLITE_BUSY)   /* another checkpoint is running, or a reader held on: next time */
         return 0;
-    return map_rc(st, rc, "checkpoint");
+    if (rc)
+        return map_rc(st, rc, "checkpoint");
+    /* SQLite syncs the database only after a checkpoint that reached the end
+     * of the log, which under steady writes is the one that lets the log
+     * start over: that sync then flushed everything copied since the last
+     * restart (16-23 ms at 10k top-ups/s, on the writer, every half second).
+     * Syncing after each partial one here keeps that last sync small. */
+    if (copied < st->synced_frames)
+        st->synced_frames = 0;   /* the log started over */
+    if (copied > st->synced_frames && copied < log) {
+        sqlite3_file *db = NULL;
+        if (sqlite3_file_control(st->db, "main", SQLITE_FCNTL_FILE_POINTER, &db) != SQLITE_OK || !db ||
+            (rc = db->pMethods->xSync(db, SQLITE_SYNC_NORMAL)) != SQLITE_OK) {
+            log_error("sqlite: syncing the database %s after a checkpoint failed (%d)", st->path, rc);
+            return ERR_STORAGE;
+        }
+    }
+    st->synced_frames = copied;
+    return 0;
 }
 
 void store_rollback(struct store *st)

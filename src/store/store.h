@@ -97,8 +97,9 @@ int store_log_sync(struct store *st);
  * tells how many pages its log held after its last commit, and
  * store_checkpoint() copies into the database what of the log no reader
  * still needs, from any connection of the database, without waiting for
- * anyone (the engine runs it beside the writer). When all of the log has been
- * copied, the next commit starts it over. */
+ * anyone (the engine runs it beside the writer), and syncs the database
+ * after it. When all of the log has been copied, the next commit starts it
+ * over. */
 int64_t store_log_pages(struct store *st);
 int store_checkpoint(struct store *st);
 
@@ -113,12 +114,13 @@ int store_script(struct store *st, const char *sql);
 /* The path this store was opened with. */
 const char *store_path(struct store *st);
 
-/* Fault injection (S6). spec: "write@N", "full@N" or "fsync@N", optionally
- * followed by ",once". Writer connections opened afterwards go through it.
- * Returns -1 for a malformed spec. */
 /* S7: installs the page-cache shim (pcache.c) before SQLite starts; 0 or -1. */
 int store_pcache_install(void);
 
+/* Fault injection (S6). spec: "write@N", "full@N" or "fsync@N", optionally
+ * followed by ",once". Writer connections opened afterwards go through it.
+ * Returns -1 for a malformed spec. store_fault_counts: calls seen beneath
+ * SQLite since it was first configured. */
 #define STORE_FAULT_VFS "topup-fault"
 int store_fault_configure(const char *spec);
 int store_fault_active(void);
