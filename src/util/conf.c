@@ -65,7 +65,7 @@ void conf_defaults(struct conf *c)
     c->queue_max = 20000;
     c->queue_delay_ms = 100;
     c->shed_cpu_percent = 90;
-    c->shed_target_ms = 10;
+    c->shed_target_ms = 3;
     c->auth_fail_per_minute = 30;
     c->token_rate = 100000;
     c->address_rate = 100000;
