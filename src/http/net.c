@@ -4,7 +4,8 @@
  *   S_BODY    reading its body into c->body (Content-Length or chunked)
  *   S_WAIT    the server holds the request (deciding, or suspended)
  *   S_SEND    writing the answer
- *   S_SKIP    dropping a body that was answered before it was read
+ *   S_SKIP    dropping a body answered before it was read (after the answer,
+ *             or before it when the body is long: drain_first)
  *   S_LINGER  answered for the last time: drop what still comes, then close
  *   S_CLOSED  closed; freed at the end of the worker's event batch
  * Edge-triggered epoll: a state that waits for the socket has read or written
@@ -59,7 +60,9 @@ struct net_conn {
     size_t in_len, in_cap, in_off;  /* in[0, in_off) belongs to the current request */
     struct h1_req h;
     void *ctx;                      /* the server's, from head until done */
-    int answered, suspended, close_after, skip_ok, keep;
+    int answered, suspended, close_after, keep, drain_first;
+    int status;
+    char extra[160];
 
     char *body;
     size_t body_len, body_alloc;
@@ -291,9 +294,24 @@ static void date_refresh(struct worker *w)
 
 void net_answer(struct net_conn *c, int status, const char *extra, const char *body, size_t len)
 {
+    size_t n = extra ? strlen(extra) : 0;
+    if (n >= sizeof c->extra)
+        abort();   /* the extra lines are the server's own, a few short ones */
+    memcpy(c->extra, extra ? extra : "", n + 1);
+    c->status = status;
+    c->out_len = 0;   /* the head is written when sending starts, once keep is known */
+    c->out_body = body;
+    c->out_body_len = len;
+    c->sent = 0;
+    c->answered = 1;
+    c->state = S_SEND;
+}
+
+/* The status line and headers of the answer, as sending begins. */
+static void format_answer(struct net_conn *c)
+{
     struct worker *w = c->w;
-    int early = c->state == S_HEAD;   /* called from the head callback: the body is unread */
-    c->keep = c->h.keep_alive && !c->close_after && !(early && !c->skip_ok);
+    c->keep = c->h.keep_alive && !c->close_after;
     pthread_mutex_lock(&w->mu);
     if (w->stopping)
         c->keep = 0;
@@ -302,16 +320,11 @@ void net_answer(struct net_conn *c, int status, const char *extra, const char *b
     int k = snprintf(c->out, sizeof c->out,
                      "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: application/json; charset=utf-8\r\n"
                      "Content-Length: %zu\r\n%s%s\r\n",
-                     status, reason(status), w->date, len, extra ? extra : "",
+                     c->status, reason(c->status), w->date, c->out_body_len, c->extra,
                      !c->keep ? "Connection: close\r\n" : c->h.minor == 0 ? "Connection: keep-alive\r\n" : "");
     if (k < 0 || (size_t)k >= sizeof c->out)
-        abort();   /* the extra lines are the server's own, a few short ones */
+        abort();
     c->out_len = (size_t)k;
-    c->out_body = body;
-    c->out_body_len = len;
-    c->sent = 0;
-    c->answered = 1;
-    c->state = S_SEND;
 }
 
 void net_suspend(struct net_conn *c) { c->suspended = 1; }
@@ -388,23 +401,32 @@ static void start_request(struct net_conn *c, size_t head_len)
 {
     struct net *n = c->w->n;
     c->in_off = head_len;
-    c->answered = c->suspended = c->close_after = 0;
+    c->answered = c->suspended = c->close_after = c->drain_first = 0;
     c->body_len = 0;
     c->ch = (struct h1_chunked){0};
     c->skip_left = 0;
-    /* A client waiting for 100 that gets a final answer may send its body or not: only a
-     * body already begun can be skipped. */
-    c->skip_ok = !c->h.chunked && c->h.content_length <= SKIP_MAX &&
-                 !(c->h.expect_continue && c->h.content_length > 0 && c->in_len == c->in_off);
     size_t cap = 0;
     c->ctx = n->ops.head(n->ops.cls, c, &c->h, &cap);
     if (!c->ctx) {
         refuse(c, 503);
         return;
     }
-    if (c->answered) {   /* answered from the head alone: skip the body, if it can be */
-        if (c->keep && c->h.content_length > 0)
-            c->skip_left = c->h.content_length;
+    if (c->answered) {   /* answered from the head alone: what of the body? */
+        int64_t cl = c->h.content_length;
+        /* A client waiting for 100 that gets a final answer may send its body or
+         * not: only a body already begun can be skipped. */
+        int unsent = c->h.expect_continue && cl > 0 && c->in_len == c->in_off;
+        if (c->h.chunked || unsent || cl > (int64_t)(cap > SKIP_MAX ? cap : SKIP_MAX)) {
+            c->close_after = 1;   /* answered, then a lingering close */
+        } else if (cl > 0) {
+            /* Skipped after the answer; a long one (an import refused under load)
+             * before it, since a client that sends its whole body before reading
+             * would meet a closed connection instead of the answer. */
+            c->skip_left = cl;
+            c->drain_first = cl > SKIP_MAX;
+            if (c->drain_first)
+                c->state = S_SKIP;
+        }
         return;
     }
     c->cap = cap;
@@ -634,6 +656,8 @@ static void conn_run(struct net_conn *c)
         case S_WAIT:
             return;
         case S_SEND: {
+            if (!c->out_len)
+                format_answer(c);
             int r = io_flush(c);
             if (r == 0)
                 return;
@@ -646,10 +670,15 @@ static void conn_run(struct net_conn *c)
             break;
         }
         case S_SKIP: {
-            size_t take = c->in_len < (size_t)c->skip_left ? c->in_len : (size_t)c->skip_left;
-            memmove(c->in, c->in + take, c->in_len - take);
-            c->in_len -= take;
+            size_t avail = c->in_len - c->in_off;
+            size_t take = avail < (size_t)c->skip_left ? avail : (size_t)c->skip_left;
+            c->in_off += take;
             c->skip_left -= (int64_t)take;
+            if (!c->drain_first) {   /* the request is over: nothing before in_off is needed */
+                memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
+                c->in_len -= c->in_off;
+                c->in_off = 0;
+            }   /* else c->in still holds the head, until finish_request */
             while (c->skip_left > 0) {
                 size_t want = (size_t)c->skip_left < sizeof scratch ? (size_t)c->skip_left : sizeof scratch;
                 ssize_t r = io_recv(c, scratch, want);
@@ -660,8 +689,10 @@ static void conn_run(struct net_conn *c)
                     return;
                 }
                 c->skip_left -= r;
+                c->active_ms = now_ms();
             }
-            c->state = S_HEAD;
+            c->state = c->drain_first ? S_SEND : S_HEAD;
+            c->drain_first = 0;
             break;
         }
         case S_LINGER:

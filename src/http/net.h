@@ -10,11 +10,13 @@
  * One request at a time per connection: a pipelined request is read only once
  * the one before it is answered. Every buffer has a cap: the head at head_max
  * (431 past it), the body at the cap the server sets per request (413 past
- * it), the answer is the server's. An answer sent before the body was read
- * keeps the connection when the body is short enough to skip (and, after
- * Expect: 100-continue, has begun to arrive: such a client may never send
- * it); otherwise the connection closes after a lingering read, so the client
- * sees the answer rather than a reset. A connection idle (or a request stalled) for timeout_s
+ * it), the answer is the server's. An answer decided before the body was
+ * read keeps the connection when the body can be skipped: up to 1 MiB after
+ * the answer, up to the request's cap before it (a client that sends its
+ * whole body before reading would otherwise meet a closed connection), and
+ * after Expect: 100-continue only once the body has begun to arrive (such a
+ * client may never send it). Otherwise the connection closes after a
+ * lingering read, so the client sees the answer rather than a reset. A connection idle (or a request stalled) for timeout_s
  * seconds is closed; one waiting for its command is not.
  *
  * TLS, when cert and key are given: GnuTLS, non-blocking, per connection.

@@ -45,7 +45,7 @@ struct server {
     int test_clock;
     int schema;                  /* migration version the database is at */
     struct net *net;
-    char *refusals[7];           /* net's own answers: 400 417 431 500 501 503 505 */
+    char *errors[ERR__COUNT][LANG__COUNT];   /* every error's body, rendered once (req_error) */
     struct ratelimit *auth_fail, *per_token, *per_address;
     char *tls_cert, *tls_key;    /* PEM, when serving HTTPS */
     pthread_t sweep_thread;
@@ -100,12 +100,23 @@ int req_json(struct req *r, int status, json_t *body)
     return 0;
 }
 
+static json_t *error_json(int err, enum lang lang)
+{
+    return json_pack("{s:{s:s, s:s}}", "error", "code", err_code(err), "message", i18n_text(lang, err_key(err)));
+}
+
 int req_error(struct req *r, int err, const char *param)
 {
-    json_t *e = json_pack("{s:s, s:s}", "code", err_code(err), "message", i18n_text(r->lang, err_key(err)));
+    if (!param && err >= 0 && err < ERR__COUNT) {   /* the usual case, shed requests too: no JSON work */
+        r->status = err_status(err);
+        r->resp = r->srv->errors[err][r->lang];
+        r->resp_len = strlen(r->resp);
+        return 0;
+    }
+    json_t *e = error_json(err, r->lang);
     if (param)
-        json_object_set_new(e, "param", json_string(param));
-    return req_json(r, err_status(err), json_pack("{s:o}", "error", e));
+        json_object_set_new(json_object_get(e, "error"), "param", json_string(param));
+    return req_json(r, err_status(err), e);
 }
 
 const char *req_query(struct req *r, const char *name)
@@ -458,31 +469,30 @@ static void on_request_done(void *cls, void *ctx)
     free(r);
 }
 
-static const int refusal_status[] = {400, 417, 431, 500, 501, 503, 505};
-static const int refusal_err[] = {ERR_BAD_REQUEST, ERR_EXPECTATION_FAILED, ERR_HEADERS_TOO_LARGE, ERR_INTERNAL,
-                                  ERR_NOT_IMPLEMENTED, ERR_OVERLOADED, ERR_HTTP_VERSION};
-
+/* net's own answers, in the default language (a malformed head has no
+ * Accept-Language to trust). */
 static const char *on_refusal(void *cls, int status)
 {
+    static const int errs[] = {ERR_BAD_REQUEST,  ERR_EXPECTATION_FAILED, ERR_HEADERS_TOO_LARGE, ERR_INTERNAL,
+                               ERR_NOT_IMPLEMENTED, ERR_OVERLOADED,     ERR_HTTP_VERSION};
     struct server *s = cls;
-    for (size_t i = 0; i < sizeof refusal_status / sizeof refusal_status[0]; i++)
-        if (refusal_status[i] == status)
-            return s->refusals[i];
-    return s->refusals[0];
+    int err = ERR_BAD_REQUEST;
+    for (size_t i = 0; i < sizeof errs / sizeof errs[0]; i++)
+        if (err_status(errs[i]) == status)
+            err = errs[i];
+    return s->errors[err][i18n_pick(NULL)];
 }
 
-/* The bodies of net's own answers, in the default language (a malformed head
- * has no Accept-Language to trust). */
-static int make_refusals(struct server *s)
+static int render_errors(struct server *s)
 {
-    for (size_t i = 0; i < sizeof refusal_status / sizeof refusal_status[0]; i++) {
-        int err = refusal_err[i];
-        json_t *e = json_pack("{s:{s:s, s:s}}", "error", "code", err_code(err), "message",
-                              i18n_text(i18n_pick(NULL), err_key(err)));
-        if (!e || !(s->refusals[i] = json_dumps(e, JSON_COMPACT)))
-            return json_decref(e), -1;
-        json_decref(e);
-    }
+    for (int err = 0; err < ERR__COUNT; err++)
+        for (int l = 0; l < LANG__COUNT; l++) {
+            json_t *e = error_json(err, (enum lang)l);
+            s->errors[err][l] = e ? json_dumps(e, JSON_COMPACT) : NULL;
+            json_decref(e);
+            if (!s->errors[err][l])
+                return -1;
+        }
     return 0;
 }
 
@@ -625,8 +635,9 @@ void server_close(struct server *s)
         sodium_memzero(s->tls_key, strlen(s->tls_key));
     free(s->tls_key);
     free(s->tls_cert);
-    for (size_t i = 0; i < sizeof s->refusals / sizeof s->refusals[0]; i++)
-        free(s->refusals[i]);
+    for (int err = 0; err < ERR__COUNT; err++)
+        for (int l = 0; l < LANG__COUNT; l++)
+            free(s->errors[err][l]);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
     free(s);
@@ -674,7 +685,7 @@ int server_open(struct server **out, const struct server_opts *o)
     s->per_token = ratelimit_new((double)s->cf.token_rate, 2.0 * (double)s->cf.token_rate, 65536);
     s->per_address = ratelimit_new((double)s->cf.address_rate, 2.0 * (double)s->cf.address_rate, 65536);
     s->shed = loadshed_new((double)s->cf.shed_cpu_percent / 100.0, s->cf.shed_target_ms);
-    if (!s->auth_fail || !s->per_token || !s->per_address || !s->shed || make_refusals(s))
+    if (!s->auth_fail || !s->per_token || !s->per_address || !s->shed || render_errors(s))
         return 1;
 
     struct net_opts no = {.listen = o->listen, .threads = s->cf.http_threads,

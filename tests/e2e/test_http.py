@@ -294,6 +294,32 @@ def test_early_answer_keeps_the_connection(request, server):
     _healthy(w)
 
 
+def test_long_body_answered_early_is_drained_first(server):
+    """An answer decided from the head alone (401: no token) to a body over the
+    1 MiB net skips after answering, but under the route's cap (a CSV import,
+    as one shed under load), comes once the body is read: a client that sends
+    all of its body before reading (http.client, as most do) gets the answer,
+    not a closed connection, and keeps the connection."""
+    import http.client
+    body = b"iccid\n" + b"".join(make_iccid().encode() + b"\n" for _ in range(120000))
+    assert len(body) > 2 << 20
+    conn = http.client.HTTPConnection(HOST, server.port, timeout=30)
+    try:
+        conn.request("POST", "/v1/sims/import", body=body, headers={"Content-Type": "text/csv"})
+        r = conn.getresponse()
+        raw = r.read()
+        assert r.status == 401 and json.loads(raw)["error"]["code"] == "unauthenticated", raw
+        assert (r.getheader("Connection") or "").lower() != "close", r.getheaders()
+        sock = conn.sock
+        conn.request("GET", "/healthz")
+        r = conn.getresponse()
+        assert r.status == 200, r.read()
+        r.read()
+        assert conn.sock is sock, "the early answer cost the client its connection"
+    finally:
+        conn.close()
+
+
 def test_body_too_large(request, server_factory):
     server = server_factory("--set", "max_body=4096")
     token = server.tokens["admin"]
