@@ -331,6 +331,14 @@ void net_suspend(struct net_conn *c) { c->suspended = 1; }
 
 const char *net_peer(const struct net_conn *c) { return c->peer; }
 
+/* Wakes the worker up (its eventfd): something waits in its queues. */
+static void kick(struct worker *w)
+{
+    uint64_t one = 1;
+    ssize_t r = write(w->evfd, &one, sizeof one);
+    (void)r;   /* a full counter wakes it all the same */
+}
+
 void net_resume(struct net_conn *c)
 {
     struct worker *w = c->w;
@@ -343,11 +351,8 @@ void net_resume(struct net_conn *c)
         w->rq = c;
     w->rq_tail = c;
     pthread_mutex_unlock(&w->mu);
-    if (wake) {
-        uint64_t one = 1;
-        ssize_t r = write(w->evfd, &one, sizeof one);
-        (void)r;
-    }
+    if (wake)
+        kick(w);
 }
 
 /* An answer net gives itself, with no request of the server's behind it. */
@@ -932,11 +937,8 @@ int net_add(struct net *n, int fd, const char *peer)
     p->next = w->adds;
     w->adds = p;
     pthread_mutex_unlock(&w->mu);
-    if (wake) {
-        uint64_t one = 1;
-        ssize_t r = write(w->evfd, &one, sizeof one);
-        (void)r;
-    }
+    if (wake)
+        kick(w);
     return 0;
 }
 
@@ -949,11 +951,8 @@ void net_stop(struct net *n)
         pthread_mutex_lock(&w->mu);
         w->stopping = 1;
         pthread_mutex_unlock(&w->mu);
-        uint64_t one = 1;
-        if (w->evfd >= 0) {
-            ssize_t r = write(w->evfd, &one, sizeof one);
-            (void)r;
-        }
+        if (w->evfd >= 0)
+            kick(w);
     }
     for (int i = 0; i < n->nworkers; i++) {
         struct worker *w = &n->w[i];
