@@ -361,7 +361,6 @@ static void refuse(struct net_conn *c, int status)
     struct net *n = c->w->n;
     const char *b = n->ops.refusal(n->ops.cls, status);
     c->close_after = 1;
-    c->state = S_WAIT;
     net_answer(c, status, NULL, b, strlen(b));
 }
 

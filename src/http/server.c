@@ -392,10 +392,9 @@ static int admit(struct req *r)
 static void send_answer(struct req *r)
 {
     char extra[96] = "";
-    if (r->replayed)
-        snprintf(extra, sizeof extra, "Idempotent-Replayed: true\r\n");
-    if (r->status == 503 || r->status == 429)
-        snprintf(extra, sizeof extra, "Retry-After: %d\r\n", r->retry_after > 0 ? r->retry_after : 1);
+    int n = r->replayed ? snprintf(extra, sizeof extra, "Idempotent-Replayed: true\r\n") : 0;
+    if (r->status == 503 || r->status == 429)   /* both lines, when a replay is a refusal */
+        snprintf(extra + n, sizeof extra - (size_t)n, "Retry-After: %d\r\n", r->retry_after > 0 ? r->retry_after : 1);
     if (!r->resp)
         req_error(r, ERR_INTERNAL, NULL);
     net_answer(r->conn, r->status, extra, r->resp, r->resp_len);
