@@ -305,6 +305,7 @@ struct conn {
     int have_head, status, close_after;
     long long body_left;
     uint64_t t_start;   /* latency origin: sent (closed loop) or scheduled (open loop) */
+    uint64_t t_sent;    /* when it went out (later than t_start when open loop lags) */
     int measured;       /* sent/scheduled inside the window */
 };
 
@@ -318,7 +319,9 @@ struct load {
     uint64_t rnd;
     char runid[32];
     uint64_t t0, win0, win1;
-    struct hist h;
+    struct hist h;       /* every answer, from t_start */
+    struct hist h_ok;    /* 2xx answers only, from t_start */
+    struct hist h_lag;   /* 2xx answers: t_sent - t_start, how late this generator sent */
     uint64_t status[600];
     uint64_t sent_window, done_window, ok_window, ok_in_window_time;
     uint64_t err_connect, err_io, err_parse, err_too_big, reconnects, unfinished, unsent;
@@ -430,6 +433,7 @@ static void conn_send(struct load *L, int i, uint64_t t_start)
     struct conn *c = &L->c[i];
     make_request(L, c);
     c->t_start = t_start;
+    c->t_sent = mono_ns();
     c->measured = t_start >= L->win0 && t_start < L->win1;
     if (c->measured)
         L->sent_window++;
@@ -447,6 +451,15 @@ static void conn_idle(struct load *L, int i)
     L->idle[L->nidle++] = i;
 }
 
+/* ,"name":{count, mean and percentiles} */
+static void print_hist(const char *name, const struct hist *h)
+{
+    printf("\"%s\":{\"count\":%llu,\"mean\":%.0f,\"p50\":%.0f,\"p90\":%.0f,\"p99\":%.0f,\"p999\":%.0f,"
+           "\"max\":%llu},",
+           name, (unsigned long long)h->count, h->count ? h->sum / (double)h->count : 0.0, h_pct(h, 50),
+           h_pct(h, 90), h_pct(h, 99), h_pct(h, 99.9), (unsigned long long)h->max);
+}
+
 /* A whole answer arrived on connection i. */
 static void answered(struct load *L, int i, uint64_t now)
 {
@@ -456,8 +469,11 @@ static void answered(struct load *L, int i, uint64_t now)
         h_add(&L->h, (now - c->t_start) / 1000);
         if (c->status >= 100 && c->status < 600)
             L->status[c->status]++;
-        if (c->status >= 200 && c->status < 300)
+        if (c->status >= 200 && c->status < 300) {
             L->ok_window++;
+            h_add(&L->h_ok, (now - c->t_start) / 1000);
+            h_add(&L->h_lag, (c->t_sent - c->t_start) / 1000);
+        }
     }
     if (c->status >= 200 && c->status < 300 && now >= L->win0 && now < L->win1)
         L->ok_in_window_time++;
@@ -772,14 +788,13 @@ static int run_load(struct opts *o)
             first = 0;
         }
     printf("},\"non_2xx\":%llu,\"errors\":{\"connect\":%llu,\"io\":%llu,\"parse\":%llu,\"too_big\":%llu,"
-           "\"unfinished\":%llu,\"unsent\":%llu},\"reconnects\":%llu,"
-           "\"latency_us\":{\"count\":%llu,\"mean\":%.0f,\"p50\":%.0f,\"p90\":%.0f,\"p99\":%.0f,\"p999\":%.0f,"
-           "\"max\":%llu},",
+           "\"unfinished\":%llu,\"unsent\":%llu},\"reconnects\":%llu,",
            (unsigned long long)(L.done_window - L.ok_window), (unsigned long long)L.err_connect,
            (unsigned long long)L.err_io, (unsigned long long)L.err_parse, (unsigned long long)L.err_too_big,
-           (unsigned long long)L.unfinished, (unsigned long long)L.unsent, (unsigned long long)L.reconnects,
-           (unsigned long long)L.h.count, L.h.count ? L.h.sum / (double)L.h.count : 0.0, h_pct(&L.h, 50),
-           h_pct(&L.h, 90), h_pct(&L.h, 99), h_pct(&L.h, 99.9), (unsigned long long)L.h.max);
+           (unsigned long long)L.unfinished, (unsigned long long)L.unsent, (unsigned long long)L.reconnects);
+    print_hist("latency_us", &L.h);
+    print_hist("latency_ok_us", &L.h_ok);
+    print_hist("send_lag_ok_us", &L.h_lag);
     cpu_print(stdout, &cpu0, &cpu1, "loadgen", o->watch_pid ? "topupd" : NULL);
     if (o->watch_pid) {
         /* topupd's writes (database, WAL, sockets) per 2xx answer in the window */

@@ -21,6 +21,7 @@ struct loadshed {
     int64_t target_us;
     int64_t inflight;
     int64_t refused_at;   /* ms; 0: never */
+    int64_t busy_at;      /* ms of the last sample busier than cpu_limit; 0: never */
     struct window w[WINDOWS];
 };
 
@@ -82,7 +83,8 @@ static int64_t limit(struct loadshed *ls, int64_t now_ms)
 
 static int applies(const struct loadshed *ls, int64_t now_ms)
 {
-    return ls->cpu_busy > ls->cpu_limit && ls->refused_at && now_ms - ls->refused_at < RTT_WINDOWS * WINDOW_MS;
+    return ls->refused_at && now_ms - ls->refused_at < RTT_WINDOWS * WINDOW_MS && ls->busy_at &&
+           now_ms - ls->busy_at < RTT_WINDOWS * WINDOW_MS;
 }
 
 int loadshed_admit(struct loadshed *ls, int64_t now_ms)
@@ -128,10 +130,12 @@ void loadshed_cancel(struct loadshed *ls)
     pthread_mutex_unlock(&ls->mu);
 }
 
-void loadshed_sample(struct loadshed *ls, double cpu_busy)
+void loadshed_sample(struct loadshed *ls, int64_t now_ms, double cpu_busy)
 {
     pthread_mutex_lock(&ls->mu);
     ls->cpu_busy = cpu_busy;
+    if (cpu_busy > ls->cpu_limit)
+        ls->busy_at = now_ms ? now_ms : 1;
     pthread_mutex_unlock(&ls->mu);
 }
 

@@ -10,11 +10,15 @@
  * the machine has shown) and the shortest time one took over the last second
  * (the latency with nothing queued). Their product is the number of commands the machine can
  * have in flight without queueing. The limit applies only while demand is in
- * excess, that is while the machine's CPUs are busier than cpu_limit and
- * commands were refused (by the engine's bounds or by this limit) within the
- * last second: then a command is refused when more than that are in flight.
- * Otherwise everything is admitted, so a busy machine that keeps up (a
- * closed-loop benchmark at its peak) is never throttled by it.
+ * excess, that is while the machine's CPUs were busier than cpu_limit and
+ * commands were refused (by the engine's bounds or by this limit), both
+ * within the last second: then a command is refused when more than that are
+ * in flight. Otherwise everything is admitted, so a busy machine that keeps up
+ * (a closed-loop benchmark at its peak) is never throttled by it. The CPUs
+ * count as busy for a second after a busy sample because a flood idles them
+ * whenever the writer waits for the disk: a limit that lapsed then let
+ * thousands of commands into that wait (bench/overload, traced: the engine's
+ * p99 wait 81 ms, 11 ms with the limit held).
  *
  * Thread-safe. Time is passed in (monotonic ms); CPU busyness is fed by
  * loadshed_sample() from whoever reads it (server.c: a thread, every 100 ms).
@@ -44,8 +48,8 @@ void loadshed_refused(struct loadshed *ls, int64_t now_ms);
 /* An admitted request ended without running as a command (refused before the
  * engine, say): no longer in flight, and its time says nothing. */
 void loadshed_cancel(struct loadshed *ls);
-/* The machine's CPUs were this busy (0..1) over the last interval. */
-void loadshed_sample(struct loadshed *ls, double cpu_busy);
+/* The machine's CPUs were this busy (0..1) over the interval up to now_ms. */
+void loadshed_sample(struct loadshed *ls, int64_t now_ms, double cpu_busy);
 
 /* For tests and /healthz-style reports. */
 struct loadshed_state {

@@ -9,7 +9,11 @@
  *   S_LINGER  answered for the last time: drop what still comes, then close
  *   S_CLOSED  closed; freed at the end of the worker's event batch
  * Edge-triggered epoll: a state that waits for the socket has read or written
- * until EAGAIN, so the next event is sure to come.
+ * until EAGAIN, so the next event is sure to come. A plain socket's read that
+ * came back short counts as that EAGAIN (rd_more = 0): what arrives after it
+ * raises a new edge, and a FIN that came before it was reported with the
+ * event (EPOLLRDHUP, which keeps rd_more set). That saves one recv() per
+ * request, a tenth of what a refused one costs.
  */
 #include "http/net.h"
 
@@ -61,6 +65,7 @@ struct net_conn {
     struct h1_req h;
     void *ctx;                      /* the server's, from head until done */
     int answered, suspended, close_after, keep, drain_first;
+    int rd_more, rd_hup;            /* the socket may hold unread bytes; the peer has shut its side */
     int status;
     char extra[160];
 
@@ -93,6 +98,7 @@ struct worker {
     pthread_mutex_t mu;             /* the three fields below */
     struct net_conn *rq, *rq_tail;  /* resumed, to answer */
     struct pending_fd *adds;        /* from net_add */
+    atomic_int queued;              /* rq or adds are not empty: looked at between events */
     int stopping;
     char date[40];
     time_t date_at;
@@ -156,12 +162,18 @@ static ssize_t io_recv(struct net_conn *c, void *buf, size_t n)
             return r;
         return r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED ? -1 : -2;
     }
+    if (!c->rd_more)
+        return -1;
     for (;;) {
         ssize_t r = recv(c->fd, buf, n, 0);
+        if (r > 0 && (size_t)r < n && !c->rd_hup)
+            c->rd_more = 0;
         if (r >= 0)
             return r;
-        if (errno != EINTR)
+        if (errno != EINTR) {
+            c->rd_more = 0;
             return errno == EAGAIN || errno == EWOULDBLOCK ? -1 : -2;
+        }
     }
 }
 
@@ -251,6 +263,7 @@ static void conn_new(struct worker *w, int fd, const char *peer)
     c->fd = fd;
     c->in_cap = IN_FIRST;
     c->state = S_HEAD;
+    c->rd_more = 1;
     c->active_ms = now_ms();
     snprintf(c->peer, sizeof c->peer, "%s", peer);
     int one = 1;
@@ -350,6 +363,7 @@ void net_resume(struct net_conn *c)
     else
         w->rq = c;
     w->rq_tail = c;
+    atomic_store_explicit(&w->queued, 1, memory_order_relaxed);
     pthread_mutex_unlock(&w->mu);
     if (wake)
         kick(w);
@@ -715,6 +729,16 @@ static void conn_run(struct net_conn *c)
     }
 }
 
+/* What epoll reported for connection c. */
+static void conn_event(struct net_conn *c, uint32_t events)
+{
+    if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        c->rd_hup = 1;
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        c->rd_more = 1;
+    conn_run(c);
+}
+
 /* ---- workers --------------------------------------------------------------- */
 
 static void accept_some(struct worker *w)
@@ -752,6 +776,7 @@ static void wakeup(struct worker *w)
     struct pending_fd *adds = w->adds;
     w->rq = w->rq_tail = NULL;
     w->adds = NULL;
+    atomic_store_explicit(&w->queued, 0, memory_order_relaxed);
     pthread_mutex_unlock(&w->mu);
     while (adds) {
         struct pending_fd *p = adds;
@@ -793,13 +818,17 @@ static void *worker_main(void *arg)
     for (;;) {
         int k = epoll_wait(w->ep, ev, EVENTS, 1000);
         for (int i = 0; i < k; i++) {
+            /* An answered command goes out before more requests are read:
+             * under a flood, a batch of events is milliseconds of work. */
+            if (atomic_load_explicit(&w->queued, memory_order_relaxed))
+                wakeup(w);
             void *p = ev[i].data.ptr;
             if (p == &n->lfd)
                 accept_some(w);
             else if (p == w)
                 wakeup(w);
             else
-                conn_run(p);
+                conn_event(p, ev[i].events);
         }
         int64_t now = now_ms();
         if (now - swept >= 1000) {
@@ -935,6 +964,7 @@ int net_add(struct net *n, int fd, const char *peer)
     int wake = !w->rq && !w->adds;
     p->next = w->adds;
     w->adds = p;
+    atomic_store_explicit(&w->queued, 1, memory_order_relaxed);
     pthread_mutex_unlock(&w->mu);
     if (wake)
         kick(w);

@@ -560,7 +560,7 @@ static void *cpu_sampler(void *arg)
     while (!nap(s, 100)) {
         double busy = loadshed_cpu_read(&prev);
         if (busy >= 0)
-            loadshed_sample(s->shed, busy);
+            loadshed_sample(s->shed, clock_mono_ms(), busy);
     }
     return NULL;
 }

@@ -133,6 +133,33 @@ def test_request_in_many_small_writes(request, server):
     assert a.status == 200 and a.body["iccid"] == iccid, a
 
 
+def test_half_closed_client_is_answered_then_closed(request, server):
+    # The FIN comes with the request, or right behind it: either way the
+    # answer goes out and the connection ends (net.c reads a short read as
+    # "nothing more", unless the peer has shut its side).
+    for i in range(40):
+        w = _wire(request, server)
+        w.send(GET_HEALTH + (GET_HEALTH if i % 2 else b""))
+        w.s.shutdown(socket.SHUT_WR)
+        _healthy(w)
+        if i % 2:
+            _healthy(w)
+        assert w.closed(), i
+
+
+def test_body_after_a_pause_then_next_request_after_a_pause(request, server):
+    w = _wire(request, server)
+    data = _post("/v1/receipts/verify", "{oops")
+    head, body = data.split(b"\r\n\r\n", 1)
+    w.send(head + b"\r\n\r\n")
+    time.sleep(0.2)      # the head's read came back short: the body must raise a new event
+    w.send(body)
+    assert_error(w.answer(), 400, "invalid_json")
+    time.sleep(0.2)
+    w.send(GET_HEALTH)
+    _healthy(w)
+
+
 def test_chunked_body_then_pipelined_request(request, server):
     """The last bytes of a chunked body arrive with the next request, in a read
     of their own (not with the head)."""
