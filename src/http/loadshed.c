@@ -8,10 +8,15 @@
 #define WINDOW_MS 100
 #define WINDOWS 100      /* remembered: ten seconds, for the best throughput */
 #define RTT_WINDOWS 10   /* one second, for the shortest latency */
+#define SLOW_MIN 20      /* a window is judged on at least this many commands */
+#define GAIN_CUT 0.7     /* more than 1% of a window's commands slow: the limit x this */
+#define GAIN_STEP 0.05   /* otherwise it grows back by this share of the product, per window */
+#define GAIN_MIN 0.02
 
 struct window {
     int64_t start;      /* ms; -1: unused */
     int64_t done;       /* commands completed in it */
+    int64_t slow;       /* ... of which slower than p99_us */
     int64_t min_us;     /* the fastest of them */
 };
 
@@ -19,13 +24,15 @@ struct loadshed {
     pthread_mutex_t mu;
     double cpu_limit, cpu_busy;
     int64_t target_us;
+    int64_t p99_us;       /* 0: the product is the limit, whatever the latency */
+    double gain;          /* the share of the product admitted, GAIN_MIN..1 */
     int64_t inflight;
     int64_t refused_at;   /* ms; 0: never */
     int64_t busy_at;      /* ms of the last sample busier than cpu_limit; 0: never */
     struct window w[WINDOWS];
 };
 
-struct loadshed *loadshed_new(double cpu_limit, int64_t target_ms)
+struct loadshed *loadshed_new(double cpu_limit, int64_t target_ms, int64_t p99_ms)
 {
     struct loadshed *ls = calloc(1, sizeof *ls);
     if (!ls)
@@ -33,6 +40,8 @@ struct loadshed *loadshed_new(double cpu_limit, int64_t target_ms)
     pthread_mutex_init(&ls->mu, NULL);
     ls->cpu_limit = cpu_limit;
     ls->target_us = target_ms * 1000;
+    ls->p99_us = p99_ms * 1000;
+    ls->gain = 1;
     for (int i = 0; i < WINDOWS; i++)
         ls->w[i].start = -1;
     return ls;
@@ -46,20 +55,38 @@ void loadshed_free(struct loadshed *ls)
     free(ls);
 }
 
-/* The window now_ms falls in, started afresh if it held an older one. */
+/* The window just ended moves the gain: cut when more than 1% of its
+ * commands took longer than p99_us, or the CPUs are still busier than
+ * cpu_limit; grown back a step otherwise. */
+static void judge(struct loadshed *ls, const struct window *w)
+{
+    if (!ls->p99_us || w->done < SLOW_MIN)
+        return;
+    if (w->slow * 100 > w->done || ls->cpu_busy > ls->cpu_limit)
+        ls->gain = ls->gain * GAIN_CUT < GAIN_MIN ? GAIN_MIN : ls->gain * GAIN_CUT;
+    else
+        ls->gain = ls->gain + GAIN_STEP > 1 ? 1 : ls->gain + GAIN_STEP;
+}
+
+/* The window now_ms falls in, started afresh if it held an older one (the
+ * one before it, if it is the last, is judged then). */
 static struct window *current(struct loadshed *ls, int64_t now_ms)
 {
     int64_t start = now_ms - now_ms % WINDOW_MS;
     struct window *w = &ls->w[(start / WINDOW_MS) % WINDOWS];
-    if (w->start != start)
-        *w = (struct window){.start = start, .done = 0, .min_us = INT64_MAX};
+    if (w->start != start) {
+        const struct window *prev = &ls->w[(start / WINDOW_MS + WINDOWS - 1) % WINDOWS];
+        if (prev->start == start - WINDOW_MS)
+            judge(ls, prev);
+        *w = (struct window){.start = start, .done = 0, .slow = 0, .min_us = INT64_MAX};
+    }
     return w;
 }
 
 /* maxPass (over ten seconds: a throughput, once shown, is not forgotten
  * because the limit itself held it down) x minRT (over the last second, but
  * at least the target: a group commit needs commands in flight to batch), of
- * the full windows; -1 when nothing is known. */
+ * the full windows, x the gain; -1 when nothing is known. */
 static int64_t limit(struct loadshed *ls, int64_t now_ms)
 {
     int64_t cur = now_ms - now_ms % WINDOW_MS, max_done = 0, min_us = INT64_MAX;
@@ -76,8 +103,9 @@ static int64_t limit(struct loadshed *ls, int64_t now_ms)
         return -1;
     if (min_us < ls->target_us)
         min_us = ls->target_us;
-    /* commands per microsecond x microseconds, rounded up; never below one */
-    int64_t n = (max_done * min_us + WINDOW_MS * 1000 - 1) / (WINDOW_MS * 1000);
+    /* commands per microsecond x microseconds x gain, rounded up; never below one */
+    double product = (double)max_done * (double)min_us / (WINDOW_MS * 1000.0);
+    int64_t n = (int64_t)(product * ls->gain + 0.999999);
     return n < 1 ? 1 : n;
 }
 
@@ -117,6 +145,8 @@ void loadshed_done(struct loadshed *ls, int64_t now_ms, int64_t took_us)
         ls->inflight--;
     struct window *w = current(ls, now_ms);
     w->done++;
+    if (ls->p99_us && took_us > ls->p99_us)
+        w->slow++;
     if (took_us < w->min_us)
         w->min_us = took_us < 1 ? 1 : took_us;
     pthread_mutex_unlock(&ls->mu);
@@ -144,6 +174,7 @@ void loadshed_state(struct loadshed *ls, int64_t now_ms, struct loadshed_state *
     pthread_mutex_lock(&ls->mu);
     out->cpu_busy = ls->cpu_busy;
     out->inflight = ls->inflight;
+    out->gain = ls->gain;
     out->limit = applies(ls, now_ms) ? limit(ls, now_ms) : -1;
     pthread_mutex_unlock(&ls->mu);
 }

@@ -31,12 +31,24 @@ struct loadshed;
 /* cpu_limit: fraction of all CPUs busy (0..1) above which the limit applies.
  * target_ms: the latency used instead of the shortest seen when that is
  * shorter: a group commit only reaches its throughput with commands in flight
- * to batch, which pure BBR would refuse. Measured at 3x a 19k/s peak over
- * 4,000 connections (net.c; the load generator on the same two cores),
- * admitted top-ups: 10 ms: 8.7-10.1k/s, p50 78-113 ms, p99 235-308 ms; 3 ms:
- * 6.3-8.2k/s, p50 3.8-5.3 ms, p99 81-125 ms; none: 6.8k/s, p50 0.8 ms, p99
- * 232 ms. (With libmicrohttpd: 692/s with none, 4.5k/s at 10 ms.) */
-struct loadshed *loadshed_new(double cpu_limit, int64_t target_ms);
+ * to batch, which pure BBR would refuse.
+ * p99_ms: what admitted commands may take (from admission to their answer)
+ * for 99 in 100 of them; 0: no aim, and the product is the limit.
+ * Throughput x latency is what the machine carries with nothing else to do,
+ * but refusing a flood takes CPU too (and the load generator, on a test
+ * machine), and then admitted requests wait for a CPU before and after their
+ * command, where no queue of ours sees them. So the limit is the product x a
+ * gain: a 100 ms window with more than 1% of its commands over p99_ms, or
+ * with the CPUs still busier than cpu_limit, cuts the gain by 30%; any other
+ * window grows it back by 5% of the product, up to all of it.
+ * Measured by bench/overload (3x a 17-20k/s peak over 4,000 connections, the
+ * load generator on the same two cores; admitted top-ups, p99 from their
+ * scheduled time): with no gain, target 3 ms: 8.5-10.2k/s, p99 18-109 ms;
+ * 1 ms: 5.3-7.3k/s, 25-92 ms; 0: 2.9-3.4k/s, 9-19 ms. Latency alone (p99_ms
+ * 10): 6.3-8.5k/s, 34-94 ms: the wait is mostly outside the command. With
+ * the CPUs too: 2.6-2.7k/s, p99 8.2-9.2 ms (the peak's: 13-16 ms); at
+ * cpu_limit 95-97%: 3.9-4.1k/s, 15-37 ms. */
+struct loadshed *loadshed_new(double cpu_limit, int64_t target_ms, int64_t p99_ms);
 void loadshed_free(struct loadshed *ls);
 
 /* 1: admitted (counted in flight until loadshed_done); 0: refuse it. */
@@ -55,6 +67,7 @@ void loadshed_sample(struct loadshed *ls, int64_t now_ms, double cpu_busy);
 struct loadshed_state {
     double cpu_busy;
     int64_t inflight, limit;   /* limit: -1 while it does not apply */
+    double gain;
 };
 void loadshed_state(struct loadshed *ls, int64_t now_ms, struct loadshed_state *out);
 

@@ -35,6 +35,7 @@ static const struct key {
     I(queue_delay_ms, 1, 600000),
     I(shed_cpu_percent, 1, 101),
     I(shed_target_ms, 0, 10000),
+    I(shed_p99_ms, 0, 10000),
     I(auth_fail_per_minute, 1, 1000000),
     I(token_rate, 1, 100000000),
     I(address_rate, 1, 100000000),
@@ -66,6 +67,7 @@ void conf_defaults(struct conf *c)
     c->queue_delay_ms = 100;
     c->shed_cpu_percent = 90;
     c->shed_target_ms = 3;
+    c->shed_p99_ms = 10;
     c->auth_fail_per_minute = 30;
     c->token_rate = 100000;
     c->address_rate = 100000;

@@ -37,6 +37,7 @@ struct conf {
     int64_t queue_delay_ms;      /* ... or once the oldest has waited this long */
     int64_t shed_cpu_percent;    /* CPUs busier than this: admit only what they carry (loadshed.h); 101: never */
     int64_t shed_target_ms;      /* ... with at least this latency's worth of commands in flight */
+    int64_t shed_p99_ms;         /* ... cut while more than 1% of admitted commands take longer; 0: never */
     int64_t auth_fail_per_minute;   /* failed authentications per client address */
     int64_t token_rate;          /* requests per second per token (burst: 2 s worth) */
     int64_t address_rate;        /* token-authenticated requests per second per address */

@@ -16,7 +16,7 @@ static void run(struct loadshed *ls, int64_t t, int n, int64_t took_ms)
 static void test_idle_machine_admits_everything(void **state)
 {
     (void)state;
-    struct loadshed *ls = loadshed_new(0.9, 0);
+    struct loadshed *ls = loadshed_new(0.9, 0, 0);
     loadshed_sample(ls, 1000, 0.5);
     loadshed_refused(ls, 1000);   /* refusals alone do not make it apply */
     for (int i = 0; i < 10000; i++)
@@ -32,7 +32,7 @@ static void test_busy_cpus_without_refusals_admit_everything(void **state)
 {
     (void)state;
     /* A closed-loop benchmark at its peak: CPUs busy, but nobody refused. */
-    struct loadshed *ls = loadshed_new(0.9, 0);
+    struct loadshed *ls = loadshed_new(0.9, 0, 0);
     run(ls, 1000, 50, 2);
     loadshed_sample(ls, 1100, 0.99);
     for (int i = 0; i < 5000; i++)
@@ -43,7 +43,7 @@ static void test_busy_cpus_without_refusals_admit_everything(void **state)
 static void test_limit_is_throughput_times_latency(void **state)
 {
     (void)state;
-    struct loadshed *ls = loadshed_new(0.9, 0);
+    struct loadshed *ls = loadshed_new(0.9, 0, 0);
     /* 100 ms windows: 500 done in [1000, 1100) at best 2 ms each, 200 in the next. */
     run(ls, 1000, 500, 2);
     run(ls, 1100, 200, 4);
@@ -69,7 +69,7 @@ static void test_limit_is_throughput_times_latency(void **state)
 static void test_target_latency_is_a_floor(void **state)
 {
     (void)state;
-    struct loadshed *ls = loadshed_new(0.9, 10);   /* 10 ms */
+    struct loadshed *ls = loadshed_new(0.9, 10, 0);   /* 10 ms */
     run(ls, 1000, 500, 1);
     loadshed_sample(ls, 1100, 0.95);
     loadshed_refused(ls, 1150);
@@ -82,7 +82,7 @@ static void test_target_latency_is_a_floor(void **state)
 static void test_limit_lapses_a_second_after_the_last_refusal(void **state)
 {
     (void)state;
-    struct loadshed *ls = loadshed_new(0.9, 0);
+    struct loadshed *ls = loadshed_new(0.9, 0, 0);
     run(ls, 1000, 100, 1);                    /* 100 per 100 ms x 1 ms: 1 in flight */
     run(ls, 1100, 100, 1);
     for (int64_t t = 1200; t <= 3000; t += 100)
@@ -103,7 +103,7 @@ static void test_limit_holds_through_a_moment_of_idle_cpus(void **state)
     /* A flood: busy CPUs and refusals. Then the writer waits 300 ms for the
      * disk, and the CPUs idle: the flood has not gone, and what is admitted
      * now only waits with the rest. */
-    struct loadshed *ls = loadshed_new(0.9, 0);
+    struct loadshed *ls = loadshed_new(0.9, 0, 0);
     run(ls, 1000, 100, 1);                    /* 1 in flight */
     run(ls, 1100, 100, 1);
     loadshed_sample(ls, 1200, 0.99);
@@ -121,10 +121,114 @@ static void test_limit_holds_through_a_moment_of_idle_cpus(void **state)
     loadshed_free(ls);
 }
 
+/* A flood that was busy a moment ago (the limit applies for a second) but
+ * leaves the CPUs calm now (the gain answers to latency alone). */
+static void busy_then_calm(struct loadshed *ls, int64_t t)
+{
+    loadshed_sample(ls, t, 0.95);
+    loadshed_sample(ls, t, 0.5);
+}
+
+static void test_slow_commands_cut_the_limit_fast_ones_restore_it(void **state)
+{
+    (void)state;
+    struct loadshed *ls = loadshed_new(0.9, 0, 10);   /* p99 aim: 10 ms */
+    run(ls, 1000, 500, 2);                 /* 500 per 100 ms x 2 ms = 10 in flight */
+    run(ls, 1100, 500, 2);
+    busy_then_calm(ls, 1150);
+    loadshed_refused(ls, 1150);
+    struct loadshed_state st;
+    loadshed_state(ls, 1150, &st);
+    assert_int_equal(st.limit, 10);
+    /* [1200, 1300): 100 commands, 2 of them over 10 ms: judged when the next window starts */
+    run(ls, 1200, 98, 2);
+    run(ls, 1200, 2, 40);
+    loadshed_state(ls, 1299, &st);
+    assert_int_equal(st.limit, 10);
+    loadshed_done(ls, 1300, 2000);        /* the first of [1300, 1400): 2% were slow */
+    loadshed_refused(ls, 1300);
+    loadshed_state(ls, 1300, &st);
+    assert_int_equal(st.limit, 7);        /* 10 x 0.7 */
+    for (int i = 0; i < 7; i++)
+        assert_true(loadshed_admit(ls, 1300));
+    assert_false(loadshed_admit(ls, 1300));
+    for (int i = 0; i < 7; i++)
+        loadshed_done(ls, 1301, 2000);
+    /* [1300, 1400) and the next slow again: 0.7 x 0.7 x 0.7 */
+    run(ls, 1300, 50, 30);
+    run(ls, 1400, 50, 30);
+    loadshed_done(ls, 1500, 2000);
+    loadshed_refused(ls, 1500);
+    loadshed_state(ls, 1500, &st);
+    assert_true(st.gain > 0.34 && st.gain < 0.35);
+    assert_int_equal(st.limit, 4);        /* 10 x 0.343, rounded up */
+    /* exactly 1% slow is within the aim: windows of 100 with one slow grow it back */
+    for (int64_t t = 1500; t < 2900; t += 100) {
+        busy_then_calm(ls, t);
+        run(ls, t, 99, 2);
+        run(ls, t, 1, 50);
+    }
+    loadshed_done(ls, 2900, 2000);
+    loadshed_refused(ls, 2900);
+    busy_then_calm(ls, 2900);
+    loadshed_state(ls, 2900, &st);
+    assert_true(st.gain == 1.0);
+    assert_int_equal(st.limit, 10);
+    /* windows with fewer than 20 commands say nothing */
+    run(ls, 2900, 5, 80);
+    loadshed_done(ls, 3000, 2000);
+    loadshed_state(ls, 3000, &st);
+    assert_true(st.gain == 1.0);
+    loadshed_free(ls);
+}
+
+static void test_busy_cpus_cut_the_limit(void **state)
+{
+    (void)state;
+    /* Fast commands, but the flood keeps the CPUs above cpu_limit: admitted
+     * requests would wait for a CPU outside any queue of ours. */
+    struct loadshed *ls = loadshed_new(0.9, 0, 10);
+    run(ls, 1000, 500, 2);
+    run(ls, 1100, 500, 2);                 /* [1000, 1100) judged at 1100: CPUs not sampled yet */
+    loadshed_sample(ls, 1150, 0.97);
+    loadshed_refused(ls, 1150);
+    run(ls, 1200, 100, 1);                 /* [1100, 1200) judged: busy, x 0.7 */
+    run(ls, 1300, 100, 1);                 /* [1200, 1300): x 0.7 again */
+    loadshed_done(ls, 1400, 1000);         /* [1300, 1400): and again */
+    struct loadshed_state st;
+    loadshed_state(ls, 1400, &st);
+    assert_true(st.gain > 0.34 && st.gain < 0.35);
+    /* 500 per 100 ms x 1 ms (the shortest, now) x 0.343, rounded up */
+    assert_int_equal(st.limit, 2);
+    /* calm CPUs: a step back per window */
+    loadshed_sample(ls, 1400, 0.6);
+    run(ls, 1400, 100, 1);
+    loadshed_done(ls, 1500, 1000);
+    loadshed_state(ls, 1500, &st);
+    assert_true(st.gain > 0.39 && st.gain < 0.40);
+    loadshed_free(ls);
+}
+
+static void test_no_aim_no_gain(void **state)
+{
+    (void)state;
+    struct loadshed *ls = loadshed_new(0.9, 0, 0);
+    run(ls, 1000, 500, 2);
+    run(ls, 1100, 500, 50);                /* all slow: nobody is counting */
+    loadshed_done(ls, 1200, 2000);
+    loadshed_sample(ls, 1200, 0.95);
+    loadshed_refused(ls, 1200);
+    struct loadshed_state st;
+    loadshed_state(ls, 1200, &st);
+    assert_true(st.gain == 1.0);
+    assert_int_equal(st.limit, 10);
+    loadshed_free(ls);
+}
+
 static void test_throughput_is_remembered_ten_seconds(void **state)
 {
     (void)state;
-    struct loadshed *ls = loadshed_new(0.9, 0);
+    struct loadshed *ls = loadshed_new(0.9, 0, 0);
     run(ls, 1000, 1000, 1);            /* 1000 per 100 ms, once */
     for (int64_t t = 1100; t < 9000; t += 100)
         run(ls, t, 10, 1);             /* then little, at 1 ms */
@@ -162,6 +266,9 @@ int main(void)
         cmocka_unit_test(test_target_latency_is_a_floor),
         cmocka_unit_test(test_limit_lapses_a_second_after_the_last_refusal),
         cmocka_unit_test(test_limit_holds_through_a_moment_of_idle_cpus),
+        cmocka_unit_test(test_slow_commands_cut_the_limit_fast_ones_restore_it),
+        cmocka_unit_test(test_busy_cpus_cut_the_limit),
+        cmocka_unit_test(test_no_aim_no_gain),
         cmocka_unit_test(test_throughput_is_remembered_ten_seconds),
         cmocka_unit_test(test_cpu_reading),
     };
