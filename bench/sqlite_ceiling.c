@@ -9,9 +9,10 @@
  * (src/core/topup.c, ledger.c, sim.c, receipt.c, record.c, src/engine/engine.c):
  *
  *   INSERT topups (with its receipt), INSERT transfers (ON CONFLICT(xid) DO
- *   NOTHING), UPDATE accounts (clearing, debit), UPDATE accounts (wallet,
- *   credit), UPDATE sims (with its check_at on a first activation), INSERT
- *   sim_txns, UPDATE sims (its newest record), INSERT idempotency
+ *   NOTHING), UPDATE accounts (clearing, debit), UPDATE sims (the wallet's
+ *   credit: its totals are in the SIM's row, ledger L7), UPDATE sims (with
+ *   its check_at on a first activation), INSERT sim_txns, UPDATE sims (its
+ *   newest record), INSERT idempotency
  *
  * each prepared once, 1,000 top-ups per transaction, for a fixed time or
  * count. No reads (the server reads the next top-up id, which the receipt
@@ -24,7 +25,8 @@
  *
  *   sqlite_ceiling --schema src/store/migrations/001_core.sql
  *                  --schema src/store/migrations/002_lean_topup.sql
- *                  --schema src/store/migrations/003_lazy_indexes.sql --db /tmp/x.db
+ *                  --schema src/store/migrations/003_lazy_indexes.sql
+ *                  --schema src/store/migrations/004_wallet_in_sim.sql --db /tmp/x.db
  *                  [--sims 100000] [--seconds 20 | --count N] [--batch 1000] [--seed S]
  */
 #include <sqlite3.h>
@@ -161,11 +163,12 @@ int main(int argc, char **argv)
     exec("INSERT INTO meta(key, value) VALUES ('currency', 'CNY')");
 
     int64_t t0 = (int64_t)time(NULL);
-    /* Provisioning as sim_create + ledger_system_account do it. */
-    sqlite3_stmt *acct = prep("INSERT INTO accounts(kind, unit, sim_id, flags, name, created_at) VALUES (?, ?, ?, ?, ?, ?)");
-    sqlite3_stmt *sim = prep("INSERT INTO sims(iccid, msisdn, imsi, lang, state, active_until, wallet_id, created_at, "
-                             "updated_at) VALUES (?, ?, ?, ?, 'inactive', NULL, ?, ?, ?)");
-    sqlite3_stmt *owner = prep("UPDATE accounts SET sim_id = ? WHERE id = ?");
+    /* Provisioning as sim_create + ledger_system_account do it (the wallet is account -sim_id). */
+    sqlite3_stmt *acct = prep("INSERT INTO accounts(id, kind, unit, sim_id, flags, name, created_at) "
+                              "VALUES (MAX(1, (SELECT COALESCE(MAX(id), 0) + 1 FROM accounts)), ?, ?, ?, ?, ?, ?)");
+    sqlite3_stmt *wnew = prep("INSERT INTO accounts(id, kind, unit, sim_id, flags, created_at) VALUES (?, 'wallet', ?, ?, ?, ?)");
+    sqlite3_stmt *sim = prep("INSERT INTO sims(id, iccid, msisdn, imsi, lang, state, active_until, wallet_id, "
+                             "created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'inactive', NULL, ?, ?, ?)");
     struct simstate *ss = calloc((size_t)nsims + 1, sizeof *ss);
     if (!ss)
         DIE("out of memory");
@@ -176,28 +179,22 @@ int main(int argc, char **argv)
         simgen_iccid(i, iccid);
         simgen_msisdn(i, msisdn);
         simgen_imsi(i, imsi);
-        sqlite3_bind_text(acct, 1, "wallet", -1, SQLITE_STATIC);
-        sqlite3_bind_text(acct, 2, "CNY", -1, SQLITE_STATIC);
-        sqlite3_bind_int64(acct, 3, 0);
-        sqlite3_bind_int(acct, 4, 1);
-        sqlite3_bind_null(acct, 5);
-        sqlite3_bind_int64(acct, 6, t0);
-        step(acct);
-        int64_t wallet = sqlite3_last_insert_rowid(db);
-        sqlite3_bind_text(sim, 1, iccid, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(sim, 2, msisdn, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(sim, 3, imsi, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(sim, 4, simgen_lang(i), -1, SQLITE_STATIC);
-        sqlite3_bind_int64(sim, 5, wallet);
-        sqlite3_bind_int64(sim, 6, t0);
+        int64_t sid = i + 1, wallet = -sid;
+        sqlite3_bind_int64(wnew, 1, wallet);
+        sqlite3_bind_text(wnew, 2, "CNY", -1, SQLITE_STATIC);
+        sqlite3_bind_int64(wnew, 3, sid);
+        sqlite3_bind_int(wnew, 4, 1);
+        sqlite3_bind_int64(wnew, 5, t0);
+        step(wnew);
+        sqlite3_bind_int64(sim, 1, sid);
+        sqlite3_bind_text(sim, 2, iccid, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(sim, 3, msisdn, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(sim, 4, imsi, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(sim, 5, simgen_lang(i), -1, SQLITE_STATIC);
+        sqlite3_bind_int64(sim, 6, wallet);
         sqlite3_bind_int64(sim, 7, t0);
+        sqlite3_bind_int64(sim, 8, t0);
         step(sim);
-        int64_t sid = sqlite3_last_insert_rowid(db);
-        if (sid != i + 1)
-            DIE("unexpected sim id %lld", (long long)sid);
-        sqlite3_bind_int64(owner, 1, sid);
-        sqlite3_bind_int64(owner, 2, wallet);
-        step(owner);
         ss[sid].wallet = wallet;
         if ((i + 1) % 100000 == 0) {
             exec("COMMIT");
@@ -225,6 +222,9 @@ int main(int argc, char **argv)
     sqlite3_stmt *w_apply = prep(
         "UPDATE accounts SET debits_pending = debits_pending + ?, debits_posted = debits_posted + ?, "
         "credits_pending = credits_pending + ?, credits_posted = credits_posted + ? WHERE id = ? AND unit = ?");
+    sqlite3_stmt *w_wallet = prep(
+        "UPDATE sims SET w_debits_pending = w_debits_pending + ?, w_debits_posted = w_debits_posted + ?, "
+        "w_credits_pending = w_credits_pending + ?, w_credits_posted = w_credits_posted + ? WHERE id = ?");
     sqlite3_stmt *w_sim = prep(
         "UPDATE sims SET state = ?, active_until = ?, day_start = ?, day_total = ?, updated_at = ? WHERE id = ? "
         "RETURNING COALESCE(check_at, 0)");
@@ -307,15 +307,18 @@ int main(int argc, char **argv)
             if (sqlite3_changes(db) != 1)
                 DIE("transfer not inserted");
 
-            int64_t moves[2][5] = {{0, amount, 0, 0, clearing}, {0, 0, 0, amount, s->wallet}};
-            for (int k = 0; k < 2; k++) {
-                for (int c = 0; c < 5; c++)
-                    sqlite3_bind_int64(w_apply, c + 1, moves[k][c]);
-                sqlite3_bind_text(w_apply, 6, "CNY", -1, SQLITE_STATIC);
-                step(w_apply);
-                if (sqlite3_changes(db) != 1)
-                    DIE("account not updated");
-            }
+            int64_t debit[5] = {0, amount, 0, 0, clearing}, credit[5] = {0, 0, 0, amount, -s->wallet};
+            for (int c = 0; c < 5; c++)
+                sqlite3_bind_int64(w_apply, c + 1, debit[c]);
+            sqlite3_bind_text(w_apply, 6, "CNY", -1, SQLITE_STATIC);
+            step(w_apply);
+            if (sqlite3_changes(db) != 1)
+                DIE("clearing account not updated");
+            for (int c = 0; c < 5; c++)   /* ledger L7: the wallet's totals are in its SIM's row */
+                sqlite3_bind_int64(w_wallet, c + 1, credit[c]);
+            step(w_wallet);
+            if (sqlite3_changes(db) != 1)
+                DIE("wallet not updated");
 
             /* sim.c: check_at is set with the row when it moves (a first
              * activation), else the stored one comes back to be checked. */
@@ -384,7 +387,7 @@ int main(int argc, char **argv)
     }
     double elapsed = now_s() - start;
     cpu_snap(&c1, 0);
-    sqlite3_stmt *all[] = {acct, sim, owner, w_topup, w_xfer, w_apply, w_sim, w_sim_check, w_record, w_link, w_idem};
+    sqlite3_stmt *all[] = {acct, wnew, sim, w_topup, w_xfer, w_apply, w_wallet, w_sim, w_sim_check, w_record, w_link, w_idem};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         sqlite3_finalize(all[i]);
     sqlite3_close(db);

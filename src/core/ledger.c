@@ -5,15 +5,28 @@
 #include <string.h>
 
 #include "store/store.h"
+#include "util/conf.h"
 #include "util/err.h"
 
+/* Positive ids (L7), even when only wallets exist yet: SQLite's own pick,
+ * the largest rowid plus one, would be 0 or below. */
 STORE_SQL(SQL_ACCOUNT_NEW,
-          "INSERT INTO accounts(kind, unit, sim_id, flags, name, created_at) VALUES (?, ?, ?, ?, ?, ?)");
+          "INSERT INTO accounts(id, kind, unit, sim_id, flags, name, created_at) "
+          "VALUES (MAX(1, (SELECT COALESCE(MAX(id), 0) + 1 FROM accounts)), ?, ?, ?, ?, ?, ?)");
 STORE_SQL(SQL_ACCOUNT_BY_NAME, "SELECT id FROM accounts WHERE name = ?");
 STORE_SQL(SQL_ACCOUNT_GET,
           "SELECT id, unit, kind, flags, debits_pending, debits_posted, credits_pending, credits_posted "
           "FROM accounts WHERE id = ?");
 STORE_SQL(SQL_ACCOUNT_UNIT, "SELECT unit FROM accounts WHERE id = ?");
+/* L7: a wallet's totals are in its SIM's row. */
+STORE_SQL(SQL_WALLET_NEW,
+          "INSERT INTO accounts(id, kind, unit, sim_id, flags, created_at) VALUES (?, 'wallet', ?, ?, ?, ?)");
+STORE_SQL(SQL_WALLET_GET,
+          "SELECT a.id, a.unit, a.kind, a.flags, s.w_debits_pending, s.w_debits_posted, s.w_credits_pending, "
+          "s.w_credits_posted FROM accounts a JOIN sims s ON s.id = -a.id WHERE a.id = ?");
+STORE_SQL(SQL_WALLET_APPLY,
+          "UPDATE sims SET w_debits_pending = w_debits_pending + ?, w_debits_posted = w_debits_posted + ?, "
+          "w_credits_pending = w_credits_pending + ?, w_credits_posted = w_credits_posted + ? WHERE id = ?");
 STORE_SQL(SQL_APPLY,
           "UPDATE accounts SET debits_pending = debits_pending + ?, debits_posted = debits_posted + ?, "
           "credits_pending = credits_pending + ?, credits_posted = credits_posted + ? "
@@ -43,6 +56,13 @@ int ledger_account_create(struct tx *tx, const char *kind, const char *unit, int
         return rc;
     *id = store_last_id(tx->st);
     return 0;
+}
+
+int ledger_wallet_create(struct tx *tx, int64_t sim_id, const char *unit)
+{
+    if (sim_id <= 0)
+        return ERR_INVALID_PARAMETER;
+    return store_exec(tx->st, &SQL_WALLET_NEW, "isidi", -sim_id, unit, sim_id, LEDGER_NO_OVERDRAFT, tx->now);
 }
 
 void ledger_cache_clear(struct ledger_cache *c) { c->n = 0; }
@@ -85,7 +105,7 @@ int ledger_system_account(struct tx *tx, const char *kind, const char *unit, int
 int ledger_account_get(struct tx *tx, int64_t id, struct account *a)
 {
     struct store_q *q;
-    int rc = store_one(tx->st, &q, &SQL_ACCOUNT_GET, "i", id);
+    int rc = store_one(tx->st, &q, id < 0 ? &SQL_WALLET_GET : &SQL_ACCOUNT_GET, "i", id);
     if (rc)
         return rc == ERR_NOT_FOUND ? ERR_ACCOUNT_NOT_FOUND : rc;
     memset(a, 0, sizeof *a);
@@ -100,10 +120,37 @@ int ledger_account_get(struct tx *tx, int64_t id, struct account *a)
     return store_end(q);
 }
 
+/* A wallet's totals, in its SIM's row (L7). Its unit is the database's
+ * currency, which the configuration matches (server_prepare_db), so it is
+ * checked without reading the account. */
+static int apply_wallet(struct tx *tx, int64_t account, const char *unit, int64_t dpend, int64_t dpost,
+                        int64_t cpend, int64_t cpost)
+{
+    if (!tx->cf || strcmp(unit, tx->cf->currency)) {
+        struct store_q *q;
+        int rc = store_one(tx->st, &q, &SQL_ACCOUNT_UNIT, "i", account);
+        if (rc)
+            return rc == ERR_NOT_FOUND ? ERR_ACCOUNT_NOT_FOUND : rc;
+        int same = !strcmp(store_text(q, 0), unit);
+        if ((rc = store_end(q)))
+            return rc;
+        if (!same)
+            return ERR_UNIT_MISMATCH;
+    }
+    int rc = store_exec(tx->st, &SQL_WALLET_APPLY, "iiiii", dpend, dpost, cpend, cpost, -account);
+    if (rc == ERR_CONSTRAINT)
+        return ERR_INSUFFICIENT_BALANCE;
+    if (rc)
+        return rc;
+    return store_changes(tx->st) == 1 ? 0 : ERR_ACCOUNT_NOT_FOUND;
+}
+
 /* Moves the four totals of one account; the CHECK constraints enforce L3. */
 static int apply(struct tx *tx, int64_t account, const char *unit, int64_t dpend, int64_t dpost, int64_t cpend,
                  int64_t cpost)
 {
+    if (account < 0)
+        return apply_wallet(tx, account, unit, dpend, dpost, cpend, cpost);
     int rc = store_exec(tx->st, &SQL_APPLY, "iiiiis", dpend, dpost, cpend, cpost, account, unit);
     if (rc == ERR_CONSTRAINT)
         return ERR_INSUFFICIENT_BALANCE;
@@ -307,23 +354,36 @@ int ledger_void_reservations(struct tx *tx, int64_t account)
     }
 }
 
+/* Every account's totals, wherever they are kept (L7): a wallet's are its
+ * SIM's row's (none if the SIM is missing). */
+#define TOTALS                                                                                                  \
+    "totals(id, unit, flags, dpe, dpo, cpe, cpo) AS ("                                                          \
+    "  SELECT id, unit, flags, debits_pending, debits_posted, credits_pending, credits_posted"                 \
+    "  FROM accounts WHERE id > 0"                                                                              \
+    "  UNION ALL"                                                                                               \
+    "  SELECT a.id, a.unit, a.flags, COALESCE(s.w_debits_pending, 0), COALESCE(s.w_debits_posted, 0),"          \
+    "         COALESCE(s.w_credits_pending, 0), COALESCE(s.w_credits_posted, 0)"                                \
+    "  FROM accounts a LEFT JOIN sims s ON s.id = -a.id WHERE a.id < 0)"
+/* L7: a wallet's accounts row holds no money of its own. */
+STORE_SQL(SQL_CHECK_WALLET_ROWS,
+          "SELECT id FROM accounts WHERE id < 0 "
+          "AND (debits_pending <> 0 OR debits_posted <> 0 OR credits_pending <> 0 OR credits_posted <> 0)");
 STORE_SQL(SQL_CHECK_UNITS,
-          "SELECT unit, SUM(debits_posted), SUM(credits_posted), SUM(debits_pending), SUM(credits_pending), "
-          "COUNT(*) FROM accounts GROUP BY unit ORDER BY unit");
-STORE_SQL(SQL_CHECK_OVERDRAFT,
-          "SELECT id FROM accounts WHERE (flags & 1) = 1 AND debits_posted + debits_pending > credits_posted");
+          "WITH " TOTALS " SELECT unit, SUM(dpo), SUM(cpo), SUM(dpe), SUM(cpe), COUNT(*) FROM totals "
+          "GROUP BY unit ORDER BY unit");
+STORE_SQL(SQL_CHECK_OVERDRAFT, "WITH " TOTALS " SELECT id FROM totals WHERE (flags & 1) = 1 AND dpo + dpe > cpo");
 /* L6: each account's totals recomputed from the transfers. */
 STORE_SQL(SQL_CHECK_RECOMPUTE,
-          "WITH moves(acct, dpo, cpo, dpe, cpe) AS ("
+          "WITH " TOTALS ", moves(acct, dpo, cpo, dpe, cpe) AS ("
           "  SELECT debit_id, CASE WHEN flags IN (0, 2) THEN amount ELSE 0 END, 0,"
           "         CASE WHEN flags = 1 AND state = 0 THEN amount ELSE 0 END, 0 FROM transfers"
           "  UNION ALL"
           "  SELECT credit_id, 0, CASE WHEN flags IN (0, 2) THEN amount ELSE 0 END, 0,"
           "         CASE WHEN flags = 1 AND state = 0 THEN amount ELSE 0 END FROM transfers),"
           " sums AS (SELECT acct, SUM(dpo) dpo, SUM(cpo) cpo, SUM(dpe) dpe, SUM(cpe) cpe FROM moves GROUP BY acct)"
-          " SELECT a.id FROM accounts a LEFT JOIN sums s ON s.acct = a.id"
-          " WHERE a.debits_posted <> COALESCE(s.dpo, 0) OR a.credits_posted <> COALESCE(s.cpo, 0)"
-          "    OR a.debits_pending <> COALESCE(s.dpe, 0) OR a.credits_pending <> COALESCE(s.cpe, 0)");
+          " SELECT a.id FROM totals a LEFT JOIN sums s ON s.acct = a.id"
+          " WHERE a.dpo <> COALESCE(s.dpo, 0) OR a.cpo <> COALESCE(s.cpo, 0)"
+          "    OR a.dpe <> COALESCE(s.dpe, 0) OR a.cpe <> COALESCE(s.cpe, 0)");
 
 static void violation(struct ledger_report *r, const char *what, const char *unit, int64_t id)
 {
@@ -366,5 +426,11 @@ int ledger_check(struct tx *tx, struct ledger_report *r)
     q = store_query(tx->st, &SQL_CHECK_RECOMPUTE, "");
     while (store_next(q))                    /* L6 */
         violation(r, "totals differ from transfers on", "", store_i64(q, 0));
+    rc = store_end(q);
+    if (rc)
+        return rc;
+    q = store_query(tx->st, &SQL_CHECK_WALLET_ROWS, "");
+    while (store_next(q))                    /* L7 */
+        violation(r, "totals outside its SIM's row on", "", store_i64(q, 0));
     return store_end(q);
 }

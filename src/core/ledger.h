@@ -16,7 +16,13 @@
  *      at timeout_at by server time. Only an open, unexpired pending can be
  *      posted or voided.
  *  L6. Stored account totals always equal the totals recomputed from the
- *      transfers; ledger_check() proves L2, L3 and L6.
+ *      transfers; ledger_check() proves L2, L3, L6 and L7.
+ *  L7. The wallet of SIM n is account -n, and its four totals are kept in
+ *      that SIM's row (sims.w_*), not in accounts: a top-up then changes one
+ *      row for the SIM and its money. Its accounts row (kind, unit, flags,
+ *      owner) holds zero totals. A wallet's unit is the database's currency
+ *      and it never overdraws (the row's CHECK). Every other account id is
+ *      positive and keeps its totals in accounts.
  */
 #pragma once
 #include <stdint.h>
@@ -71,6 +77,8 @@ void ledger_cache_clear(struct ledger_cache *c);
 /* Creates an account; *id receives it. */
 int ledger_account_create(struct tx *tx, const char *kind, const char *unit, int64_t sim_id, int flags,
                           int64_t *id);
+/* Creates the wallet of SIM sim_id (L7): account -sim_id, no overdraft. */
+int ledger_wallet_create(struct tx *tx, int64_t sim_id, const char *unit);
 /* A named system account ("<kind>:<unit>"), created on first use, never overdraft-limited. */
 int ledger_system_account(struct tx *tx, const char *kind, const char *unit, int64_t *id);
 int ledger_account_get(struct tx *tx, int64_t id, struct account *out);   /* ERR_ACCOUNT_NOT_FOUND */
@@ -100,5 +108,5 @@ struct ledger_report {
     int violations;
     char first_violation[256];
 };
-/* Proves L2, L3 and L6 over the whole ledger (a full scan: admin use). */
+/* Proves L2, L3, L6 and L7 over the whole ledger (a full scan: admin use). */
 int ledger_check(struct tx *tx, struct ledger_report *out);

@@ -111,17 +111,19 @@ int64_t sim_validity_after_topup(const struct sim *s, int64_t now, const struct 
     }
 }
 
-/* A SIM is always read with its wallet balance: one lookup instead of two. */
+/* A SIM is always read with its wallet balance, which its row keeps (ledger L7). */
 #define SIM_COLS "s.id, s.iccid, COALESCE(s.msisdn, ''), COALESCE(s.imsi, ''), s.lang, s.state, " \
                  "COALESCE(s.active_until, 0), s.wallet_id, s.day_start, s.day_total, s.created_at, " \
-                 "COALESCE(s.check_at, 0), a.credits_posted - a.debits_posted FROM sims s JOIN accounts a ON a.id = s.wallet_id"
+                 "COALESCE(s.check_at, 0), s.w_credits_posted - s.w_debits_posted FROM sims s"
 STORE_SQL(SQL_SIM_BY_ICCID, "SELECT " SIM_COLS " WHERE s.iccid = ?");
 STORE_SQL(SQL_SIM_BY_ID, "SELECT " SIM_COLS " WHERE s.id = ?");
 STORE_SQL(SQL_SIM_BY_MSISDN, "SELECT id FROM sims WHERE msisdn = ?");
+/* The wallet is account -id (ledger L7), so the id is needed before the
+ * INSERT: MAX(id) + 1 is the rowid SQLite would pick (SIMs are never deleted). */
+STORE_SQL(SQL_SIM_NEXT_ID, "SELECT COALESCE(MAX(id), 0) + 1 FROM sims");
 STORE_SQL(SQL_SIM_INSERT,
-          "INSERT INTO sims(iccid, msisdn, imsi, lang, state, active_until, wallet_id, created_at, updated_at) "
-          "VALUES (?, ?, ?, ?, 'inactive', NULL, ?, ?, ?)");
-STORE_SQL(SQL_WALLET_OWNER, "UPDATE accounts SET sim_id = ? WHERE id = ?");
+          "INSERT INTO sims(id, iccid, msisdn, imsi, lang, state, active_until, wallet_id, created_at, updated_at) "
+          "VALUES (?, ?, ?, ?, ?, 'inactive', NULL, ?, ?, ?)");
 /* check_at is named in SET only when it moves: naming it there rewrites its
  * index entry even with the value unchanged. Otherwise the stored one comes
  * back, to catch a caller's copy of the SIM that was older than the row. */
@@ -132,7 +134,7 @@ STORE_SQL(SQL_SIM_SAVE_CHECK,
           "UPDATE sims SET state = ?, active_until = ?, day_start = ?, day_total = ?, updated_at = ?, check_at = ? "
           "WHERE id = ?");
 STORE_SQL(SQL_SIM_RECHECK, "UPDATE sims SET check_at = ? WHERE id = ?");
-STORE_SQL(SQL_SIM_BALANCE, "SELECT credits_posted - debits_posted FROM accounts WHERE id = ?");
+STORE_SQL(SQL_SIM_BALANCE, "SELECT w_credits_posted - w_debits_posted FROM sims WHERE id = ?");
 
 static int load(struct store_q *q, struct sim *s)
 {
@@ -197,20 +199,27 @@ int sim_create(struct tx *tx, struct sim *s, int *existed)
         if (rc != ERR_NOT_FOUND)
             return rc;
     }
-    rc = ledger_account_create(tx, "wallet", tx->cf->currency, 0, LEDGER_NO_OVERDRAFT, &s->wallet_id);
+    struct store_q *q;
+    rc = store_one(tx->st, &q, &SQL_SIM_NEXT_ID, "");
+    if (rc)
+        return rc == ERR_NOT_FOUND ? ERR_INTERNAL : rc;
+    s->id = store_i64(q, 0);
+    if ((rc = store_end(q)))
+        return rc;
+    s->wallet_id = -s->id;
+    rc = ledger_wallet_create(tx, s->id, tx->cf->currency);
     if (rc)
         return rc;
     if (!s->lang[0])
         snprintf(s->lang, sizeof s->lang, "en");
-    rc = store_exec(tx->st, &SQL_SIM_INSERT, "ssssiii", s->iccid, s->msisdn[0] ? s->msisdn : NULL,
+    rc = store_exec(tx->st, &SQL_SIM_INSERT, "issssiii", s->id, s->iccid, s->msisdn[0] ? s->msisdn : NULL,
                     s->imsi[0] ? s->imsi : NULL, s->lang, s->wallet_id, tx->now, tx->now);
     if (rc)
         return rc == ERR_CONSTRAINT ? ERR_SIM_EXISTS : rc;
-    s->id = store_last_id(tx->st);
     s->state = SIM_INACTIVE;
     s->active_until = 0;
     s->created_at = tx->now;
-    return store_exec(tx->st, &SQL_WALLET_OWNER, "ii", s->id, s->wallet_id);
+    return 0;
 }
 
 /* Stores the check_at that s should have now, if it has another. */
@@ -248,9 +257,9 @@ int sim_save(struct tx *tx, struct sim *s)
 int sim_balance(struct tx *tx, const struct sim *s, int64_t *balance)
 {
     struct store_q *q;
-    int rc = store_one(tx->st, &q, &SQL_SIM_BALANCE, "i", s->wallet_id);
+    int rc = store_one(tx->st, &q, &SQL_SIM_BALANCE, "i", s->id);
     if (rc)
-        return rc == ERR_NOT_FOUND ? ERR_ACCOUNT_NOT_FOUND : rc;
+        return rc == ERR_NOT_FOUND ? ERR_SIM_NOT_FOUND : rc;
     *balance = store_i64(q, 0);
     return store_end(q);
 }

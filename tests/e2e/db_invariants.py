@@ -9,7 +9,8 @@ and a dict of counts. It checks, independently of the server's own
   ledger     per unit: sum of debits == sum of credits, posted and pending (L2);
              every account's totals == the totals recomputed from transfers (L6);
              no overdraft on a no-overdraft account, no negative wallet (L3);
-             every transfer between two distinct accounts of its own unit (L1)
+             every transfer between two distinct accounts of its own unit (L1);
+             a wallet is account -sim_id with its totals in the SIM's row (L7)
   parents    every transfer's xid names an existing parent (top-up, bundle, SIM)
              and a known kind; no orphan wallet or bundle account
   top-ups    each has exactly its transfer (+ fee transfer iff fee > 0), its
@@ -98,6 +99,22 @@ def _check(con, currency):
 
     # ----------------------------------------------------------------- ledger
     accounts = {r["id"]: dict(r) for r in q("SELECT * FROM accounts")}
+    # 004 (ledger L7): a wallet is account -sim_id and its totals are its SIM's
+    # row's; the totals its accounts row holds must be zero.
+    if "w_credits_posted" in [r["name"] for r in q("PRAGMA table_info(sims)")]:
+        for r in q("SELECT id, w_debits_posted, w_credits_posted, w_debits_pending, w_credits_pending FROM sims"):
+            a = accounts.get(-r["id"])
+            if a is None:
+                bad("sim %d: no wallet account %d", r["id"], -r["id"])
+                continue
+            left = [a["debits_posted"], a["credits_posted"], a["debits_pending"], a["credits_pending"]]
+            if left != [0, 0, 0, 0]:
+                bad("wallet %d keeps totals %r in accounts", a["id"], left)
+            a["debits_posted"], a["credits_posted"] = r["w_debits_posted"], r["w_credits_posted"]
+            a["debits_pending"], a["credits_pending"] = r["w_debits_pending"], r["w_credits_pending"]
+        for a in accounts.values():
+            if (a["id"] < 0) != (a["kind"] == "wallet"):
+                bad("account %d of kind %s: only wallets have negative ids", a["id"], a["kind"])
     transfers = [dict(r) for r in q("SELECT * FROM transfers ORDER BY id")]
     recomputed = collections.defaultdict(lambda: [0, 0, 0, 0])   # dpo, cpo, dpe, cpe
     per_unit = collections.defaultdict(lambda: [0, 0, 0, 0])
@@ -343,8 +360,8 @@ def snapshot(path):
         tables = ["sims", "accounts", "transfers", "plans", "bundles", "topups", "sim_txns", "idempotency", "tokens"]
         out = {t: con.execute("SELECT COUNT(*) FROM %s" % t).fetchone()[0] for t in tables}
         out["receipts"] = con.execute("SELECT COUNT(receipt) FROM topups").fetchone()[0]
-        out["wallets"] = {r[0]: r[1] for r in con.execute(
-            "SELECT s.iccid, a.credits_posted - a.debits_posted FROM sims s JOIN accounts a ON a.id = s.wallet_id")}
+        out["wallets"] = {r[0]: r[1] for r in con.execute(   # 004: in the SIM's row (ledger L7)
+            "SELECT iccid, w_credits_posted - w_debits_posted FROM sims")}
         out["sim_states"] = {r[0]: r[1] for r in con.execute("SELECT iccid, state FROM sims")}
         return out
     finally:

@@ -516,7 +516,7 @@ def test_crashloop(server_factory, capsys):
         db_tokens = {r[0]: (r[1], r[2], r[3]) for r in con.execute("SELECT id, name, role, revoked_at FROM tokens")}
         db_keys = {r[0] for r in con.execute("SELECT key FROM idempotency")}
         db_wallet = {r[0]: r[1] for r in con.execute(
-            "SELECT s.iccid, a.credits_posted - a.debits_posted FROM sims s JOIN accounts a ON a.id = s.wallet_id")}
+            "SELECT iccid, w_credits_posted - w_debits_posted FROM sims")}
     finally:
         con.close()
 

@@ -19,6 +19,7 @@ from db_invariants import check_database, rfc3339
 from e2e_util import ed25519_verify, make_iccid, make_msisdn
 
 MIGRATIONS = os.path.join(ROOT, "src", "store", "migrations")
+LATEST = max(int(f[:3]) for f in os.listdir(MIGRATIONS) if f.endswith(".sql"))
 
 
 class OldDb:
@@ -125,14 +126,22 @@ def test_version_1_database_keeps_its_receipts(request, tmp_path):
 
     try:
         srv.setup()   # topupd migrate, then tokens
-        assert _schema_version(srv.db) == 3
+        assert _schema_version(srv.db) == LATEST
         con = sqlite3.connect("file:%s?mode=ro" % srv.db, uri=True)
         try:
             tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master")}
             stored = {"R%010d" % r[0]: r[1] for r in con.execute("SELECT id, receipt FROM topups")}
             checks = dict(con.execute("SELECT id, check_at FROM sims"))
+            wallets = {r[0]: r[1:] for r in con.execute(
+                "SELECT s.id, s.wallet_id, s.w_credits_posted - s.w_debits_posted, a.kind, a.sim_id, "
+                "a.credits_posted, a.debits_posted FROM sims s JOIN accounts a ON a.id = s.wallet_id")}
+            credited = dict(con.execute("SELECT credit_id, SUM(amount) FROM transfers GROUP BY credit_id"))
         finally:
             con.close()
+        # 004: each wallet is account -sim_id, its balance in the SIM's row, none left in accounts, and the
+        # transfers that credited it point at its new id.
+        assert wallets == {s["id"]: (-s["id"], s["balance"], "wallet", s["id"], 0, 0) for s in old.sims.values()}
+        assert {k: v for k, v in credited.items() if k < 0} == {-s["id"]: s["balance"] for s in old.sims.values()}
         assert "receipts" not in tables
         assert {"topups_sim", "transfers_debit", "transfers_credit", "sim_txns_sim", "sims_due_active",
                 "sims_due_grace", "sims_due_expired"} & tables == set()
@@ -202,6 +211,32 @@ def test_unreachable_receipt_stops_the_migration(request, tmp_path):
     assert "receipt" not in cols
     assert {"topups_sim", "transfers_debit", "transfers_credit"} <= indexes
     assert "transfers_pending_debit" not in indexes
+
+
+def test_shared_wallet_stops_migration_004(request, tmp_path):
+    """004 moves each wallet's totals into its SIM's row; two SIMs sharing one
+    wallet account cannot be split that way, so the migration refuses and
+    leaves the database at version 3, wallets where they were."""
+    srv = _old_server(request, tmp_path)
+    old = OldDb(srv.db)
+    a, b = old.sim(), old.sim()
+    old.topup(a, 1000)
+    old.q("UPDATE sims SET wallet_id = ? WHERE id = ?", old.sims[a]["wallet"], old.sims[b]["id"])
+    old.close()
+
+    cp = srv.cli("migrate", "--db", srv.db, check=False)
+    assert cp.returncode != 0, cp
+    assert _schema_version(srv.db) == 3
+    con = sqlite3.connect("file:%s?mode=ro" % srv.db, uri=True)
+    try:
+        cols = [r[1] for r in con.execute("PRAGMA table_info(sims)")]
+        negative = con.execute("SELECT COUNT(*) FROM accounts WHERE id < 0").fetchone()[0]
+        balance = con.execute("SELECT credits_posted FROM accounts WHERE id = ?", (old.sims[a]["wallet"],)).fetchone()
+    finally:
+        con.close()
+    assert "w_credits_posted" not in cols
+    assert negative == 0
+    assert balance == (1000,)
 
 
 def test_stored_answer_with_a_receipt_to_sign_replays_byte_for_byte(request, tmp_path):

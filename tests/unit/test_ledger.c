@@ -1,9 +1,12 @@
 /* ledger: conservation, overdraft, idempotent xids, two-phase transfers and a
- * check that can fail (invariants L1..L6 of core/ledger.h). */
+ * check that can fail (invariants L1..L7 of core/ledger.h). */
 #include "testutil.h"
 
 STORE_SQL(Q_PENDING_STATE, "SELECT state FROM transfers WHERE id = (SELECT id FROM transfers WHERE xid = 'p')");
 STORE_SQL(Q_TRANSFERS, "SELECT COUNT(*) FROM transfers");
+STORE_SQL(Q_SIM_WALLET, "SELECT w_credits_posted * 1000000 + w_debits_posted * 1000 + w_debits_pending FROM sims WHERE id = ?");
+STORE_SQL(Q_ACCOUNT_ROW_TOTALS,
+          "SELECT debits_pending + debits_posted + credits_pending + credits_posted FROM accounts WHERE id = ?");
 
 /* An account of `unit`, overdraft-limited or not. */
 static int64_t account_new(struct tu *t, const char *unit, int flags)
@@ -540,6 +543,84 @@ static void test_system_account(void **state)
     assert_int_equal(ledger_account_get(&t->tx, 424242, &acc), ERR_ACCOUNT_NOT_FOUND);
 }
 
+/* L7: a SIM's wallet is account -sim_id; its totals move in the SIM's row,
+ * its accounts row keeps zeros, and the ledger treats it like any other. */
+static void test_wallet_in_sim_row(void **state)
+{
+    struct tu *t = *state;
+    struct sim s;
+    tu_sim(t, &s);
+    int64_t src = account_new(t, "CNY", 0), sink = account_new(t, "CNY", 0);
+    assert_true(src > 0 && sink > 0);   /* positive, though only a wallet existed before them */
+
+    assert_int_equal(xfer(t, "in", src, s.wallet_id, 900, "CNY"), 0);
+    assert_int_equal(xfer(t, "out", s.wallet_id, sink, 200, "CNY"), 0);
+    assert_int_equal(pending(t, "hold", s.wallet_id, sink, 50, 0), 0);
+    assert_int_equal(tu_scalar_i(t, &Q_SIM_WALLET, s.id), 900 * 1000000 + 200 * 1000 + 50);
+    assert_int_equal(tu_scalar_i(t, &Q_ACCOUNT_ROW_TOTALS, s.wallet_id), 0);
+    expect(t, s.wallet_id, (struct totals){.balance = 700, .available = 650, .dpend = 50});
+    struct account w = tu_account(t, s.wallet_id);
+    assert_string_equal(w.kind, "wallet");
+    assert_string_equal(w.unit, "CNY");
+    assert_int_equal(w.flags, LEDGER_NO_OVERDRAFT);
+    assert_int_equal(tu_sim_balance(t, &s), 700);
+
+    /* the SIM row's CHECK refuses an overdraft (L3), and nothing moves */
+    assert_int_equal(xfer(t, "too-much", s.wallet_id, sink, 651, "CNY"), ERR_INSUFFICIENT_BALANCE);
+    assert_int_equal(xfer(t, "bytes", s.wallet_id, sink, 1, "bytes"), ERR_UNIT_MISMATCH);
+    assert_int_equal(xfer(t, "nobody", -424242, sink, 1, "CNY"), ERR_ACCOUNT_NOT_FOUND);
+    assert_int_equal(resolve(t, "post", "hold", XFER_POST_PENDING, 0), 0);
+    expect(t, s.wallet_id, (struct totals){.balance = 650, .available = 650});
+    assert_int_equal(ledger_account_get(&t->tx, -424242, &w), ERR_ACCOUNT_NOT_FOUND);
+    tu_ledger_ok(t);
+}
+
+/* The check sees a wallet's totals where they are, and money parked in its
+ * accounts row too (inside savepoints rolled back afterwards). */
+static void test_check_sees_wallets(void **state)
+{
+    struct tu *t = *state;
+    struct sim s;
+    tu_sim(t, &s);
+    int64_t src = account_new(t, "CNY", 0);
+    assert_int_equal(xfer(t, "in", src, s.wallet_id, 500, "CNY"), 0);
+    tu_ledger_ok(t);
+    char sql[3][200];
+    /* the SIM's row credits grow: L2 and L6 */
+    snprintf(sql[0], sizeof sql[0], "UPDATE sims SET w_credits_posted = w_credits_posted + 1 WHERE id = %lld",
+             (long long)s.id);
+    /* moved from the SIM's row to its accounts row: L2 (that row is not counted), L6 and L7 */
+    snprintf(sql[1], sizeof sql[1],
+             "UPDATE sims SET w_credits_posted = 0 WHERE id = %lld; "
+             "UPDATE accounts SET credits_posted = 500 WHERE id = %lld",
+             (long long)s.id, (long long)s.wallet_id);
+    /* an overdraft slipped past the SIM row's CHECK: L3 */
+    snprintf(sql[2], sizeof sql[2],
+             "PRAGMA ignore_check_constraints = ON; UPDATE sims SET w_debits_posted = 600 WHERE id = %lld; "
+             "UPDATE accounts SET credits_posted = 600 WHERE id = %lld; PRAGMA ignore_check_constraints = OFF",
+             (long long)s.id, (long long)src);
+    const struct {
+        int violations;
+        const char *first;
+    } want[3] = {
+        {2, "posted debits differ from credits in CNY"},
+        {3, "posted debits differ from credits in CNY"},
+        {3, "overdraft on"},
+    };
+    for (int i = 0; i < 3; i++) {
+        tu_sp_begin(t);
+        assert_int_equal(store_script(t->st, sql[i]), 0);
+        struct ledger_report r;
+        assert_int_equal(ledger_check(&t->tx, &r), 0);
+        if (r.violations != want[i].violations)
+            print_error("row %d: %d violations, first: %s\n", i, r.violations, r.first_violation);
+        assert_int_equal(r.violations, want[i].violations);
+        assert_non_null(strstr(r.first_violation, want[i].first));
+        tu_sp_end(t, 1);
+        tu_ledger_ok(t);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -554,6 +635,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_check_detects_corruption, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_violation_text, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_system_account, tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_wallet_in_sim_row, tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_check_sees_wallets, tu_setup, tu_teardown),
     };
     return cmocka_run_group_tests_name("ledger", tests, NULL, NULL);
 }
