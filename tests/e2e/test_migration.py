@@ -104,6 +104,15 @@ def _old_server(request, tmp_path):
     return srv
 
 
+def _answers(path):
+    con = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
+    try:
+        return {(r[0], r[1]): r[2:] for r in con.execute(
+            "SELECT scope, key, request_hash, status, body, sign_off, sign_len, created_at FROM idempotency")}
+    finally:
+        con.close()
+
+
 def _schema_version(path):
     con = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
     try:
@@ -123,9 +132,12 @@ def test_version_1_database_keeps_its_receipts(request, tmp_path):
     old.topup(b, 200000, channel="voucher", method="voucher")
     old.close()
     assert _schema_version(srv.db) == 1
+    answers = _answers(srv.db)
 
     try:
         srv.setup()   # topupd migrate, then tokens
+        # 005: every stored answer is still there, found by its key, byte for byte.
+        assert _answers(srv.db) == answers and len(answers) == len(old.receipts)
         assert _schema_version(srv.db) == LATEST
         con = sqlite3.connect("file:%s?mode=ro" % srv.db, uri=True)
         try:
