@@ -25,6 +25,10 @@
  *      a full disk, failed fsyncs at the Nth call. Test-only; off by default.
  *  S7. The page cache is SQLite's own, behind a shim (pcache.c) that only
  *      skips truncations that cannot drop a page; what is cached never differs.
+ *  S8. A STORE_LOGGED connection writes its log through a shim (walbuf.c)
+ *      that gathers SQLite's many small appends into large writes; a commit
+ *      is in the file before COMMIT returns, and whatever reads, sizes or
+ *      syncs the log through that connection sees every byte written.
  *
  * A connection is not thread-safe: one thread uses it at a time.
  */
@@ -122,6 +126,10 @@ int store_pcache_install(void);
  * Returns -1 for a malformed spec. store_fault_counts: calls seen beneath
  * SQLite since it was first configured. */
 #define STORE_FAULT_VFS "topup-fault"
+/* S8: the name of the log-gathering shim over the VFS in use (the fault
+ * shim's when faults are on), registered on first use; NULL if it cannot be. */
+#define STORE_WALBUF_VFS "topup-walbuf"
+const char *store_walbuf_vfs(void);
 int store_fault_configure(const char *spec);
 int store_fault_active(void);
 void store_fault_counts(long *writes, long *syncs, long *injected);
