@@ -2,6 +2,7 @@
  *
  *   loadgen topup  --port P --token-file F --sims N [--first F] [--connections 64] [--seconds 20]
  *                  [--warmup 2] [--rate R] [--amount 100] [--drain 10] [--host 127.0.0.1]
+ *                  [--keys seq|random]
  *   loadgen get    (same options): GET /v1/sims/{iccid}
  *                  --watch-pid PID: report topupd's CPU use in the window (and everybody else's)
  *   loadgen import --port P --token-file F --first F --count N   POST /v1/sims/import (CSV)
@@ -13,8 +14,11 @@
  * R): request k is scheduled at t0 + k/R whatever happens; it goes out on the
  * first idle connection, and its latency is measured from its scheduled time,
  * not from when it could be sent (no coordinated omission). Each top-up
- * carries a unique Idempotency-Key; the SIM is drawn uniformly from
- * [first, first+sims) of the simgen.h population.
+ * carries a unique Idempotency-Key: a client's own counter (--keys seq, the
+ * default: "lg-<run>-<n>", so keys arrive nearly in order) or a random
+ * UUIDv4 (--keys random: what a browser or an SDK sends, so every key lands
+ * at a random place of the server's key index). The SIM is drawn uniformly
+ * from [first, first+sims) of the simgen.h population.
  *
  * Only requests sent (closed) or scheduled (open) after the warm-up and
  * before its end are measured; after the end, the outstanding ones are given
@@ -142,6 +146,7 @@ struct opts {
     double seconds, warmup, rate, drain, timeout, since;
     int64_t sims, first, count, amount;
     int watch_pid;
+    int random_keys;
 };
 
 static void read_token(const char *path, char *out)
@@ -207,6 +212,8 @@ static void parse(int argc, char **argv, struct opts *o)
             o->watch_pid = atoi(v);
         else if (!strcmp(a, "--amount"))
             o->amount = atoll(v);
+        else if (!strcmp(a, "--keys") && (!strcmp(v, "seq") || !strcmp(v, "random")))
+            o->random_keys = !strcmp(v, "random");
         else
             DIE("unknown argument %s", a);
         i++;
@@ -393,10 +400,19 @@ static void make_request(struct load *L, struct conn *c)
         int bl = snprintf(body, sizeof body,
                           "{\"amount\":%lld,\"currency\":\"CNY\",\"channel\":\"portal\",\"method\":\"alipay\"}",
                           (long long)L->o->amount);
+        char key[48];
+        if (L->o->random_keys) {
+            uint64_t hi = simgen_rand(&L->rnd), lo = simgen_rand(&L->rnd);
+            snprintf(key, sizeof key, "%08llx-%04llx-4%03llx-%04llx-%012llx", (unsigned long long)(hi >> 32),
+                     (unsigned long long)(hi >> 16 & 0xffff), (unsigned long long)(hi & 0xfff),
+                     (unsigned long long)(0x8000 | (lo >> 48 & 0x3fff)), (unsigned long long)(lo & 0xffffffffffffULL));
+        } else {
+            snprintf(key, sizeof key, "lg-%s-%llu", L->runid, (unsigned long long)L->seq++);
+        }
         n = snprintf(c->out, sizeof c->out,
                      "POST /v1/sims/%s/topups HTTP/1.1\r\nHost: %s:%d\r\nAuthorization: Bearer %s\r\n"
-                     "Idempotency-Key: lg-%s-%llu\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
-                     iccid, L->o->host, L->o->port, L->o->token, L->runid, (unsigned long long)L->seq++, bl, body);
+                     "Idempotency-Key: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+                     iccid, L->o->host, L->o->port, L->o->token, key, bl, body);
     } else {
         n = snprintf(c->out, sizeof c->out,
                      "GET /v1/sims/%s HTTP/1.1\r\nHost: %s:%d\r\nAuthorization: Bearer %s\r\n\r\n", iccid,
@@ -773,10 +789,10 @@ static int run_load(struct opts *o)
         }
     }
 
-    printf("{\"name\":\"loadgen\",\"mode\":\"%s\",\"connections\":%d,\"rate\":%.1f,\"warmup_s\":%.1f,"
+    printf("{\"name\":\"loadgen\",\"mode\":\"%s\",\"keys\":\"%s\",\"connections\":%d,\"rate\":%.1f,\"warmup_s\":%.1f,"
            "\"seconds\":%.1f,\"sims\":%lld,\"scheduled\":%llu,\"sent\":%llu,\"completed\":%llu,\"ok\":%llu,\"ok_per_s\":%.1f,"
            "\"completed_per_s\":%.1f,\"status\":{",
-           o->mode == M_TOPUP ? "topup" : "get", o->connections, o->rate, o->warmup, o->seconds,
+           o->mode == M_TOPUP ? "topup" : "get", o->random_keys ? "random" : "seq", o->connections, o->rate, o->warmup, o->seconds,
            (long long)o->sims, (unsigned long long)(L.sent_window + L.unsent), (unsigned long long)L.sent_window,
            (unsigned long long)L.done_window,
            (unsigned long long)L.ok_window, (double)L.ok_in_window_time / o->seconds,
