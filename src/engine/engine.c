@@ -365,6 +365,8 @@ int engine_open(struct engine **out, const char *db_path, const struct conf *cf,
     store_prefetch(db_path);
     int rc = store_open(&e->st, db_path, STORE_LOGGED);
     if (!rc)
+        rc = store_cache_size(e->st, cf->cache_mb);
+    if (!rc)
         rc = store_log_attach(e->st);
     if (!rc)
         rc = store_open(&e->ck, db_path, STORE_LOGGED);

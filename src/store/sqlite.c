@@ -6,6 +6,7 @@
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -310,6 +311,13 @@ int store_commit(struct store *st)
     if (rc && !sqlite3_get_autocommit(st->db))
         store_rollback(st);
     return rc;
+}
+
+int store_cache_size(struct store *st, int64_t mib)
+{
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA cache_size=-%lld", (long long)mib * 1024);
+    return store_script(st, sql);
 }
 
 int store_log_attach(struct store *st)

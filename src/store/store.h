@@ -113,6 +113,9 @@ int store_checkpoint(struct store *st);
  * at once; best effort. */
 void store_prefetch(const char *path);
 
+/* Sets the connection's page cache to mib MiB (it is 64 MiB on writers, 16 on readers). */
+int store_cache_size(struct store *st, int64_t mib);
+
 /* Run a whole script (migrations, tests). Not for statements with parameters. */
 int store_script(struct store *st, const char *sql);
 /* The path this store was opened with. */
