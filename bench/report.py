@@ -265,6 +265,9 @@ w("%-62s %s%s" % ("(a) raw SQLite ceiling: %s writes/top-up, 1,000/tx, %s SIMs" 
 if pg_tps:
     w("%-62s %s" % ("(b) pgbench TPC-B: scale 10, 8 clients, %s s, fsync on" % get("pgbench", "seconds"),
                     n(pg_tps, " tps")))
+    pg_runs = get("pgbench", "runs_tps") or []
+    if len(pg_runs) > 1:
+        w("%-62s %s" % ("    the best of %d runs" % len(pg_runs), ", ".join(n(t) for t in pg_runs)))
 else:
     w("%-62s %s" % ("(b) pgbench TPC-B", "not run"))
 w("")
