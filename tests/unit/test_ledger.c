@@ -457,6 +457,22 @@ static void test_expire_pending_limit(void **state)
     assert_int_equal(tu_account(t, a).debits_pending, 20);
 }
 
+/* Runs sql inside a savepoint, expects ledger_check to find `violations`,
+ * the first naming `first`, then rolls back and expects a clean ledger. */
+static void corrupt_and_check(struct tu *t, int row, const char *sql, int violations, const char *first)
+{
+    tu_sp_begin(t);
+    assert_int_equal(store_script(t->st, sql), 0);
+    struct ledger_report r;
+    assert_int_equal(ledger_check(&t->tx, &r), 0);
+    if (r.violations != violations)
+        print_error("row %d: %d violations, first: %s\n", row, r.violations, r.first_violation);
+    assert_int_equal(r.violations, violations);
+    assert_non_null(strstr(r.first_violation, first));
+    tu_sp_end(t, 1);
+    tu_ledger_ok(t);   /* rolled back: clean again */
+}
+
 /* ledger_check can fail: each row corrupts the stored ledger behind its back
  * (inside a savepoint that is rolled back afterwards). */
 static void test_check_detects_corruption(void **state)
@@ -497,18 +513,8 @@ static void test_check_detects_corruption(void **state)
         {2, "pending debits differ from credits in CNY"},
         {1, "overdraft on"},
     };
-    for (int i = 0; i < 5; i++) {
-        tu_sp_begin(t);
-        assert_int_equal(store_script(t->st, sql[i]), 0);
-        struct ledger_report r;
-        assert_int_equal(ledger_check(&t->tx, &r), 0);
-        if (r.violations != want[i].violations)
-            print_error("row %d: %d violations, first: %s\n", i, r.violations, r.first_violation);
-        assert_int_equal(r.violations, want[i].violations);
-        assert_non_null(strstr(r.first_violation, want[i].first));
-        tu_sp_end(t, 1);
-        tu_ledger_ok(t);   /* rolled back: clean again */
-    }
+    for (int i = 0; i < 5; i++)
+        corrupt_and_check(t, i, sql[i], want[i].violations, want[i].first);
 }
 
 /* Known bug: the text of a unit-level violation ends in a stray "0" (the
@@ -607,18 +613,8 @@ static void test_check_sees_wallets(void **state)
         {3, "posted debits differ from credits in CNY"},
         {3, "overdraft on"},
     };
-    for (int i = 0; i < 3; i++) {
-        tu_sp_begin(t);
-        assert_int_equal(store_script(t->st, sql[i]), 0);
-        struct ledger_report r;
-        assert_int_equal(ledger_check(&t->tx, &r), 0);
-        if (r.violations != want[i].violations)
-            print_error("row %d: %d violations, first: %s\n", i, r.violations, r.first_violation);
-        assert_int_equal(r.violations, want[i].violations);
-        assert_non_null(strstr(r.first_violation, want[i].first));
-        tu_sp_end(t, 1);
-        tu_ledger_ok(t);
-    }
+    for (int i = 0; i < 3; i++)
+        corrupt_and_check(t, i, sql[i], want[i].violations, want[i].first);
 }
 
 int main(void)
