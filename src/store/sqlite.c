@@ -340,7 +340,7 @@ int store_log_attach(struct store *st)
 
 int store_log_sync(struct store *st)
 {
-    int rc = st->log->pMethods->xSync(st->log, SQLITE_SYNC_FULL);
+    int rc = st->log->pMethods->xSync(st->log, SQLITE_SYNC_FULL | STORE_SYNC_WRITTEN);
     if (rc == SQLITE_OK)
         return 0;
     log_error("sqlite: syncing the log of %s failed (%d)", st->path, rc);

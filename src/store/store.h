@@ -132,6 +132,9 @@ int store_pcache_install(void);
 /* S8: the name of the log-gathering shim over the VFS in use (the fault
  * shim's when faults are on), registered on first use; NULL if it cannot be. */
 #define STORE_WALBUF_VFS "topup-walbuf"
+/* A sync flag of the shim's own (SQLite's VFS ignores it): sync what is
+ * written, leaving what is buffered alone (walbuf.c W5). */
+#define STORE_SYNC_WRITTEN 0x100
 const char *store_walbuf_vfs(void);
 int store_fault_configure(const char *spec);
 int store_fault_active(void);

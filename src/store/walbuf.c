@@ -22,6 +22,11 @@
  *      buffer out.
  *  W4. One mutex per file: the engine's syncer syncs the log (store_log_sync)
  *      while the writer appends to it.
+ *  W5. Only SQLite's own calls write the buffer out, so a write that fails
+ *      is reported to SQLite, which rolls its transaction back. The engine's
+ *      syncer syncs with STORE_SYNC_WRITTEN: what is written (every commit,
+ *      by W2), not the writer's open transaction, which a failed write
+ *      behind SQLite's back could leave with a hole under a later commit.
  */
 #include <pthread.h>
 #include <sqlite3.h>
@@ -93,7 +98,8 @@ static int w_write(sqlite3_file *f, const void *p, int n, sqlite3_int64 off)
     if (w->len && off >= w->off && off + n <= w->off + (sqlite3_int64)w->len) {
         memcpy(w->buf + (off - w->off), p, (size_t)n);            /* overwrites what is buffered */
     } else {
-        if (w->len && (off != w->off + (sqlite3_int64)w->len || w->len + (size_t)n > WALBUF_CAP))
+        if (w->len && (off != w->off + (sqlite3_int64)w->len || w->len + (size_t)n > WALBUF_CAP ||
+                       (size_t)n > WALBUF_CAP / 2))
             rc = flush(w);                                         /* W3 */
         if (rc == SQLITE_OK && (size_t)n > WALBUF_CAP / 2) {
             rc = w->real->pMethods->xWrite(w->real, p, n, off);   /* large: not worth a copy */
@@ -136,8 +142,9 @@ static int w_truncate(sqlite3_file *f, sqlite3_int64 size)
 
 static int w_sync(sqlite3_file *f, int flags)
 {
-    int rc = W(f)->is_log ? flushed(f) : SQLITE_OK;
-    return rc != SQLITE_OK ? rc : REAL(f)->pMethods->xSync(REAL(f), flags);
+    struct wfile *w = W(f);
+    int rc = w->is_log && !(flags & STORE_SYNC_WRITTEN) ? flushed(f) : SQLITE_OK;   /* W5 */
+    return rc != SQLITE_OK ? rc : w->real->pMethods->xSync(w->real, flags & ~STORE_SYNC_WRITTEN);
 }
 
 static int w_size(sqlite3_file *f, sqlite3_int64 *size)

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -156,12 +157,44 @@ static void test_commit_survives_a_kill(void **state)
     sqlite3_close(r);
 }
 
+static int64_t file_size(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) ? -1 : (int64_t)sb.st_size;
+}
+
+/* The engine's syncer syncs what is written and leaves the writer's open
+ * transaction in the buffer (W5); SQLite's own sync writes it out (W1). */
+static void test_syncer_leaves_the_open_transaction(void **state)
+{
+    struct fix *f = *state;
+    sqlite3 *w = open_writer(f->path, 16);   /* the transaction spills frames into the buffer */
+    run(w, "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)");
+    sqlite3_file *log = NULL;
+    assert_int_equal(sqlite3_file_control(w, "main", SQLITE_FCNTL_JOURNAL_POINTER, &log), SQLITE_OK);
+    assert_non_null(log);
+    char wal[128];
+    snprintf(wal, sizeof wal, "%s-wal", f->path);
+    int64_t committed = file_size(wal);
+    run(w, "BEGIN; WITH RECURSIVE n(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM n WHERE k < 3000) "
+           "INSERT INTO t(v) SELECT randomblob(500) FROM n");
+    assert_int_equal(log->pMethods->xSync(log, SQLITE_SYNC_FULL | STORE_SYNC_WRITTEN), SQLITE_OK);
+    int64_t after_syncer = file_size(wal);
+    assert_true(after_syncer - committed < 1 << 20);   /* at most the buffer's overflow went out */
+    assert_int_equal(log->pMethods->xSync(log, SQLITE_SYNC_NORMAL), SQLITE_OK);
+    assert_true(file_size(wal) > after_syncer);
+    run(w, "COMMIT");
+    assert_int_equal(scalar(w, "SELECT COUNT(*) FROM t"), 3000);
+    sqlite3_close(w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_commit_visible_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_spilled_frames_read_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commit_survives_a_kill, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_syncer_leaves_the_open_transaction, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
