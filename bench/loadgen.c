@@ -212,8 +212,11 @@ static void parse(int argc, char **argv, struct opts *o)
             o->watch_pid = atoi(v);
         else if (!strcmp(a, "--amount"))
             o->amount = atoll(v);
-        else if (!strcmp(a, "--keys") && (!strcmp(v, "seq") || !strcmp(v, "random")))
+        else if (!strcmp(a, "--keys")) {
+            if (strcmp(v, "seq") && strcmp(v, "random"))
+                DIE("--keys must be seq or random, not %s", v);
             o->random_keys = !strcmp(v, "random");
+        }
         else
             DIE("unknown argument %s", a);
         i++;

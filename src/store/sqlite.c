@@ -79,9 +79,9 @@ int store_open(struct store **out, const char *path, enum store_mode mode)
     st->path = strdup(path);
     int writes = mode != STORE_READER;
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (writes ? SQLITE_OPEN_CREATE : 0);
-    const char *vfs = writes && store_fault_active() ? STORE_FAULT_VFS : NULL;
-    if (mode == STORE_LOGGED && store_walbuf_vfs())
-        vfs = store_walbuf_vfs();   /* S8 */
+    const char *vfs = mode == STORE_LOGGED ? store_walbuf_vfs() : NULL;   /* S8 */
+    if (!vfs && writes && store_fault_active())
+        vfs = STORE_FAULT_VFS;
     int rc = sqlite3_open_v2(path, &st->db, flags, vfs);
     if (rc != SQLITE_OK) {
         log_error("cannot open database %s: %s", path, st->db ? sqlite3_errmsg(st->db) : "out of memory");

@@ -564,6 +564,18 @@ static void test_partial_checkpoint_syncs(void **state)
 /* E5: a failed COMMIT (fsync refused, injected beneath SQLite) fails the
  * batch with ERR_OUTCOME_UNKNOWN and halts writes until restart. Runs last: fault
  * injection, once on, stays on for the process (with an unreachable N). */
+/* cache_mb reaches the connection: what store_cache_size sets is what SQLite keeps. */
+STORE_SQL(Q_CACHE_SIZE, "PRAGMA cache_size");
+static void test_cache_size(void **state)
+{
+    struct tu *t = tu_open();
+    for (int64_t mib = 2; mib <= 512; mib *= 16) {
+        assert_int_equal(store_cache_size(t->st, mib), 0);
+        assert_int_equal(tu_scalar(t, &Q_CACHE_SIZE), -mib * 1024);
+    }
+    tu_close(t);
+}
+
 static void test_commit_failure_halts(void **state)
 {
     struct fx *f = *state;
@@ -611,6 +623,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_close_drains, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_partial_checkpoint_syncs, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_commit_failure_halts, fx_setup, fx_teardown),
+        cmocka_unit_test(test_cache_size),
     };
     return cmocka_run_group_tests_name("engine", tests, NULL, NULL);
 }
