@@ -58,6 +58,7 @@
 #define MAX_CONNS 4096
 #define IMPORT_MAX_ROWS 4000000
 #define IMPORT_ANSWER_CAP (64 << 20)
+#define IMPORT_RETRIES 60          /* 503s an import waits out, a second apart */
 #define TOKEN_CAP 256
 
 /* ---- time ------------------------------------------------------------------ */
@@ -933,26 +934,40 @@ static int run_import(struct opts *o)
                       "POST /v1/sims/import HTTP/1.1\r\nHost: %s:%d\r\nAuthorization: Bearer %s\r\n"
                       "Content-Type: text/csv\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
                       o->host, o->port, o->token, len);
-    int fd = connect_blocking(o, 3600);
-    if (fd < 0)
-        DIE("cannot connect to %s:%d", o->host, o->port);
-    uint64_t t0 = mono_ns();
-    if (send_all(fd, head, (size_t)hl) || send_all(fd, csv, len))
-        DIE("sending the CSV failed: %s", strerror(errno));
-    uint64_t t_sent = mono_ns();
-    char *body;
+    /* A server that is busy (503: the writer still copying the log of the
+     * last import into the database) is asked again a second later, as a
+     * client honouring Retry-After would; the refusals are reported. */
+    char *body = NULL;
     size_t blen;
-    int status = read_answer(fd, IMPORT_ANSWER_CAP, &body, &blen);
-    uint64_t t1 = mono_ns();
+    int status, refused = 0, fd = -1;
+    uint64_t t0, t_sent, t1, t_first = mono_ns();
+    for (;;) {
+        fd = connect_blocking(o, 3600);
+        if (fd < 0)
+            DIE("cannot connect to %s:%d", o->host, o->port);
+        t0 = mono_ns();
+        if (send_all(fd, head, (size_t)hl) || send_all(fd, csv, len))
+            DIE("sending the CSV failed: %s", strerror(errno));
+        t_sent = mono_ns();
+        status = read_answer(fd, IMPORT_ANSWER_CAP, &body, &blen);
+        t1 = mono_ns();
+        if (status != 503 || ++refused > IMPORT_RETRIES)
+            break;
+        close(fd);
+        free(body);
+        sleep(1);
+    }
     close(fd);
     free(csv);
     double s = (double)(t1 - t0) / 1e9;
     long long imported = json_num(body, "imported"), existing = json_num(body, "existing"),
               failed = json_num(body, "failed"), rows = json_num(body, "rows");
     printf("{\"name\":\"import\",\"first\":%lld,\"count\":%lld,\"csv_bytes\":%zu,\"status\":%d,\"seconds\":%.3f,"
-           "\"upload_s\":%.3f,\"rows\":%lld,\"imported\":%lld,\"existing\":%lld,\"failed\":%lld,\"rows_per_s\":%.0f}\n",
+           "\"upload_s\":%.3f,\"rows\":%lld,\"imported\":%lld,\"existing\":%lld,\"failed\":%lld,\"rows_per_s\":%.0f,"
+           "\"refused\":%d,\"waited_s\":%.3f}\n",
            (long long)o->first, (long long)o->count, len, status, s, (double)(t_sent - t0) / 1e9, rows, imported,
-           existing, failed, s > 0 ? (double)o->count / s : 0.0);
+           existing, failed, s > 0 ? (double)o->count / s : 0.0, refused > IMPORT_RETRIES ? IMPORT_RETRIES : refused,
+           (double)(t0 - t_first) / 1e9);
     if (status != 200 && body)
         fprintf(stderr, "loadgen import: status %d: %.300s\n", status, body);
     free(body);

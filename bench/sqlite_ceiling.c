@@ -168,7 +168,8 @@ int main(int argc, char **argv)
                               "VALUES (MAX(1, (SELECT COALESCE(MAX(id), 0) + 1 FROM accounts)), ?, ?, ?, ?, ?, ?)");
     sqlite3_stmt *wnew = prep("INSERT INTO accounts(id, kind, unit, sim_id, flags, created_at) VALUES (?, 'wallet', ?, ?, ?, ?)");
     sqlite3_stmt *sim = prep("INSERT INTO sims(id, iccid, msisdn, imsi, lang, state, active_until, wallet_id, "
-                             "created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'inactive', NULL, ?, ?, ?)");
+                             "created_at, updated_at, room) "
+                             "VALUES (?, ?, ?, ?, ?, 'inactive', NULL, ?, ?, ?, zeroblob(24))");
     struct simstate *ss = calloc((size_t)nsims + 1, sizeof *ss);
     if (!ss)
         DIE("out of memory");
@@ -224,13 +225,14 @@ int main(int argc, char **argv)
         "credits_pending = credits_pending + ?, credits_posted = credits_posted + ? WHERE id = ? AND unit = ?");
     sqlite3_stmt *w_wallet = prep(
         "UPDATE sims SET w_debits_pending = w_debits_pending + ?, w_debits_posted = w_debits_posted + ?, "
-        "w_credits_pending = w_credits_pending + ?, w_credits_posted = w_credits_posted + ? WHERE id = ?");
-    sqlite3_stmt *w_sim = prep(
-        "UPDATE sims SET state = ?, active_until = ?, day_start = ?, day_total = ?, updated_at = ? WHERE id = ? "
-        "RETURNING COALESCE(check_at, 0)");
-    sqlite3_stmt *w_sim_check = prep(
-        "UPDATE sims SET state = ?, active_until = ?, day_start = ?, day_total = ?, updated_at = ?, check_at = ? "
+        "w_credits_pending = w_credits_pending + ?, w_credits_posted = w_credits_posted + ?, room = NULL "
         "WHERE id = ?");
+    sqlite3_stmt *w_sim = prep(
+        "UPDATE sims SET state = ?, active_until = ?, day_start = ?, day_total = ?, updated_at = ?, room = NULL "
+        "WHERE id = ? RETURNING COALESCE(check_at, 0)");
+    sqlite3_stmt *w_sim_check = prep(
+        "UPDATE sims SET state = ?, active_until = ?, day_start = ?, day_total = ?, updated_at = ?, check_at = ?, "
+        "room = NULL WHERE id = ?");
     sqlite3_stmt *w_record = prep(
         "INSERT INTO sim_txns(sim_id, kind, amount, currency, balance_after, topup_id, bundle_id, receipt, "
         "channel, method, created_at, prev) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "

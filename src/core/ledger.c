@@ -1,4 +1,4 @@
-/* ledger — see ledger.h for the invariants L1..L6. */
+/* ledger — see ledger.h for the invariants L1..L7. */
 #include "core/ledger.h"
 
 #include <stdio.h>
@@ -18,7 +18,7 @@ STORE_SQL(SQL_ACCOUNT_GET,
           "SELECT id, unit, kind, flags, debits_pending, debits_posted, credits_pending, credits_posted "
           "FROM accounts WHERE id = ?");
 STORE_SQL(SQL_ACCOUNT_UNIT, "SELECT unit FROM accounts WHERE id = ?");
-/* L7: a wallet's totals are in its SIM's row. */
+/* L7: a wallet's totals are in its SIM's row (which gives back its room: migration 007). */
 STORE_SQL(SQL_WALLET_NEW,
           "INSERT INTO accounts(id, kind, unit, sim_id, flags, created_at) VALUES (?, 'wallet', ?, ?, ?, ?)");
 STORE_SQL(SQL_WALLET_GET,
@@ -26,7 +26,8 @@ STORE_SQL(SQL_WALLET_GET,
           "s.w_credits_posted FROM accounts a JOIN sims s ON s.id = -a.id WHERE a.id = ?");
 STORE_SQL(SQL_WALLET_APPLY,
           "UPDATE sims SET w_debits_pending = w_debits_pending + ?, w_debits_posted = w_debits_posted + ?, "
-          "w_credits_pending = w_credits_pending + ?, w_credits_posted = w_credits_posted + ? WHERE id = ?");
+          "w_credits_pending = w_credits_pending + ?, w_credits_posted = w_credits_posted + ?, room = NULL "
+          "WHERE id = ?");
 STORE_SQL(SQL_APPLY,
           "UPDATE accounts SET debits_pending = debits_pending + ?, debits_posted = debits_posted + ?, "
           "credits_pending = credits_pending + ?, credits_posted = credits_posted + ? "
@@ -214,7 +215,7 @@ static int insert(struct tx *tx, const struct transfer *t, int64_t debit, int64_
     int rc = store_exec(tx->st, &SQL_XFER_INSERT, "siiissdzzzi", t->xid, debit, credit, amount, t->unit,
                         t->kind, t->flags, pending_id, timeout_at, t->sim_id, tx->now);
     if (rc == ERR_CONSTRAINT)
-        return ERR_ACCOUNT_NOT_FOUND;   /* foreign keys: the only constraint left after ON CONFLICT */
+        return ERR_INVALID_PARAMETER;   /* the row's CHECKs, which the callers' checks come before */
     if (rc)
         return rc;
     *fresh = store_changes(tx->st) == 1;
@@ -364,6 +365,10 @@ int ledger_void_reservations(struct tx *tx, int64_t account)
     "  SELECT a.id, a.unit, a.flags, COALESCE(s.w_debits_pending, 0), COALESCE(s.w_debits_posted, 0),"          \
     "         COALESCE(s.w_credits_pending, 0), COALESCE(s.w_credits_posted, 0)"                                \
     "  FROM accounts a LEFT JOIN sims s ON s.id = -a.id WHERE a.id < 0)"
+/* L1: both accounts of every transfer exist (no foreign key says so). */
+STORE_SQL(SQL_CHECK_ACCOUNTS_EXIST,
+          "SELECT x.id FROM (SELECT debit_id id FROM transfers UNION SELECT credit_id FROM transfers) x "
+          "WHERE NOT EXISTS (SELECT 1 FROM accounts a WHERE a.id = x.id)");
 /* L7: a wallet's accounts row holds no money of its own. */
 STORE_SQL(SQL_CHECK_WALLET_ROWS,
           "SELECT id FROM accounts WHERE id < 0 "
@@ -398,7 +403,13 @@ static void violation(struct ledger_report *r, const char *what, const char *uni
 int ledger_check(struct tx *tx, struct ledger_report *r)
 {
     memset(r, 0, sizeof *r);
-    struct store_q *q = store_query(tx->st, &SQL_CHECK_UNITS, "");
+    struct store_q *q = store_query(tx->st, &SQL_CHECK_ACCOUNTS_EXIST, "");
+    while (store_next(q))                    /* L1 */
+        violation(r, "transfers on a missing", "", store_i64(q, 0));
+    int rc = store_end(q);
+    if (rc)
+        return rc;
+    q = store_query(tx->st, &SQL_CHECK_UNITS, "");
     while (store_next(q)) {
         const char *unit = store_text(q, 0);
         int64_t dpo = store_i64(q, 1), cpo = store_i64(q, 2), dpe = store_i64(q, 3), cpe = store_i64(q, 4);
@@ -414,7 +425,7 @@ int ledger_check(struct tx *tx, struct ledger_report *r)
         if (dpe != cpe)                      /* L2, pending */
             violation(r, "pending debits differ from credits in", unit, 0);
     }
-    int rc = store_end(q);
+    rc = store_end(q);
     if (rc)
         return rc;
     q = store_query(tx->st, &SQL_CHECK_OVERDRAFT, "");

@@ -1,9 +1,11 @@
 /* ledger — double-entry accounts and append-only transfers, per unit.
  *
  * Invariants
- *  L1. Every change of money or units is a transfer between two distinct
- *      accounts of the same unit; a transfer is never updated except for the
- *      state of a pending one, and never deleted.
+ *  L1. Every change of money or units is a transfer between two distinct,
+ *      existing accounts of the same unit; a transfer is never updated
+ *      except for the state of a pending one, and never deleted. (No foreign
+ *      key checks the accounts: the UPDATE that moves each side's totals
+ *      must change one row, or the transfer fails; see migration 006.)
  *  L2. Per unit, the sum of debits equals the sum of credits, posted and
  *      pending separately (so all balances of a unit sum to zero).
  *  L3. An account flagged LEDGER_NO_OVERDRAFT never has debits_posted +
@@ -16,7 +18,7 @@
  *      at timeout_at by server time. Only an open, unexpired pending can be
  *      posted or voided.
  *  L6. Stored account totals always equal the totals recomputed from the
- *      transfers; ledger_check() proves L2, L3, L6 and L7.
+ *      transfers; ledger_check() proves L1's accounts, L2, L3, L6 and L7.
  *  L7. The wallet of SIM n is account -n, and its four totals are kept in
  *      that SIM's row (sims.w_*), not in accounts: a top-up then changes one
  *      row for the SIM and its money. Its accounts row (kind, unit, flags,
@@ -108,5 +110,6 @@ struct ledger_report {
     int violations;
     char first_violation[256];
 };
-/* Proves L2, L3, L6 and L7 over the whole ledger (a full scan: admin use). */
+/* Proves L1 (the accounts exist), L2, L3, L6 and L7 over the whole ledger
+ * (a full scan: admin use). */
 int ledger_check(struct tx *tx, struct ledger_report *out);

@@ -122,17 +122,17 @@ STORE_SQL(SQL_SIM_BY_MSISDN, "SELECT id FROM sims WHERE msisdn = ?");
  * INSERT: MAX(id) + 1 is the rowid SQLite would pick (SIMs are never deleted). */
 STORE_SQL(SQL_SIM_NEXT_ID, "SELECT COALESCE(MAX(id), 0) + 1 FROM sims");
 STORE_SQL(SQL_SIM_INSERT,
-          "INSERT INTO sims(id, iccid, msisdn, imsi, lang, state, active_until, wallet_id, created_at, updated_at) "
-          "VALUES (?, ?, ?, ?, ?, 'inactive', NULL, ?, ?, ?)");
+          "INSERT INTO sims(id, iccid, msisdn, imsi, lang, state, active_until, wallet_id, created_at, updated_at, "
+          "room) VALUES (?, ?, ?, ?, ?, 'inactive', NULL, ?, ?, ?, zeroblob(24))");
 /* check_at is named in SET only when it moves: naming it there rewrites its
  * index entry even with the value unchanged. Otherwise the stored one comes
  * back, to catch a caller's copy of the SIM that was older than the row. */
 STORE_SQL(SQL_SIM_SAVE,
-          "UPDATE sims SET state = ?, active_until = ?, day_start = ?, day_total = ?, updated_at = ? WHERE id = ? "
-          "RETURNING COALESCE(check_at, 0)");
+          "UPDATE sims SET state = ?, active_until = ?, day_start = ?, day_total = ?, updated_at = ?, room = NULL "
+          "WHERE id = ? RETURNING COALESCE(check_at, 0)");
 STORE_SQL(SQL_SIM_SAVE_CHECK,
-          "UPDATE sims SET state = ?, active_until = ?, day_start = ?, day_total = ?, updated_at = ?, check_at = ? "
-          "WHERE id = ?");
+          "UPDATE sims SET state = ?, active_until = ?, day_start = ?, day_total = ?, updated_at = ?, check_at = ?, "
+          "room = NULL WHERE id = ?");
 STORE_SQL(SQL_SIM_RECHECK, "UPDATE sims SET check_at = ? WHERE id = ?");
 STORE_SQL(SQL_SIM_BALANCE, "SELECT w_credits_posted - w_debits_posted FROM sims WHERE id = ?");
 

@@ -148,12 +148,20 @@ def test_version_1_database_keeps_its_receipts(request, tmp_path):
                 "SELECT s.id, s.wallet_id, s.w_credits_posted - s.w_debits_posted, a.kind, a.sim_id, "
                 "a.credits_posted, a.debits_posted FROM sims s JOIN accounts a ON a.id = s.wallet_id")}
             credited = dict(con.execute("SELECT credit_id, SUM(amount) FROM transfers GROUP BY credit_id"))
+            fks = {(r[2], r[3]) for r in con.execute("PRAGMA foreign_key_list(transfers)")}
+            transfer_ids = [r[0] for r in con.execute("SELECT id FROM transfers ORDER BY id")]
+            rooms = {r[0] for r in con.execute("SELECT room FROM sims")}
         finally:
             con.close()
         # 004: each wallet is account -sim_id, its balance in the SIM's row, none left in accounts, and the
         # transfers that credited it point at its new id.
         assert wallets == {s["id"]: (-s["id"], s["balance"], "wallet", s["id"], 0, 0) for s in old.sims.values()}
         assert {k: v for k, v in credited.items() if k < 0} == {-s["id"]: s["balance"] for s in old.sims.values()}
+        # 006: the transfers keep their ids; only the pending's own reference is a foreign key.
+        assert fks == {("transfers", "pending_id")}
+        assert transfer_ids == list(range(1, len(transfer_ids) + 1)) and len(transfer_ids) == len(old.receipts)
+        # 007: SIMs created before have no room (no row was rewritten).
+        assert rooms == {None}
         assert "receipts" not in tables
         assert {"topups_sim", "transfers_debit", "transfers_credit", "sim_txns_sim", "sims_due_active",
                 "sims_due_grace", "sims_due_expired"} & tables == set()

@@ -482,7 +482,7 @@ static void test_check_detects_corruption(void **state)
     assert_int_equal(xfer(t, "fund", src, a, 1000, "CNY"), 0);
     assert_int_equal(xfer(t, "move", a, b, 400, "CNY"), 0);
     tu_ledger_ok(t);
-    char sql[5][256];
+    char sql[6][256];
     /* one account's credits grow: the unit no longer balances (L2) and the account disagrees with its transfers (L6) */
     snprintf(sql[0], sizeof sql[0], "UPDATE accounts SET credits_posted = credits_posted + 1 WHERE id = %lld",
              (long long)a);
@@ -503,17 +503,24 @@ static void test_check_detects_corruption(void **state)
              "PRAGMA ignore_check_constraints = ON; UPDATE accounts SET flags = 1 WHERE id = %lld;"
              "PRAGMA ignore_check_constraints = OFF",
              (long long)src);
+    /* money from an account that does not exist (no foreign key stops the row): L1, and L2 */
+    snprintf(sql[5], sizeof sql[5],
+             "INSERT INTO transfers(xid, debit_id, credit_id, amount, unit, kind, flags, state, created_at) "
+             "VALUES ('nowhere', 424242, %lld, 7, 'CNY', 'test', 0, 0, 0);"
+             "UPDATE accounts SET credits_posted = credits_posted + 7 WHERE id = %lld",
+             (long long)b, (long long)b);
     const struct {
         int violations;
         const char *first;
-    } want[5] = {
+    } want[6] = {
         {2, "posted debits differ from credits in CNY"},
         {2, "totals differ from transfers on"},
         {2, "totals differ from transfers on"},
         {2, "pending debits differ from credits in CNY"},
         {1, "overdraft on"},
+        {2, "transfers on a missing account 424242"},
     };
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < 6; i++)
         corrupt_and_check(t, i, sql[i], want[i].violations, want[i].first);
 }
 

@@ -15,6 +15,7 @@ STORE_SQL(Q_RECEIPTS, "SELECT COUNT(receipt) FROM topups");
 STORE_SQL(Q_RECORDS, "SELECT COUNT(*) FROM sim_txns");
 STORE_SQL(Q_TRANSFERS, "SELECT COUNT(*) FROM transfers");
 STORE_SQL(Q_BUNDLES, "SELECT COUNT(*) FROM bundles");
+STORE_SQL(Q_ROOM, "SELECT COALESCE(length(room), -1) FROM sims WHERE id = ?");
 
 /* Everything a refused command must leave as it was. */
 struct snap {
@@ -116,8 +117,10 @@ static void test_first_topup(void **state)
     struct tu *t = *state;
     struct sim s;
     tu_sim(t, &s);
+    assert_int_equal(tu_scalar_i(t, &Q_ROOM, s.id), 24);   /* room to grow in place (migration 007) */
     struct topup_result out;
     topup_ok(t, s.iccid, 1000, &out);
+    assert_int_equal(tu_scalar_i(t, &Q_ROOM, s.id), -1);   /* given back by the top-up's writes */
     assert_true(out.id > 0);
     assert_int_equal(out.sim.state, SIM_ACTIVE);
     assert_int_equal(out.sim.active_until, TU_T0 + 30 * TU_DAY);

@@ -1,0 +1,13 @@
+-- 007: room in a new SIM's row for what its first top-up adds.
+-- SQLite has no fill factor. An import appends SIMs in id order, so the pages
+-- of the sims table are packed full. A SIM's first top-up grows its row by
+-- about 20 bytes (active_until, check_at, last_txn, its wallet's credits and
+-- its day's total go from NULL or 0 to numbers), which its page no longer
+-- had: nearly every first top-up split a page, and the split pages and their
+-- parent went to the log and to the checkpoint instead of one page.
+--
+-- A SIM is now created with 24 bytes in `room` (sim.c, SQL_SIM_INSERT), and
+-- the statements that grow its row on a top-up give them back (SET room =
+-- NULL): the row grows in place. SIMs created before keep no room (adding a
+-- column rewrites no row); they split once, as before.
+ALTER TABLE sims ADD COLUMN room BLOB;
