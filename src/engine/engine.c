@@ -48,6 +48,7 @@ struct engine {
     pthread_cond_t cwake;
     int cwant, cstop, cbusy;
     int64_t casked;           /* the writer's: log pages at the last checkpoint it asked for or ran */
+    int64_t ccopied;          /* log pages the checkpointer had copied when it last finished */
 };
 
 /* The checkpointer is asked to copy the log into the database every
@@ -63,6 +64,11 @@ struct engine {
  * (33-47 ms): the log no longer fits the kernel's dirty-page budget. */
 #define CHECKPOINT_PAGES 256
 #define RESTART_PAGES 131072
+/* ... and only when that is little: after one big commit (an import of 1M
+ * SIMs writes 500 MB of log at once) the writer would otherwise copy all of
+ * it, for seconds, while commands wait and new ones are refused (E6). The
+ * checkpointer copies it instead, and the writer takes over at the end. */
+#define SELF_COPY_PAGES (4 * CHECKPOINT_PAGES)
 
 STORE_SQL(SQL_IDEM_GET,
           "SELECT request_hash, status, body, sign_off, sign_len FROM idempotency WHERE scope = ? AND key = ?");
@@ -227,6 +233,7 @@ static void *checkpointer(void *arg)
         int rc = store_checkpoint(e->ck);
         pthread_mutex_lock(&e->cmu);
         e->cbusy = 0;
+        e->ccopied = store_checkpointed(e->ck);
         if (rc) {   /* the database file may have lost writes: as for a failed sync (E5) */
             halt(e, "checkpoint failed");
             break;
@@ -246,7 +253,7 @@ static void tend_log(struct engine *e)
         return;          /* too little new since the last checkpoint to start another */
     e->casked = pages;
     pthread_mutex_lock(&e->cmu);
-    int self = pages >= RESTART_PAGES && !e->cbusy;
+    int self = pages >= RESTART_PAGES && !e->cbusy && pages - e->ccopied <= SELF_COPY_PAGES;
     if (!self) {
         e->cwant = 1;
         pthread_cond_signal(&e->cwake);

@@ -370,6 +370,7 @@ void store_prefetch(const char *path)
 }
 
 int64_t store_log_pages(struct store *st) { return st->log_pages; }
+int64_t store_checkpointed(struct store *st) { return st->synced_frames; }
 
 int store_checkpoint(struct store *st)
 {

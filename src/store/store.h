@@ -106,6 +106,8 @@ int store_log_sync(struct store *st);
  * over. */
 int64_t store_log_pages(struct store *st);
 int store_checkpoint(struct store *st);
+/* The log pages in the database after this connection's last checkpoint. */
+int64_t store_checkpointed(struct store *st);
 
 /* Has the database file read into the kernel's page cache, by a process of
  * its own: a restarted server on a large database then serves from memory
