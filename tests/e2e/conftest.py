@@ -15,6 +15,7 @@ attached to the report.
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -124,6 +125,7 @@ class Server:
         with open(self.log_path, "ab") as log:
             log.write(("\n===== start #%d: %s\n" % (self.starts, " ".join(self.serve_argv()))).encode())
             log.flush()
+            self.log_mark = log.tell()
             self.proc = subprocess.Popen(self.serve_argv(), cwd=self.workdir, stdin=subprocess.DEVNULL,
                                          stdout=log, stderr=log, start_new_session=True)
         self.wait_ready()
@@ -136,6 +138,9 @@ class Server:
             if self.proc.poll() is not None:
                 raise ServerError("topupd exited with %s before becoming ready\n%s" % (
                     self.proc.returncode, self.log_tail()))
+            if not self.bound():
+                time.sleep(0.01)
+                continue
             try:
                 st, _, body = self.request("GET", "/healthz", token=None, timeout=2)
                 if st == 200:
@@ -145,6 +150,16 @@ class Server:
                 last = e
             time.sleep(0.05)
         raise ServerError("topupd not ready after %.0f s (last: %r)\n%s" % (timeout, last, self.log_tail()))
+
+    def bound(self):
+        """Whether this start's log says it listens on self.port: until then a
+        /healthz answer on the port may come from another test's server that
+        took the port between free_port() and our bind (two parallel cases got
+        the same free port, and this one's bind is about to fail)."""
+        with open(self.log_path, "rb") as log:
+            log.seek(getattr(self, "log_mark", 0))
+            text = log.read().decode("utf-8", "replace")
+        return re.search(r"listening on https?://[^ ]*:%d\b" % self.port, text) is not None
 
     def running(self):
         return self.proc is not None and self.proc.poll() is None
