@@ -54,7 +54,7 @@ struct engine {
 /* The checkpointer is asked to copy the log into the database every
  * CHECKPOINT_PAGES pages, so that it stays close behind the writer. The log
  * starts over only at a commit that finds it entirely copied, and the writer
- * keeps committing meanwhile; so past RESTART_PAGES (512 MiB of 4 KiB pages)
+ * keeps committing meanwhile; so past ENGINE_LOG_RESTART_PAGES (512 MiB)
  * the writer copies the little that is left itself, between two batches,
  * when the checkpointer is idle: the next commit then starts the log over
  * unless a reader still holds an old snapshot (then it tries again).
@@ -63,12 +63,14 @@ struct engine {
  * half of peak 16-22 ms); at 512 MiB, 9-11 ms. At 1 GiB the tails grew again
  * (33-47 ms): the log no longer fits the kernel's dirty-page budget. */
 #define CHECKPOINT_PAGES 256
-#define RESTART_PAGES 131072
-/* ... and only when that is little: after one big commit (an import of 1M
- * SIMs writes 500 MB of log at once) the writer would otherwise copy all of
- * it, for seconds, while commands wait and new ones are refused (E6). The
- * checkpointer copies it instead, and the writer takes over at the end. */
-#define SELF_COPY_PAGES (4 * CHECKPOINT_PAGES)
+
+/* E7. Only a little: after one big commit (an import of 1M SIMs writes 500 MB
+ * of log at once) the writer would otherwise copy all of it, for seconds,
+ * while commands wait and new ones are refused (E6). */
+int engine_writer_copies_log(int64_t pages, int64_t ckpt_copied, int ckpt_busy)
+{
+    return pages >= ENGINE_LOG_RESTART_PAGES && !ckpt_busy && pages - ckpt_copied <= ENGINE_LOG_SELF_COPY_PAGES;
+}
 
 STORE_SQL(SQL_IDEM_GET,
           "SELECT request_hash, status, body, sign_off, sign_len FROM idempotency WHERE scope = ? AND key = ?");
@@ -253,7 +255,7 @@ static void tend_log(struct engine *e)
         return;          /* too little new since the last checkpoint to start another */
     e->casked = pages;
     pthread_mutex_lock(&e->cmu);
-    int self = pages >= RESTART_PAGES && !e->cbusy && pages - e->ccopied <= SELF_COPY_PAGES;
+    int self = engine_writer_copies_log(pages, e->ccopied, e->cbusy);
     if (!self) {
         e->cwant = 1;
         pthread_cond_signal(&e->cwake);

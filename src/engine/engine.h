@@ -28,6 +28,11 @@
  *  E6. The queue is bounded, by count (queue_max) and by waiting time
  *      (queue_delay_ms of its oldest command): engine_submit() refuses with
  *      ERR_OVERLOADED rather than queue without limit or keep everyone late.
+ *  E7. The log starts over near ENGINE_LOG_RESTART_PAGES: past it, the writer
+ *      copies the end of the log into the database itself, between batches,
+ *      but only the little the checkpointer left (ENGINE_LOG_SELF_COPY_PAGES
+ *      at most, the checkpointer idle); a big commit's log (an import) is
+ *      copied by the checkpointer, never while commands wait on the writer.
  */
 #pragma once
 #include <stddef.h>
@@ -88,6 +93,13 @@ int engine_halted(struct engine *e);
  * failed log sync. */
 int engine_read_fence(struct engine *e);
 void engine_stats(struct engine *e, struct engine_stats *out);
+/* E7, the writer's choice after a commit that left `pages` pages of log, the
+ * checkpointer being busy or not and having copied `ckpt_copied` pages when
+ * it last finished: 1 to copy the rest itself, 0 to leave it to the
+ * checkpointer. */
+#define ENGINE_LOG_RESTART_PAGES 131072   /* 512 MiB of 4 KiB pages */
+#define ENGINE_LOG_SELF_COPY_PAGES 1024
+int engine_writer_copies_log(int64_t pages, int64_t ckpt_copied, int ckpt_busy);
 /* Finishes the queued commands, stops the thread, closes the store. The
  * engine stays valid: later submissions get ERR_SHUTTING_DOWN (so threads
  * still serving requests may call it until they are stopped too). */

@@ -610,6 +610,19 @@ static void test_commit_failure_halts(void **state)
     assert_int_equal(store_fault_configure("fsync@1000000000"), 0);
 }
 
+/* E7: the writer copies the end of the log only when little is left. */
+static void test_writer_copies_little(void **state)
+{
+    (void)state;
+    const int64_t restart = ENGINE_LOG_RESTART_PAGES, little = ENGINE_LOG_SELF_COPY_PAGES;
+    assert_int_equal(engine_writer_copies_log(restart - 1, restart - 10, 0), 0);        /* short log */
+    assert_int_equal(engine_writer_copies_log(restart, restart - little, 0), 1);        /* the rest is little */
+    assert_int_equal(engine_writer_copies_log(restart + 5000, restart + 4000, 0), 1);
+    assert_int_equal(engine_writer_copies_log(restart, restart - 10, 1), 0);            /* checkpointer at it */
+    assert_int_equal(engine_writer_copies_log(restart, restart - little - 1, 0), 0);    /* too much left */
+    assert_int_equal(engine_writer_copies_log(restart + 15000, 0, 0), 0);               /* one import's log */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -624,6 +637,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_partial_checkpoint_syncs, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_commit_failure_halts, fx_setup, fx_teardown),
         cmocka_unit_test(test_cache_size),
+        cmocka_unit_test(test_writer_copies_little),
     };
     return cmocka_run_group_tests_name("engine", tests, NULL, NULL);
 }
