@@ -229,7 +229,7 @@ int main(int argc, char **argv)
         "WHERE id = ?");
     sqlite3_stmt *w_sim = prep(
         "UPDATE sims SET state = ?, active_until = ?, day_start = ?, day_total = ?, updated_at = ?, room = NULL "
-        "WHERE id = ? RETURNING COALESCE(check_at, 0)");
+        "WHERE id = ? AND check_at IS ?");
     sqlite3_stmt *w_sim_check = prep(
         "UPDATE sims SET state = ?, active_until = ?, day_start = ?, day_total = ?, updated_at = ?, check_at = ?, "
         "room = NULL WHERE id = ?");
@@ -323,7 +323,7 @@ int main(int argc, char **argv)
                 DIE("wallet not updated");
 
             /* sim.c: check_at is set with the row when it moves (a first
-             * activation), else the stored one comes back to be checked. */
+             * activation), else the row must still hold the one it had. */
             int check_moves = !(s->check_at > now && s->check_at <= s->active_until);
             sqlite3_stmt *w = check_moves ? w_sim_check : w_sim;
             sqlite3_bind_text(w, 1, "active", -1, SQLITE_STATIC);
@@ -338,9 +338,10 @@ int main(int argc, char **argv)
                 step(w);
             } else {
                 sqlite3_bind_int64(w, 6, sid);
-                if (sqlite3_step(w) != SQLITE_ROW)
-                    DIE("sim not updated: %s", sqlite3_errmsg(db));
-                sqlite3_reset(w);
+                sqlite3_bind_int64(w, 7, s->check_at);
+                step(w);
+                if (sqlite3_changes(db) != 1)
+                    DIE("sim not updated");
             }
 
             sqlite3_bind_int64(w_record, 1, sid);

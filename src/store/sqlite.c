@@ -431,10 +431,50 @@ int store_version(struct store *st, int *version)
     return store_end(q);
 }
 
+/* Migrations run with foreign keys off, as SQLite's procedure for
+ * rebuilding a table asks: with them on, DROP TABLE of a table others refer
+ * to deletes its rows one by one, each looking for its children, and a
+ * child column without an index makes that quadratic (migration 006 on
+ * 20,000 transfers: 7.8 s, against 0.04 s with them off; it would have
+ * taken hours on a real ledger). What a migration rebuilt or created, and
+ * every table that refers to one of those, is then checked in full before
+ * it commits. */
+STORE_SQL(SQL_MIGRATION_ROOTS_NEW,
+          "CREATE TEMP TABLE IF NOT EXISTS migration_roots (name TEXT PRIMARY KEY, rootpage INTEGER)");
+STORE_SQL(SQL_MIGRATION_ROOTS_CLEAR, "DELETE FROM temp.migration_roots");
+STORE_SQL(SQL_MIGRATION_ROOTS,
+          "INSERT INTO temp.migration_roots SELECT name, rootpage FROM main.sqlite_master WHERE type = 'table'");
+STORE_SQL(SQL_MIGRATION_FK_CHECK,
+          "WITH changed(name) AS ("
+          "  SELECT m.name FROM main.sqlite_master m LEFT JOIN temp.migration_roots r ON r.name = m.name"
+          "  WHERE m.type = 'table' AND (r.rootpage IS NULL OR r.rootpage <> m.rootpage)),"
+          " checked(name) AS ("
+          "  SELECT name FROM changed"
+          "  UNION SELECT m.name FROM main.sqlite_master m, pragma_foreign_key_list(m.name) f"
+          "  WHERE m.type = 'table' AND f.\"table\" IN (SELECT name FROM changed))"
+          " SELECT k.\"table\", k.rowid, k.parent FROM checked c, pragma_foreign_key_check(c.name) k");
+
+static int migration_keys_hold(struct store *st, const char *name)
+{
+    struct store_q *q = store_query(st, &SQL_MIGRATION_FK_CHECK, "");
+    int broken = 0;
+    while (store_next(q))
+        if (!broken++)
+            log_error("migration %s: row %lld of %s refers to a missing row of %s", name,
+                      (long long)store_i64(q, 1), store_text(q, 0), store_text(q, 2));
+    int rc = store_end(q);
+    return rc ? rc : broken ? ERR_CONSTRAINT : 0;
+}
+
 int store_migrate(struct store *st, int *applied)
 {
     int have = 0, rc = store_version(st, &have);
     *applied = 0;
+    if (rc)
+        return rc;
+    rc = store_script(st, "PRAGMA foreign_keys = OFF");
+    if (!rc)
+        rc = store_exec(st, &SQL_MIGRATION_ROOTS_NEW, "");
     if (rc)
         return rc;
     size_t dirlen = strlen(MIGRATIONS_DIR);
@@ -448,7 +488,13 @@ int store_migrate(struct store *st, int *applied)
             continue;
         rc = store_begin(st);
         if (!rc)
+            rc = store_exec(st, &SQL_MIGRATION_ROOTS_CLEAR, "");
+        if (!rc)
+            rc = store_exec(st, &SQL_MIGRATION_ROOTS, "");
+        if (!rc)
             rc = store_script(st, f->data);
+        if (!rc)
+            rc = migration_keys_hold(st, base);
         if (!rc)
             rc = store_exec(st, &SQL_MIGRATED, "ds", v, base);
         if (!rc)
@@ -456,11 +502,12 @@ int store_migrate(struct store *st, int *applied)
         if (rc) {
             store_rollback(st);
             log_error("migration %s failed", base);
-            return rc;
+            break;
         }
         log_info("applied migration %s", base);
         have = v;
         (*applied)++;
     }
-    return 0;
+    int on = store_script(st, "PRAGMA foreign_keys = ON");
+    return rc ? rc : on;
 }

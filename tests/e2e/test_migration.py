@@ -11,6 +11,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import sqlite3
 import time
 
@@ -25,11 +26,11 @@ LATEST = max(int(f[:3]) for f in os.listdir(MIGRATIONS) if f.endswith(".sql"))
 class OldDb:
     """A database at schema version 1, filled the way the 001 server filled it."""
 
-    def __init__(self, path):
+    def __init__(self, path, edit=lambda sql: sql):
         self.now = int(time.time()) - 3600
         self.con = sqlite3.connect(path, isolation_level=None)
         with open(os.path.join(MIGRATIONS, "001_core.sql"), encoding="utf-8") as f:
-            self.con.executescript(f.read())
+            self.con.executescript(edit(f.read()))
         self.con.executescript("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
                                "applied_at INTEGER NOT NULL)")
         self.q("INSERT INTO schema_migrations VALUES (1, '001_core.sql', ?)", self.now)
@@ -151,6 +152,25 @@ def test_version_1_database_keeps_its_receipts(request, tmp_path):
             fks = {(r[2], r[3]) for r in con.execute("PRAGMA foreign_key_list(transfers)")}
             transfer_ids = [r[0] for r in con.execute("SELECT id FROM transfers ORDER BY id")]
             rooms = {r[0] for r in con.execute("SELECT room FROM sims")}
+            tables_sql = dict(con.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'"))
+            plans = {sql: [r[1] for r in con.execute("EXPLAIN " + sql)] for sql in (
+                "UPDATE sims SET state = 'active', lang = 'ru' WHERE id = 1",
+                "INSERT INTO bundles(sim_id, plan_id, state, starts_at, expires_at, created_at) "
+                "VALUES (1, 1, 'active', 0, 0, 0)")}
+        finally:
+            con.close()
+        refused = []
+        con = sqlite3.connect(srv.db, isolation_level=None)
+        try:
+            con.execute("BEGIN")
+            for sql in ("UPDATE sims SET state = 'asleep' WHERE id = 1", "UPDATE sims SET lang = 'de' WHERE id = 1",
+                        "INSERT INTO bundles(sim_id, plan_id, state, starts_at, expires_at, created_at) "
+                        "VALUES (1, 1, 'paused', 0, 0, 0)"):
+                try:
+                    con.execute(sql)
+                except sqlite3.IntegrityError as e:
+                    refused.append(str(e).startswith("CHECK constraint failed"))
+            con.execute("ROLLBACK")
         finally:
             con.close()
         # 004: each wallet is account -sim_id, its balance in the SIM's row, none left in accounts, and the
@@ -162,6 +182,12 @@ def test_version_1_database_keeps_its_receipts(request, tmp_path):
         assert transfer_ids == list(range(1, len(transfer_ids) + 1)) and len(transfer_ids) == len(old.receipts)
         # 007: SIMs created before have no room (no row was rewritten).
         assert rooms == {None}
+        # 008: no CHECK looks a value up in a list (SQLite would build a temporary index at every write), and
+        # the comparisons that replace them refuse what the lists refused.
+        listed = {t: re.findall(r"CHECK \((\w+) IN \(", sql) for t, sql in tables_sql.items()}
+        assert {t: cols for t, cols in listed.items() if cols} == {"tokens": ["role"]}   # two values: compared
+        assert all("OpenEphemeral" not in ops for ops in plans.values()), plans
+        assert refused == [True, True, True]
         assert "receipts" not in tables
         assert {"topups_sim", "transfers_debit", "transfers_credit", "sim_txns_sim", "sims_due_active",
                 "sims_due_grace", "sims_due_expired"} & tables == set()
@@ -304,3 +330,55 @@ def test_stored_answer_with_a_receipt_to_sign_replays_byte_for_byte(request, tmp
     finally:
         problems = srv.teardown()
     assert problems == []
+
+
+def test_unexpected_check_text_stops_migration_008(request, tmp_path):
+    """008 edits the stored CREATE TABLE text of sims and bundles in place; a
+    database whose text is not the one 001 wrote (here: the same rule spelled
+    without spaces) is left as it was, at version 7, rather than edited blind."""
+    srv = _old_server(request, tmp_path)
+    old = OldDb(srv.db, edit=lambda sql: sql.replace("CHECK (lang IN ('zh', 'en', 'ru'))",
+                                                     "CHECK (lang IN ('zh','en','ru'))"))
+    old.topup(old.sim(), 1000)
+    old.close()
+
+    cp = srv.cli("migrate", "--db", srv.db, check=False)
+    assert cp.returncode != 0, cp
+    assert "008_checks_without_lists.sql" in cp.stderr
+    assert _schema_version(srv.db) == 7
+    con = sqlite3.connect("file:%s?mode=ro" % srv.db, uri=True)
+    try:
+        sims = con.execute("SELECT sql FROM sqlite_master WHERE name = 'sims'").fetchone()[0]
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master")}
+        ok = con.execute("PRAGMA integrity_check").fetchone()[0]
+    finally:
+        con.close()
+    assert "CHECK (lang IN ('zh','en','ru'))" in sims and "CHECK (state IN (" in sims
+    assert not {t for t in tables if t.startswith("migration_008")}
+    assert ok == "ok"
+
+
+def test_broken_reference_stops_a_table_rebuild(request, tmp_path):
+    """Migrations run with foreign keys off (a rebuild would otherwise delete
+    the old table row by row, each row looking for its children: quadratic
+    without an index), so each is checked before it commits: 006 rebuilds
+    transfers, and a pending_id naming no transfer makes it refuse, leaving
+    the database at version 5."""
+    srv = _old_server(request, tmp_path)
+    old = OldDb(srv.db)
+    old.topup(old.sim(), 1000)
+    old.q("UPDATE transfers SET pending_id = 999 WHERE id = 1")   # sqlite3 leaves foreign keys off
+    old.close()
+
+    cp = srv.cli("migrate", "--db", srv.db, check=False)
+    assert cp.returncode != 0, cp
+    assert "row 1 of transfers refers to a missing row of transfers" in cp.stderr, cp.stderr
+    assert _schema_version(srv.db) == 5
+    con = sqlite3.connect("file:%s?mode=ro" % srv.db, uri=True)
+    try:
+        fks = {(r[2], r[3]) for r in con.execute("PRAGMA foreign_key_list(transfers)")}
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master")}
+    finally:
+        con.close()
+    assert ("accounts", "debit_id") in fks   # 006 did not happen
+    assert "transfers_new" not in tables
