@@ -550,6 +550,34 @@ static void test_sweep_moves_check_on(void **state)
     tu_ledger_ok(t);
 }
 
+/* A copy of a SIM older than its row (here: suspended through another copy
+ * meanwhile) is saved as it says, and with the check_at its state needs:
+ * the row's, not the copy's, decides whether check_at moves. */
+static void test_save_from_an_older_copy(void **state)
+{
+    struct tu *t = *state;
+    struct sim a;
+    tu_sim(t, &a);
+    topup(t, &a, 1000);                                       /* until T0 + 30 d */
+    struct sim older = tu_sim_get(t, a.iccid), other = older;
+    assert_int_equal(older.check_at, TU_T0 + 30 * TU_DAY);
+    assert_int_equal(TU_CMD(t, sim_suspend(&t->tx, &other, 1)), 0);
+    assert_int_equal(tu_scalar_i(t, &Q_CHECK_AT, a.id), 0);   /* suspended: never looked at */
+
+    older.day_total = 0;
+    assert_int_equal(TU_CMD(t, sim_save(&t->tx, &older)), 0);
+    struct sim now = tu_sim_get(t, a.iccid);
+    assert_int_equal(now.state, SIM_ACTIVE);
+    assert_int_equal(now.day_total, 0);
+    assert_int_equal(now.check_at, TU_T0 + 30 * TU_DAY);      /* active again: looked at when it ends */
+    assert_int_equal(older.check_at, now.check_at);
+
+    struct sim gone = older;                                  /* no such SIM: nothing saved */
+    gone.id = 1 << 30;
+    assert_int_equal(TU_CMD(t, sim_save(&t->tx, &gone)), ERR_SIM_NOT_FOUND);
+    tu_ledger_ok(t);
+}
+
 static void test_sweep_limit_counts_bundles(void **state)
 {
     struct tu *t = *state;
@@ -678,6 +706,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_settle_empty_wallet, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_sweep, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_sweep_moves_check_on, tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_save_from_an_older_copy, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_sweep_limit_counts_bundles, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_sweep_with_reservation, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_suspend_resume, tu_setup, tu_teardown),
