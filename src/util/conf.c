@@ -28,7 +28,7 @@ static const struct key {
     I(sweep_interval, 1, 86400),
     I(max_body, 1024, 1 << 20),
     I(max_import_body, 1024, INT64_C(1) << 30),
-    I(http_threads, 1, 256),
+    I(http_threads, 0, 256),
     I(max_connections, 4, 100000),
     I(batch_max, 1, 100000),
     I(cache_mb, 2, 65536),
@@ -61,7 +61,7 @@ void conf_defaults(struct conf *c)
     c->sweep_interval = 60;
     c->max_body = 64 * 1024;
     c->max_import_body = 256 * 1024 * 1024;
-    c->http_threads = 4;
+    c->http_threads = 0;          /* one per processor */
     c->max_connections = 4096;
     c->batch_max = 1000;
     c->cache_mb = 256;            /* a 10M-SIM database keeps its B-tree interiors and a fifth of its leaves */

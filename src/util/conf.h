@@ -30,7 +30,7 @@ struct conf {
     int64_t sweep_interval;      /* seconds between lifecycle sweeps */
     int64_t max_body;            /* bytes of a JSON request body */
     int64_t max_import_body;     /* bytes of a CSV import */
-    int64_t http_threads;
+    int64_t http_threads;        /* 0: one per online processor */
     int64_t max_connections;
     int64_t batch_max;           /* commands per group commit */
     int64_t cache_mb;            /* the writer's page cache, MiB */
