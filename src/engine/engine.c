@@ -1,4 +1,4 @@
-/* engine — see engine.h for the invariants E1..E6. */
+/* engine — see engine.h for the invariants E1..E8. */
 #include "engine/engine.h"
 
 #include <pthread.h>
@@ -40,6 +40,7 @@ struct engine {
     _Atomic uint64_t visible;   /* the last batch whose COMMIT has begun */
     _Atomic uint64_t durable;   /* the last batch known durable (or failed) */
     _Atomic int log_failed;     /* E5: a log sync failed */
+    int sbusy;                  /* under mu: a committed batch is not durable yet (E8) */
 
     /* Checkpoints run beside the writer, on a connection of their own. */
     struct store *ck;
@@ -183,6 +184,9 @@ static void to_syncer(struct engine *e, struct cmd *batch, uint64_t seq)
     struct cmd *last = batch;
     while (last->next)
         last = last->next;
+    pthread_mutex_lock(&e->mu);
+    e->sbusy = 1;
+    pthread_mutex_unlock(&e->mu);
     pthread_mutex_lock(&e->smu);
     if (e->stail)
         e->stail->next = batch;
@@ -220,7 +224,15 @@ static void *syncer(void *arg)
         pthread_mutex_lock(&e->smu);
         atomic_store(&e->durable, seq);
         pthread_cond_broadcast(&e->synced);
+        int idle = !e->shead;
         pthread_mutex_unlock(&e->smu);
+        if (idle) {   /* E8: the writer may commit its open batch */
+            pthread_mutex_lock(&e->mu);
+            if (atomic_load(&e->durable) == e->stats.batches)
+                e->sbusy = 0;
+            pthread_cond_signal(&e->wake);
+            pthread_mutex_unlock(&e->mu);
+        }
         finish(list);
     }
     return NULL;
@@ -272,21 +284,78 @@ static void tend_log(struct engine *e)
         halt(e, "checkpoint failed");
 }
 
-static void run_batch(struct engine *e, struct cmd *batch, uint64_t seq)
+static int run_list(struct engine *e, struct cmd *c, int64_t now, int safe)
+{
+    int fatal = 0;
+    for (; c && !fatal; c = c->next)
+        fatal = run_one(e, c, now, safe);
+    return fatal;
+}
+
+/* Takes up to `room` queued commands; returns the first (NULL: none). Under e->mu. */
+static struct cmd *take(struct engine *e, size_t room)
+{
+    struct cmd *first = e->head, *last = first;
+    if (!first || !room)
+        return NULL;
+    size_t n = 1;
+    while (last->next && n < room) {
+        last = last->next;
+        n++;
+    }
+    e->head = last->next;
+    if (!e->head)
+        e->tail = NULL;
+    last->next = NULL;
+    e->queued -= n;
+    e->stats.commands += n;
+    return first;
+}
+
+/* E8: while the last commit is not yet durable, commands that arrive join
+ * the open batch instead of waiting for a commit of their own: its sync
+ * would only start after the one running anyway. Returns the commands
+ * taken (NULL: commit now). */
+static struct cmd *join_open_batch(struct engine *e, size_t room)
+{
+    pthread_mutex_lock(&e->mu);
+    while (!e->head && e->sbusy && !e->stopping && !e->halted)
+        pthread_cond_wait(&e->wake, &e->mu);
+    struct cmd *more = e->sbusy && !e->stopping && !e->halted ? take(e, room) : NULL;
+    pthread_mutex_unlock(&e->mu);
+    return more;
+}
+
+static void run_batch(struct engine *e, struct cmd *batch, size_t n)
 {
     int64_t now = clock_now(e->clk);
-    int fatal = 0;
-    for (int safe = 0; safe < 2; safe++) {
-        fatal = store_begin(e->st);
-        for (struct cmd *c = batch; c && !fatal; c = c->next)
-            fatal = run_one(e, c, now, safe);
-        if (fatal != RERUN_SAFELY)
+    int fatal = store_begin(e->st);
+    if (!fatal)
+        fatal = run_list(e, batch, now, 0);
+    struct cmd *last = batch;
+    while (last->next)
+        last = last->next;
+    while (!fatal && n < (size_t)e->cf->batch_max) {
+        struct cmd *more = join_open_batch(e, (size_t)e->cf->batch_max - n);
+        if (!more)
             break;
+        last->next = more;
+        fatal = run_list(e, more, now, 0);
+        for (; last->next; last = last->next)
+            n++;
+    }
+    if (fatal == RERUN_SAFELY) {
         store_rollback(e->st);
         ledger_cache_clear(&e->sys);
         for (struct cmd *c = batch; c; c = c->next)
             reset_result(c, 0);
+        fatal = store_begin(e->st);
+        if (!fatal)
+            fatal = run_list(e, batch, now, 1);
     }
+    pthread_mutex_lock(&e->mu);
+    uint64_t seq = ++e->stats.batches;
+    pthread_mutex_unlock(&e->mu);
     /* Readers may see this batch from the moment COMMIT begins (fence). */
     atomic_store(&e->visible, seq);
     if (!fatal && store_commit(e->st)) {
@@ -319,20 +388,11 @@ static void *writer(void *arg)
             pthread_mutex_unlock(&e->mu);
             break;
         }
-        struct cmd *batch = e->head, *last = batch;
-        size_t n = 1;
-        while (last->next && n < (size_t)e->cf->batch_max) {
-            last = last->next;
-            n++;
-        }
-        e->head = last->next;
-        if (!e->head)
-            e->tail = NULL;
-        last->next = NULL;
-        e->queued -= n;
-        e->stats.commands += n;
-        uint64_t seq = ++e->stats.batches;
+        size_t before = e->queued;
+        struct cmd *batch = take(e, (size_t)e->cf->batch_max);
+        size_t n = before - e->queued;
         int halted = e->halted;
+        uint64_t seq = halted ? ++e->stats.batches : 0;
         pthread_mutex_unlock(&e->mu);
         if (halted) {
             for (struct cmd *c = batch; c; c = c->next)
@@ -340,7 +400,7 @@ static void *writer(void *arg)
             atomic_store(&e->visible, seq);
             to_syncer(e, batch, seq);
         } else {
-            run_batch(e, batch, seq);
+            run_batch(e, batch, n);
         }
     }
     return NULL;

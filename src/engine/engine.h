@@ -33,6 +33,11 @@
  *      but only the little the checkpointer left (ENGINE_LOG_SELF_COPY_PAGES
  *      at most, the checkpointer idle); a big commit's log (an import) is
  *      copied by the checkpointer, never while commands wait on the writer.
+ *  E8. A batch stays open while the previous commit is not yet durable:
+ *      commands arriving meanwhile join it (up to batch_max) rather than
+ *      commit on their own, since their sync could only begin after the one
+ *      running. It commits once the syncer is idle (at once when it already
+ *      is), so there is one commit per sync, not several.
  */
 #pragma once
 #include <stddef.h>

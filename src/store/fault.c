@@ -4,6 +4,8 @@
  * every file. With "write@N" the Nth write and those after it fail with an
  * I/O error; "full@N" the same with SQLITE_FULL (disk full); "fsync@N" the
  * Nth sync and those after it. A ",once" suffix fails only the Nth call.
+ * "syncwait@MS" fails nothing: every sync first waits MS milliseconds (a
+ * slow disk, for tests of what happens while a sync is in flight).
  * Off unless configured (serve --fault SPEC, a test-only switch).
  */
 #include <sqlite3.h>
@@ -15,7 +17,7 @@
 #include "store/store.h"
 #include "util/log.h"
 
-enum fault_kind { FAULT_NONE, FAULT_WRITE, FAULT_FULL, FAULT_FSYNC };
+enum fault_kind { FAULT_NONE, FAULT_WRITE, FAULT_FULL, FAULT_FSYNC, FAULT_SYNC_WAIT };
 
 static struct {
     enum fault_kind kind;
@@ -63,6 +65,8 @@ static int f_sync(sqlite3_file *f, int flags)
     long s = atomic_fetch_add(&F.syncs, 1) + 1;
     if (trips(FAULT_FSYNC, s))
         return SQLITE_IOERR_FSYNC;
+    if (F.kind == FAULT_SYNC_WAIT)
+        base->xSleep(base, (int)(F.at * 1000));
     return REAL(f)->pMethods->xSync(REAL(f), flags);
 }
 
@@ -111,8 +115,8 @@ int store_fault_configure(const char *spec)
     if (!spec || sscanf(spec, "%15[a-z]@%ld", kind, &at) != 2 || at < 1)
         return -1;
     F.kind = !strcmp(kind, "write") ? FAULT_WRITE : !strcmp(kind, "full") ? FAULT_FULL
-           : !strcmp(kind, "fsync") ? FAULT_FSYNC : FAULT_NONE;
-    if (F.kind == FAULT_NONE)
+           : !strcmp(kind, "fsync") ? FAULT_FSYNC : !strcmp(kind, "syncwait") ? FAULT_SYNC_WAIT : FAULT_NONE;
+    if (F.kind == FAULT_NONE || (F.kind == FAULT_SYNC_WAIT && at > 60000))
         return -1;
     F.at = at;
     F.once = strstr(spec, ",once") != NULL;

@@ -130,7 +130,7 @@ const char *store_path(struct store *st);
 int store_pcache_install(void);
 
 /* Fault injection (S6). spec: "write@N", "full@N" or "fsync@N", optionally
- * followed by ",once". Writer connections opened afterwards go through it.
+ * followed by ",once"; or "syncwait@MS", every sync MS ms slower. Writer connections opened afterwards go through it.
  * Returns -1 for a malformed spec. store_fault_counts: calls seen beneath
  * SQLite since it was first configured. */
 #define STORE_FAULT_VFS "topup-fault"

@@ -524,6 +524,40 @@ static void test_close_drains(void **state)
     assert_int_equal(k->out.balance, 300);
 }
 
+/* E8: commands that arrive while the last commit is being synced join one
+ * open batch, committed when that sync is over, instead of each committing
+ * on its own (and waiting for that sync anyway). The disk is made slow
+ * beneath SQLite (fault VFS, "syncwait": 300 ms a sync); B, C and D arrive
+ * 50 ms apart during A's sync: two batches, not four. */
+static void test_commands_join_the_batch_being_synced(void **state)
+{
+    struct fx *f = *state;
+    engine_close(f->e);
+    assert_int_equal(store_fault_configure("syncwait@300"), 0);
+    assert_int_equal(engine_open(&f->e, f->t->path, &f->t->cf, &f->clk, &f->t->keys), 0);
+    struct engine_stats s0, s1;
+    engine_stats(f->e, &s0);
+    struct job *a = job_new(f, TOPUP, f->sims[0].iccid, 100);
+    assert_int_equal(engine_submit(f->e, &a->c), 0);
+    usleep(100 * 1000);   /* A is committed; its sync runs */
+    struct job *later[3];
+    for (int i = 0; i < 3; i++) {
+        later[i] = job_new(f, TOPUP, f->sims[i + 1].iccid, 100);
+        assert_int_equal(engine_submit(f->e, &later[i]->c), 0);
+        usleep(50 * 1000);
+    }
+    wait_done(4);
+    engine_stats(f->e, &s1);
+    assert_int_equal(s1.commands - s0.commands, 4);
+    assert_int_equal(s1.batches - s0.batches, 2);
+    assert_int_equal(a->c.err, 0);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(later[i]->c.err, 0);
+        assert_int_equal(later[i]->out.balance, 100);
+    }
+    assert_int_equal(store_fault_configure("fsync@1000000000"), 0);   /* on, never trips: no more waiting */
+}
+
 /* store_checkpoint: a checkpoint cut short (here by a reader's older
  * snapshot; under load, by the writer's next commits) syncs what it copied
  * into the database, which SQLite leaves to the one that reaches the end of
@@ -634,6 +668,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_system_account_cache, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_queue_bound, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_close_drains, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_commands_join_the_batch_being_synced, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_partial_checkpoint_syncs, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_commit_failure_halts, fx_setup, fx_teardown),
         cmocka_unit_test(test_cache_size),
