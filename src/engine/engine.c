@@ -60,16 +60,24 @@ struct engine {
  * +14.5% at 100k SIMs (paired runs 1.107-1.174), +18-22% at 10M.
  * The log starts over only at a commit that finds it entirely copied, and
  * the writer keeps committing meanwhile; so past ENGINE_LOG_RESTART_PAGES
- * (512 MiB) the checkpointer is asked again after every commit, and the
+ * (128 MiB) the checkpointer is asked again after every commit, and the
  * writer copies the little that is left itself, between two batches, when
  * the checkpointer is idle: the next commit then starts the log over unless
- * a reader still holds an old snapshot (then it tries again). The log then
- * peaks near 570 MB at 100k SIMs, 1.1 GB at 10M (the checkpointer copies
- * random pages more slowly than the writer fills them).
- * That copy holds the writer for two syncs, 10-20 ms on this disk: at 128 MiB
- * it came twice a second at 10.9k top-ups/s and held up 5% of them (p99 at
- * half of peak 16-22 ms); at 512 MiB, 9-11 ms. At 1 GiB the tails grew again
- * (33-47 ms): the log no longer fits the kernel's dirty-page budget. */
+ * a reader still holds an old snapshot (then it tries again).
+ * Each start-over costs one burst: the checkpointer's back-to-back runs, each
+ * ending with a sync of the database, slow the log's syncs that every commit
+ * waits on, and the writer's own copy holds it for two syncs. So the restart
+ * point sets how often the tails come. Measured at half of peak (16.8k
+ * top-ups/s open loop, 100k SIMs, p99 of three paired runs each): restart at
+ * 512 MiB 23-26 ms (a burst every 2.4 s at ~13 KB of log per top-up, 30-60 ms
+ * each), 256 MiB 16-23 ms, 128 MiB 9.4-12.3 ms, 96 MiB 11-14 ms; at 64 MiB,
+ * the checkpoint interval itself, 49-53 ms (every checkpoint becomes a chase),
+ * at 1 and 2 GiB 31-48 and 100-145 ms (the log is then mostly new file, whose
+ * syncs wait on block allocation). Peak and 10M rates did not move (paired
+ * runs: 100k 36.3k/37.6k against 33.3k/37.2k, 10M 23.4k/24.6k against 23.8k).
+ * The log then peaks near 180 MB at 100k SIMs; at 10M under a closed loop at
+ * peak it grows past the restart point (520-650 MB in 20 s) because the
+ * checkpointer copies random pages more slowly than the writer fills them. */
 #define CHECKPOINT_PAGES 16384
 
 /* E7. Only a little: after one big commit (an import of 1M SIMs writes 500 MB

@@ -102,7 +102,7 @@ void engine_stats(struct engine *e, struct engine_stats *out);
  * checkpointer being busy or not and having copied `ckpt_copied` pages when
  * it last finished: 1 to copy the rest itself, 0 to leave it to the
  * checkpointer. */
-#define ENGINE_LOG_RESTART_PAGES 131072   /* 512 MiB of 4 KiB pages */
+#define ENGINE_LOG_RESTART_PAGES 32768    /* 128 MiB of 4 KiB pages (engine.c: why) */
 #define ENGINE_LOG_SELF_COPY_PAGES 1024
 int engine_writer_copies_log(int64_t pages, int64_t ckpt_copied, int ckpt_busy);
 /* Finishes the queued commands, stops the thread, closes the store. The
