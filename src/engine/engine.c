@@ -1,10 +1,13 @@
 /* engine — see engine.h for the invariants E1..E8. */
 #include "engine/engine.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "core/ledger.h"
 #include "store/store.h"
@@ -206,10 +209,28 @@ static void to_syncer(struct engine *e, struct cmd *batch, uint64_t seq)
     pthread_mutex_unlock(&e->smu);
 }
 
+/* Every write waits on the writer and then on the syncer; on a box whose
+ * CPUs are busy with HTTP workers, the checkpointer and clients, a batch
+ * that waits for a CPU keeps everyone in it waiting. A lower nice value
+ * gives these two threads the CPU first (Linux: nice is per thread). At half
+ * of peak on 2 cores, p99 of three paired runs 9.3/10.3/12.1 ms against
+ * 11.2/12.2/12.3 at 0 (loadgen open loop, 16.8k top-ups/s); -10 did worse
+ * (11.4-17.1 ms): the HTTP workers then wait too long to hand over work. */
+static void raise_priority(struct engine *e, const char *who)
+{
+    if (!e->cf->writer_nice || !setpriority(PRIO_PROCESS, (id_t)gettid(), (int)e->cf->writer_nice))
+        return;
+    static _Atomic int warned;
+    if (!atomic_exchange(&warned, 1))
+        log_warn("engine: the %s keeps nice 0, not writer_nice=%lld (%s): give topupd CAP_SYS_NICE or LimitNICE=",
+                 who, (long long)e->cf->writer_nice, strerror(errno));
+}
+
 static void *syncer(void *arg)
 {
     struct engine *e = arg;
     pthread_setname_np(pthread_self(), "topupd-sync");
+    raise_priority(e, "syncer");
     for (;;) {
         pthread_mutex_lock(&e->smu);
         while (!e->shead && !e->sstop)
@@ -388,6 +409,7 @@ static void *writer(void *arg)
 {
     struct engine *e = arg;
     pthread_setname_np(pthread_self(), "topupd-writer");
+    raise_priority(e, "writer");
     for (;;) {
         pthread_mutex_lock(&e->mu);
         while (!e->head && !e->stopping)

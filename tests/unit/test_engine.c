@@ -6,7 +6,14 @@
  * and holds the writer inside its exec until the test has queued the rest. */
 #include "testutil.h"
 
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
 #include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "core/topup.h"
 #include "engine/engine.h"
@@ -500,6 +507,44 @@ static void test_queue_bound(void **state)
     f->t->cf.queue_max = 20000;
 }
 
+/* The nice value of the engine's thread named `comm`; INT_MIN: no such thread. */
+static int nice_of(const char *comm)
+{
+    DIR *d = opendir("/proc/self/task");
+    assert_non_null(d);
+    int nice = INT_MIN;
+    for (struct dirent *de; nice == INT_MIN && (de = readdir(d));) {
+        char path[300], name[64] = "";
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", de->d_name);
+        FILE *fp = fopen(path, "r");
+        if (!fp)
+            continue;
+        if (fgets(name, sizeof name, fp) && !strncmp(name, comm, strlen(comm)) && name[strlen(comm)] == '\n') {
+            errno = 0;
+            nice = getpriority(PRIO_PROCESS, (id_t)atoi(de->d_name));
+            assert_int_equal(errno, 0);
+        }
+        fclose(fp);
+    }
+    closedir(d);
+    return nice;
+}
+
+/* writer_nice: the writer and the syncer run at it (when the process may
+ * lower a nice value, as root may), everything else stays at 0. */
+static void test_writer_priority(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(f->t->cf.writer_nice, -5);   /* the default */
+    int want = geteuid() == 0 ? -5 : nice_of("topupd-writer");
+    assert_true(want == -5 || want == 0);
+    for (int i = 0; i < 200 && (nice_of("topupd-writer") != want || nice_of("topupd-sync") != want); i++)
+        usleep(5000);   /* each thread sets its own as it starts */
+    assert_int_equal(nice_of("topupd-writer"), want);
+    assert_int_equal(nice_of("topupd-sync"), want);
+    assert_int_equal(getpriority(PRIO_PROCESS, 0), 0);
+}
+
 /* engine_close finishes what is queued before it returns. */
 static void test_close_drains(void **state)
 {
@@ -668,6 +713,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_system_account_cache, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_queue_bound, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_close_drains, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_writer_priority, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_commands_join_the_batch_being_synced, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_partial_checkpoint_syncs, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_commit_failure_halts, fx_setup, fx_teardown),
