@@ -154,6 +154,10 @@ static void test_conf_set(void **state)
         {"tz_offset_minutes", "-721", 0},
         {"reactivation_fee", "0", 1},
         {"batch_max", "0", 0},
+        {"writer_nice", "-20", 1},                 /* the highest priority */
+        {"writer_nice", "0", 1},                   /* as the other threads */
+        {"writer_nice", "1", 0},                   /* below them: never wanted */
+        {"writer_nice", "-21", 0},
         {"no_such_key", "1", 0},                   /* unknown keys are refused */
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
