@@ -332,6 +332,7 @@ struct load {
     struct hist h;       /* every answer, from t_start */
     struct hist h_ok;    /* 2xx answers only, from t_start */
     struct hist h_lag;   /* 2xx answers: t_sent - t_start, how late this generator sent */
+    struct hist h_sent;  /* 2xx answers from t_sent: the server's part (and the wire's) */
     uint64_t status[600];
     uint64_t sent_window, done_window, ok_window, ok_in_window_time;
     uint64_t err_connect, err_io, err_parse, err_too_big, reconnects, unfinished, unsent;
@@ -492,6 +493,7 @@ static void answered(struct load *L, int i, uint64_t now)
             L->ok_window++;
             h_add(&L->h_ok, (now - c->t_start) / 1000);
             h_add(&L->h_lag, (c->t_sent - c->t_start) / 1000);
+            h_add(&L->h_sent, (now - c->t_sent) / 1000);
         }
     }
     if (c->status >= 200 && c->status < 300 && now >= L->win0 && now < L->win1)
@@ -805,6 +807,7 @@ static int run_load(struct opts *o)
     print_hist("latency_us", &L.h);
     print_hist("latency_ok_us", &L.h_ok);
     print_hist("send_lag_ok_us", &L.h_lag);
+    print_hist("latency_ok_from_sent_us", &L.h_sent);
     cpu_print(stdout, &cpu0, &cpu1, "loadgen", o->watch_pid ? "topupd" : NULL);
     if (o->watch_pid) {
         /* topupd's writes (database, WAL, sockets) per 2xx answer in the window */
