@@ -372,7 +372,7 @@ void store_prefetch(const char *path)
 int64_t store_log_pages(struct store *st) { return st->log_pages; }
 int64_t store_checkpointed(struct store *st) { return st->synced_frames; }
 
-int store_checkpoint(struct store *st)
+int store_checkpoint(struct store *st, int sync_partial)
 {
     int log = 0, copied = 0;
     int rc = sqlite3_wal_checkpoint_v2(st->db, "main", SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
@@ -387,7 +387,7 @@ int store_checkpoint(struct store *st)
      * Syncing after each partial one here keeps that last sync small. */
     if (copied < st->synced_frames)
         st->synced_frames = 0;   /* the log started over */
-    if (copied > st->synced_frames && copied < log) {
+    if (sync_partial && copied > st->synced_frames && copied < log) {
         sqlite3_file *db = NULL;
         if (sqlite3_file_control(st->db, "main", SQLITE_FCNTL_FILE_POINTER, &db) != SQLITE_OK || !db ||
             (rc = db->pMethods->xSync(db, SQLITE_SYNC_NORMAL)) != SQLITE_OK) {

@@ -108,7 +108,14 @@ int store_log_sync(struct store *st);
  * after it. When all of the log has been copied, the next commit starts it
  * over. */
 int64_t store_log_pages(struct store *st);
-int store_checkpoint(struct store *st);
+/* sync_partial: also sync the database after a checkpoint that stops short
+ * of the end of the log (SQLite syncs only at the end, before the log may
+ * start over, so that sync then has everything copied since to write). It
+ * costs the caller a sync and buys nothing for durability: the frames stay
+ * in the log until a checkpoint that reaches its end has synced them. So the
+ * engine's checkpointer asks for it and the writer, whose syncs every
+ * command waits on, does not. */
+int store_checkpoint(struct store *st, int sync_partial);
 /* The log pages in the database after this connection's last checkpoint. */
 int64_t store_checkpointed(struct store *st);
 

@@ -616,9 +616,10 @@ static void test_commands_join_the_batch_being_synced(void **state)
 
 /* store_checkpoint: a checkpoint cut short (here by a reader's older
  * snapshot; under load, by the writer's next commits) syncs what it copied
- * into the database, which SQLite leaves to the one that reaches the end of
- * the log: that one, on the writer, then has little left to sync. Counted
- * beneath SQLite by the fault VFS (on, never tripping). */
+ * into the database when asked to (the checkpointer), which SQLite leaves to
+ * the one that reaches the end of the log: that one, on the writer, then has
+ * little left to sync. Asked not to (the writer), it leaves that sync to the
+ * end. Counted beneath SQLite by the fault VFS (on, never tripping). */
 static void test_partial_checkpoint_syncs(void **state)
 {
     struct fx *f = *state;
@@ -633,16 +634,22 @@ static void test_partial_checkpoint_syncs(void **state)
     assert_int_equal(store_script(rd, "BEGIN; SELECT count(*) FROM ck_t"), 0);   /* holds this snapshot */
     assert_int_equal(store_script(w, "INSERT INTO ck_t VALUES (randomblob(20000))"), 0);
 
-    long writes, s0, s1, s2, s3, injected;
+    long writes, s, s0, s1, s2, s3, injected;
+    store_fault_counts(&writes, &s, &injected);
+    assert_int_equal(store_checkpoint(ck, 0), 0);   /* up to the reader's snapshot, as the writer does it */
     store_fault_counts(&writes, &s0, &injected);
-    assert_int_equal(store_checkpoint(ck), 0);   /* up to the reader's snapshot only */
+    assert_int_equal(s0 - s, 1);                 /* the log before copying (SQLite); not the database */
+    assert_int_equal(store_script(rd, "COMMIT; BEGIN; SELECT count(*) FROM ck_t"), 0);   /* a later snapshot */
+    assert_int_equal(store_script(w, "INSERT INTO ck_t VALUES (randomblob(20000))"), 0);
+    store_fault_counts(&writes, &s0, &injected);
+    assert_int_equal(store_checkpoint(ck, 1), 0);   /* up to the reader's snapshot only */
     store_fault_counts(&writes, &s1, &injected);
     assert_int_equal(s1 - s0, 2);                /* the log before copying (SQLite), the database after (ours) */
-    assert_int_equal(store_checkpoint(ck), 0);   /* nothing more it may copy: no sync */
+    assert_int_equal(store_checkpoint(ck, 1), 0);   /* nothing more it may copy: no sync */
     store_fault_counts(&writes, &s2, &injected);
     assert_int_equal(s2, s1);
     assert_int_equal(store_script(rd, "COMMIT"), 0);
-    assert_int_equal(store_checkpoint(ck), 0);   /* to the end: SQLite syncs both itself */
+    assert_int_equal(store_checkpoint(ck, 1), 0);   /* to the end: SQLite syncs both itself */
     store_fault_counts(&writes, &s3, &injected);
     assert_int_equal(s3 - s2, 2);
     assert_int_equal(injected, 0);
