@@ -32,6 +32,9 @@
  *      that gathers SQLite's many small appends into large writes; a commit
  *      is in the file before COMMIT returns, and whatever reads, sizes or
  *      syncs the log through that connection sees every byte written.
+ *      The same shim has the kernel start writing out the database file's
+ *      pages as a checkpoint copies them, so that the checkpoint's sync is
+ *      not one burst in front of the log's (W6).
  *
  * A connection is not thread-safe: one thread uses it at a time.
  */
@@ -148,6 +151,9 @@ int store_pcache_install(void);
  * written, leaving what is buffered alone (walbuf.c W5). */
 #define STORE_SYNC_WRITTEN 0x100
 const char *store_walbuf_vfs(void);
+/* How many times the shim had the kernel start writing out the database
+ * file's pages (walbuf.c W6), in this process. */
+long store_walbuf_hints(void);
 int store_fault_configure(const char *spec);
 int store_fault_active(void);
 void store_fault_counts(long *writes, long *syncs, long *injected);

@@ -27,11 +27,20 @@
  *      syncer syncs with STORE_SYNC_WRITTEN: what is written (every commit,
  *      by W2), not the writer's open transaction, which a failed write
  *      behind SQLite's back could leave with a hole under a later commit.
+ *  W6. Writes to the database file itself (a checkpoint's copies) have the
+ *      kernel start writing them out every HINT_AFTER bytes (sync_file_range,
+ *      as PostgreSQL's checkpoint_flush_after), instead of holding them all
+ *      until the checkpoint syncs the file: that burst would sit in the
+ *      disk's queue in front of the log's syncs, which every answer waits on.
+ *      A hint changes nothing of what is durable or when SQLite syncs.
  */
+#include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "store/store.h"
 
@@ -56,6 +65,8 @@ struct wfile {
     size_t len;
     sqlite3_int64 off;
     int commit_page_next;        /* the last write was a commit frame's header (W2) */
+    int hint_fd;                 /* W6: the database file's, or -1 */
+    size_t unhinted;             /* bytes written to it since the last hint */
 };
 
 #define W(f) ((struct wfile *)(f))
@@ -86,11 +97,64 @@ static int flushed(sqlite3_file *f)
 
 static int be32_nonzero(const unsigned char *p) { return p[0] | p[1] | p[2] | p[3]; }
 
+/* W6. Measured at half of peak (18.2k top-ups/s open loop, 100k SIMs, a
+ * database that has taken 1.8M top-ups; 4 paired runs): p99 11.5-16.4 ms
+ * without hints, 4.0-7.6 with one every 256 KiB, 5.0-7.2 every 1 MiB; p99.9
+ * 16-48 ms, 6.5-21 and 7.6-18. The closed-loop peak and the 10M rate did
+ * not move beyond their noise. (The host-wide vm.dirty_background_bytes at
+ * 16 MiB does some of this for every file: p99 12.1-13.5 ms.) */
+#define HINT_AFTER (256 << 10)
+#define HINT_FILES 64
+
+/* A descriptor of the database file that is never closed: closing any
+ * descriptor of a file drops every POSIX lock the process holds on it, the
+ * locks of SQLite's own connections included. So one per file (device and
+ * inode) for the life of the process, and at most HINT_FILES of them (a
+ * test process opens many databases); past that, no hints. */
+static int hint_fd(const char *name)
+{
+    static struct {
+        dev_t dev;
+        ino_t ino;
+        int fd;
+    } files[HINT_FILES];
+    static int nfiles;
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    struct stat sb;
+    if (!name || stat(name, &sb))
+        return -1;
+    int fd = -1;
+    pthread_mutex_lock(&mu);
+    for (int i = 0; i < nfiles && fd < 0; i++)
+        if (files[i].dev == sb.st_dev && files[i].ino == sb.st_ino)
+            fd = files[i].fd;
+    if (fd < 0 && nfiles < HINT_FILES && (fd = open(name, O_RDONLY | O_CLOEXEC)) >= 0) {
+        struct stat now;   /* the file opened, which a rename may have made another: kept all the same */
+        if (fstat(fd, &now))
+            now = sb;
+        files[nfiles].dev = now.st_dev;
+        files[nfiles].ino = now.st_ino;
+        files[nfiles++].fd = fd;
+    }
+    pthread_mutex_unlock(&mu);
+    return fd;
+}
+
+static _Atomic long hints;
+long store_walbuf_hints(void) { return hints; }
+
 static int w_write(sqlite3_file *f, const void *p, int n, sqlite3_int64 off)
 {
     struct wfile *w = W(f);
-    if (!w->is_log)
-        return w->real->pMethods->xWrite(w->real, p, n, off);
+    if (!w->is_log) {
+        int rc = w->real->pMethods->xWrite(w->real, p, n, off);
+        if (rc == SQLITE_OK && w->hint_fd >= 0 && (w->unhinted += (size_t)n) >= HINT_AFTER) {
+            w->unhinted = 0;
+            sync_file_range(w->hint_fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+            hints++;
+        }
+        return rc;
+    }
     pthread_mutex_lock(&w->mu);
     int rc = SQLITE_OK;
     int commit = w->commit_page_next;
@@ -178,6 +242,7 @@ static int w_open(sqlite3_vfs *v, const char *name, sqlite3_file *f, int flags, 
     struct wfile *w = (struct wfile *)f;
     memset(w, 0, sizeof *w);
     w->real = (sqlite3_file *)(w + 1);
+    w->hint_fd = -1;
     if (flags & SQLITE_OPEN_WAL) {
         w->buf = malloc(WALBUF_CAP);
         if (!w->buf)
@@ -194,6 +259,8 @@ static int w_open(sqlite3_vfs *v, const char *name, sqlite3_file *f, int flags, 
         w->methods = NULL;
         return rc;
     }
+    if (flags & SQLITE_OPEN_MAIN_DB)
+        w->hint_fd = hint_fd(name);
     w->methods = &methods;
     return SQLITE_OK;
 }

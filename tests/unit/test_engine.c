@@ -658,6 +658,29 @@ static void test_partial_checkpoint_syncs(void **state)
     store_close(w);
 }
 
+/* walbuf W6: a checkpoint that copies more than 256 KiB into the database
+ * has the kernel start writing it out (sync_file_range) before its sync. */
+static void test_checkpoint_starts_writeback(void **state)
+{
+    struct fx *f = *state;
+    engine_close(f->e);
+    f->e = NULL;
+    struct store *w, *ck;
+    assert_int_equal(store_open(&w, f->t->path, STORE_LOGGED), 0);
+    assert_int_equal(store_open(&ck, f->t->path, STORE_LOGGED), 0);
+    assert_int_equal(store_script(w, "CREATE TABLE wb_t(x); WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL "
+                                     "SELECT i + 1 FROM n WHERE i < 64) INSERT INTO wb_t SELECT randomblob(16000) FROM n"),
+                     0);   /* about 1 MiB of pages in the log */
+    long before = store_walbuf_hints();
+    assert_int_equal(store_checkpoint(ck, 1), 0);
+    assert_true(store_walbuf_hints() - before >= 3);
+    long after = store_walbuf_hints();
+    assert_int_equal(store_checkpoint(ck, 1), 0);   /* nothing left to copy: no hint */
+    assert_int_equal(store_walbuf_hints(), after);
+    store_close(ck);
+    store_close(w);
+}
+
 /* E5: a failed COMMIT (fsync refused, injected beneath SQLite) fails the
  * batch with ERR_OUTCOME_UNKNOWN and halts writes until restart. Runs last: fault
  * injection, once on, stays on for the process (with an unreachable N). */
@@ -734,6 +757,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_writer_priority, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_commands_join_the_batch_being_synced, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_partial_checkpoint_syncs, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint_starts_writeback, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_commit_failure_halts, fx_setup, fx_teardown),
         cmocka_unit_test(test_cache_size),
         cmocka_unit_test(test_writer_copies_little),
