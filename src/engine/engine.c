@@ -280,7 +280,7 @@ static void *checkpointer(void *arg)
         e->cwant = 0;
         e->cbusy = 1;
         pthread_mutex_unlock(&e->cmu);
-        int rc = store_checkpoint(e->ck, 1);
+        int rc = store_checkpoint(e->ck, STORE_CKPT_SYNC_PARTIAL);
         pthread_mutex_lock(&e->cmu);
         e->cbusy = 0;
         e->ccopied = store_checkpointed(e->ck);
@@ -309,7 +309,7 @@ static void tend_log(struct engine *e)
         pthread_cond_signal(&e->cwake);
     }
     pthread_mutex_unlock(&e->cmu);
-    if (self && store_checkpoint(e->st, 0))
+    if (self && store_checkpoint(e->st, STORE_CKPT_COPY))
         halt(e, "checkpoint failed");
 }
 

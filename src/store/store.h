@@ -118,6 +118,7 @@ int64_t store_log_pages(struct store *st);
  * in the log until a checkpoint that reaches its end has synced them. So the
  * engine's checkpointer asks for it and the writer, whose syncs every
  * command waits on, does not. */
+enum { STORE_CKPT_COPY = 0, STORE_CKPT_SYNC_PARTIAL = 1 };
 int store_checkpoint(struct store *st, int sync_partial);
 /* The log pages in the database after this connection's last checkpoint. */
 int64_t store_checkpointed(struct store *st);

@@ -636,20 +636,20 @@ static void test_partial_checkpoint_syncs(void **state)
 
     long writes, s, s0, s1, s2, s3, injected;
     store_fault_counts(&writes, &s, &injected);
-    assert_int_equal(store_checkpoint(ck, 0), 0);   /* up to the reader's snapshot, as the writer does it */
+    assert_int_equal(store_checkpoint(ck, STORE_CKPT_COPY), 0);   /* up to the reader's snapshot, as the writer does it */
     store_fault_counts(&writes, &s0, &injected);
     assert_int_equal(s0 - s, 1);                 /* the log before copying (SQLite); not the database */
     assert_int_equal(store_script(rd, "COMMIT; BEGIN; SELECT count(*) FROM ck_t"), 0);   /* a later snapshot */
     assert_int_equal(store_script(w, "INSERT INTO ck_t VALUES (randomblob(20000))"), 0);
     store_fault_counts(&writes, &s0, &injected);
-    assert_int_equal(store_checkpoint(ck, 1), 0);   /* up to the reader's snapshot only */
+    assert_int_equal(store_checkpoint(ck, STORE_CKPT_SYNC_PARTIAL), 0);   /* up to the reader's snapshot only */
     store_fault_counts(&writes, &s1, &injected);
     assert_int_equal(s1 - s0, 2);                /* the log before copying (SQLite), the database after (ours) */
-    assert_int_equal(store_checkpoint(ck, 1), 0);   /* nothing more it may copy: no sync */
+    assert_int_equal(store_checkpoint(ck, STORE_CKPT_SYNC_PARTIAL), 0);   /* nothing more it may copy: no sync */
     store_fault_counts(&writes, &s2, &injected);
     assert_int_equal(s2, s1);
     assert_int_equal(store_script(rd, "COMMIT"), 0);
-    assert_int_equal(store_checkpoint(ck, 1), 0);   /* to the end: SQLite syncs both itself */
+    assert_int_equal(store_checkpoint(ck, STORE_CKPT_SYNC_PARTIAL), 0);   /* to the end: SQLite syncs both itself */
     store_fault_counts(&writes, &s3, &injected);
     assert_int_equal(s3 - s2, 2);
     assert_int_equal(injected, 0);
@@ -672,10 +672,10 @@ static void test_checkpoint_starts_writeback(void **state)
                                      "SELECT i + 1 FROM n WHERE i < 64) INSERT INTO wb_t SELECT randomblob(16000) FROM n"),
                      0);   /* about 1 MiB of pages in the log */
     long before = store_walbuf_hints();
-    assert_int_equal(store_checkpoint(ck, 1), 0);
+    assert_int_equal(store_checkpoint(ck, STORE_CKPT_SYNC_PARTIAL), 0);
     assert_true(store_walbuf_hints() - before >= 3);
     long after = store_walbuf_hints();
-    assert_int_equal(store_checkpoint(ck, 1), 0);   /* nothing left to copy: no hint */
+    assert_int_equal(store_checkpoint(ck, STORE_CKPT_SYNC_PARTIAL), 0);   /* nothing left to copy: no hint */
     assert_int_equal(store_walbuf_hints(), after);
     store_close(ck);
     store_close(w);
