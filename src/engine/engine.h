@@ -33,6 +33,10 @@
  *      but only the little the checkpointer left (ENGINE_LOG_SELF_COPY_PAGES
  *      at most, the checkpointer idle); a big commit's log (an import) is
  *      copied by the checkpointer, never while commands wait on the writer.
+ *      The log is bounded: a commit that leaves it past log_max_mb makes the
+ *      writer wait for the checkpointer's run in progress, then copy the rest
+ *      itself, whatever its size, so that the next commit starts it over:
+ *      the log cannot grow faster than it is copied.
  *  E8. A batch stays open while the previous commit is not yet durable:
  *      commands arriving meanwhile join it (up to batch_max) rather than
  *      commit on their own, since their sync could only begin after the one
@@ -78,6 +82,7 @@ struct cmd {
 
 struct engine_stats {
     uint64_t commands, batches, commits_failed, queued;
+    uint64_t log_full;        /* commits that left the log past its bound (E7) */
 };
 
 /* Opens the writer on db_path; migrations must already be applied. */
@@ -99,12 +104,13 @@ int engine_halted(struct engine *e);
 int engine_read_fence(struct engine *e);
 void engine_stats(struct engine *e, struct engine_stats *out);
 /* E7, the writer's choice after a commit that left `pages` pages of log, the
- * checkpointer being busy or not and having copied `ckpt_copied` pages when
- * it last finished: 1 to copy the rest itself, 0 to leave it to the
- * checkpointer. */
+ * log starting over from `restart` pages (ENGINE_LOG_RESTART_PAGES, or the
+ * bound when that is less), the checkpointer being busy or not and having
+ * copied `ckpt_copied` pages when it last finished: 1 to copy the rest
+ * itself, 0 to leave it to the checkpointer. */
 #define ENGINE_LOG_RESTART_PAGES 32768    /* 128 MiB of 4 KiB pages (engine.c: why) */
 #define ENGINE_LOG_SELF_COPY_PAGES 1024
-int engine_writer_copies_log(int64_t pages, int64_t ckpt_copied, int ckpt_busy);
+int engine_writer_copies_log(int64_t pages, int64_t restart, int64_t ckpt_copied, int ckpt_busy);
 /* Finishes the queued commands, stops the thread, closes the store. The
  * engine stays valid: later submissions get ERR_SHUTTING_DOWN (so threads
  * still serving requests may call it until they are stopped too). */

@@ -32,6 +32,7 @@ static const struct key {
     I(max_connections, 4, 100000),
     I(batch_max, 1, 100000),
     I(cache_mb, 2, 65536),
+    I(log_max_mb, 1, 1 << 20),
     I(writer_nice, -20, 0),
     I(queue_max, 1, 10000000),
     I(queue_delay_ms, 1, 600000),
@@ -66,6 +67,7 @@ void conf_defaults(struct conf *c)
     c->max_connections = 4096;
     c->batch_max = 1000;
     c->cache_mb = 256;            /* a 10M-SIM database keeps its B-tree interiors and a fifth of its leaves */
+    c->log_max_mb = 512;          /* engine.c: why */
     c->writer_nice = -5;          /* engine.c: why */
     c->queue_max = 20000;
     c->queue_delay_ms = 100;

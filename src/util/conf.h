@@ -34,6 +34,7 @@ struct conf {
     int64_t max_connections;
     int64_t batch_max;           /* commands per group commit */
     int64_t cache_mb;            /* the writer's page cache, MiB */
+    int64_t log_max_mb;          /* the log's bound: past it the writer waits for the checkpointer (engine.h E7) */
     int64_t writer_nice;         /* the writer's and syncer's nice value, below the other threads' 0 */
     int64_t queue_max;           /* commands waiting before 503 overloaded */
     int64_t queue_delay_ms;      /* ... or once the oldest has waited this long */

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/topup.h"
@@ -53,7 +54,7 @@ static int64_t balance_of(struct fx *f, const struct sim *s)
 
 /* --- commands --- */
 
-enum behaviour { TOPUP, TOPUP_THEN_DOMAIN_ERROR, TOPUP_THEN_STORAGE_ERROR, CREATE_SIM, GATE };
+enum behaviour { TOPUP, TOPUP_THEN_DOMAIN_ERROR, TOPUP_THEN_STORAGE_ERROR, CREATE_SIM, GATE, BULK };
 
 struct job {
     struct cmd c;
@@ -85,6 +86,12 @@ static int exec_job(struct tx *tx, struct cmd *c)
         pthread_mutex_unlock(&j->gate->mu);
         c->status = 204;
         return 0;
+    }
+    if (j->how == BULK) {   /* 5 MiB of log */
+        c->status = 204;
+        return store_script(tx->st, "INSERT INTO bulk_t SELECT randomblob(16000) FROM "
+                                    "(WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 320) "
+                                    "SELECT i FROM n)");
     }
     if (j->how == CREATE_SIM) {
         int existed = 0;
@@ -681,6 +688,43 @@ static void test_checkpoint_starts_writeback(void **state)
     store_close(w);
 }
 
+STORE_SQL(Q_BULK_ROWS, "SELECT count(*) FROM bulk_t");
+
+/* E7: the log is bounded. Commits of 5 MiB each, more than the writer
+ * copies of its own accord (ENGINE_LOG_SELF_COPY_PAGES), on a slow disk
+ * (20 ms a sync), with the bound at 1 MiB: each finds the log past it, and
+ * the log starts over every time instead of growing to 40 MiB (the restart
+ * point alone is 128 MiB). */
+static void test_log_is_bounded(void **state)
+{
+    struct fx *f = *state;
+    engine_close(f->e);
+    assert_int_equal(store_script(f->t->st, "CREATE TABLE bulk_t(x)"), 0);
+    f->t->cf.log_max_mb = 1;
+    f->t->cf.batch_max = 1;
+    assert_int_equal(store_fault_configure("syncwait@20"), 0);
+    assert_int_equal(engine_open(&f->e, f->t->path, &f->t->cf, &f->clk, &f->t->keys), 0);
+    enum { N = 8 };
+    struct job *j[N];
+    for (int i = 0; i < N; i++) {
+        j[i] = job_new(f, BULK, NULL, 0);
+        assert_int_equal(engine_submit(f->e, &j[i]->c), 0);
+    }
+    wait_done(N);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(j[i]->c.err, 0);
+    struct engine_stats st;
+    engine_stats(f->e, &st);
+    assert_int_equal(st.log_full, N);
+    assert_int_equal(store_fault_configure("fsync@1000000000"), 0);   /* on, never trips: no more waiting */
+    char wal[4096];
+    snprintf(wal, sizeof wal, "%s-wal", f->t->path);
+    struct stat sb;
+    assert_int_equal(stat(wal, &sb), 0);
+    assert_true(sb.st_size < 6 << 20);   /* one commit */
+    assert_int_equal(tu_scalar(f->t, &Q_BULK_ROWS), N * 320);
+}
+
 /* E5: a failed COMMIT (fsync refused, injected beneath SQLite) fails the
  * batch with ERR_OUTCOME_UNKNOWN and halts writes until restart. Runs last: fault
  * injection, once on, stays on for the process (with an unreachable N). */
@@ -735,12 +779,12 @@ static void test_writer_copies_little(void **state)
 {
     (void)state;
     const int64_t restart = ENGINE_LOG_RESTART_PAGES, little = ENGINE_LOG_SELF_COPY_PAGES;
-    assert_int_equal(engine_writer_copies_log(restart - 1, restart - 10, 0), 0);        /* short log */
-    assert_int_equal(engine_writer_copies_log(restart, restart - little, 0), 1);        /* the rest is little */
-    assert_int_equal(engine_writer_copies_log(restart + 5000, restart + 4000, 0), 1);
-    assert_int_equal(engine_writer_copies_log(restart, restart - 10, 1), 0);            /* checkpointer at it */
-    assert_int_equal(engine_writer_copies_log(restart, restart - little - 1, 0), 0);    /* too much left */
-    assert_int_equal(engine_writer_copies_log(restart + 15000, 0, 0), 0);               /* one import's log */
+    assert_int_equal(engine_writer_copies_log(restart - 1, restart, restart - 10, 0), 0);        /* short log */
+    assert_int_equal(engine_writer_copies_log(restart, restart, restart - little, 0), 1);        /* the rest is little */
+    assert_int_equal(engine_writer_copies_log(restart + 5000, restart, restart + 4000, 0), 1);
+    assert_int_equal(engine_writer_copies_log(restart, restart, restart - 10, 1), 0);            /* checkpointer at it */
+    assert_int_equal(engine_writer_copies_log(restart, restart, restart - little - 1, 0), 0);    /* too much left */
+    assert_int_equal(engine_writer_copies_log(restart + 15000, restart, 0, 0), 0);               /* one import's log */
 }
 
 int main(void)
@@ -758,6 +802,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_commands_join_the_batch_being_synced, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_partial_checkpoint_syncs, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_starts_writeback, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_log_is_bounded, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_commit_failure_halts, fx_setup, fx_teardown),
         cmocka_unit_test(test_cache_size),
         cmocka_unit_test(test_writer_copies_little),
