@@ -123,6 +123,7 @@ for n in scales:
         "db_bytes": need("size-%s" % k, "db_bytes"),
         "start_ms": need("start-scale-%s" % k, "ready_ms"),
         "rss_kib": need("rss-%s" % k, "vmhwm_kib"),
+        "log_max_bytes": get("log-%s" % k, "max_bytes"),
         "import_rss_kib": get("build-%s" % k, "import_vmhwm_kib"),
         "build_s": get("build-%s" % k, "seconds"),
         "write_bytes_per_topup": get("scale-%s" % k, "topupd_write_bytes_per_ok"),
@@ -296,6 +297,9 @@ if scales:
     w("    %-22s" % "others busy (cores)" + "".join(
         "%16s" % n(get("scale-%s" % x, "cpu", "others")) for x in scales))
     w("    %-22s" % "database size" + "".join("%16s" % size(scale[str(x)]["db_bytes"]) for x in scales))
+    w("    %-22s" % "log at most (loaded)" + "".join(
+        "%16s" % ("—" if scale[str(x)]["log_max_bytes"] is None else size(scale[str(x)]["log_max_bytes"]))
+        for x in scales))
     w("    %-22s" % "start (exec → healthz)" + "".join(
         "%16s" % ("—" if scale[str(x)]["start_ms"] is None else "%.0f ms" % scale[str(x)]["start_ms"]) for x in scales))
     w("    %-22s" % "peak RSS serving" + "".join(
