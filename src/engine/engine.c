@@ -50,7 +50,7 @@ struct engine {
     pthread_t checkpointer;
     pthread_mutex_t cmu;
     pthread_cond_t cwake;
-    pthread_cond_t cdone;     /* a run ended: the writer, past ENGINE_LOG_MAX_PAGES */
+    pthread_cond_t cdone;     /* a run ended: for the writer, the log past its bound */
     int cwant, cstop, cbusy;
     int64_t casked;           /* the writer's: log pages at the last checkpoint it asked for or ran */
     int64_t ccopied;          /* log pages the checkpointer had copied when it last finished */
@@ -300,8 +300,9 @@ static void *checkpointer(void *arg)
 
 /* After each commit, on the writer: keep the log short, waiting on it only
  * past its bound (E7): then the writer lets the checkpointer's run end and
- * copies the rest itself, so that the next commit starts the log over. The checkpointer copies random pages of a large
- * database more slowly than the writer fills the log with them (10M SIMs,
+ * copies the rest itself, so that the next commit starts the log over.
+ * The checkpointer copies random pages of a large database more slowly than
+ * the writer fills the log with them (10M SIMs,
  * closed loop: about 36k pages/s against 35k, the disk's random writes the
  * limit), so the log was never all copied at once and never started over: it
  * grew by 100 MB/s for as long as the load lasted, every commit appending to

@@ -32,11 +32,12 @@
  *      copies the end of the log into the database itself, between batches,
  *      but only the little the checkpointer left (ENGINE_LOG_SELF_COPY_PAGES
  *      at most, the checkpointer idle); a big commit's log (an import) is
- *      copied by the checkpointer, never while commands wait on the writer.
- *      The log is bounded: a commit that leaves it past log_max_mb makes the
- *      writer wait for the checkpointer's run in progress, then copy the rest
- *      itself, whatever its size, so that the next commit starts it over:
- *      the log cannot grow faster than it is copied.
+ *      copied by the checkpointer, never while commands wait on the writer,
+ *      unless the log is past its bound. The log is bounded: a commit that
+ *      leaves it past log_max_mb makes the writer wait for the checkpointer's
+ *      run in progress, then copy the rest itself, whatever its size, so that
+ *      the next commit starts it over: the log cannot grow faster than it is
+ *      copied.
  *  E8. A batch stays open while the previous commit is not yet durable:
  *      commands arriving meanwhile join it (up to batch_max) rather than
  *      commit on their own, since their sync could only begin after the one

@@ -779,12 +779,13 @@ static void test_writer_copies_little(void **state)
 {
     (void)state;
     const int64_t restart = ENGINE_LOG_RESTART_PAGES, little = ENGINE_LOG_SELF_COPY_PAGES;
-    assert_int_equal(engine_writer_copies_log(restart - 1, restart, restart - 10, 0), 0);        /* short log */
-    assert_int_equal(engine_writer_copies_log(restart, restart, restart - little, 0), 1);        /* the rest is little */
+    assert_int_equal(engine_writer_copies_log(restart - 1, restart, restart - 10, 0), 0);      /* short log */
+    assert_int_equal(engine_writer_copies_log(restart, restart, restart - little, 0), 1);      /* the rest is little */
     assert_int_equal(engine_writer_copies_log(restart + 5000, restart, restart + 4000, 0), 1);
-    assert_int_equal(engine_writer_copies_log(restart, restart, restart - 10, 1), 0);            /* checkpointer at it */
-    assert_int_equal(engine_writer_copies_log(restart, restart, restart - little - 1, 0), 0);    /* too much left */
-    assert_int_equal(engine_writer_copies_log(restart + 15000, restart, 0, 0), 0);               /* one import's log */
+    assert_int_equal(engine_writer_copies_log(restart, restart, restart - 10, 1), 0);          /* checkpointer at it */
+    assert_int_equal(engine_writer_copies_log(restart, restart, restart - little - 1, 0), 0);  /* too much left */
+    assert_int_equal(engine_writer_copies_log(restart + 15000, restart, 0, 0), 0);             /* one import's log */
+    assert_int_equal(engine_writer_copies_log(300, 256, 250, 0), 1);   /* a bound below the restart point */
 }
 
 int main(void)
