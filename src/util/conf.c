@@ -66,7 +66,7 @@ void conf_defaults(struct conf *c)
     c->http_threads = 0;          /* one per processor */
     c->max_connections = 4096;
     c->batch_max = 1000;
-    c->cache_mb = 256;            /* a 10M-SIM database keeps its B-tree interiors and a fifth of its leaves */
+    c->cache_mb = 64;             /* README: why not more */
     c->log_max_mb = 512;          /* engine.c: why */
     c->writer_nice = -5;          /* engine.c: why */
     c->queue_max = 20000;
