@@ -302,10 +302,9 @@ static void *checkpointer(void *arg)
  * past its bound (E7): then the writer lets the checkpointer's run end and
  * copies the rest itself, so that the next commit starts the log over.
  * The checkpointer copies random pages of a large database more slowly than
- * the writer fills the log with them (10M SIMs,
- * closed loop: about 36k pages/s against 35k, the disk's random writes the
- * limit), so the log was never all copied at once and never started over: it
- * grew by 100 MB/s for as long as the load lasted, every commit appending to
+ * the writer fills the log with them (10M SIMs, closed loop: about 36k
+ * pages/s against 35k, the disk's random writes the limit), so the log was
+ * never all copied at once and never started over: it grew by 100 MB/s for as long as the load lasted, every commit appending to
  * new file (a slower sync) and every read searching a longer log. Bounded at
  * 512 MiB (closed loop, 512 connections, 10 s warm-up then 20 s, 10M SIMs):
  * 15.9-17.3k -> 22.3-23.7k top-ups/s, p99 44-48 -> 34-37 ms, the log at
@@ -323,8 +322,9 @@ static void tend_log(struct engine *e)
         return;          /* too little new since the last checkpoint to start another */
     e->casked = pages;
     pthread_mutex_lock(&e->cmu);
-    while (over && e->cbusy)   /* the bound: the checkpointer's run ends, then the writer copies the rest */
-        pthread_cond_wait(&e->cdone, &e->cmu);
+    if (over)                  /* the bound: the checkpointer's run ends, then the writer copies the rest */
+        while (e->cbusy)
+            pthread_cond_wait(&e->cdone, &e->cmu);
     int self = over || engine_writer_copies_log(pages, e->restart_pages, e->ccopied, e->cbusy);
     e->cwant = !self;          /* one copy at a time */
     if (!self)
