@@ -163,7 +163,9 @@ int main(int argc, char **argv)
     exec("INSERT INTO meta(key, value) VALUES ('currency', 'CNY')");
 
     int64_t t0 = (int64_t)time(NULL);
-    /* Provisioning as sim_create + ledger_system_account do it (the wallet is account -sim_id). */
+    /* Provisioning as sim_create + ledger_system_account do it (the wallet is
+     * account -sim_id). SIM i's id is i + 1, its home (sim_home_id), where the
+     * server puts it too. */
     sqlite3_stmt *acct = prep("INSERT INTO accounts(id, kind, unit, sim_id, flags, name, created_at) "
                               "VALUES (MAX(1, (SELECT COALESCE(MAX(id), 0) + 1 FROM accounts)), ?, ?, ?, ?, ?, ?)");
     sqlite3_stmt *wnew = prep("INSERT INTO accounts(id, kind, unit, sim_id, flags, created_at) VALUES (?, 'wallet', ?, ?, ?, ?)");

@@ -119,8 +119,9 @@ STORE_SQL(SQL_SIM_BY_ICCID, "SELECT " SIM_COLS " WHERE s.iccid = ?");
 STORE_SQL(SQL_SIM_BY_ID, "SELECT " SIM_COLS " WHERE s.id = ?");
 STORE_SQL(SQL_SIM_BY_MSISDN, "SELECT id FROM sims WHERE msisdn = ?");
 /* The wallet is account -id (ledger L7), so the id is needed before the
- * INSERT: MAX(id) + 1 is the rowid SQLite would pick (SIMs are never deleted). */
-STORE_SQL(SQL_SIM_NEXT_ID, "SELECT COALESCE(MAX(id), 0) + 1 FROM sims");
+ * INSERT. A SIM whose home is taken gets the next id above every home and
+ * every other id (SIMs are never deleted). */
+STORE_SQL(SQL_SIM_NEXT_ID, "SELECT MAX(COALESCE(MAX(id), 0) + 1, ?) FROM sims");
 STORE_SQL(SQL_SIM_INSERT,
           "INSERT INTO sims(id, iccid, msisdn, imsi, lang, state, active_until, wallet_id, created_at, updated_at, "
           "room) VALUES (?, ?, ?, ?, ?, 'inactive', NULL, ?, ?, ?, zeroblob(24))");
@@ -159,14 +160,40 @@ static int load(struct store_q *q, struct sim *s)
     return store_end(q);
 }
 
-int sim_get(struct tx *tx, const char *iccid, struct sim *out)
+int64_t sim_home_id(const char *iccid)
+{
+    size_t n = strlen(iccid);
+    if (n < 2 || !all_digits(iccid, n, n))
+        return 0;
+    int64_t home = 0;
+    for (size_t i = n - 1 > SIM_HOME_DIGITS ? n - 1 - SIM_HOME_DIGITS : 0; i < n - 1; i++)
+        home = home * 10 + (iccid[i] - '0');
+    return home + 1;
+}
+
+/* Finds the SIM at its home, else through the ICCID index. *home_free (if
+ * asked) tells whether no SIM at all is at the home. */
+static int find(struct tx *tx, const char *iccid, struct sim *out, int *home_free)
 {
     struct store_q *q;
-    int rc = store_one(tx->st, &q, &SQL_SIM_BY_ICCID, "s", iccid);
+    int64_t home = sim_home_id(iccid);
+    int rc = home ? store_one(tx->st, &q, &SQL_SIM_BY_ID, "i", home) : ERR_NOT_FOUND;
+    if (home_free)
+        *home_free = home && rc == ERR_NOT_FOUND;
+    if (rc == 0) {
+        if (!strcmp(store_text(q, 1), iccid))
+            return load(q, out);
+        rc = store_end(q);   /* another SIM is at the home */
+    }
+    if (rc && rc != ERR_NOT_FOUND)
+        return rc;
+    rc = store_one(tx->st, &q, &SQL_SIM_BY_ICCID, "s", iccid);
     if (rc)
         return rc == ERR_NOT_FOUND ? ERR_SIM_NOT_FOUND : rc;
     return load(q, out);
 }
+
+int sim_get(struct tx *tx, const char *iccid, struct sim *out) { return find(tx, iccid, out, NULL); }
 
 int sim_get_by_id(struct tx *tx, int64_t id, struct sim *out)
 {
@@ -180,8 +207,9 @@ int sim_get_by_id(struct tx *tx, int64_t id, struct sim *out)
 int sim_create(struct tx *tx, struct sim *s, int *existed)
 {
     struct sim old;
+    int home_free = 0;
     *existed = 0;
-    int rc = sim_get(tx, s->iccid, &old);
+    int rc = find(tx, s->iccid, &old, &home_free);
     if (rc == 0) {
         /* A field left empty is not a claim about the SIM, so it cannot conflict. */
         if ((s->msisdn[0] && strcmp(old.msisdn, s->msisdn)) || (s->imsi[0] && strcmp(old.imsi, s->imsi)) ||
@@ -203,13 +231,17 @@ int sim_create(struct tx *tx, struct sim *s, int *existed)
         if (rc != ERR_NOT_FOUND)
             return rc;
     }
-    struct store_q *q;
-    rc = store_one(tx->st, &q, &SQL_SIM_NEXT_ID, "");
-    if (rc)
-        return rc == ERR_NOT_FOUND ? ERR_INTERNAL : rc;
-    s->id = store_i64(q, 0);
-    if ((rc = store_end(q)))
-        return rc;
+    if (home_free) {
+        s->id = sim_home_id(s->iccid);
+    } else {
+        struct store_q *q;
+        rc = store_one(tx->st, &q, &SQL_SIM_NEXT_ID, "i", SIM_HOME_MAX + 1);
+        if (rc)
+            return rc == ERR_NOT_FOUND ? ERR_INTERNAL : rc;
+        s->id = store_i64(q, 0);
+        if ((rc = store_end(q)))
+            return rc;
+    }
     s->wallet_id = -s->id;
     rc = ledger_wallet_create(tx, s->id, tx->cf->currency);
     if (rc)

@@ -353,6 +353,74 @@ static void test_create(void **state)
     tu_ledger_ok(t);
 }
 
+/* payload (digits) completed with its Luhn check digit. */
+static void iccid_of(const char *payload, char out[ICCID_MAX + 1])
+{
+    snprintf(out, ICCID_MAX + 1, "%s%c", payload, tu_luhn_digit(payload));
+    assert_true(sim_iccid_valid(out));
+}
+
+static void test_home(void **state)
+{
+    char a[ICCID_MAX + 1], b[ICCID_MAX + 1], c[ICCID_MAX + 1];
+    iccid_of("8986011234567890123", a);   /* 20 digits with its check digit */
+    assert_int_equal(sim_home_id(a), 234567890123LL + 1);
+    iccid_of("8986010000000000000", b);   /* the smallest home */
+    assert_int_equal(sim_home_id(b), 1);
+    iccid_of("898601999999999999", c);    /* 19 digits, the largest home */
+    assert_int_equal(sim_home_id(c), SIM_HOME_MAX);
+    iccid_of("89701000000000004", a);     /* 18 */
+    assert_int_equal(sim_home_id(a), 4 + 1);
+    assert_int_equal(sim_home_id("8986x1234567890123"), 0);
+    assert_int_equal(sim_home_id(""), 0);
+    (void)state;
+}
+
+/* Cards of two issuers with the same account digits: the first is at the
+ * home, the second above every home; both are found, and a SIM created
+ * later at a free home is at its home again. */
+static void test_home_taken(void **state)
+{
+    struct tu *t = *state;
+    const char *payload[] = {"8986011000000000042", "8970991000000000042", "8970991000000000043"};
+    struct sim s[3];
+    for (int i = 0; i < 3; i++) {
+        memset(&s[i], 0, sizeof s[i]);
+        iccid_of(payload[i], s[i].iccid);
+        int existed = -1;
+        assert_int_equal(TU_CMD(t, sim_create(&t->tx, &s[i], &existed)), 0);
+        assert_int_equal(existed, 0);
+        assert_int_equal(s[i].wallet_id, -s[i].id);
+    }
+    assert_int_equal(s[0].id, sim_home_id(s[0].iccid));
+    assert_int_equal(sim_home_id(s[1].iccid), s[0].id);
+    assert_int_equal(s[1].id, SIM_HOME_MAX + 1);
+    assert_int_equal(s[2].id, sim_home_id(s[2].iccid));
+    for (int i = 0; i < 3; i++) {
+        struct sim got = tu_sim_get(t, s[i].iccid);
+        assert_int_equal(got.id, s[i].id);
+        assert_string_equal(got.iccid, s[i].iccid);
+        int existed = 0;   /* created again: found, wherever it is */
+        struct sim again = {0};
+        strcpy(again.iccid, s[i].iccid);
+        assert_int_equal(TU_CMD(t, sim_create(&t->tx, &again, &existed)), 0);
+        assert_int_equal(existed, 1);
+        assert_int_equal(again.id, s[i].id);
+    }
+    /* Another issuer's card whose home is taken, never created: not found. */
+    struct sim got;
+    char absent[ICCID_MAX + 1];
+    iccid_of("8944111000000000042", absent);
+    assert_int_equal(sim_get(&t->tx, absent, &got), ERR_SIM_NOT_FOUND);
+    /* The next one above the homes comes after the last. */
+    struct sim d = {0};
+    iccid_of("8944111000000000043", d.iccid);
+    int existed = 0;
+    assert_int_equal(TU_CMD(t, sim_create(&t->tx, &d, &existed)), 0);
+    assert_int_equal(d.id, SIM_HOME_MAX + 2);
+    tu_ledger_ok(t);
+}
+
 static void topup(struct tu *t, const struct sim *s, int64_t amount)
 {
     struct topup_result out;
@@ -702,6 +770,8 @@ int main(void)
         cmocka_unit_test(test_check_at),
         cmocka_unit_test(test_validity_rules),
         cmocka_unit_test_setup_teardown(test_create, tu_setup, tu_teardown),
+        cmocka_unit_test(test_home),
+        cmocka_unit_test_setup_teardown(test_home_taken, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_settle_terminates, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_settle_empty_wallet, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_sweep, tu_setup, tu_teardown),
