@@ -27,16 +27,21 @@ int api_topup_exec(struct tx *tx, struct cmd *c)
     timefmt_rfc3339(tx->now, now);
     timefmt_rfc3339(res->sim.active_until, until);
     const char *cur = tx->cf->currency;
-    c->body = arena_printf(tx->a,
-                           "{\"topup\":{\"id\":\"tu_%lld\",\"iccid\":\"%s\",\"amount\":%lld,\"currency\":\"%s\","
-                           "\"channel\":\"%s\",\"method\":\"%s\",\"reactivation_fee\":%lld,\"reactivated\":%s,"
-                           "\"created_at\":\"%s\"},\"receipt\":%s,\"balance\":{\"amount\":%lld,\"currency\":\"%s\"},"
-                           "\"active_until\":\"%s\",\"state\":\"%s\"}",
-                           (long long)res->id, res->sim.iccid, (long long)tc->req.amount, cur,
-                           topup_channel_name(tc->req.channel), topup_method_name(tc->req.method),
-                           (long long)res->fee, res->reactivated ? "true" : "false", now, res->receipt_payload,
-                           (long long)res->balance, cur, until, sim_state_name(res->sim.state));
-    c->body_len = strlen(c->body);
+    struct arena_text t;
+    arena_text_init(&t, tx->a, 1024);
+    arena_text_cat(&t, "{\"topup\":{\"id\":\"tu_", NULL);
+    arena_text_int(&t, res->id);
+    arena_text_cat(&t, "\",\"iccid\":\"", res->sim.iccid, "\",\"amount\":", NULL);
+    arena_text_int(&t, tc->req.amount);
+    arena_text_cat(&t, ",\"currency\":\"", cur, "\",\"channel\":\"", topup_channel_name(tc->req.channel),
+                   "\",\"method\":\"", topup_method_name(tc->req.method), "\",\"reactivation_fee\":", NULL);
+    arena_text_int(&t, res->fee);
+    arena_text_cat(&t, ",\"reactivated\":", res->reactivated ? "true" : "false", ",\"created_at\":\"", now,
+                   "\"},\"receipt\":", res->receipt_payload, ",\"balance\":{\"amount\":", NULL);
+    arena_text_int(&t, res->balance);
+    arena_text_cat(&t, ",\"currency\":\"", cur, "\"},\"active_until\":\"", until, "\",\"state\":\"",
+                   sim_state_name(res->sim.state), "\"}", NULL);
+    c->body = arena_text_end(&t, &c->body_len);
     c->status = 201;
     return 0;
 }

@@ -80,14 +80,20 @@ void receipt_issue(struct tx *tx, const struct receipt_fields *f, char number[RE
     char issued[TIMEFMT_LEN], until[TIMEFMT_LEN];
     timefmt_rfc3339(tx->now, issued);
     timefmt_rfc3339(f->active_until, until);
-    *payload = arena_printf(tx->a,
-                            "{\"active_until\":\"%s\",\"amount\":%lld,\"balance_after\":%lld,\"channel\":\"%s\","
-                            "\"currency\":\"%s\",\"iccid\":\"%s\",\"issued_at\":\"%s\",\"method\":\"%s\","
-                            "\"msisdn\":\"%s\",\"number\":\"%s\",\"reactivation_fee\":%lld,\"served_by\":\"%s\","
-                            "\"topup\":\"tu_%lld\"}",
-                            until, (long long)f->amount, (long long)f->balance_after, f->channel, f->currency,
-                            f->iccid, issued, f->method, f->msisdn, number, (long long)f->fee,
-                            tx->principal ? tx->principal : "system", (long long)f->topup_id);
+    struct arena_text t;
+    arena_text_init(&t, tx->a, 512);
+    arena_text_cat(&t, "{\"active_until\":\"", until, "\",\"amount\":", NULL);
+    arena_text_int(&t, f->amount);
+    arena_text_cat(&t, ",\"balance_after\":", NULL);
+    arena_text_int(&t, f->balance_after);
+    arena_text_cat(&t, ",\"channel\":\"", f->channel, "\",\"currency\":\"", f->currency, "\",\"iccid\":\"",
+                   f->iccid, "\",\"issued_at\":\"", issued, "\",\"method\":\"", f->method, "\",\"msisdn\":\"",
+                   f->msisdn, "\",\"number\":\"", number, "\",\"reactivation_fee\":", NULL);
+    arena_text_int(&t, f->fee);
+    arena_text_cat(&t, ",\"served_by\":\"", tx->principal ? tx->principal : "system", "\",\"topup\":\"tu_", NULL);
+    arena_text_int(&t, f->topup_id);
+    arena_text_cat(&t, "\"}", NULL);
+    *payload = arena_text_end(&t, NULL);
 }
 
 /* The top-up id in a receipt number, or 0 unless the number is exactly what

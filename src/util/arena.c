@@ -101,3 +101,56 @@ char *arena_printf(struct arena *a, const char *fmt, ...)
     va_end(ap);
     return p;
 }
+
+void arena_text_init(struct arena_text *t, struct arena *a, size_t cap)
+{
+    *t = (struct arena_text){.a = a, .cap = cap ? cap : 64};
+    t->buf = arena_alloc(a, t->cap);
+}
+
+/* Room for n more bytes and the NUL. */
+static void text_room(struct arena_text *t, size_t n)
+{
+    if (t->len + n < t->cap)
+        return;
+    size_t cap = t->cap * 2 > t->len + n + 1 ? t->cap * 2 : t->len + n + 1;
+    char *buf = arena_alloc(t->a, cap);
+    memcpy(buf, t->buf, t->len);
+    t->buf = buf, t->cap = cap;
+}
+
+void arena_text_cat(struct arena_text *t, ...)
+{
+    va_list ap;
+    va_start(ap, t);
+    for (const char *s; (s = va_arg(ap, const char *));) {
+        size_t n = strlen(s);
+        text_room(t, n);
+        memcpy(t->buf + t->len, s, n);
+        t->len += n;
+    }
+    va_end(ap);
+}
+
+void arena_text_int(struct arena_text *t, long long v)
+{
+    char digits[24], *p = digits + sizeof digits;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do
+        *--p = (char)('0' + u % 10);
+    while (u /= 10);
+    if (v < 0)
+        *--p = '-';
+    size_t n = (size_t)(digits + sizeof digits - p);
+    text_room(t, n);
+    memcpy(t->buf + t->len, p, n);
+    t->len += n;
+}
+
+char *arena_text_end(struct arena_text *t, size_t *len)
+{
+    t->buf[t->len] = 0;   /* text_room always leaves room for it */
+    if (len)
+        *len = t->len;
+    return t->buf;
+}

@@ -26,3 +26,18 @@ char *arena_strndup(struct arena *a, const char *s, size_t n);
  * what lives outside the arena, such as a growing array or a JSON value. */
 void arena_defer(struct arena *a, void (*fn)(void *), void *p);
 char *arena_printf(struct arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Text built piece by piece in the arena, for the bodies the writer prints
+ * for every top-up: printf parses its format on each call, and that parsing
+ * was most of a top-up's formatting. Pieces are copied as given (the caller
+ * escapes what needs it). */
+struct arena_text {
+    struct arena *a;
+    char *buf;
+    size_t len, cap;
+};
+void arena_text_init(struct arena_text *t, struct arena *a, size_t cap);   /* cap: a first guess */
+/* Appends each string up to the terminating NULL. */
+void arena_text_cat(struct arena_text *t, ...) __attribute__((sentinel));
+void arena_text_int(struct arena_text *t, long long v);
+char *arena_text_end(struct arena_text *t, size_t *len);   /* NUL-terminated; len may be NULL */

@@ -2,6 +2,8 @@
  * languages, Accept-Language, configuration keys, the local day, RFC 3339. */
 #include "testutil.h"
 
+#include <time.h>
+
 #include "util/i18n.h"
 #include "util/timefmt.h"
 
@@ -246,6 +248,30 @@ static void test_day_start(void **state)
     }
 }
 
+static void test_arena_text(void **state)
+{
+    struct arena a;
+    arena_init(&a);
+    struct arena_text t;
+    arena_text_init(&t, &a, 4);   /* a small first guess: it grows */
+    arena_text_cat(&t, "{\"n\":", NULL);
+    arena_text_int(&t, 0);
+    arena_text_cat(&t, ",\"min\":", NULL);
+    arena_text_int(&t, INT64_MIN);
+    arena_text_cat(&t, ",\"max\":", NULL);
+    arena_text_int(&t, INT64_MAX);
+    arena_text_cat(&t, ",", "\"s\":\"", "", "x", "\"}", NULL);
+    size_t len = 0;
+    const char *out = arena_text_end(&t, &len);
+    const char *want = "{\"n\":0,\"min\":-9223372036854775808,\"max\":9223372036854775807,\"s\":\"x\"}";
+    assert_string_equal(out, want);
+    assert_int_equal(len, strlen(want));
+    arena_text_init(&t, &a, 0);
+    assert_string_equal(arena_text_end(&t, NULL), "");
+    arena_free(&a);
+    (void)state;
+}
+
 static void test_timefmt(void **state)
 {
     const struct {
@@ -268,6 +294,21 @@ static void test_timefmt(void **state)
         assert_int_equal(timefmt_parse(rows[i].s, &back), 0);
         assert_int_equal(back, rows[i].t);
     }
+    /* The same text as the C library's over the whole range, and a round trip. */
+    for (int64_t t = TIMEFMT_MIN; t <= TIMEFMT_MAX; t += 86400 * 97 + 3607) {
+        char out[TIMEFMT_LEN], want[TIMEFMT_LEN];
+        time_t tt = (time_t)t;
+        struct tm tm;
+        assert_non_null(gmtime_r(&tt, &tm));
+        assert_true(strftime(want, sizeof want, "%Y-%m-%dT%H:%M:%SZ", &tm) == 20);
+        timefmt_rfc3339(t, out);
+        assert_string_equal(out, want);
+    }
+    char edge[TIMEFMT_LEN];
+    timefmt_rfc3339(TIMEFMT_MIN - 1, edge);
+    assert_string_equal(edge, "1000-01-01T00:00:00Z");
+    timefmt_rfc3339(TIMEFMT_MAX + 1, edge);
+    assert_string_equal(edge, "9999-12-31T23:59:59Z");
     /* Round trip over many instants. */
     for (int64_t t = 0; t < INT64_C(4102444800); t += 7777777) {
         char out[TIMEFMT_LEN];
@@ -349,6 +390,7 @@ int main(void)
         cmocka_unit_test(test_pick_language),
         cmocka_unit_test(test_conf_set),
         cmocka_unit_test(test_day_start),
+        cmocka_unit_test(test_arena_text),
         cmocka_unit_test(test_timefmt),
         cmocka_unit_test(test_timefmt_not_exact),
         cmocka_unit_test(test_arena),
