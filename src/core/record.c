@@ -15,12 +15,20 @@ STORE_SQL(SQL_RECORD_GET,
           "SELECT id, kind, amount, currency, balance_after, COALESCE(topup_id, 0), COALESCE(bundle_id, 0), "
           "receipt, channel, method, created_at, sim_id, COALESCE(prev, 0) FROM sim_txns WHERE id = ?");
 
-int record_add(struct tx *tx, const struct record *r)
+int record_insert(struct tx *tx, const struct record *r, int64_t *id)
 {
     int rc = store_exec(tx->st, &SQL_RECORD_ADD, "isisizzsssii", r->sim_id, r->kind, r->amount, r->currency,
                         r->balance_after, r->topup_id, r->bundle_id, r->receipt, r->channel, r->method, tx->now,
                         r->sim_id);
-    return rc ? rc : store_exec(tx->st, &SQL_RECORD_LINK, "ii", store_last_id(tx->st), r->sim_id);
+    *id = rc ? 0 : store_last_id(tx->st);
+    return rc;
+}
+
+int record_add(struct tx *tx, const struct record *r)
+{
+    int64_t id;
+    int rc = record_insert(tx, r, &id);
+    return rc ? rc : store_exec(tx->st, &SQL_RECORD_LINK, "ii", id, r->sim_id);
 }
 
 /* The record `id` if it exists: *sim_id and *prev set, 0; or ERR_NOT_FOUND. */

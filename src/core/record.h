@@ -17,7 +17,13 @@ struct record {
     int64_t created_at;
 };
 
+/* Adds the record in front of its SIM's chain (sims.last_txn, then prev). */
 int record_add(struct tx *tx, const struct record *r);
+/* Adds the record with the chain's head as its prev, but leaves the head:
+ * the caller stores *id as the SIM's last_txn before any other record of
+ * the SIM is added (sim_save does it, from sim.link). A command that saves
+ * the SIM anyway so writes its row once instead of twice. */
+int record_insert(struct tx *tx, const struct record *r, int64_t *id);
 /* Newest first, ids below `before` (0: from the newest); calls fn for up to
  * `limit` rows; *more is set when older rows remain. Strings passed to fn are
  * valid only during the call. */

@@ -132,12 +132,12 @@ STORE_SQL(SQL_SIM_INSERT,
  * stored one. (RETURNING would tell it too, but costs SQLite a temporary
  * table per statement: 4x the time of this UPDATE, measured.) */
 STORE_SQL(SQL_SIM_SAVE,
-          "UPDATE sims SET state = ?, active_until = ?, day_start = ?, day_total = ?, updated_at = ?, room = NULL "
-          "WHERE id = ? AND check_at IS ?");
+          "UPDATE sims SET state = ?, active_until = ?, day_start = ?, day_total = ?, updated_at = ?, "
+          "last_txn = COALESCE(?, last_txn), room = NULL WHERE id = ? AND check_at IS ?");
 STORE_SQL(SQL_SIM_CHECK_OF, "SELECT COALESCE(check_at, 0) FROM sims WHERE id = ?");
 STORE_SQL(SQL_SIM_SAVE_CHECK,
           "UPDATE sims SET state = ?, active_until = ?, day_start = ?, day_total = ?, updated_at = ?, check_at = ?, "
-          "room = NULL WHERE id = ?");
+          "last_txn = COALESCE(?, last_txn), room = NULL WHERE id = ?");
 STORE_SQL(SQL_SIM_RECHECK, "UPDATE sims SET check_at = ? WHERE id = ?");
 STORE_SQL(SQL_SIM_BALANCE, "SELECT w_credits_posted - w_debits_posted FROM sims WHERE id = ?");
 
@@ -268,29 +268,41 @@ static int move_check(struct tx *tx, struct sim *s)
     return store_exec(tx->st, &SQL_SIM_RECHECK, "zi", check, s->id);
 }
 
-int sim_save(struct tx *tx, struct sim *s)
+/* sim_save's UPDATE changed nothing: the SIM is gone, or this copy's
+ * check_at is older than the row's. Learns the row's and saves again. */
+static int save_again(struct tx *tx, struct sim *s)
 {
-    /* Any check_at between now and the next change is right, so one computed
-     * from an older copy is right too: a first activation is one statement. */
-    int64_t check = sim_check_at(s, tx->now, tx->cf);
-    if (check != s->check_at) {
-        s->check_at = check;
-        int rc = store_exec(tx->st, &SQL_SIM_SAVE_CHECK, "sziiizi", sim_state_name(s->state), s->active_until,
-                            s->day_start, s->day_total, tx->now, check, s->id);
-        return rc ? rc : store_changes(tx->st) ? 0 : ERR_SIM_NOT_FOUND;
-    }
-    int rc = store_exec(tx->st, &SQL_SIM_SAVE, "sziiiiz", sim_state_name(s->state), s->active_until, s->day_start,
-                        s->day_total, tx->now, s->id, s->check_at);
-    if (rc || store_changes(tx->st))
-        return rc;
-    struct store_q *q;   /* no such SIM, or the copy is older than the row */
-    rc = store_one(tx->st, &q, &SQL_SIM_CHECK_OF, "i", s->id);
+    struct store_q *q;
+    int rc = store_one(tx->st, &q, &SQL_SIM_CHECK_OF, "i", s->id);
     if (rc)
         return rc == ERR_NOT_FOUND ? ERR_SIM_NOT_FOUND : rc;
     s->check_at = store_i64(q, 0);
     if ((rc = store_end(q)))
         return rc;
     return sim_save(tx, s);
+}
+
+int sim_save(struct tx *tx, struct sim *s)
+{
+    /* Any check_at between now and the next change is right, so one computed
+     * from an older copy is right too: a first activation is one statement. */
+    int64_t check = sim_check_at(s, tx->now, tx->cf);
+    int rc;
+    if (check != s->check_at) {
+        s->check_at = check;
+        rc = store_exec(tx->st, &SQL_SIM_SAVE_CHECK, "sziiizzi", sim_state_name(s->state), s->active_until,
+                        s->day_start, s->day_total, tx->now, check, s->link, s->id);
+        if (!rc && !store_changes(tx->st))
+            rc = ERR_SIM_NOT_FOUND;
+    } else {
+        rc = store_exec(tx->st, &SQL_SIM_SAVE, "sziiiziz", sim_state_name(s->state), s->active_until, s->day_start,
+                        s->day_total, tx->now, s->link, s->id, s->check_at);
+        if (!rc && !store_changes(tx->st))
+            return save_again(tx, s);   /* no such SIM, or the copy is older than the row */
+    }
+    if (!rc)
+        s->link = 0;
+    return rc;
 }
 
 int sim_balance(struct tx *tx, const struct sim *s, int64_t *balance)

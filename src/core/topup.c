@@ -137,16 +137,18 @@ int topup_apply(struct tx *tx, const struct topup_req *req, struct topup_result 
                                                         .amount = out->fee, .unit = cf->currency,
                                                         .kind = "reactivation_fee", .sim_id = s->id});
     }
+    /* The records, then the SIM's row once: its state and the new head of
+     * its records (the last one; a fee's follows the top-up's). */
+    struct record top = {.sim_id = s->id, .kind = "topup", .amount = req->amount, .currency = cf->currency,
+                         .balance_after = before + req->amount, .topup_id = out->id,
+                         .receipt = out->receipt_number, .channel = channel, .method = method};
+    struct record fee = {.sim_id = s->id, .kind = "reactivation_fee", .amount = -out->fee, .currency = cf->currency,
+                         .balance_after = out->balance, .topup_id = out->id, .receipt = out->receipt_number};
+    if (!rc && out->fee)
+        rc = record_add(tx, &top);
+    if (!rc)
+        rc = record_insert(tx, out->fee ? &fee : &top, &s->link);
     if (!rc)
         rc = sim_save(tx, s);
-    if (!rc)
-        rc = record_add(tx, &(struct record){.sim_id = s->id, .kind = "topup", .amount = req->amount,
-                                             .currency = cf->currency, .balance_after = before + req->amount,
-                                             .topup_id = out->id, .receipt = out->receipt_number,
-                                             .channel = channel, .method = method});
-    if (!rc && out->fee)
-        rc = record_add(tx, &(struct record){.sim_id = s->id, .kind = "reactivation_fee", .amount = -out->fee,
-                                             .currency = cf->currency, .balance_after = out->balance,
-                                             .topup_id = out->id, .receipt = out->receipt_number});
     return rc;
 }
