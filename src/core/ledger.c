@@ -121,24 +121,30 @@ int ledger_account_get(struct tx *tx, int64_t id, struct account *a)
     return store_end(q);
 }
 
-/* A wallet's totals, in its SIM's row (L7). Its unit is the database's
- * currency, which the configuration matches (server_prepare_db), so it is
- * checked without reading the account. */
+/* A wallet's unit is the database's currency, which the configuration
+ * matches (server_prepare_db), so it is checked without reading the account. */
+static int wallet_unit(struct tx *tx, int64_t account, const char *unit)
+{
+    if (tx->cf && !strcmp(unit, tx->cf->currency))
+        return 0;
+    struct store_q *q;
+    int rc = store_one(tx->st, &q, &SQL_ACCOUNT_UNIT, "i", account);
+    if (rc)
+        return rc == ERR_NOT_FOUND ? ERR_ACCOUNT_NOT_FOUND : rc;
+    int same = !strcmp(store_text(q, 0), unit);
+    if ((rc = store_end(q)))
+        return rc;
+    return same ? 0 : ERR_UNIT_MISMATCH;
+}
+
+/* A wallet's totals, in its SIM's row (L7). */
 static int apply_wallet(struct tx *tx, int64_t account, const char *unit, int64_t dpend, int64_t dpost,
                         int64_t cpend, int64_t cpost)
 {
-    if (!tx->cf || strcmp(unit, tx->cf->currency)) {
-        struct store_q *q;
-        int rc = store_one(tx->st, &q, &SQL_ACCOUNT_UNIT, "i", account);
-        if (rc)
-            return rc == ERR_NOT_FOUND ? ERR_ACCOUNT_NOT_FOUND : rc;
-        int same = !strcmp(store_text(q, 0), unit);
-        if ((rc = store_end(q)))
-            return rc;
-        if (!same)
-            return ERR_UNIT_MISMATCH;
-    }
-    int rc = store_exec(tx->st, &SQL_WALLET_APPLY, "iiiii", dpend, dpost, cpend, cpost, -account);
+    int rc = wallet_unit(tx, account, unit);
+    if (rc)
+        return rc;
+    rc = store_exec(tx->st, &SQL_WALLET_APPLY, "iiiii", dpend, dpost, cpend, cpost, -account);
     if (rc == ERR_CONSTRAINT)
         return ERR_INSUFFICIENT_BALANCE;
     if (rc)
@@ -236,9 +242,14 @@ static int transfer_simple(struct tx *tx, const struct transfer *t)
         return same_as_existing(tx, t, 0);
     int pending = t->flags == XFER_PENDING;
     rc = apply(tx, t->debit, t->unit, pending ? t->amount : 0, pending ? 0 : t->amount, 0, 0);
-    if (!rc)
-        rc = apply(tx, t->credit, t->unit, 0, 0, pending ? t->amount : 0, pending ? 0 : t->amount);
-    return rc;
+    if (rc)
+        return rc;
+    if (t->credit_later && t->credit < 0 && !pending) {   /* the caller stores it with the SIM (L7) */
+        if ((rc = wallet_unit(tx, t->credit, t->unit)) == 0)
+            *t->credit_later += t->amount;
+        return rc;
+    }
+    return apply(tx, t->credit, t->unit, 0, 0, pending ? t->amount : 0, pending ? 0 : t->amount);
 }
 
 static int transfer_resolve(struct tx *tx, const struct transfer *t)

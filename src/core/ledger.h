@@ -24,7 +24,10 @@
  *      row for the SIM and its money. Its accounts row (kind, unit, flags,
  *      owner) holds zero totals. A wallet's unit is the database's currency
  *      and it never overdraws (the row's CHECK). Every other account id is
- *      positive and keeps its totals in accounts.
+ *      positive and keeps its totals in accounts. A posted credit to a wallet
+ *      may be handed to the caller (transfer.credit_later), which adds it to
+ *      the row when it writes the SIM's row anyway, in the same transaction
+ *      (sim_save): the row is then written once for both.
  */
 #pragma once
 #include <stdint.h>
@@ -61,6 +64,10 @@ struct transfer {
     const char *pending_xid;  /* post/void: the pending transfer */
     int64_t timeout;          /* pending: seconds until it expires; 0 = never */
     int64_t sim_id;           /* owner, 0 if none */
+    /* Posted, credit to a wallet: the amount is added here instead of to the
+     * wallet's row, and the caller stores it (L7). Only for a caller that
+     * debits the wallet no more in the transaction: a debit would not see it. */
+    int64_t *credit_later;
 };
 
 /* The ids of system accounts, remembered by the one writer. An id is only

@@ -133,11 +133,12 @@ STORE_SQL(SQL_SIM_INSERT,
  * table per statement: 4x the time of this UPDATE, measured.) */
 STORE_SQL(SQL_SIM_SAVE,
           "UPDATE sims SET state = ?, active_until = ?, day_start = ?, day_total = ?, updated_at = ?, "
-          "last_txn = COALESCE(?, last_txn), room = NULL WHERE id = ? AND check_at IS ?");
+          "last_txn = COALESCE(?, last_txn), w_credits_posted = w_credits_posted + ?, room = NULL "
+          "WHERE id = ? AND check_at IS ?");
 STORE_SQL(SQL_SIM_CHECK_OF, "SELECT COALESCE(check_at, 0) FROM sims WHERE id = ?");
 STORE_SQL(SQL_SIM_SAVE_CHECK,
           "UPDATE sims SET state = ?, active_until = ?, day_start = ?, day_total = ?, updated_at = ?, check_at = ?, "
-          "last_txn = COALESCE(?, last_txn), room = NULL WHERE id = ?");
+          "last_txn = COALESCE(?, last_txn), w_credits_posted = w_credits_posted + ?, room = NULL WHERE id = ?");
 STORE_SQL(SQL_SIM_RECHECK, "UPDATE sims SET check_at = ? WHERE id = ?");
 STORE_SQL(SQL_SIM_BALANCE, "SELECT w_credits_posted - w_debits_posted FROM sims WHERE id = ?");
 
@@ -290,18 +291,18 @@ int sim_save(struct tx *tx, struct sim *s)
     int rc;
     if (check != s->check_at) {
         s->check_at = check;
-        rc = store_exec(tx->st, &SQL_SIM_SAVE_CHECK, "sziiizzi", sim_state_name(s->state), s->active_until,
-                        s->day_start, s->day_total, tx->now, check, s->link, s->id);
+        rc = store_exec(tx->st, &SQL_SIM_SAVE_CHECK, "sziiizzii", sim_state_name(s->state), s->active_until,
+                        s->day_start, s->day_total, tx->now, check, s->link, s->credit, s->id);
         if (!rc && !store_changes(tx->st))
             rc = ERR_SIM_NOT_FOUND;
     } else {
-        rc = store_exec(tx->st, &SQL_SIM_SAVE, "sziiiziz", sim_state_name(s->state), s->active_until, s->day_start,
-                        s->day_total, tx->now, s->link, s->id, s->check_at);
+        rc = store_exec(tx->st, &SQL_SIM_SAVE, "sziiiziiz", sim_state_name(s->state), s->active_until,
+                        s->day_start, s->day_total, tx->now, s->link, s->credit, s->id, s->check_at);
         if (!rc && !store_changes(tx->st))
             return save_again(tx, s);   /* no such SIM, or the copy is older than the row */
     }
     if (!rc)
-        s->link = 0;
+        s->link = 0, s->credit = 0;
     return rc;
 }
 

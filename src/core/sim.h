@@ -50,6 +50,7 @@ struct sim {
     int64_t check_at;              /* when the sweeper looks at it next; 0: never */
     int64_t balance;               /* wallet balance (posted) when loaded */
     int64_t link;                  /* a record sim_save puts at the head of the chain (record_insert); 0: none */
+    int64_t credit;                /* a posted credit sim_save adds to the wallet (transfer.credit_later) */
 };
 
 const char *sim_state_name(int state);
@@ -85,8 +86,9 @@ int sim_get_by_id(struct tx *tx, int64_t id, struct sim *out);
  * and 0 returned; if a given field differs, ERR_SIM_EXISTS.
  * ERR_MSISDN_TAKEN when the MSISDN belongs to another SIM. */
 int sim_create(struct tx *tx, struct sim *s, int *existed);
-/* Stores state, validity and day totals, check_at when it must move, and
- * s->link as the head of the SIM's records (then clears it). */
+/* Stores state, validity and day totals, check_at when it must move,
+ * s->link as the head of the SIM's records and s->credit into its wallet
+ * (then clears both). */
 int sim_save(struct tx *tx, struct sim *s);
 /* Applies the transition the clock asks for (forfeiting on termination). *changed set if it moved. */
 int sim_settle(struct tx *tx, struct sim *s, int *changed);

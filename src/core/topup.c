@@ -127,7 +127,7 @@ int topup_apply(struct tx *tx, const struct topup_req *req, struct topup_result 
     if (!rc)
         rc = ledger_transfer(tx, &(struct transfer){.xid = xid, .debit = source, .credit = s->wallet_id,
                                                     .amount = req->amount, .unit = cf->currency, .kind = "topup",
-                                                    .sim_id = s->id});
+                                                    .sim_id = s->id, .credit_later = out->fee ? NULL : &s->credit});
     if (!rc && out->fee) {
         int64_t revenue;
         snprintf(xid, sizeof xid, "topup:%lld:fee", (long long)out->id);
@@ -137,8 +137,9 @@ int topup_apply(struct tx *tx, const struct topup_req *req, struct topup_result 
                                                         .amount = out->fee, .unit = cf->currency,
                                                         .kind = "reactivation_fee", .sim_id = s->id});
     }
-    /* The records, then the SIM's row once: its state and the new head of
-     * its records (the last one; a fee's follows the top-up's). */
+    /* The records, then the SIM's row once: its state, the new head of its
+     * records (the last one; a fee's follows the top-up's) and, without a
+     * fee, the top-up's credit to its wallet (ledger L7). */
     struct record top = {.sim_id = s->id, .kind = "topup", .amount = req->amount, .currency = cf->currency,
                          .balance_after = before + req->amount, .topup_id = out->id,
                          .receipt = out->receipt_number, .channel = channel, .method = method};
