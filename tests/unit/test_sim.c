@@ -421,6 +421,49 @@ static void test_home_taken(void **state)
     tu_ledger_ok(t);
 }
 
+/* ledger L7: a posted credit to a wallet handed to the caller reaches the
+ * wallet with the SIM's row (sim_save), once, and only when asked for. */
+static void test_credit_with_the_row(void **state)
+{
+    struct tu *t = *state;
+    struct sim s;
+    tu_sim(t, &s);
+    int64_t source, shop;
+    assert_int_equal(ledger_system_account(&t->tx, "clearing_test", "CNY", &source), 0);
+    assert_int_equal(ledger_system_account(&t->tx, "shop", "CNY", &shop), 0);
+    struct transfer x = {.xid = "later:1", .debit = source, .credit = s.wallet_id, .amount = 700, .unit = "CNY",
+                         .kind = "topup", .sim_id = s.id, .credit_later = &s.credit};
+    assert_int_equal(TU_CMD(t, ledger_transfer(&t->tx, &x)), 0);
+    assert_int_equal(s.credit, 700);
+    assert_int_equal(tu_sim_balance(t, &s), 0);   /* not in the row yet */
+    assert_int_equal(TU_CMD(t, ledger_transfer(&t->tx, &x)), 0);   /* the same xid: nothing more */
+    assert_int_equal(s.credit, 700);
+    x.unit = "USD";   /* a wallet's unit is still checked */
+    x.xid = "later:usd";
+    assert_int_equal(TU_CMD(t, ledger_transfer(&t->tx, &x)), ERR_UNIT_MISMATCH);
+    assert_int_equal(s.credit, 700);
+    assert_int_equal(TU_CMD(t, sim_save(&t->tx, &s)), 0);
+    assert_int_equal(s.credit, 0);
+    assert_int_equal(tu_sim_balance(t, &s), 700);
+    tu_ledger_ok(t);
+    /* Not a wallet, or not posted: applied at once, the caller's sum untouched. */
+    int64_t later = 0;
+    assert_int_equal(TU_CMD(t, ledger_transfer(&t->tx, &(struct transfer){
+                                                   .xid = "later:2", .debit = s.wallet_id, .credit = shop,
+                                                   .amount = 200, .unit = "CNY", .kind = "purchase",
+                                                   .credit_later = &later})),
+                     0);
+    assert_int_equal(TU_CMD(t, ledger_transfer(&t->tx, &(struct transfer){
+                                                   .xid = "later:3", .debit = source, .credit = s.wallet_id,
+                                                   .amount = 50, .unit = "CNY", .kind = "topup",
+                                                   .flags = XFER_PENDING, .credit_later = &later})),
+                     0);
+    assert_int_equal(later, 0);
+    assert_int_equal(tu_sim_balance(t, &s), 500);
+    assert_int_equal(tu_balance(t, shop), 200);
+    tu_ledger_ok(t);
+}
+
 static void topup(struct tu *t, const struct sim *s, int64_t amount)
 {
     struct topup_result out;
@@ -772,6 +815,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_create, tu_setup, tu_teardown),
         cmocka_unit_test(test_home),
         cmocka_unit_test_setup_teardown(test_home_taken, tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_credit_with_the_row, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_settle_terminates, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_settle_empty_wallet, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_sweep, tu_setup, tu_teardown),
