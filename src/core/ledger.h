@@ -19,6 +19,7 @@
  *      posted or voided.
  *  L6. Stored account totals always equal the totals recomputed from the
  *      transfers; ledger_check() proves L1's accounts, L2, L3, L6 and L7.
+ *      (Stored: once the writer has flushed what L8 lets it hold.)
  *  L7. The wallet of SIM n is account -n, and its four totals are kept in
  *      that SIM's row (sims.w_*), not in accounts: a top-up then changes one
  *      row for the SIM and its money. Its accounts row (kind, unit, flags,
@@ -28,6 +29,15 @@
  *      may be handed to the caller (transfer.credit_later), which adds it to
  *      the row when it writes the SIM's row anyway, in the same transaction
  *      (sim_save): the row is then written once for both.
+ *  L8. While the engine runs a batch without savepoints (ledger_cache.defer),
+ *      the posted totals moved on a system account are summed in the
+ *      writer's cache and written by ledger_flush(), once per account,
+ *      before the batch commits: every top-up debits the same clearing
+ *      account, and one UPDATE a batch replaces one a top-up. The transfer
+ *      rows are written at once as always, so a command that moved a total
+ *      has written a row (the engine's test for re-running a batch). Every
+ *      read of account totals on the writer flushes first, and a rollback
+ *      drops the sums with the cache.
  */
 #pragma once
 #include <stdint.h>
@@ -70,18 +80,24 @@ struct transfer {
     int64_t *credit_later;
 };
 
-/* The ids of system accounts, remembered by the one writer. An id is only
- * valid while the transaction that found it stands: whoever rolls back must
- * call ledger_cache_clear(). */
+/* The ids of system accounts, remembered by the one writer, and the posted
+ * totals not yet written to them (L8). An id or a sum is only valid while
+ * the transaction that found it stands: whoever rolls back must call
+ * ledger_cache_clear(). */
 #define LEDGER_CACHE_MAX 64
 struct ledger_cache {
     int n;
+    int defer;   /* L8: sum posted totals here until ledger_flush */
     struct {
         char name[40];
+        char unit[16];
         int64_t id;
+        int64_t debits, credits;   /* posted, not yet written */
     } e[LEDGER_CACHE_MAX];
 };
 void ledger_cache_clear(struct ledger_cache *c);
+/* Writes the totals the cache holds (L8); before COMMIT, and before reading totals. */
+int ledger_flush(struct tx *tx);
 
 /* Creates an account; *id receives it. */
 int ledger_account_create(struct tx *tx, const char *kind, const char *unit, int64_t sim_id, int flags,

@@ -381,9 +381,17 @@ static struct cmd *join_open_batch(struct engine *e, size_t room)
     return more;
 }
 
+/* Ledger L8: the system accounts' totals the batch moved, written once. */
+static int flush_ledger(struct engine *e)
+{
+    struct tx tx = {.st = e->st, .cf = e->cf, .sys = &e->sys};
+    return ledger_flush(&tx);
+}
+
 static void run_batch(struct engine *e, struct cmd *batch, size_t n)
 {
     int64_t now = clock_now(e->clk);
+    e->sys.defer = 1;   /* no savepoints: a failure re-runs the whole batch */
     int fatal = store_begin(e->st);
     if (!fatal)
         fatal = run_list(e, batch, now, 0);
@@ -402,12 +410,15 @@ static void run_batch(struct engine *e, struct cmd *batch, size_t n)
     if (fatal == RERUN_SAFELY) {
         store_rollback(e->st);
         ledger_cache_clear(&e->sys);
+        e->sys.defer = 0;   /* a command's savepoint must hold all it wrote */
         for (struct cmd *c = batch; c; c = c->next)
             reset_result(c, 0);
         fatal = store_begin(e->st);
         if (!fatal)
             fatal = run_list(e, batch, now, 1);
     }
+    if (!fatal)
+        fatal = flush_ledger(e);
     pthread_mutex_lock(&e->mu);
     uint64_t seq = ++e->stats.batches;
     pthread_mutex_unlock(&e->mu);

@@ -556,6 +556,61 @@ static void test_system_account(void **state)
     assert_int_equal(ledger_account_get(&t->tx, 424242, &acc), ERR_ACCOUNT_NOT_FOUND);
 }
 
+STORE_SQL(SQL_STORED_TOTALS, "SELECT debits_posted * 1000000 + credits_posted FROM accounts WHERE id = ?");
+
+static void post(struct tu *t, const char *xid, int64_t debit, int64_t credit, int64_t amount, int flags)
+{
+    assert_int_equal(TU_CMD(t, ledger_transfer(&t->tx, &(struct transfer){.xid = xid, .debit = debit,
+                                                                           .credit = credit, .amount = amount,
+                                                                           .unit = "CNY", .kind = "test",
+                                                                           .flags = flags})),
+                     0);
+}
+
+/* L8: while the cache defers, posted moves on the system accounts it knows
+ * are summed there and written once by ledger_flush, or by a read of
+ * totals; other accounts and pending moves are written at once; clearing
+ * the cache (a rollback) drops the sums. Stored totals are debits * 10^6 +
+ * credits. */
+static void test_deferred_system_totals(void **state)
+{
+    struct tu *t = *state;
+    struct ledger_cache cache = {.defer = 1};
+    t->tx.sys = &cache;
+    int64_t a, b, plain;
+    assert_int_equal(ledger_system_account(&t->tx, "clearing_x", "CNY", &a), 0);
+    assert_int_equal(ledger_system_account(&t->tx, "revenue_x", "CNY", &b), 0);
+    assert_int_equal(ledger_account_create(&t->tx, "plain", "CNY", 0, 0, &plain), 0);
+    post(t, "d:1", a, b, 300, XFER_POSTED);
+    post(t, "d:2", a, plain, 50, XFER_POSTED);
+    assert_int_equal(tu_scalar_i(t, &SQL_STORED_TOTALS, a), 0);
+    assert_int_equal(tu_scalar_i(t, &SQL_STORED_TOTALS, b), 0);
+    assert_int_equal(tu_scalar_i(t, &SQL_STORED_TOTALS, plain), 50);   /* not a system account */
+    post(t, "d:3", a, b, 7, XFER_PENDING);                              /* pending: at once */
+    assert_int_equal(tu_scalar_i(t, &SQL_STORED_TOTALS, a), 0);
+    assert_int_equal(tu_account(t, a).debits_pending, 7);
+    assert_int_equal(ledger_flush(&t->tx), 0);
+    assert_int_equal(tu_scalar_i(t, &SQL_STORED_TOTALS, a), 350 * 1000000);
+    assert_int_equal(tu_scalar_i(t, &SQL_STORED_TOTALS, b), 300);
+    assert_int_equal(ledger_flush(&t->tx), 0);   /* nothing twice */
+    assert_int_equal(tu_scalar_i(t, &SQL_STORED_TOTALS, a), 350 * 1000000);
+
+    post(t, "d:4", b, a, 20, XFER_POSTED);
+    assert_int_equal(tu_balance(t, a), -350 + 20);   /* a read flushes first */
+    assert_int_equal(tu_scalar_i(t, &SQL_STORED_TOTALS, b), 20 * 1000000 + 300);
+
+    /* Undone: the transfer row with the savepoint, its sums with the cache. */
+    tu_sp_begin(t);
+    assert_int_equal(ledger_transfer(&t->tx, &(struct transfer){.xid = "d:5", .debit = a, .credit = b, .amount = 9,
+                                                                .unit = "CNY", .kind = "test"}),
+                     0);
+    tu_sp_end(t, ERR_INTERNAL);
+    ledger_cache_clear(&cache);
+    tu_ledger_ok(t);
+    assert_int_equal(tu_balance(t, b), 300 - 20);
+    t->tx.sys = NULL;
+}
+
 /* L7: a SIM's wallet is account -sim_id; its totals move in the SIM's row,
  * its accounts row keeps zeros, and the ledger treats it like any other. */
 static void test_wallet_in_sim_row(void **state)
@@ -638,6 +693,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_check_detects_corruption, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_violation_text, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_system_account, tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_deferred_system_totals, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_wallet_in_sim_row, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_check_sees_wallets, tu_setup, tu_teardown),
     };
