@@ -79,23 +79,6 @@ static void remember(struct tx *tx, const char *name, const char *unit, int64_t 
     }
 }
 
-int ledger_flush(struct tx *tx)
-{
-    struct ledger_cache *c = tx->sys;
-    for (int i = 0; c && i < c->n; i++) {
-        if (!c->e[i].debits && !c->e[i].credits)
-            continue;
-        int rc = store_exec(tx->st, &SQL_APPLY, "iiiiis", (int64_t)0, c->e[i].debits, (int64_t)0, c->e[i].credits,
-                            c->e[i].id, c->e[i].unit);
-        if (!rc && store_changes(tx->st) != 1)
-            rc = ERR_ACCOUNT_NOT_FOUND;
-        if (rc)
-            return rc;
-        c->e[i].debits = c->e[i].credits = 0;
-    }
-    return 0;
-}
-
 /* L8: a posted move on a system account the cache knows, in its unit, is
  * summed there while the engine defers. Returns 1 when it was. */
 static int defer_posted(struct tx *tx, int64_t account, const char *unit, int64_t dpost, int64_t cpost)
@@ -190,14 +173,11 @@ static int apply_wallet(struct tx *tx, int64_t account, const char *unit, int64_
     return store_changes(tx->st) == 1 ? 0 : ERR_ACCOUNT_NOT_FOUND;
 }
 
-/* Moves the four totals of one account; the CHECK constraints enforce L3. */
-static int apply(struct tx *tx, int64_t account, const char *unit, int64_t dpend, int64_t dpost, int64_t cpend,
-                 int64_t cpost)
+/* Moves the four totals of an account kept in accounts; the CHECK
+ * constraints enforce L3. */
+static int apply_account(struct tx *tx, int64_t account, const char *unit, int64_t dpend, int64_t dpost,
+                         int64_t cpend, int64_t cpost)
 {
-    if (account < 0)
-        return apply_wallet(tx, account, unit, dpend, dpost, cpend, cpost);
-    if (!dpend && !cpend && defer_posted(tx, account, unit, dpost, cpost))
-        return 0;
     int rc = store_exec(tx->st, &SQL_APPLY, "iiiiis", dpend, dpost, cpend, cpost, account, unit);
     if (rc == ERR_CONSTRAINT)
         return ERR_INSUFFICIENT_BALANCE;
@@ -211,6 +191,32 @@ static int apply(struct tx *tx, int64_t account, const char *unit, int64_t dpend
         return rc == ERR_NOT_FOUND ? ERR_ACCOUNT_NOT_FOUND : rc;
     store_end(q);
     return ERR_UNIT_MISMATCH;
+}
+
+/* Moves the four totals of one account: in its SIM's row (L7), in the
+ * writer's cache (L8) or in accounts. */
+static int apply(struct tx *tx, int64_t account, const char *unit, int64_t dpend, int64_t dpost, int64_t cpend,
+                 int64_t cpost)
+{
+    if (account < 0)
+        return apply_wallet(tx, account, unit, dpend, dpost, cpend, cpost);
+    if (!dpend && !cpend && defer_posted(tx, account, unit, dpost, cpost))
+        return 0;
+    return apply_account(tx, account, unit, dpend, dpost, cpend, cpost);
+}
+
+int ledger_flush(struct tx *tx)
+{
+    struct ledger_cache *c = tx->sys;
+    for (int i = 0; c && i < c->n; i++) {
+        if (!c->e[i].debits && !c->e[i].credits)
+            continue;
+        int rc = apply_account(tx, c->e[i].id, c->e[i].unit, 0, c->e[i].debits, 0, c->e[i].credits);
+        if (rc)
+            return rc;
+        c->e[i].debits = c->e[i].credits = 0;
+    }
+    return 0;
 }
 
 struct existing {
@@ -454,13 +460,13 @@ static void violation(struct ledger_report *r, const char *what, const char *uni
 int ledger_check(struct tx *tx, struct ledger_report *r)
 {
     memset(r, 0, sizeof *r);
-    int rc0 = ledger_flush(tx);
-    if (rc0)
-        return rc0;
+    int rc = ledger_flush(tx);   /* L8: the stored totals are what is checked */
+    if (rc)
+        return rc;
     struct store_q *q = store_query(tx->st, &SQL_CHECK_ACCOUNTS_EXIST, "");
     while (store_next(q))                    /* L1 */
         violation(r, "transfers on a missing", "", store_i64(q, 0));
-    int rc = store_end(q);
+    rc = store_end(q);
     if (rc)
         return rc;
     q = store_query(tx->st, &SQL_CHECK_UNITS, "");

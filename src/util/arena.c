@@ -108,27 +108,25 @@ void arena_text_init(struct arena_text *t, struct arena *a, size_t cap)
     t->buf = arena_alloc(a, t->cap);
 }
 
-/* Room for n more bytes and the NUL. */
-static void text_room(struct arena_text *t, size_t n)
+/* Appends n bytes, keeping room for the NUL. */
+static void text_put(struct arena_text *t, const char *p, size_t n)
 {
-    if (t->len + n < t->cap)
-        return;
-    size_t cap = t->cap * 2 > t->len + n + 1 ? t->cap * 2 : t->len + n + 1;
-    char *buf = arena_alloc(t->a, cap);
-    memcpy(buf, t->buf, t->len);
-    t->buf = buf, t->cap = cap;
+    if (t->len + n >= t->cap) {
+        size_t cap = t->cap * 2 > t->len + n + 1 ? t->cap * 2 : t->len + n + 1;
+        char *buf = arena_alloc(t->a, cap);
+        memcpy(buf, t->buf, t->len);
+        t->buf = buf, t->cap = cap;
+    }
+    memcpy(t->buf + t->len, p, n);
+    t->len += n;
 }
 
 void arena_text_cat(struct arena_text *t, ...)
 {
     va_list ap;
     va_start(ap, t);
-    for (const char *s; (s = va_arg(ap, const char *));) {
-        size_t n = strlen(s);
-        text_room(t, n);
-        memcpy(t->buf + t->len, s, n);
-        t->len += n;
-    }
+    for (const char *s; (s = va_arg(ap, const char *));)
+        text_put(t, s, strlen(s));
     va_end(ap);
 }
 
@@ -141,15 +139,12 @@ void arena_text_int(struct arena_text *t, long long v)
     while (u /= 10);
     if (v < 0)
         *--p = '-';
-    size_t n = (size_t)(digits + sizeof digits - p);
-    text_room(t, n);
-    memcpy(t->buf + t->len, p, n);
-    t->len += n;
+    text_put(t, p, (size_t)(digits + sizeof digits - p));
 }
 
 char *arena_text_end(struct arena_text *t, size_t *len)
 {
-    t->buf[t->len] = 0;   /* text_room always leaves room for it */
+    t->buf[t->len] = 0;   /* text_put always leaves room for it */
     if (len)
         *len = t->len;
     return t->buf;
