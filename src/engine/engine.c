@@ -102,7 +102,7 @@ STORE_SQL(SQL_IDEM_PUT,
           "VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
 
 /* E4: answers from the stored row; returns 1 when the command is answered. */
-static int replay(struct store *st, struct cmd *c)
+int engine_idem_replay(struct store *st, struct cmd *c)
 {
     struct store_q *q;
     int rc = store_one(st, &q, &SQL_IDEM_GET, "ss", c->idem_scope, c->idem_key);
@@ -129,6 +129,18 @@ static int replay(struct store *st, struct cmd *c)
     return 1;
 }
 
+/* A command refused without the writer's lookup (E4): a stored answer, if
+ * there is one after all, is the answer instead of the refusal. */
+static void replay_instead(struct store *st, struct cmd *c)
+{
+    int err = c->err;
+    const char *param = c->err_param;
+    c->err = 0;
+    c->err_param = NULL;
+    if (!engine_idem_replay(st, c))
+        c->err = err, c->err_param = param;
+}
+
 #define RERUN_SAFELY (-1)
 
 /* E2: one command as if in its own savepoint. The fast path opens none: a
@@ -144,12 +156,15 @@ static int run_one(struct engine *e, struct cmd *c, int64_t now, int safe)
     if (rc)
         return c->err = rc;
     int64_t written = store_total_changes(e->st);
-    if (!(c->idem_key && replay(e->st, c))) {
+    int look = c->idem_key && (safe || !c->idem_checked);   /* E4 */
+    if (!(look && engine_idem_replay(e->st, c))) {
         c->err = c->exec(&tx, c);
         if (!c->err && c->idem_key)
             c->err = store_exec(e->st, &SQL_IDEM_PUT, "ssbdsiii", c->idem_scope, c->idem_key, c->req_hash,
                                 sizeof c->req_hash, c->status, c->body ? c->body : "", (int64_t)c->sign_off,
                                 (int64_t)c->sign_len, now);
+        else if (c->err && c->idem_key && !look && store_total_changes(e->st) == written)
+            replay_instead(e->st, c);
     }
     if (c->err && err_is_fatal(c->err))
         return c->err;

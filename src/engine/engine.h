@@ -18,6 +18,12 @@
  *  E4. A command with an idempotency key stores (scope, key, request hash,
  *      status, body) in its own savepoint, so the key is durable exactly when
  *      the effect is; a repeat is answered from the stored row byte for byte.
+ *      The writer looks the key up before it runs the command, unless the
+ *      submitter did (idem_checked: it holds the key alone, in flight, and
+ *      found no row on a reader). The unique index on the key still stands
+ *      behind that: a row the submitter could not see makes the INSERT fail,
+ *      and the batch runs again with savepoints, where every key is looked
+ *      up; a command refused without the lookup is looked up then.
  *  E5. A storage error fails the whole batch (every command gets
  *      ERR_STORAGE: rolled back, nothing applied). A failed COMMIT (fsync)
  *      gets ERR_OUTCOME_UNKNOWN, because what reached the disk is no longer
@@ -65,6 +71,7 @@ struct cmd {
     const char *principal;
     const char *idem_scope, *idem_key;   /* NULL: no idempotency */
     unsigned char req_hash[32];
+    int idem_checked;         /* no row for the key, and none can come but this command's (E4) */
 
     /* Results. */
     int err;                  /* enum err; 0 on success */
@@ -96,6 +103,11 @@ int engine_submit(struct engine *e, struct cmd *c);
  * ERR_OVERLOADED, ERR_WRITES_HALTED, ERR_SHUTTING_DOWN. Lets the HTTP layer
  * shed a command before it spends anything on it (E6). */
 int engine_admits(struct engine *e);
+/* E4, on any connection (a reader's, before submitting): answers c from the
+ * row stored for its key. 1 when answered (c->status and c->body, replayed
+ * set; or c->err, ERR_IDEMPOTENCY_KEY_REUSED for another request under the
+ * key, or a storage error), 0 when no row is stored. */
+int engine_idem_replay(struct store *st, struct cmd *c);
 /* Submits and waits; returns c->err. For the CLI, the sweeper and tests. */
 int engine_run(struct engine *e, struct cmd *c);
 int engine_halted(struct engine *e);

@@ -347,6 +347,90 @@ static void test_idempotency_same_batch(void **state)
     assert_int_equal(balance_of(f, &f->sims[3]), 700);
 }
 
+/* E4 when the submitter looked the key up and says none is stored, but is
+ * wrong (it read an old snapshot): the unique index stops the second write,
+ * the batch runs again with savepoints, and every command gets the answer it
+ * would have had with the writer's lookup: in another batch, in the same one,
+ * and for a command that fails before writing anything. */
+static void test_idempotency_checked_but_stored(void **state)
+{
+    struct fx *f = *state;
+    struct job *a = job_new(f, TOPUP, f->sims[1].iccid, 1000);
+    job_key(a, "topup", "seen", 0x11);
+    a->c.idem_checked = 1;
+    assert_int_equal(engine_run(f->e, &a->c), 0);
+    assert_int_equal(a->c.replayed, 0);
+
+    struct engine_stats before, after;
+    engine_stats(f->e, &before);
+    gate_close(f);
+    struct job *b = job_new(f, TOPUP, f->sims[1].iccid, 1000);   /* a's repeat */
+    job_key(b, "topup", "seen", 0x11);
+    b->c.idem_checked = 1;
+    struct job *c = job_new(f, TOPUP, f->sims[2].iccid, 300);    /* another key, same batch */
+    job_key(c, "topup", "fresh", 0x22);
+    c->c.idem_checked = 1;
+    struct job *d = job_new(f, TOPUP, f->sims[2].iccid, 300);    /* c's repeat, same batch */
+    job_key(d, "topup", "fresh", 0x22);
+    d->c.idem_checked = 1;
+    counter_reset();
+    assert_int_equal(engine_submit(f->e, &b->c), 0);
+    assert_int_equal(engine_submit(f->e, &c->c), 0);
+    assert_int_equal(engine_submit(f->e, &d->c), 0);
+    gate_open(f);
+    wait_done(4);
+    engine_stats(f->e, &after);
+    assert_int_equal(after.batches - before.batches, 2);   /* the gate's, then the three together */
+    assert_int_equal(b->c.err, 0);
+    assert_int_equal(b->c.replayed, 1);
+    assert_string_equal(b->c.body, a->c.body);
+    assert_int_equal(c->c.err, 0);
+    assert_int_equal(c->c.replayed, 0);
+    assert_int_equal(d->c.err, 0);
+    assert_int_equal(d->c.replayed, 1);
+    assert_string_equal(d->c.body, c->c.body);
+    /* Alone in its batch (no rerun): refused before writing anything. */
+    struct job *e = job_new(f, TOPUP, f->sims[1].iccid, 10);
+    job_key(e, "topup", "seen", 0x11);
+    e->c.idem_checked = 1;
+    assert_int_equal(engine_run(f->e, &e->c), 0);   /* the stored answer, not ERR_AMOUNT_TOO_SMALL */
+    assert_int_equal(e->c.replayed, 1);
+    assert_string_equal(e->c.body, a->c.body);
+    assert_int_equal(balance_of(f, &f->sims[1]), 1000);
+    assert_int_equal(balance_of(f, &f->sims[2]), 300);
+}
+
+/* E4 from any connection: engine_idem_replay on a reader answers as the
+ * writer would, and says when nothing is stored. */
+static void test_idempotency_replay_on_a_reader(void **state)
+{
+    struct fx *f = *state;
+    struct job *a = job_new(f, TOPUP, f->sims[3].iccid, 400);
+    job_key(a, "topup", "read-me", 0x66);
+    assert_int_equal(engine_run(f->e, &a->c), 0);
+    struct store *rd;
+    assert_int_equal(store_open(&rd, f->t->path, STORE_READER), 0);
+    assert_int_equal(store_begin(rd), 0);
+    struct job *b = job_new(f, TOPUP, f->sims[3].iccid, 400);
+    job_key(b, "topup", "read-me", 0x66);
+    assert_int_equal(engine_idem_replay(rd, &b->c), 1);
+    assert_int_equal(b->c.err, 0);
+    assert_int_equal(b->c.replayed, 1);
+    assert_int_equal(b->c.status, a->c.status);
+    assert_string_equal(b->c.body, a->c.body);
+    struct job *c = job_new(f, TOPUP, f->sims[3].iccid, 500);
+    job_key(c, "topup", "read-me", 0x77);
+    assert_int_equal(engine_idem_replay(rd, &c->c), 1);
+    assert_int_equal(c->c.err, ERR_IDEMPOTENCY_KEY_REUSED);
+    struct job *d = job_new(f, TOPUP, f->sims[3].iccid, 500);
+    job_key(d, "topup", "not-stored", 0x77);
+    assert_int_equal(engine_idem_replay(rd, &d->c), 0);
+    assert_int_equal(d->c.err, 0);
+    assert_int_equal(d->c.replayed, 0);
+    store_rollback(rd);
+    store_close(rd);
+}
+
 /* E2: in one batch, commands that fail with a domain error (even after
  * writing) are rolled back alone; the others commit. */
 static void test_batch_domain_errors(void **state)
@@ -793,6 +877,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_run_topup, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_idempotency, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_idempotency_checked_but_stored, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_idempotency_replay_on_a_reader, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_idempotency_same_batch, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_batch_domain_errors, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_batch_storage_error, fx_setup, fx_teardown),
