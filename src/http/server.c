@@ -216,9 +216,9 @@ static void on_done(struct cmd *c)
 
 /* A repeat is answered here, from a reader, and never reaches the writer;
  * with its key held in flight, no row can come for it but this command's,
- * so when none is stored the writer need not look (engine.h E4: idem_checked). 1: answered
- * (on the resumed call, as from the engine); 0: submit it. Once writes are
- * halted the engine answers, as for any write. */
+ * so when none is stored the writer need not look (engine.h E4,
+ * idem_checked). 1: answered (on the resumed call, as from the engine);
+ * 0: submit it. Once writes are halted the engine answers, as for any write. */
 static int replay_on_reader(struct req *r)
 {
     struct cmd *c = &r->cmd;
