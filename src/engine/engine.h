@@ -48,7 +48,11 @@
  *      commands arriving meanwhile join it (up to batch_max) rather than
  *      commit on their own, since their sync could only begin after the one
  *      running. It commits once the syncer is idle (at once when it already
- *      is), so there is one commit per sync, not several.
+ *      is), so there is one commit per sync, not several. A batch that
+ *      began with two commands or more also stays open until commit_delay_us
+ *      after it began, while it is small, for the commands that concurrency
+ *      says are coming (PostgreSQL's commit_delay): it never makes anyone
+ *      wait longer than that, and takes in nothing once it is over.
  */
 #pragma once
 #include <stddef.h>

@@ -31,6 +31,7 @@ static const struct key {
     I(http_threads, 0, 256),
     I(max_connections, 4, 100000),
     I(batch_max, 1, 100000),
+    I(commit_delay_us, 0, 100000),
     I(cache_mb, 2, 65536),
     I(log_max_mb, 1, 1 << 20),
     I(writer_nice, -20, 0),
@@ -66,6 +67,7 @@ void conf_defaults(struct conf *c)
     c->http_threads = 0;          /* one per processor */
     c->max_connections = 4096;
     c->batch_max = 1000;
+    c->commit_delay_us = 1000;    /* engine.c: why */
     c->cache_mb = 64;             /* README: why not more */
     c->log_max_mb = 512;          /* engine.c: why */
     c->writer_nice = -5;          /* engine.c: why */

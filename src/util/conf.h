@@ -33,6 +33,7 @@ struct conf {
     int64_t http_threads;        /* 0: one per online processor */
     int64_t max_connections;
     int64_t batch_max;           /* commands per group commit */
+    int64_t commit_delay_us;     /* a batch of 2+ stays open this long for more (engine.h E8); 0: never */
     int64_t cache_mb;            /* the writer's page cache, MiB */
     int64_t log_max_mb;          /* the log's bound: past it the writer waits for the checkpointer (engine.h E7) */
     int64_t writer_nice;         /* the writer's and syncer's nice value, below the other threads' 0 */

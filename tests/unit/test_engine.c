@@ -431,6 +431,49 @@ static void test_idempotency_replay_on_a_reader(void **state)
     store_close(rd);
 }
 
+static int64_t elapsed_ms(const struct timespec *since)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (now.tv_sec - since->tv_sec) * 1000 + (now.tv_nsec - since->tv_nsec) / 1000000;
+}
+
+/* E8: a batch that began with two commands stays open for commit_delay_us
+ * after it began, and a command arriving meanwhile joins it, although the
+ * syncer is idle; one that began alone is not held. */
+static void test_commit_delay(void **state)
+{
+    struct fx *f = *state;
+    f->t->cf.commit_delay_us = 500000;   /* long enough for a slow machine (valgrind) */
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    struct job *alone = job_new(f, TOPUP, f->sims[0].iccid, 100);
+    assert_int_equal(engine_run(f->e, &alone->c), 0);
+    assert_true(elapsed_ms(&t0) < 250);
+
+    struct engine_stats before, after;
+    engine_stats(f->e, &before);
+    gate_close(f);
+    struct job *a = job_new(f, TOPUP, f->sims[1].iccid, 100);
+    struct job *b = job_new(f, TOPUP, f->sims[2].iccid, 100);
+    struct job *c = job_new(f, TOPUP, f->sims[3].iccid, 100);
+    counter_reset();
+    assert_int_equal(engine_submit(f->e, &a->c), 0);
+    assert_int_equal(engine_submit(f->e, &b->c), 0);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    gate_open(f);
+    struct timespec pause = {0, 20 * 1000000};
+    nanosleep(&pause, NULL);
+    assert_int_equal(engine_submit(f->e, &c->c), 0);
+    wait_done(4);
+    engine_stats(f->e, &after);
+    assert_int_equal(after.batches - before.batches, 2);   /* the gate's, then a, b and c together */
+    assert_true(elapsed_ms(&t0) >= 400);                    /* held until the delay ran out */
+    assert_int_equal(a->c.err, 0);
+    assert_int_equal(c->c.err, 0);
+    assert_int_equal(balance_of(f, &f->sims[3]), 100);
+}
+
 /* E2: in one batch, commands that fail with a domain error (even after
  * writing) are rolled back alone; the others commit. */
 static void test_batch_domain_errors(void **state)
@@ -878,6 +921,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_run_topup, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_idempotency, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_idempotency_checked_but_stored, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_commit_delay, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_idempotency_replay_on_a_reader, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_idempotency_same_batch, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_batch_domain_errors, fx_setup, fx_teardown),
