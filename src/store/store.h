@@ -34,7 +34,8 @@
  *      syncs the log through that connection sees every byte written.
  *      The same shim has the kernel start writing out the database file's
  *      pages as a checkpoint copies them, so that the checkpoint's sync is
- *      not one burst in front of the log's (W6).
+ *      not one burst in front of the log's (W6), and spreads a thread's
+ *      writes of the database file over time when it sets a pace (W7).
  *
  * A connection is not thread-safe: one thread uses it at a time.
  */
@@ -155,6 +156,10 @@ const char *store_walbuf_vfs(void);
 /* How many times the shim had the kernel start writing out the database
  * file's pages (walbuf.c W6), in this process. */
 long store_walbuf_hints(void);
+/* walbuf.c W7: from now on the calling thread writes the database file
+ * through the shim at most *bytes_per_s bytes a second, read as it goes
+ * (0 or less: as fast as it can); NULL: no pace. */
+void store_pace_writes(const _Atomic int64_t *bytes_per_s);
 int store_fault_configure(const char *spec);
 int store_fault_active(void);
 void store_fault_counts(long *writes, long *syncs, long *injected);

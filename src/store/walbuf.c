@@ -33,6 +33,12 @@
  *      until the checkpoint syncs the file: that burst would sit in the
  *      disk's queue in front of the log's syncs, which every answer waits on.
  *      A hint changes nothing of what is durable or when SQLite syncs.
+ *  W7. A thread that set a pace (store_pace_writes) writes the database
+ *      file at most that fast, measured over each HINT_AFTER bytes: it
+ *      sleeps between them. The checkpointer's copy is then a steady
+ *      trickle, not a burst that takes a CPU from the threads answering
+ *      requests. Pacing only delays writes; it changes nothing of what is
+ *      written or synced.
  */
 #include <fcntl.h>
 #include <pthread.h>
@@ -41,6 +47,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "store/store.h"
 
@@ -143,6 +150,40 @@ static int hint_fd(const char *name)
 static _Atomic long hints;
 long store_walbuf_hints(void) { return hints; }
 
+/* W7: the calling thread's pace, and when its next HINT_AFTER bytes may start. */
+static __thread const _Atomic int64_t *pace;
+static __thread int64_t pace_next_us;
+
+void store_pace_writes(const _Atomic int64_t *bytes_per_s)
+{
+    pace = bytes_per_s;
+    pace_next_us = 0;
+}
+
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void keep_pace(void)
+{
+    int64_t rate = pace ? atomic_load(pace) : 0;
+    if (rate <= 0) {
+        pace_next_us = 0;
+        return;
+    }
+    int64_t now = mono_us(), step = (int64_t)HINT_AFTER * 1000000 / rate;
+    if (pace_next_us > now) {
+        int64_t wait = pace_next_us - now;
+        struct timespec d = {(time_t)(wait / 1000000), (long)(wait % 1000000) * 1000};
+        nanosleep(&d, NULL);
+        now = pace_next_us;
+    }
+    pace_next_us = now + step;
+}
+
 static int w_write(sqlite3_file *f, const void *p, int n, sqlite3_int64 off)
 {
     struct wfile *w = W(f);
@@ -152,6 +193,7 @@ static int w_write(sqlite3_file *f, const void *p, int n, sqlite3_int64 off)
             w->unhinted = 0;
             sync_file_range(w->hint_fd, 0, 0, SYNC_FILE_RANGE_WRITE);
             hints++;
+            keep_pace();   /* W7 */
         }
         return rc;
     }
