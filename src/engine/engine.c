@@ -441,12 +441,7 @@ static struct cmd *join_open_batch(struct engine *e, size_t n, size_t room, int6
         if (e->sbusy) {
             pthread_cond_wait(&e->wake, &e->mu);
         } else {
-            struct timespec at;
-            clock_gettime(CLOCK_MONOTONIC, &at);
-            at.tv_sec += left / 1000000;
-            at.tv_nsec += (left % 1000000) * 1000;
-            if (at.tv_nsec >= 1000000000)
-                at.tv_sec++, at.tv_nsec -= 1000000000;
+            struct timespec at = clock_after_us(CLOCK_MONOTONIC, left);
             pthread_cond_timedwait(&e->wake, &e->mu, &at);
         }
     }

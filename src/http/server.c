@@ -542,12 +542,7 @@ int server_sweep_exec(struct tx *tx, struct cmd *c)
 /* Sleeps ms milliseconds, or until the server stops: returns 1 when it does. */
 static int nap(struct server *s, int64_t ms)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += (time_t)(ms / 1000);
-    until.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L)
-        until.tv_sec++, until.tv_nsec -= 1000000000L;
+    struct timespec until = clock_after_us(CLOCK_REALTIME, ms * 1000);
     pthread_mutex_lock(&s->mu);
     while (!s->stopping && pthread_cond_timedwait(&s->cv, &s->mu, &until) == 0)
         ;

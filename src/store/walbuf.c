@@ -50,6 +50,7 @@
 #include <time.h>
 
 #include "store/store.h"
+#include "util/clock.h"
 
 #define WALBUF_CAP (1 << 20)
 #define WAL_HEADER 32
@@ -160,13 +161,6 @@ void store_pace_writes(const _Atomic int64_t *bytes_per_s)
     pace_next_us = 0;
 }
 
-static int64_t mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 static void keep_pace(void)
 {
     int64_t rate = pace ? atomic_load(pace) : 0;
@@ -174,7 +168,7 @@ static void keep_pace(void)
         pace_next_us = 0;
         return;
     }
-    int64_t now = mono_us(), step = (int64_t)HINT_AFTER * 1000000 / rate;
+    int64_t now = clock_mono_us(), step = (int64_t)HINT_AFTER * 1000000 / rate;
     if (pace_next_us > now) {
         int64_t wait = pace_next_us - now;
         struct timespec d = {(time_t)(wait / 1000000), (long)(wait % 1000000) * 1000};

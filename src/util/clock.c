@@ -24,6 +24,17 @@ int64_t clock_mono_us(void)
 
 int64_t clock_mono_ms(void) { return clock_mono_us() / 1000; }
 
+struct timespec clock_after_us(int id, int64_t us)
+{
+    struct timespec at;
+    clock_gettime((clockid_t)id, &at);
+    at.tv_sec += (time_t)(us / 1000000);
+    at.tv_nsec += (long)(us % 1000000) * 1000;
+    if (at.tv_nsec >= 1000000000L)
+        at.tv_sec++, at.tv_nsec -= 1000000000L;
+    return at;
+}
+
 int64_t clock_now(struct clock *c)
 {
     int64_t v = atomic_load(&c->value);

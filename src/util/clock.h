@@ -8,6 +8,7 @@
  */
 #pragma once
 #include <stdint.h>
+#include <time.h>
 
 enum clock_mode { CLOCK_SYSTEM, CLOCK_FIXED };
 
@@ -26,3 +27,6 @@ void clock_set(struct clock *c, int64_t now);           /* moves forward only; e
  * domain's "now"). */
 int64_t clock_mono_ms(void);
 int64_t clock_mono_us(void);
+/* Now on clock `id` (CLOCK_MONOTONIC, CLOCK_REALTIME) plus us microseconds:
+ * a deadline for pthread_cond_timedwait on a condition of that clock. */
+struct timespec clock_after_us(int id, int64_t us);
