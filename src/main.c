@@ -177,6 +177,9 @@ static int cmd_token(struct opts *o)
     } else if (!strcmp(o->arg, "revoke") && o->arg2) {
         int64_t id = strtoll(o->arg2, NULL, 10);
         rc = with_tx(o, token_revoke, &id);
+        if (!rc && auth_share(o->db, 1))   /* a running server forgets the token (auth.h A2) */
+            fprintf(stderr, "token: could not tell a running server; it refuses the token within %d ms\n",
+                    AUTH_REMEMBER_MS);
     } else {
         fprintf(stderr, "usage: topupd token create|list|revoke\n");
         return 2;

@@ -43,24 +43,21 @@ static int exec_clock(struct tx *tx, struct cmd *c)
 
 int api_test_clock(struct req *r)
 {
-    json_t *b;
+    const struct jv *b;
     if (req_body_object(r, &b))
         return 0;
     int64_t advance = 0, target = 0;
     const char *now = NULL;
     int rc = json_field_int(b, "advance", 0, &advance);
     if (rc || advance < 0 || advance > 100LL * 366 * 86400) {   /* a century at most */
-        json_decref(b);
         return req_error(r, rc ? rc : ERR_INVALID_PARAMETER, "advance");
     }
     rc = json_field_str(b, "now", 0, 32, &now);
     if (!rc && now && (timefmt_parse(now, &target) || target > INT64_C(4102444800)))   /* before 2100 */
         rc = ERR_INVALID_PARAMETER;
     if (rc) {
-        json_decref(b);
         return req_error(r, rc, "now");
     }
-    json_decref(b);
     if (target)
         clock_set(req_clock(r), target);
     clock_advance(req_clock(r), advance);

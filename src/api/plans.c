@@ -43,7 +43,7 @@ static int exec_create(struct tx *tx, struct cmd *c)
 }
 
 /* Copies a bounded string field into a fixed buffer. */
-static int str_into(json_t *o, const char *key, char *dst, size_t cap)
+static int str_into(const struct jv *o, const char *key, char *dst, size_t cap)
 {
     const char *v;
     int rc = json_field_str(o, key, 1, cap - 1, &v);
@@ -59,20 +59,19 @@ int api_plans_create(struct req *r)
     static const char *const keys[] = {"code", "name", "price", "currency", "validity_days", "allowances",
                                        "zones", "payg", NULL};
     static const char *const allowance_keys[] = {"data_bytes", "voice_seconds", "sms", NULL};
-    json_t *b;
+    const struct jv *b;
     if (req_body_object(r, &b))
         return 0;
     struct plan_cmd *pc = arena_alloc(&r->a, sizeof *pc);
     struct plan *p = &pc->p;
     const char *bad = NULL, *cur = NULL;
     int rc = json_only_keys(b, keys, &bad);
-    json_t *name = json_object_get(b, "name"), *allow = json_object_get(b, "allowances"),
-           *zones = json_object_get(b, "zones");
+    const struct jv *name = jv_get(b, "name"), *allow = jv_get(b, "allowances"), *zones = jv_get(b, "zones");
     if (!rc && (rc = str_into(b, "code", p->code, sizeof p->code)) == 0 && !plan_code_valid(p->code))
         rc = ERR_INVALID_PARAMETER;
     if (rc && !bad)
         bad = "code";
-    if (!rc && !json_is_object(name))
+    if (!rc && (!name || name->kind != JV_OBJECT))
         rc = name ? ERR_INVALID_PARAMETER : ERR_MISSING_PARAMETER, bad = "name";
     if (!rc && ((rc = str_into(name, "zh", p->name_zh, sizeof p->name_zh)) ||
                 (rc = str_into(name, "en", p->name_en, sizeof p->name_en)) ||
@@ -87,7 +86,7 @@ int api_plans_create(struct req *r)
     if (!rc && ((rc = json_field_int(b, "validity_days", 1, &p->validity_days)) || p->validity_days < 1 ||
                 p->validity_days > 3650))
         rc = rc ? rc : ERR_INVALID_PARAMETER, bad = "validity_days";
-    if (!rc && allow && !json_is_object(allow))
+    if (!rc && allow && allow->kind != JV_OBJECT)
         rc = ERR_INVALID_PARAMETER, bad = "allowances";
     if (!rc && allow && json_only_keys(allow, allowance_keys, &bad))
         rc = ERR_INVALID_PARAMETER, bad = "allowances";
@@ -95,11 +94,9 @@ int api_plans_create(struct req *r)
         if ((rc = json_field_int(allow, service_allowance[v], 0, &p->allowance[v])) || p->allowance[v] < 0)
             rc = ERR_INVALID_PARAMETER, bad = "allowances";
     if (!rc && zones) {
-        int ok = json_is_array(zones) && json_array_size(zones) <= 32;
-        size_t i;
-        json_t *z;
-        json_array_foreach(zones, i, z) ok = ok && json_is_string(z) && json_string_length(z) >= 1 &&
-                                            json_string_length(z) <= 6;
+        int ok = zones->kind == JV_ARRAY && zones->len <= 32;
+        if (ok)
+            jv_foreach(z, zones) ok = ok && z->kind == JV_STRING && z->len >= 1 && z->len <= 6;
         if (!ok)
             rc = ERR_INVALID_PARAMETER, bad = "zones";
     }
@@ -107,13 +104,15 @@ int api_plans_create(struct req *r)
         bad = "payg";
     if (rc) {
         req_error(r, rc, bad);   /* bad may point into b */
-        json_decref(b);
         return 0;
     }
     memcpy(p->currency, req_conf(r)->currency, 4);
-    char *z = zones ? json_dumps(zones, JSON_COMPACT) : NULL;
-    snprintf(p->zones, sizeof p->zones, "%s", z ? z : "[]");
-    free(z);
-    json_decref(b);
+    json_t *list = json_array();
+    if (zones)
+        jv_foreach(z, zones) json_array_append_new(list, json_stringn(z->s, z->len));
+    char *text = json_dumps(list, JSON_COMPACT);
+    json_decref(list);
+    snprintf(p->zones, sizeof p->zones, "%s", text ? text : "[]");
+    free(text);
     return req_submit(r, exec_create, pc);
 }

@@ -22,10 +22,9 @@ int api_receipts_get(struct req *r)
 
 int api_receipts_verify(struct req *r)
 {
-    json_t *b;
+    const struct jv *b;
     if (req_body_object(r, &b))
         return 0;
-    json_decref(b);
     return req_json(r, 200, json_pack("{s:b}", "valid", receipt_verify(req_keys(r), r->body, r->body_len)));
 }
 

@@ -20,7 +20,7 @@ const struct route api_routes[] = {
     {HTTP_GET,  "/v1/ledger/check",                 api_ledger_check,        ROLE_ADMIN,  0},
     {HTTP_GET,  "/v1/tokens",                       api_tokens_list,         ROLE_ADMIN,  0},
     {HTTP_POST, "/v1/tokens",                       api_tokens_create,       ROLE_ADMIN,  0},
-    {HTTP_DELETE, "/v1/tokens/{id}",                api_tokens_revoke,       ROLE_ADMIN,  0},
+    {HTTP_DELETE, "/v1/tokens/{id}",                api_tokens_revoke,       ROLE_ADMIN,  ROUTE_AUTH},
     {HTTP_POST, "/v1/test/clock",                   api_test_clock,          ROLE_ADMIN,  ROUTE_TEST_CLOCK},
 };
 const size_t api_route_count = sizeof api_routes / sizeof api_routes[0];

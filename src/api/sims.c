@@ -58,7 +58,7 @@ static int exec_create(struct tx *tx, struct cmd *c)
 int api_sims_create(struct req *r)
 {
     static const char *const keys[] = {"iccid", "msisdn", "imsi", "language", NULL};
-    json_t *b;
+    const struct jv *b;
     if (req_body_object(r, &b))
         return 0;
     const char *iccid = NULL, *msisdn = NULL, *imsi = NULL, *lang = NULL, *param = NULL;
@@ -76,7 +76,6 @@ int api_sims_create(struct req *r)
         rc = sim_fields(iccid, msisdn, imsi, lang, s, &param);
     if (rc)
         req_error(r, rc, param);   /* before the decref: param may point into b */
-    json_decref(b);
     return rc ? 0 : req_submit(r, exec_create, s);
 }
 

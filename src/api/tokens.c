@@ -31,7 +31,7 @@ static int exec_create(struct tx *tx, struct cmd *c)
 int api_tokens_create(struct req *r)
 {
     static const char *const keys[] = {"role", "name", NULL};
-    json_t *b;
+    const struct jv *b;
     if (req_body_object(r, &b))
         return 0;
     const char *role = NULL, *name = NULL, *param = NULL;
@@ -43,11 +43,9 @@ int api_tokens_create(struct req *r)
         param = "name";
     if (rc) {
         req_error(r, rc, param);   /* param may point into b */
-        json_decref(b);
         return 0;
     }
     tc->name = arena_strdup(&r->a, name ? name : "");
-    json_decref(b);
     r->idem_key = NULL;   /* a replay would have to keep the secret */
     return req_submit(r, exec_create, tc);
 }

@@ -53,15 +53,15 @@ int api_topups_create(struct req *r)
     int rc = view_iccid_param(iccid);
     if (rc)
         return req_error(r, rc, "iccid");
-    json_t *b;
+    const struct jv *b;
     if (req_body_object(r, &b))
         return 0;
     struct topup_cmd *tc = arena_alloc(&r->a, sizeof *tc);
-    json_t *amount = json_object_get(b, "amount");
+    const struct jv *amount = jv_get(b, "amount");
     rc = json_only_keys(b, keys, &param);
     if (!rc && !amount)
         rc = ERR_MISSING_PARAMETER, param = "amount";
-    else if (!rc && !json_is_integer(amount))
+    else if (!rc && amount->kind != JV_INT)
         rc = ERR_INVALID_AMOUNT, param = "amount";
     if (!rc && (rc = json_field_str(b, "currency", 1, 3, &currency)))
         param = "currency", rc = rc == ERR_INVALID_PARAMETER ? ERR_CURRENCY_MISMATCH : rc;
@@ -76,7 +76,7 @@ int api_topups_create(struct req *r)
     if (rc && !param)
         param = "method", rc = rc == ERR_INVALID_PARAMETER ? ERR_INVALID_METHOD : rc;
     if (!rc) {
-        tc->req.amount = json_integer_value(amount);
+        tc->req.amount = amount->i;
         rc = topup_check_amount(req_conf(r), tc->req.amount, currency);
         param = rc == ERR_CURRENCY_MISMATCH ? "currency" : "amount";
     }
@@ -86,12 +86,10 @@ int api_topups_create(struct req *r)
         rc = ERR_FORBIDDEN, param = tc->req.channel == CHANNEL_admin ? "channel" : "method";
     if (rc) {
         req_error(r, rc, param);   /* param may point into b */
-        json_decref(b);
         return 0;
     }
     tc->req.iccid = iccid;
     tc->req.currency = arena_strdup(&r->a, currency);
-    json_decref(b);
     return req_submit(r, api_topup_exec, tc);
 }
 
@@ -127,7 +125,7 @@ int api_bundles_create(struct req *r)
     int rc = view_iccid_param(r->params[0]);
     if (rc)
         return req_error(r, rc, "iccid");
-    json_t *b;
+    const struct jv *b;
     if (req_body_object(r, &b))
         return 0;
     rc = json_only_keys(b, keys, &param);
@@ -137,12 +135,10 @@ int api_bundles_create(struct req *r)
         param = "plan";
     if (rc) {
         req_error(r, rc, param);   /* param may point into b */
-        json_decref(b);
         return 0;
     }
     struct bundle_cmd *bc = arena_alloc(&r->a, sizeof *bc);
     snprintf(bc->plan, sizeof bc->plan, "%s", plan);
     bc->iccid = r->params[0];
-    json_decref(b);
     return req_submit(r, exec_bundle, bc);
 }

@@ -1,7 +1,12 @@
 #include "http/auth.h"
 
+#include <fcntl.h>
 #include <sodium.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <string.h>
 
 #include "store/store.h"
@@ -26,6 +31,19 @@ const char *auth_role_name(int role)
 static void hash(const char *token, unsigned char out[32])
 {
     crypto_generichash(out, 32, (const unsigned char *)token, strlen(token), NULL, 0);
+}
+
+/* The hash of a well-formed "Bearer tpk_..." header, else -1. */
+static int header_hash(const char *authz, unsigned char h[32])
+{
+    if (!authz || strncmp(authz, "Bearer ", 7))
+        return -1;
+    const char *token = authz + 7;
+    size_t n = strlen(token);
+    if (n < sizeof PREFIX || n > TOKEN_LEN || strncmp(token, PREFIX, sizeof PREFIX - 1))
+        return -1;
+    hash(token, h);
+    return 0;
 }
 
 STORE_SQL(SQL_TOKEN_NEW, "INSERT INTO tokens(prefix, hash, role, name, created_at) VALUES (?, ?, ?, ?, ?)");
@@ -59,14 +77,9 @@ int auth_resolve(struct tx *tx, const char *authz, struct principal *p)
     snprintf(p->name, sizeof p->name, "anonymous");
     if (!authz)
         return 0;
-    if (strncmp(authz, "Bearer ", 7))
-        return ERR_UNAUTHENTICATED;
-    const char *token = authz + 7;
-    size_t n = strlen(token);
-    if (n < sizeof PREFIX || n > TOKEN_LEN || strncmp(token, PREFIX, sizeof PREFIX - 1))
-        return ERR_UNAUTHENTICATED;
     unsigned char h[32];
-    hash(token, h);
+    if (header_hash(authz, h))
+        return ERR_UNAUTHENTICATED;
     struct store_q *q;
     int rc = store_one(tx->st, &q, &SQL_TOKEN_BY_HASH, "b", h, sizeof h);
     if (rc)
@@ -102,4 +115,72 @@ int auth_token_list(struct tx *tx, void (*fn)(void *arg, int64_t id, const char 
         fn(arg, store_i64(q, 0), store_text(q, 1), store_text(q, 2), store_text(q, 3), store_i64(q, 4),
            store_i64(q, 5));
     return store_end(q);
+}
+
+/* ---- remembering (auth.h A1-A3) ------------------------------------------ */
+
+#define REMEMBERED 8   /* per thread: a thread sees few tokens at a time */
+
+struct remembered {
+    unsigned char hash[32];
+    uint64_t epoch;
+    int64_t at_ms;
+    struct principal who;
+};
+
+static _Atomic uint64_t epoch = 1;     /* this process's revocations; 0 marks an empty slot */
+static _Atomic uint64_t *shared;       /* every process's, in DB.token-epoch; NULL: remember nothing */
+static __thread struct remembered mem[REMEMBERED];
+
+/* Both counters only grow, so their sum changes whenever either does. */
+uint64_t auth_epoch(void) { return atomic_load(&epoch) + (shared ? atomic_load(shared) : 0); }
+void auth_forget(void) { atomic_fetch_add(&epoch, 1); }
+
+int auth_share(const char *db_path, int forget)
+{
+    char path[4096];
+    struct stat sb;
+    if (snprintf(path, sizeof path, "%s.token-epoch", db_path) >= (int)sizeof path)
+        return -1;
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -1;
+    void *p = MAP_FAILED;
+    if (!fstat(fd, &sb) && (sb.st_size >= (off_t)sizeof *shared || !ftruncate(fd, sizeof *shared)))
+        p = mmap(NULL, sizeof *shared, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED)
+        return -1;
+    if (forget) {
+        atomic_fetch_add((_Atomic uint64_t *)p, 1);
+        munmap(p, sizeof *shared);
+        return 0;
+    }
+    shared = p;   /* mapped for the life of the process */
+    return 0;
+}
+
+int auth_recall(const char *authz, int64_t now_ms, struct principal *out)
+{
+    unsigned char h[32];
+    if (header_hash(authz, h))
+        return 0;
+    struct remembered *m = &mem[h[0] % REMEMBERED];
+    if (!shared || m->epoch != auth_epoch() || now_ms - m->at_ms >= AUTH_REMEMBER_MS || now_ms < m->at_ms ||
+        memcmp(m->hash, h, sizeof h))
+        return 0;
+    *out = m->who;
+    return 1;
+}
+
+void auth_remember(const char *authz, int64_t now_ms, uint64_t at_epoch, const struct principal *p)
+{
+    unsigned char h[32];
+    if (!p->token_id || header_hash(authz, h))
+        return;   /* anonymous: nothing to look up */
+    struct remembered *m = &mem[h[0] % REMEMBERED];
+    memcpy(m->hash, h, sizeof h);
+    m->epoch = at_epoch;
+    m->at_ms = now_ms;
+    m->who = *p;
 }

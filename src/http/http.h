@@ -19,6 +19,7 @@
 #include "engine/engine.h"
 #include "util/arena.h"
 #include "util/i18n.h"
+#include "util/jv.h"
 
 struct server;
 struct req;
@@ -39,6 +40,7 @@ enum route_flags {
     ROUTE_CSV = 2,             /* body is text/csv, capped by max_import_body */
     ROUTE_TEST_CLOCK = 4,      /* exists only with serve --test-clock */
     ROUTE_READ = 8,            /* a POST that changes nothing (never shed as a command) */
+    ROUTE_AUTH = 16,           /* changes who may call: threads forget the tokens they remember (auth.h) */
 };
 
 #define HANDLER_ASYNC (-1)
@@ -92,8 +94,9 @@ int req_error(struct req *r, int err, const char *param);
 
 const char *req_query(struct req *r, const char *name);
 const char *req_header(struct req *r, const char *name);
-/* Parses the body as a JSON object; on failure answers 400 and returns an error. */
-int req_body_object(struct req *r, json_t **out);
+/* Parses the body as a JSON object into r->a (util/jv.h); on failure answers
+ * 400 and returns an error. */
+int req_body_object(struct req *r, const struct jv **out);
 
 /* A read transaction on this thread's reader connection. req_read_end ends
  * it and returns rc, or an error if what was read may not be durable yet and
@@ -113,11 +116,11 @@ int req_engine_halted(struct req *r);
 int req_schema_version(struct req *r);
 
 /* JSON field helpers: 0, ERR_MISSING_PARAMETER or ERR_INVALID_PARAMETER. */
-int json_field_str(json_t *o, const char *key, int required, size_t maxlen, const char **out);
-int json_field_int(json_t *o, const char *key, int required, int64_t *out);
-int json_field_bool(json_t *o, const char *key, int required, int *out);
-/* Rejects members not in the NULL-terminated list; *bad receives the first. */
-int json_only_keys(json_t *o, const char *const *allowed, const char **bad);
+int json_field_str(const struct jv *o, const char *key, int required, size_t maxlen, const char **out);
+int json_field_int(const struct jv *o, const char *key, int required, int64_t *out);
+int json_field_bool(const struct jv *o, const char *key, int required, int *out);
+/* Rejects members not in the NULL-terminated list (o an object); *bad receives the first. */
+int json_only_keys(const struct jv *o, const char *const *allowed, const char **bad);
 json_t *json_time(int64_t t);     /* RFC 3339 string, or null for 0 */
 /* Compact JSON text in r->a (jansson's dump, copied). */
 char *json_text(struct arena *a, json_t *v);   /* steals v */

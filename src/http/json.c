@@ -6,51 +6,48 @@
 #include "util/err.h"
 #include "util/timefmt.h"
 
-int json_field_str(json_t *o, const char *key, int required, size_t maxlen, const char **out)
+int json_field_str(const struct jv *o, const char *key, int required, size_t maxlen, const char **out)
 {
-    json_t *v = json_object_get(o, key);
-    if (!v || json_is_null(v)) {
-        *out = NULL;
+    const struct jv *v = jv_get(o, key);
+    *out = NULL;
+    if (!v || v->kind == JV_NULL)
         return required ? ERR_MISSING_PARAMETER : 0;
-    }
-    if (!json_is_string(v) || json_string_length(v) > maxlen || strlen(json_string_value(v)) != json_string_length(v))
+    if (v->kind != JV_STRING || v->len > maxlen)
         return ERR_INVALID_PARAMETER;
-    *out = json_string_value(v);
+    *out = v->s;
     return 0;
 }
 
-int json_field_int(json_t *o, const char *key, int required, int64_t *out)
+int json_field_int(const struct jv *o, const char *key, int required, int64_t *out)
 {
-    json_t *v = json_object_get(o, key);
-    if (!v || json_is_null(v))
+    const struct jv *v = jv_get(o, key);
+    if (!v || v->kind == JV_NULL)
         return required ? ERR_MISSING_PARAMETER : 0;
-    if (!json_is_integer(v))
+    if (v->kind != JV_INT)
         return ERR_INVALID_PARAMETER;
-    *out = json_integer_value(v);
+    *out = v->i;
     return 0;
 }
 
-int json_field_bool(json_t *o, const char *key, int required, int *out)
+int json_field_bool(const struct jv *o, const char *key, int required, int *out)
 {
-    json_t *v = json_object_get(o, key);
-    if (!v || json_is_null(v))
+    const struct jv *v = jv_get(o, key);
+    if (!v || v->kind == JV_NULL)
         return required ? ERR_MISSING_PARAMETER : 0;
-    if (!json_is_boolean(v))
+    if (v->kind != JV_BOOL)
         return ERR_INVALID_PARAMETER;
-    *out = json_is_true(v);
+    *out = v->b;
     return 0;
 }
 
-int json_only_keys(json_t *o, const char *const *allowed, const char **bad)
+int json_only_keys(const struct jv *o, const char *const *allowed, const char **bad)
 {
-    const char *key;
-    json_t *v;
-    json_object_foreach(o, key, v) {
+    jv_foreach(m, o) {
         int ok = 0;
         for (const char *const *a = allowed; *a && !ok; a++)
-            ok = !strcmp(*a, key);
+            ok = !strcmp(*a, m->key);
         if (!ok) {
-            *bad = key;
+            *bad = m->key;
             return ERR_INVALID_PARAMETER;
         }
     }

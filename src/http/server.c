@@ -128,16 +128,15 @@ const char *req_query(struct req *r, const char *name)
 
 const char *req_header(struct req *r, const char *name) { return h1_header(r->head, name); }
 
-int req_body_object(struct req *r, json_t **out)
+int req_body_object(struct req *r, const struct jv **out)
 {
-    json_error_t je;
-    *out = json_loadb(r->body ? r->body : "", r->body_len, JSON_REJECT_DUPLICATES, &je);
-    if (!json_is_object(*out)) {
-        json_decref(*out);
-        *out = NULL;
+    struct jv *v;
+    *out = NULL;
+    if (jv_parse(&r->a, r->body ? r->body : "", r->body_len, &v) || v->kind != JV_OBJECT) {
         req_error(r, ERR_INVALID_JSON, NULL);
         return ERR_INVALID_JSON;
     }
+    *out = v;
     return 0;
 }
 
@@ -209,6 +208,8 @@ static void on_done(struct cmd *c)
 {
     struct req *r = (struct req *)((char *)c - offsetof(struct req, cmd));
     release_slot(r, 1);
+    if (r->route->flags & ROUTE_AUTH)
+        auth_forget();   /* durable, not yet answered (auth.h A1) */
     if (r->inflight)
         inflight_release(r->inflight);   /* after commit: a repeat now finds the stored row */
     net_resume(r->conn);
@@ -356,14 +357,19 @@ static int authenticate(struct req *r)
     int64_t now = clock_mono_ms();
     int wait = 1;
     client_address(r, addr, sizeof addr);
-    struct tx tx;
-    int rc = req_read_begin(r, &tx);
-    if (rc)
-        return rc;
-    rc = auth_resolve(&tx, authz, &r->who);
-    /* No fence: a token is usable only by whoever was told its secret, which
-     * happens after its creation is durable; a revocation may act early. */
-    store_rollback(tx.st);
+    int rc = 0;
+    if (!auth_recall(authz, now, &r->who)) {
+        uint64_t epoch = auth_epoch();   /* before the snapshot (auth.h A1) */
+        struct tx tx;
+        if ((rc = req_read_begin(r, &tx)))
+            return rc;
+        rc = auth_resolve(&tx, authz, &r->who);
+        /* No fence: a token is usable only by whoever was told its secret, which
+         * happens after its creation is durable; a revocation may act early. */
+        store_rollback(tx.st);
+        if (!rc)
+            auth_remember(authz, now, epoch, &r->who);
+    }
     if (!rc && !(r->route->roles & r->who.role))
         rc = r->who.role == ROLE_ANON ? ERR_UNAUTHENTICATED : ERR_FORBIDDEN;
     if (rc == ERR_UNAUTHENTICATED && ratelimit_take(s->auth_fail, addr, now, &wait))
@@ -692,6 +698,8 @@ int server_open(struct server **out, const struct server_opts *o)
     snprintf(keypath, sizeof keypath, "%s%s", o->key_path ? o->key_path : o->db_path, o->key_path ? "" : ".ed25519");
     if (receipt_keys_load(&s->keys, keypath, 1))
         return 1;
+    if (auth_share(o->db_path, 0))
+        log_warn("cannot map %s.token-epoch: every request looks its token up", o->db_path);
     if (o->fault && store_fault_configure(o->fault)) {
         log_error("--fault wants write@N, full@N or fsync@N[,once], got '%s'", o->fault);
         return 2;

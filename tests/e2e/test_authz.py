@@ -97,3 +97,35 @@ def test_revoked_token_is_refused_everywhere(server):
         r = server.request(method, path, {} if method == "POST" else None, token=tok, idem=make_key())
         assert (r.status, r.body["error"]["code"]) == (401, "unauthenticated"), (method, path, r)
     assert server.snapshot(iccid) == ("inactive", 0, 0)
+
+
+def _get(conn, path, tok):
+    conn.request("GET", path, headers={"Authorization": "Bearer " + tok})
+    r = conn.getresponse()
+    r.read()
+    return r.status
+
+
+@pytest.mark.parametrize("by", ["api", "cli"])
+def test_remembered_token_is_forgotten_when_revoked(server, by):
+    """HTTP threads remember the tokens they resolved (auth.h A1, A2): a token
+    used on many keep-alive connections, so that every thread remembers it,
+    is refused on each of them by the first request after its revocation
+    was answered, through the API or by `topupd token revoke`."""
+    r = server.request("POST", "/v1/tokens", {"role": "operator", "name": "remembered"}, token="admin")
+    assert r.status == 201, r
+    tok, tid = r.body["token"], r.body["id"]
+    server.secrets.append(tok)
+    conns = [server.connection() for _ in range(16)]
+    try:
+        for _ in range(3):
+            assert [_get(c, "/v1/plans", tok) for c in conns] == [200] * len(conns)
+        if by == "api":
+            assert server.request("DELETE", "/v1/tokens/%d" % tid, token="admin").status == 200
+        else:
+            cp = server.cli("token", "revoke", str(tid), "--db", server.db)
+            assert "could not tell" not in cp.stderr
+        assert [_get(c, "/v1/plans", tok) for c in conns] == [401] * len(conns)
+    finally:
+        for c in conns:
+            c.close()

@@ -1,7 +1,8 @@
 /* fuzz_json_fields — what the handlers build on, without the HTTP server:
  * receipt verification (POST /v1/receipts/verify takes any JSON from anyone),
- * the JSON field helpers of src/http/json.c, the Accept-Language parser and
- * the RFC 3339 time conversions.
+ * the request body parser (util/jv.h), the JSON field helpers of
+ * src/http/json.c, the Accept-Language parser and the RFC 3339 time
+ * conversions.
  *
  * Input: any bytes, usually a JSON document (the seeds are receipts and
  * request bodies). Properties checked, beyond "no crash, leak or UB":
@@ -9,6 +10,9 @@
  *  - for any non-empty JSON object P (less "signature" and "key_id"),
  *    receipt_signed(canonical(P)) verifies with the signing key, does not with
  *    another key, and P re-serialised in any layout with that signature verifies;
+ *  - jv_parse accepts what jansson accepts (JSON_DECODE_ANY and
+ *    JSON_REJECT_DUPLICATES) up to JV_MAX_DEPTH deep, nothing else, and reads
+ *    the same values (jv.h J1, J2);
  *  - json_field_str/int/bool and json_only_keys keep their contract (http.h);
  *  - i18n_pick returns a language of ours;
  *  - timefmt_parse accepts only the exact form and round-trips through
@@ -25,6 +29,7 @@
 #include "util/arena.h"
 #include "util/err.h"
 #include "util/i18n.h"
+#include "util/jv.h"
 #include "util/timefmt.h"
 
 #define YEAR1 INT64_C(-62135596800)       /* 0001-01-01T00:00:00Z */
@@ -56,7 +61,70 @@ static int in_list(const char *key, const char *const *list)
     return 0;
 }
 
-static void check_fields(json_t *o)
+/* How deep jansson's value nests: a scalar is 0, [] is 1. */
+static int depth(json_t *v)
+{
+    int d = 0;
+    size_t i;
+    const char *k;
+    json_t *e;
+    if (json_is_array(v))
+        json_array_foreach(v, i, e) d = d > depth(e) ? d : depth(e);
+    if (json_is_object(v))
+        json_object_foreach(v, k, e) d = d > depth(e) ? d : depth(e);
+    return json_is_array(v) || json_is_object(v) ? d + 1 : 0;
+}
+
+/* The same value, read by jansson and by jv. */
+static int same(json_t *j, const struct jv *v)
+{
+    switch (v->kind) {
+    case JV_NULL: return json_is_null(j);
+    case JV_BOOL: return json_is_boolean(j) && v->b == json_is_true(j);
+    case JV_INT: return json_is_integer(j) && v->i == json_integer_value(j);
+    case JV_REAL: return json_is_real(j) && v->d == json_real_value(j);
+    case JV_STRING:
+        return json_is_string(j) && v->len == json_string_length(j) && strlen(v->s) == v->len &&
+               !memcmp(v->s, json_string_value(j), v->len);
+    case JV_ARRAY: {
+        size_t i = 0;
+        if (!json_is_array(j) || json_array_size(j) != v->len)
+            return 0;
+        jv_foreach(e, v) if (!same(json_array_get(j, i++), e)) return 0;
+        return 1;
+    }
+    case JV_OBJECT:
+        if (!json_is_object(j) || json_object_size(j) != v->len)
+            return 0;
+        jv_foreach(m, v) {
+            json_t *e = strlen(m->key) == m->key_len ? json_object_get(j, m->key) : NULL;
+            if (!e || !same(e, m))
+                return 0;
+        }
+        return 1;
+    }
+    return 0;
+}
+
+static void check_parse(const uint8_t *data, size_t size, json_t *any)
+{
+    struct arena a;
+    arena_init(&a);
+    struct jv *v = (struct jv *)1;
+    int rc = jv_parse(&a, (const char *)data, size, &v);
+    FUZZ_CHECK(rc == 0 || (rc == ERR_INVALID_JSON && !v), "jv_parse rc %d", rc);
+    if (memchr(data, 0, size))   /* jansson stops at a NUL as at the end; jv refuses it */
+        FUZZ_CHECK(rc, "jv_parse accepted a NUL byte");
+    else if (!rc)
+        FUZZ_CHECK(any && same(any, v), "jv_parse read what jansson %s: %.*s", any ? "reads otherwise" : "refuses",
+                   (int)(size < 200 ? size : 200), (const char *)data);
+    else
+        FUZZ_CHECK(!any || depth(any) > JV_MAX_DEPTH, "jv_parse refused what jansson reads: %.*s",
+                   (int)(size < 200 ? size : 200), (const char *)data);
+    arena_free(&a);
+}
+
+static void check_fields(json_t *o, const struct jv *jo)
 {
     static const char *const probes[] = {"amount", "currency", "channel", "method", "iccid", "code", "name",
                                          "price", "payg", "advance", "now", "plan", "role", "", NULL};
@@ -72,12 +140,12 @@ static void check_fields(json_t *o)
         json_t *m = json_object_get(o, *k);
         for (size_t i = 0; i < sizeof maxlens / sizeof maxlens[0]; i++) {
             const char *s = "unset";
-            int rc = json_field_str(o, *k, (int)(i & 1), maxlens[i], &s);
+            int rc = json_field_str(jo, *k, (int)(i & 1), maxlens[i], &s);
             FUZZ_CHECK(rc == 0 || rc == ERR_MISSING_PARAMETER || rc == ERR_INVALID_PARAMETER, "str rc %d", rc);
             if (!m || json_is_null(m)) {
                 FUZZ_CHECK(rc == ((i & 1) ? ERR_MISSING_PARAMETER : 0) && !s, "absent '%s': rc %d", *k, rc);
             } else if (!rc) {
-                FUZZ_CHECK(json_is_string(m) && s == json_string_value(m), "'%s': not the member's string", *k);
+                FUZZ_CHECK(json_is_string(m) && !strcmp(s, json_string_value(m)), "'%s': not the member's string", *k);
                 FUZZ_CHECK(strlen(s) <= maxlens[i], "'%s': %zu bytes past maxlen %zu", *k, strlen(s), maxlens[i]);
                 FUZZ_CHECK(strlen(s) == json_string_length(m), "'%s': a NUL inside passed", *k);
             } else {
@@ -87,10 +155,10 @@ static void check_fields(json_t *o)
             }
         }
         int64_t n = 0x5a5a;
-        int rc = json_field_int(o, *k, 1, &n);
+        int rc = json_field_int(jo, *k, 1, &n);
         FUZZ_CHECK(rc ? n == 0x5a5a : json_is_integer(m) && n == json_integer_value(m), "int '%s' rc %d", *k, rc);
         int b = 7;
-        rc = json_field_bool(o, *k, 0, &b);
+        rc = json_field_bool(jo, *k, 0, &b);
         FUZZ_CHECK(rc ? b == 7 : (!m || json_is_null(m)) ? b == 7 : json_is_boolean(m) && b == json_is_true(m),
                    "bool '%s' rc %d", *k, rc);
     }
@@ -98,7 +166,7 @@ static void check_fields(json_t *o)
     const char *const *lists[] = {topup_keys, plan_keys, none};
     for (size_t l = 0; l < 3; l++) {
         const char *bad = NULL;
-        int rc = json_only_keys(o, lists[l], &bad);
+        int rc = json_only_keys(jo, lists[l], &bad);
         int all_in = 1;
         json_object_foreach(o, key, v) all_in = all_in && in_list(key, lists[l]);
         FUZZ_CHECK((rc == 0) == all_in, "json_only_keys rc %d, all keys allowed: %d", rc, all_in);
@@ -182,9 +250,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(v == 0 || v == 1, "receipt_verify returned %d", v);
     free(exact);
 
-    json_t *o = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, NULL);
-    if (json_is_object(o)) {
-        check_fields(o);
+    json_t *o = json_loadb((const char *)data, size, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, NULL);
+    check_parse(data, size, o);
+    if (json_is_object(o) && depth(o) <= JV_MAX_DEPTH && !memchr(data, 0, size)) {
+        struct arena a;
+        struct jv *jo;
+        arena_init(&a);
+        FUZZ_CHECK(!jv_parse(&a, (const char *)data, size, &jo), "jv_parse");
+        check_fields(o, jo);
+        arena_free(&a);
         check_signing(o);
     }
     json_decref(o);
