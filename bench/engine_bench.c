@@ -7,10 +7,8 @@
  * does what the HTTP path does around the engine, minus HTTP itself:
  *
  *   submitter (the HTTP thread's part): request hash (BLAKE2b of method, path,
- *     body, as req_submit), in-flight claim of the key, the key looked up on
- *     the submitter's own reader (none is stored: idem_checked, engine.h E4),
- *     engine_submit
- *   writer: topup_apply, the 201 body rendered
+ *     body, as req_submit), in-flight claim of the key, engine_submit
+ *   writer: savepoint, idempotency lookup, topup_apply, the 201 body rendered
  *     as src/api/topups.c does (it runs that file's api_topup_exec itself),
  *     idempotency row, group commit and log sync, done() releasing the claim
  *   completion (the HTTP thread again): the answer's length counted (the
@@ -35,7 +33,6 @@
 #include "api/api.h"
 #include "core/topup.h"
 #include "engine/engine.h"
-#include "store/store.h"
 #include "http/inflight.h"
 #include "http/server.h"
 #include "cpu.h"
@@ -129,8 +126,6 @@ static void on_done(struct cmd *c)
 
 static const char BODY[] = "{\"amount\":100,\"currency\":\"CNY\",\"channel\":\"portal\",\"method\":\"alipay\"}";
 
-static struct store *reader;   /* the submitter's, as an HTTP thread's */
-
 static int submit(struct engine *e, struct slot *s, int64_t iccid_index, const char *runid, uint64_t n)
 {
     arena_free(&s->a);
@@ -144,6 +139,7 @@ static int submit(struct engine *e, struct slot *s, int64_t iccid_index, const c
     s->tc.req = (struct topup_req){.iccid = s->iccid, .amount = 100, .currency = "CNY", .channel = CHANNEL_portal,
                                    .method = METHOD_alipay};
     c->exec = api_topup_exec;
+    c->render = api_topup_render;
     c->done = on_done;
     c->arg = &s->tc;
     c->a = &s->a;
@@ -159,13 +155,6 @@ static int submit(struct engine *e, struct slot *s, int64_t iccid_index, const c
     s->inflight = arena_printf(&s->a, "%s\037%s", c->idem_scope, c->idem_key);
     if (inflight_claim(s->inflight))
         DIE("idempotency key %s already in flight", s->key);
-    int rc = store_begin(reader);
-    if (!rc && engine_idem_replay(reader, c))
-        DIE("idempotency key %s already stored", s->key);
-    store_rollback(reader);
-    if (rc)
-        DIE("reader: %s", err_code(rc));
-    c->idem_checked = 1;
     return engine_submit(e, c);
 }
 
@@ -240,8 +229,6 @@ int main(int argc, char **argv)
     }
     double provision_s = now_s() - p0;
 
-    if (store_open(&reader, path, STORE_READER))
-        DIE("cannot open a reader on %s", path);
     struct slot *slots = calloc((size_t)inflight, sizeof *slots);
     if (!slots)
         DIE("out of memory");
@@ -324,7 +311,6 @@ int main(int argc, char **argv)
     struct cmd chk = {.exec = exec_check, .arg = &rep, .a = &a, .principal = "bench"};
     int crc = engine_run(e, &chk);
     arena_free(&a);
-    store_close(reader);
     engine_close(e);
     for (int i = 0; i < inflight; i++)
         arena_free(&slots[i].a);

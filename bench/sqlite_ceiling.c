@@ -11,16 +11,17 @@
  *   INSERT topups (with its receipt), INSERT transfers (ON CONFLICT(xid) DO
  *   NOTHING), INSERT sim_txns, UPDATE sims (its state, with its check_at on
  *   a first activation, its newest record and the wallet's credit: the
- *   wallet's totals are in the SIM's row, ledger L7), INSERT idempotency;
+ *   wallet's totals are in the SIM's row, ledger L7), INSERT idempotency
+ *   (the answer by reference to the topups row: engine.h E4);
  *   and once a transaction, UPDATE accounts (the clearing account's debits,
  *   summed as the engine's writer sums them, ledger L8)
  *
  * each prepared once, 1,000 top-ups per transaction, for a fixed time or
  * count. No reads (the server reads the next top-up id, which the receipt
  * names, before its INSERT; the ceiling, alone on a fresh database, counts
- * it), no savepoints, no JSON library: the receipt payload and the stored
- * response body (with its sign_off/sign_len) are written with the
- * same shape and length as the server's, by snprintf. (The server signs a
+ * it), no savepoints, no JSON library: the receipt payload and the
+ * response body are rendered with the same shape and length as the
+ * server's, by snprintf. (The server signs a
  * receipt when it is served, off the writer, so no signing here either.)
  * Prints one JSON line.
  *
@@ -239,8 +240,8 @@ int main(int argc, char **argv)
         "channel, method, created_at, prev) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
         "(SELECT last_txn FROM sims WHERE id = ?))");
     sqlite3_stmt *w_idem = prep(
-        "INSERT INTO idempotency(scope, key, request_hash, status, body, sign_off, sign_len, created_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+        "INSERT INTO idempotency(scope, key, request_hash, status, body, sign_off, sign_len, created_at, topup_id) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
 
     const int64_t amount = 100;
     int64_t done = 0, commits = 0, tid = 0;
@@ -353,7 +354,8 @@ int main(int argc, char **argv)
                     DIE("sim not updated");
             }
 
-            /* The stored response: the API's 201 body (the receipt unsigned: it is signed when fetched). */
+            /* The response, the API's 201 body (the receipt unsigned: it is signed when fetched), is
+             * rendered as the writer renders it; it is stored as the top-up's id (engine.h E4). */
             int head = snprintf(body, sizeof body,
                                 "{\"topup\":{\"id\":\"tu_%lld\",\"iccid\":\"%s\",\"amount\":%lld,"
                                 "\"currency\":\"CNY\",\"channel\":\"portal\",\"method\":\"alipay\","
@@ -371,10 +373,11 @@ int main(int argc, char **argv)
             sqlite3_bind_text(w_idem, 2, idem, -1, SQLITE_STATIC);
             sqlite3_bind_blob(w_idem, 3, hash, 32, SQLITE_STATIC);
             sqlite3_bind_int(w_idem, 4, 201);
-            sqlite3_bind_text(w_idem, 5, body, bl, SQLITE_STATIC);
+            sqlite3_bind_text(w_idem, 5, "", 0, SQLITE_STATIC);
             sqlite3_bind_int64(w_idem, 6, 0);   /* sign_off, sign_len: nothing to sign on replay */
             sqlite3_bind_int64(w_idem, 7, 0);
             sqlite3_bind_int64(w_idem, 8, now);
+            sqlite3_bind_int64(w_idem, 9, tid);
             step(w_idem);
         }
         int64_t debit[5] = {0, cleared, 0, 0, clearing};

@@ -14,6 +14,7 @@ struct topup_cmd {
     struct topup_result res;
 };
 int api_topup_exec(struct tx *tx, struct cmd *c);
+int api_topup_render(struct tx *tx, int64_t id, const char **body, size_t *len);
 
 extern const struct route api_routes[];
 extern const size_t api_route_count;

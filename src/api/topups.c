@@ -16,33 +16,49 @@
  * The receipt goes out as its canonical payload, unsigned: Ed25519 is
  * deterministic, so it is signed when it is fetched (GET /v1/receipts/{number})
  * and a top-up itself costs no signature (a fifth of its CPU, measured). */
+static const char *render(struct arena *a, const struct topup_answer *v, size_t *len)
+{
+    char now[TIMEFMT_LEN], until[TIMEFMT_LEN];
+    timefmt_rfc3339(v->created_at, now);
+    timefmt_rfc3339(v->active_until, until);
+    struct arena_text t;
+    arena_text_init(&t, a, 1024);
+    arena_text_cat(&t, "{\"topup\":{\"id\":\"tu_", NULL);
+    arena_text_int(&t, v->id);
+    arena_text_cat(&t, "\",\"iccid\":\"", v->iccid, "\",\"amount\":", NULL);
+    arena_text_int(&t, v->amount);
+    arena_text_cat(&t, ",\"currency\":\"", v->currency, "\",\"channel\":\"", v->channel, "\",\"method\":\"",
+                   v->method, "\",\"reactivation_fee\":", NULL);
+    arena_text_int(&t, v->fee);
+    arena_text_cat(&t, ",\"reactivated\":", v->reactivated ? "true" : "false", ",\"created_at\":\"", now,
+                   "\"},\"receipt\":", v->receipt_payload, ",\"balance\":{\"amount\":", NULL);
+    arena_text_int(&t, v->balance);
+    arena_text_cat(&t, ",\"currency\":\"", v->currency, "\"},\"active_until\":\"", until, "\",\"state\":\"",
+                   sim_state_name(v->state), "\"}", NULL);
+    return arena_text_end(&t, len);
+}
+
+/* A repeat's answer, from the top-up's row (engine.h E4). */
+int api_topup_render(struct tx *tx, int64_t id, const char **body, size_t *len)
+{
+    struct topup_answer v;
+    int rc = topup_answer_get(tx, id, &v);
+    if (!rc)
+        *body = render(tx->a, &v, len);
+    return rc;
+}
+
 int api_topup_exec(struct tx *tx, struct cmd *c)
 {
     struct topup_cmd *tc = c->arg;
-    struct topup_result *res = &tc->res;
-    int rc = topup_apply(tx, &tc->req, res);
+    int rc = topup_apply(tx, &tc->req, &tc->res);
     if (rc)
         return rc;
-    char now[TIMEFMT_LEN], until[TIMEFMT_LEN];
-    timefmt_rfc3339(tx->now, now);
-    timefmt_rfc3339(res->sim.active_until, until);
-    const char *cur = tx->cf->currency;
-    struct arena_text t;
-    arena_text_init(&t, tx->a, 1024);
-    arena_text_cat(&t, "{\"topup\":{\"id\":\"tu_", NULL);
-    arena_text_int(&t, res->id);
-    arena_text_cat(&t, "\",\"iccid\":\"", res->sim.iccid, "\",\"amount\":", NULL);
-    arena_text_int(&t, tc->req.amount);
-    arena_text_cat(&t, ",\"currency\":\"", cur, "\",\"channel\":\"", topup_channel_name(tc->req.channel),
-                   "\",\"method\":\"", topup_method_name(tc->req.method), "\",\"reactivation_fee\":", NULL);
-    arena_text_int(&t, res->fee);
-    arena_text_cat(&t, ",\"reactivated\":", res->reactivated ? "true" : "false", ",\"created_at\":\"", now,
-                   "\"},\"receipt\":", res->receipt_payload, ",\"balance\":{\"amount\":", NULL);
-    arena_text_int(&t, res->balance);
-    arena_text_cat(&t, ",\"currency\":\"", cur, "\"},\"active_until\":\"", until, "\",\"state\":\"",
-                   sim_state_name(res->sim.state), "\"}", NULL);
-    c->body = arena_text_end(&t, &c->body_len);
+    struct topup_answer v;
+    topup_answer_from(tx, &tc->req, &tc->res, &v);
+    c->body = render(tx->a, &v, &c->body_len);
     c->status = 201;
+    c->answer_ref = v.state == SIM_ACTIVE ? v.id : 0;   /* what topup_answer_get reads back */
     return 0;
 }
 
@@ -90,7 +106,7 @@ int api_topups_create(struct req *r)
     }
     tc->req.iccid = iccid;
     tc->req.currency = arena_strdup(&r->a, currency);
-    return req_submit(r, api_topup_exec, tc);
+    return req_submit_rendered(r, api_topup_exec, api_topup_render, tc);
 }
 
 struct bundle_cmd {

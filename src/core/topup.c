@@ -6,6 +6,7 @@
 #include "core/ledger.h"
 #include "core/record.h"
 #include "store/store.h"
+#include "util/arena.h"
 #include "util/err.h"
 
 static const char *const channels[] = {
@@ -152,4 +153,39 @@ int topup_apply(struct tx *tx, const struct topup_req *req, struct topup_result 
     if (!rc)
         rc = sim_save(tx, s);
     return rc;
+}
+
+void topup_answer_from(struct tx *tx, const struct topup_req *req, const struct topup_result *res,
+                       struct topup_answer *out)
+{
+    *out = (struct topup_answer){.id = res->id, .amount = req->amount, .fee = res->fee, .balance = res->balance,
+                                 .active_until = res->sim.active_until, .created_at = tx->now,
+                                 .reactivated = res->reactivated, .state = res->sim.state,
+                                 .iccid = res->sim.iccid, .currency = tx->cf->currency,
+                                 .channel = topup_channel_name(req->channel),
+                                 .method = topup_method_name(req->method),
+                                 .receipt_payload = res->receipt_payload};
+}
+
+STORE_SQL(SQL_TOPUP_ANSWER,
+          "SELECT t.amount, t.fee, t.balance_after, t.active_until, t.created_at, t.reactivated, s.iccid, "
+          "t.currency, t.channel, t.method, COALESCE(t.receipt, '') FROM topups t JOIN sims s ON s.id = t.sim_id "
+          "WHERE t.id = ?");
+
+int topup_answer_get(struct tx *tx, int64_t id, struct topup_answer *out)
+{
+    struct store_q *q;
+    int rc = store_one(tx->st, &q, &SQL_TOPUP_ANSWER, "i", id);
+    if (rc)
+        return rc;
+    /* topup_apply leaves every SIM it credits active (and refuses the rest). */
+    *out = (struct topup_answer){.id = id, .amount = store_i64(q, 0), .fee = store_i64(q, 1),
+                                 .balance = store_i64(q, 2), .active_until = store_i64(q, 3),
+                                 .created_at = store_i64(q, 4), .reactivated = (int)store_i64(q, 5),
+                                 .state = SIM_ACTIVE, .iccid = arena_strdup(tx->a, store_text(q, 6)),
+                                 .currency = arena_strdup(tx->a, store_text(q, 7)),
+                                 .channel = arena_strdup(tx->a, store_text(q, 8)),
+                                 .method = arena_strdup(tx->a, store_text(q, 9)),
+                                 .receipt_payload = arena_strdup(tx->a, store_text(q, 10))};
+    return store_end(q);
 }

@@ -57,3 +57,16 @@ struct topup_result {
  * queueing, and again by topup_apply). */
 int topup_check_amount(const struct conf *cf, int64_t amount, const char *currency);
 int topup_apply(struct tx *tx, const struct topup_req *req, struct topup_result *out);
+
+/* What a top-up's answer shows: as topup_apply leaves it (topup_answer_from)
+ * or as its topups row keeps it (topup_answer_get, strings in tx->a), the
+ * same either way: a repeat's answer is rendered from the row (engine.h E4). */
+struct topup_answer {
+    int64_t id, amount, fee, balance, active_until, created_at;
+    int reactivated;
+    enum sim_state state;
+    const char *iccid, *currency, *channel, *method, *receipt_payload;
+};
+void topup_answer_from(struct tx *tx, const struct topup_req *req, const struct topup_result *res,
+                       struct topup_answer *out);
+int topup_answer_get(struct tx *tx, int64_t id, struct topup_answer *out);   /* ERR_NOT_FOUND */

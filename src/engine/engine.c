@@ -113,14 +113,16 @@ int engine_writer_copies_log(int64_t pages, int64_t restart, int64_t ckpt_copied
 }
 
 STORE_SQL(SQL_IDEM_GET,
-          "SELECT request_hash, status, body, sign_off, sign_len FROM idempotency WHERE scope = ? AND key = ?");
+          "SELECT request_hash, status, body, sign_off, sign_len, COALESCE(topup_id, 0) FROM idempotency "
+          "WHERE scope = ? AND key = ?");
 STORE_SQL(SQL_IDEM_PUT,
-          "INSERT INTO idempotency(scope, key, request_hash, status, body, sign_off, sign_len, created_at) "
-          "VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+          "INSERT INTO idempotency(scope, key, request_hash, status, body, sign_off, sign_len, created_at, topup_id) "
+          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
 
 /* E4: answers from the stored row; returns 1 when the command is answered. */
-int engine_idem_replay(struct store *st, struct cmd *c)
+static int replay(struct tx *tx, struct cmd *c)
 {
+    struct store *st = tx->st;
     struct store_q *q;
     int rc = store_one(st, &q, &SQL_IDEM_GET, "ss", c->idem_scope, c->idem_key);
     if (rc == ERR_NOT_FOUND)
@@ -130,6 +132,7 @@ int engine_idem_replay(struct store *st, struct cmd *c)
         return 1;
     }
     size_t n;
+    int64_t ref = 0;
     const void *hash = store_blob(q, 0, &n);
     if (n != sizeof c->req_hash || memcmp(hash, c->req_hash, n)) {
         c->err = ERR_IDEMPOTENCY_KEY_REUSED;
@@ -141,21 +144,16 @@ int engine_idem_replay(struct store *st, struct cmd *c)
         c->sign_off = (size_t)store_i64(q, 3);
         c->sign_len = (size_t)store_i64(q, 4);
         c->replayed = 1;
+        ref = store_i64(q, 5);
     }
     store_end(q);
+    if (ref && !c->render) {   /* the same request (its hash) comes by the same route, which renders */
+        log_error("engine: an answer stored by reference, and no renderer for it");
+        c->err = ERR_INTERNAL;
+    } else if (ref && (rc = c->render(tx, ref, &c->body, &c->body_len))) {
+        c->err = rc == ERR_NOT_FOUND ? ERR_INTERNAL : rc;
+    }
     return 1;
-}
-
-/* A command refused without the writer's lookup (E4): a stored answer, if
- * there is one after all, is the answer instead of the refusal. */
-static void replay_instead(struct store *st, struct cmd *c)
-{
-    int err = c->err;
-    const char *param = c->err_param;
-    c->err = 0;
-    c->err_param = NULL;
-    if (!engine_idem_replay(st, c))
-        c->err = err, c->err_param = param;
 }
 
 #define RERUN_SAFELY (-1)
@@ -173,15 +171,14 @@ static int run_one(struct engine *e, struct cmd *c, int64_t now, int safe)
     if (rc)
         return c->err = rc;
     int64_t written = store_total_changes(e->st);
-    int look = c->idem_key && (safe || !c->idem_checked);   /* E4 */
-    if (!(look && engine_idem_replay(e->st, c))) {
+    if (!(c->idem_key && replay(&tx, c))) {
+        c->answer_ref = 0;
         c->err = c->exec(&tx, c);
+        int by_ref = c->answer_ref && c->render;
         if (!c->err && c->idem_key)
-            c->err = store_exec(e->st, &SQL_IDEM_PUT, "ssbdsiii", c->idem_scope, c->idem_key, c->req_hash,
-                                sizeof c->req_hash, c->status, c->body ? c->body : "", (int64_t)c->sign_off,
-                                (int64_t)c->sign_len, now);
-        else if (c->err && c->idem_key && !look && store_total_changes(e->st) == written)
-            replay_instead(e->st, c);
+            c->err = store_exec(e->st, &SQL_IDEM_PUT, "ssbdsiiiz", c->idem_scope, c->idem_key, c->req_hash,
+                                sizeof c->req_hash, c->status, by_ref || !c->body ? "" : c->body,
+                                (int64_t)c->sign_off, (int64_t)c->sign_len, now, by_ref ? c->answer_ref : 0);
     }
     if (c->err && err_is_fatal(c->err))
         return c->err;

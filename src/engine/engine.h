@@ -18,12 +18,9 @@
  *  E4. A command with an idempotency key stores (scope, key, request hash,
  *      status, body) in its own savepoint, so the key is durable exactly when
  *      the effect is; a repeat is answered from the stored row byte for byte.
- *      The writer looks the key up before it runs the command, unless the
- *      submitter did (idem_checked: it holds the key alone, in flight, and
- *      found no row on a reader). The unique index on the key still stands
- *      behind that: a row the submitter could not see makes the INSERT fail,
- *      and the batch runs again with savepoints, where every key is looked
- *      up; a command refused without the lookup is looked up then.
+ *      A command whose answer can be rendered again from a row it wrote (a
+ *      top-up's, from its topups row) stores that row's id instead of the
+ *      body, and a repeat's body is rendered from it (cmd.render).
  *  E5. A storage error fails the whole batch (every command gets
  *      ERR_STORAGE: rolled back, nothing applied). A failed COMMIT (fsync)
  *      gets ERR_OUTCOME_UNKNOWN, because what reached the disk is no longer
@@ -75,7 +72,9 @@ struct cmd {
     const char *principal;
     const char *idem_scope, *idem_key;   /* NULL: no idempotency */
     unsigned char req_hash[32];
-    int idem_checked;         /* no row for the key, and none can come but this command's (E4) */
+    /* E4: renders the body of the answer exec gave when it set answer_ref
+     * to ref, byte for byte, from the database (on the writer, for a repeat). */
+    int (*render)(struct tx *tx, int64_t ref, const char **body, size_t *len);
 
     /* Results. */
     int err;                  /* enum err; 0 on success */
@@ -86,6 +85,8 @@ struct cmd {
     size_t sign_off, sign_len;   /* legacy: a receipt inside body to sign when answering (rows stored
                                     before receipts were signed on fetch; 0 for every new command) */
     int replayed;             /* answered from a stored idempotency row */
+    int64_t answer_ref;       /* set by exec (with render): the row the answer is rendered from, stored
+                                 in place of the body */
 
     struct cmd *next;         /* the engine's */
     void *waiter;             /* engine_run's */
@@ -107,11 +108,6 @@ int engine_submit(struct engine *e, struct cmd *c);
  * ERR_OVERLOADED, ERR_WRITES_HALTED, ERR_SHUTTING_DOWN. Lets the HTTP layer
  * shed a command before it spends anything on it (E6). */
 int engine_admits(struct engine *e);
-/* E4, on any connection (a reader's, before submitting): answers c from the
- * row stored for its key. 1 when answered (c->status and c->body, replayed
- * set; or c->err, ERR_IDEMPOTENCY_KEY_REUSED for another request under the
- * key, or a storage error), 0 when no row is stored. */
-int engine_idem_replay(struct store *st, struct cmd *c);
 /* Submits and waits; returns c->err. For the CLI, the sweeper and tests. */
 int engine_run(struct engine *e, struct cmd *c);
 int engine_halted(struct engine *e);

@@ -107,6 +107,10 @@ int req_read_end(struct req *r, struct tx *tx, int rc);
 /* Queues a command: exec runs on the writer (see engine.h); the answer is
  * c->status/c->body, or an error rendered in the caller's language. */
 int req_submit(struct req *r, int (*exec)(struct tx *tx, struct cmd *c), void *arg);
+/* The same for a command whose answer can be rendered again from a row it
+ * wrote: the idempotency row keeps that row's id, not the body (engine.h E4). */
+int req_submit_rendered(struct req *r, int (*exec)(struct tx *tx, struct cmd *c),
+                        int (*render)(struct tx *tx, int64_t ref, const char **body, size_t *len), void *arg);
 
 /* The server's shared state, read-only for handlers. */
 const struct conf *req_conf(struct req *r);

@@ -215,39 +215,18 @@ static void on_done(struct cmd *c)
     net_resume(r->conn);
 }
 
-/* A repeat is answered here, from a reader, and never reaches the writer;
- * with its key held in flight, no row can come for it but this command's,
- * so when none is stored the writer need not look (engine.h E4,
- * idem_checked). 1: answered (on the resumed call, as from the engine);
- * 0: submit it. Once writes are halted the engine answers, as for any write. */
-static int replay_on_reader(struct req *r)
+int req_submit(struct req *r, int (*exec)(struct tx *tx, struct cmd *c), void *arg)
 {
-    struct cmd *c = &r->cmd;
-    struct tx tx;
-    if (engine_halted(r->srv->eng))
-        return 0;
-    int rc = req_read_begin(r, &tx);
-    if (!rc) {
-        if (!engine_idem_replay(tx.st, c)) {
-            store_rollback(tx.st);   /* nothing read is answered: no fence */
-            c->idem_checked = 1;
-            return 0;
-        }
-        rc = req_read_end(r, &tx, 0);
-    }
-    if (rc)
-        c->err = rc;   /* req_read_begin's answer is given again, the same */
-    release_slot(r, 0);
-    net_suspend(r->conn);
-    on_done(c);
-    return 1;
+    return req_submit_rendered(r, exec, NULL, arg);
 }
 
-int req_submit(struct req *r, int (*exec)(struct tx *tx, struct cmd *c), void *arg)
+int req_submit_rendered(struct req *r, int (*exec)(struct tx *tx, struct cmd *c),
+                        int (*render)(struct tx *tx, int64_t ref, const char **body, size_t *len), void *arg)
 {
     struct cmd *c = &r->cmd;
     memset(c, 0, sizeof *c);
     c->exec = exec;
+    c->render = render;
     c->done = on_done;
     c->arg = arg;
     c->a = &r->a;
@@ -266,8 +245,6 @@ int req_submit(struct req *r, int (*exec)(struct tx *tx, struct cmd *c), void *a
         if (inflight_claim(k))
             return req_error(r, ERR_IDEMPOTENCY_IN_FLIGHT, "Idempotency-Key");
         r->inflight = k;
-        if (replay_on_reader(r))
-            return HANDLER_ASYNC;
     }
     net_suspend(r->conn);
     int rc = engine_submit(r->srv->eng, c);

@@ -165,7 +165,7 @@ def _check(con, currency):
     topups = {r["id"]: dict(r) for r in q("SELECT * FROM topups")}
     records = [dict(r) for r in q("SELECT * FROM sim_txns ORDER BY id")]
     records_by_id = {r["id"]: r for r in records}
-    idem = [dict(r) for r in q("SELECT scope, key, status, body FROM idempotency")]
+    idem = [dict(r) for r in q("SELECT scope, key, status, body, topup_id FROM idempotency")]
 
     # every transfer has its parent
     xid_re = re.compile(r"^(topup):(\d+)(:fee)?$|^(bundle):(\d+):(price|bytes|seconds|sms|"
@@ -330,10 +330,13 @@ def _check(con, currency):
     for row in idem:
         body = row["body"]
         m = re.match(r'^\{"topup":\{"id":"tu_(\d+)"', body)
-        if m:
-            by_topup[int(m.group(1))] += 1
-            if int(m.group(1)) not in topups:
-                bad("idempotency key %s answers top-up tu_%s, which does not exist", row["key"], m.group(1))
+        ref = row["topup_id"] if row["topup_id"] is not None else int(m.group(1)) if m else None
+        if row["topup_id"] is not None and body:
+            bad("idempotency key %s keeps both a body and top-up %d", row["key"], row["topup_id"])
+        if ref is not None:
+            by_topup[ref] += 1
+            if ref not in topups:
+                bad("idempotency key %s answers top-up tu_%s, which does not exist", row["key"], ref)
         m = re.match(r'^\{"bundle":\{"id":"bu_(\d+)"', body)
         if m:
             by_bundle[int(m.group(1))] += 1
