@@ -8,8 +8,8 @@
  * top-up, exactly the SQL writes one top-up makes in the server
  * (src/core/topup.c, ledger.c, sim.c, receipt.c, record.c, src/engine/engine.c):
  *
- *   INSERT topups (with its receipt), INSERT transfers (ON CONFLICT(xid) DO
- *   NOTHING), INSERT sim_txns, UPDATE sims (its state, with its check_at on
+ *   INSERT topups (with its receipt; the row is its record too, record.h), INSERT transfers (ON CONFLICT(xid) DO
+ *   NOTHING), UPDATE sims (its state, with its check_at on
  *   a first activation, its newest record and the wallet's credit: the
  *   wallet's totals are in the SIM's row, ledger L7), INSERT idempotency
  *   (the answer by reference to the topups row: engine.h E4);
@@ -217,11 +217,12 @@ int main(int argc, char **argv)
     exec("COMMIT");
     double provision_s = now_s() - p0;
 
-    /* The five writes of one top-up (the UPDATE sims in one of two forms) and the clearing account's, once a
-     * transaction, with the server's exact statements. */
+    /* The four writes of one top-up (the UPDATE sims in one of two forms; the top-up's row is its own
+     * record, record.h) and the clearing account's, once a transaction, with the server's exact statements. */
     sqlite3_stmt *w_topup = prep(
         "INSERT INTO topups(id, sim_id, amount, currency, channel, method, fee, balance_after, active_until, "
-        "reactivated, principal, receipt, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+        "reactivated, principal, receipt, created_at, prev) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+        "COALESCE((SELECT last_txn FROM sims WHERE id = ?), 0))");
     sqlite3_stmt *w_xfer = prep(
         "INSERT INTO transfers(xid, debit_id, credit_id, amount, unit, kind, flags, pending_id, timeout_at, "
         "state, sim_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?) ON CONFLICT(xid) DO NOTHING");
@@ -235,10 +236,6 @@ int main(int argc, char **argv)
     sqlite3_stmt *w_sim_check = prep(
         "UPDATE sims SET state = ?, active_until = ?, day_start = ?, day_total = ?, updated_at = ?, check_at = ?, "
         "last_txn = COALESCE(?, last_txn), w_credits_posted = w_credits_posted + ?, room = NULL WHERE id = ?");
-    sqlite3_stmt *w_record = prep(
-        "INSERT INTO sim_txns(sim_id, kind, amount, currency, balance_after, topup_id, bundle_id, receipt, "
-        "channel, method, created_at, prev) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-        "(SELECT last_txn FROM sims WHERE id = ?))");
     sqlite3_stmt *w_idem = prep(
         "INSERT INTO idempotency(scope, key, request_hash, status, body, sign_off, sign_len, created_at, topup_id) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
@@ -293,6 +290,7 @@ int main(int argc, char **argv)
             sqlite3_bind_text(w_topup, 11, "token:1", -1, SQLITE_STATIC);
             sqlite3_bind_text(w_topup, 12, payload, pl, SQLITE_STATIC);
             sqlite3_bind_int64(w_topup, 13, now);
+            sqlite3_bind_int64(w_topup, 14, sid);
             step(w_topup);
 
             snprintf(xid, sizeof xid, "topup:%lld", (long long)tid);
@@ -313,20 +311,7 @@ int main(int argc, char **argv)
 
             cleared += amount;
 
-            sqlite3_bind_int64(w_record, 1, sid);
-            sqlite3_bind_text(w_record, 2, "topup", -1, SQLITE_STATIC);
-            sqlite3_bind_int64(w_record, 3, amount);
-            sqlite3_bind_text(w_record, 4, "CNY", -1, SQLITE_STATIC);
-            sqlite3_bind_int64(w_record, 5, s->balance);
-            sqlite3_bind_int64(w_record, 6, tid);
-            sqlite3_bind_null(w_record, 7);
-            sqlite3_bind_text(w_record, 8, number, -1, SQLITE_STATIC);
-            sqlite3_bind_text(w_record, 9, "portal", -1, SQLITE_STATIC);
-            sqlite3_bind_text(w_record, 10, "alipay", -1, SQLITE_STATIC);
-            sqlite3_bind_int64(w_record, 11, now);
-            sqlite3_bind_int64(w_record, 12, sid);
-            step(w_record);
-            int64_t link = sqlite3_last_insert_rowid(db);   /* record.c: the SIM's chain, saved with the SIM */
+            int64_t link = -tid;   /* record.h: the top-up's own record heads the SIM's chain */
 
             /* sim.c: check_at is set with the row when it moves (a first
              * activation), else the row must still hold the one it had. */
@@ -392,12 +377,12 @@ int main(int argc, char **argv)
     }
     double elapsed = now_s() - start;
     cpu_snap(&c1, 0);
-    sqlite3_stmt *all[] = {acct, wnew, sim, w_topup, w_xfer, w_apply, w_sim, w_sim_check, w_record, w_idem};
+    sqlite3_stmt *all[] = {acct, wnew, sim, w_topup, w_xfer, w_apply, w_sim, w_sim_check, w_idem};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         sqlite3_finalize(all[i]);
     sqlite3_close(db);
     printf("{\"name\":\"sqlite_ceiling\",\"sims\":%lld,\"batch\":%lld,\"topups\":%lld,\"commits\":%lld,"
-           "\"seconds\":%.3f,\"topups_per_s\":%.1f,\"provision_s\":%.2f,\"writes_per_topup\":5,"
+           "\"seconds\":%.3f,\"topups_per_s\":%.1f,\"provision_s\":%.2f,\"writes_per_topup\":4,"
            "\"receipt_payload_bytes\":%.0f,\"response_body_bytes\":%.0f,\"sqlite\":\"%s\",",
            (long long)nsims, (long long)batch, (long long)done, (long long)commits, elapsed,
            elapsed > 0 ? (double)done / elapsed : 0.0, provision_s, done ? (double)payload_bytes / (double)done : 0.0,

@@ -68,11 +68,16 @@ static char *canonical(json_t *obj) { return json_dumps(obj, JSON_COMPACT | JSON
 
 STORE_SQL(SQL_RECEIPT_GET, "SELECT receipt FROM topups WHERE id = ? AND receipt IS NOT NULL");
 
+/* One receipt per top-up, numbered by it: no counter to read. */
+void receipt_number(int64_t topup_id, char number[RECEIPT_NUMBER_MAX])
+{
+    snprintf(number, RECEIPT_NUMBER_MAX, "R%010lld", (long long)topup_id);
+}
+
 void receipt_issue(struct tx *tx, const struct receipt_fields *f, char number[RECEIPT_NUMBER_MAX],
                    const char **payload)
 {
-    /* One receipt per top-up, numbered by it: no counter to read. */
-    snprintf(number, RECEIPT_NUMBER_MAX, "R%010lld", (long long)f->topup_id);
+    receipt_number(f->topup_id, number);
 
     /* Canonical by construction: keys in sorted order, compact, and every
      * value an integer or a string that needs no escaping (digits, '+', ASCII

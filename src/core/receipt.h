@@ -46,6 +46,7 @@ struct receipt_fields {
  * allocated from tx->a. */
 void receipt_issue(struct tx *tx, const struct receipt_fields *f, char number[RECEIPT_NUMBER_MAX],
                    const char **payload);
+void receipt_number(int64_t topup_id, char number[RECEIPT_NUMBER_MAX]);
 /* The payload stored with the top-up the number names, from tx->a.
  * ERR_RECEIPT_NOT_FOUND for no such top-up, and for any string receipt_issue
  * would not have printed. */

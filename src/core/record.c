@@ -1,19 +1,39 @@
 #include "core/record.h"
 
+#include "core/receipt.h"
 #include "store/store.h"
 #include "util/err.h"
 
-/* A SIM's records are a chain, newest first: sims.last_txn, then each
- * record's prev (migration 003). Adding one links it in front. */
+#define NEXT_ID "(SELECT MAX((SELECT COALESCE(MAX(id), 0) FROM topups), (SELECT COALESCE(MAX(id), 0) FROM sim_txns)) + 1)"
+STORE_SQL(SQL_RECORD_NEXT_ID, "SELECT " NEXT_ID);
 STORE_SQL(SQL_RECORD_ADD,
-          "INSERT INTO sim_txns(sim_id, kind, amount, currency, balance_after, topup_id, bundle_id, receipt, "
-          "channel, method, created_at, prev) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+          "INSERT INTO sim_txns(id, sim_id, kind, amount, currency, balance_after, topup_id, bundle_id, receipt, "
+          "channel, method, created_at, prev) VALUES (" NEXT_ID ", ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
           "(SELECT last_txn FROM sims WHERE id = ?))");
 STORE_SQL(SQL_RECORD_LINK, "UPDATE sims SET last_txn = ? WHERE id = ?");
 STORE_SQL(SQL_RECORD_HEAD, "SELECT COALESCE(last_txn, 0) FROM sims WHERE id = ?");
 STORE_SQL(SQL_RECORD_GET,
           "SELECT id, kind, amount, currency, balance_after, COALESCE(topup_id, 0), COALESCE(bundle_id, 0), "
           "receipt, channel, method, created_at, sim_id, COALESCE(prev, 0) FROM sim_txns WHERE id = ?");
+/* A top-up's record: the balance before its reactivation fee, which is a record of its own. */
+STORE_SQL(SQL_RECORD_OF_TOPUP,
+          "SELECT id, 'topup', amount, currency, balance_after + fee, id, 0, '', channel, method, created_at, "
+          "sim_id, prev FROM topups WHERE id = ? AND prev IS NOT NULL");
+
+int record_next_id(struct tx *tx, int64_t *id)
+{
+    struct store_q *q;
+    int rc = store_one(tx->st, &q, &SQL_RECORD_NEXT_ID, "");
+    if (rc)
+        return rc == ERR_NOT_FOUND ? ERR_INTERNAL : rc;
+    *id = store_i64(q, 0);
+    return store_end(q);
+}
+
+int record_link(struct tx *tx, int64_t sim_id, int64_t link)
+{
+    return store_exec(tx->st, &SQL_RECORD_LINK, "ii", link, sim_id);
+}
 
 int record_insert(struct tx *tx, const struct record *r, int64_t *id)
 {
@@ -24,18 +44,30 @@ int record_insert(struct tx *tx, const struct record *r, int64_t *id)
     return rc;
 }
 
+/* The record a link names (from a sim_txns row or a top-up's), q positioned
+ * on it (columns as SQL_RECORD_GET's), or ERR_NOT_FOUND. */
+static int fetch(struct tx *tx, int64_t link, struct store_q **q)
+{
+    return link > 0 ? store_one(tx->st, q, &SQL_RECORD_GET, "i", link)
+                    : store_one(tx->st, q, &SQL_RECORD_OF_TOPUP, "i", -link);
+}
+
 int record_add(struct tx *tx, const struct record *r)
 {
     int64_t id;
     int rc = record_insert(tx, r, &id);
-    return rc ? rc : store_exec(tx->st, &SQL_RECORD_LINK, "ii", id, r->sim_id);
+    return rc ? rc : record_link(tx, r->sim_id, id);
 }
 
-/* The record `id` if it exists: *sim_id and *prev set, 0; or ERR_NOT_FOUND. */
+/* The record `id` if it exists: *sim_id and *prev set, 0; or ERR_NOT_FOUND.
+ * A top-up's record is tried second: a sim_txns row written before
+ * migration 010 may share its id with a top-up of then, which is no record. */
 static int link_of(struct tx *tx, int64_t id, int64_t *sim_id, int64_t *prev)
 {
     struct store_q *q;
-    int rc = store_one(tx->st, &q, &SQL_RECORD_GET, "i", id);
+    int rc = fetch(tx, id, &q);
+    if (rc == ERR_NOT_FOUND)
+        rc = fetch(tx, RECORD_TOPUP(id), &q);
     if (rc)
         return rc;
     *sim_id = store_i64(q, 11);
@@ -66,7 +98,8 @@ int record_list(struct tx *tx, int64_t sim_id, int64_t before, int limit,
             return rc;
     }
     for (int n = 0; next;) {
-        rc = store_one(tx->st, &q, &SQL_RECORD_GET, "i", next);
+        int topup = next < 0;
+        rc = fetch(tx, next, &q);
         if (rc)
             return rc == ERR_NOT_FOUND ? ERR_INTERNAL : rc;   /* a broken chain */
         int64_t id = store_i64(q, 0);
@@ -79,6 +112,9 @@ int record_list(struct tx *tx, int64_t sim_id, int64_t before, int limit,
             *more = 1;
             return store_end(q);
         }
+        char number[RECEIPT_NUMBER_MAX];
+        if (topup)
+            receipt_number(id, number);
         struct record r = {
             .id = id,
             .sim_id = sim_id,
@@ -88,7 +124,7 @@ int record_list(struct tx *tx, int64_t sim_id, int64_t before, int limit,
             .balance_after = store_i64(q, 4),
             .topup_id = store_i64(q, 5),
             .bundle_id = store_i64(q, 6),
-            .receipt = store_is_null(q, 7) ? NULL : store_text(q, 7),
+            .receipt = topup ? number : store_is_null(q, 7) ? NULL : store_text(q, 7),
             .channel = store_is_null(q, 8) ? NULL : store_text(q, 8),
             .method = store_is_null(q, 9) ? NULL : store_text(q, 9),
             .created_at = store_i64(q, 10),

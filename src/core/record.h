@@ -1,6 +1,14 @@
 /* record — the transaction records of a SIM (what a subscriber or clerk sees
  * as its history). Written in the same transaction as the ledger transfers
- * they describe; never updated. */
+ * they describe; never updated.
+ *
+ * A top-up is its own record: its topups row (migration 010). Every other
+ * record (a reactivation fee, a bundle purchase, a forfeiture; and top-ups
+ * written before that migration) is a sim_txns row. A SIM's records are one
+ * chain, newest first, from sims.last_txn through each record's prev; a link
+ * is a sim_txns id, or a top-up's id negated (RECORD_TOPUP). Ids come from
+ * one sequence over both tables, so a record's id names one record and a
+ * newer record has a larger id. */
 #pragma once
 #include <stdint.h>
 
@@ -17,6 +25,13 @@ struct record {
     int64_t created_at;
 };
 
+#define RECORD_TOPUP(topup_id) (-(topup_id))   /* the link to a top-up's own record */
+
+/* The id the next top-up or sim_txns row takes (one sequence over both). */
+int record_next_id(struct tx *tx, int64_t *id);
+/* Puts link at the head of the SIM's chain (the caller's record already
+ * names the old head as its prev). */
+int record_link(struct tx *tx, int64_t sim_id, int64_t link);
 /* Adds the record in front of its SIM's chain (sims.last_txn, then prev). */
 int record_add(struct tx *tx, const struct record *r);
 /* Adds the record with the chain's head as its prev, but leaves the head:

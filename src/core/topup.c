@@ -48,16 +48,19 @@ int topup_check_amount(const struct conf *cf, int64_t amount, const char *curren
 
 /* The receipt lives in its top-up's row, so a top-up writes one B-tree for
  * both; but the payload names the top-up id, so the id is needed before the
- * INSERT. It is read: MAX(id) + 1 is the rowid SQLite would pick itself, the
- * read is one seek to the rightmost leaf that the INSERT then dirties anyway,
+ * INSERT. It is read (record_next_id: top-ups and records share one sequence,
+ * record.h): one seek to the rightmost leaf of each table, which the INSERT
+ * then dirties anyway for topups,
  * and it stays right across rollbacks and whoever wrote last, since the write
  * transaction holds the lock from the read to the INSERT. Rejected: an UPDATE
  * after the INSERT (a second write), a next id kept in the writer (one more
  * cache every rollback path must reset, and absent for the CLI and tests). */
-STORE_SQL(SQL_TOPUP_NEXT_ID, "SELECT COALESCE(MAX(id), 0) + 1 FROM topups");
+/* The row is the top-up's own record too (record.h): prev links it in front
+ * of the SIM's chain. */
 STORE_SQL(SQL_TOPUP_INSERT,
           "INSERT INTO topups(id, sim_id, amount, currency, channel, method, fee, balance_after, active_until, "
-          "reactivated, principal, receipt, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+          "reactivated, principal, receipt, created_at, prev) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+          "COALESCE((SELECT last_txn FROM sims WHERE id = ?), 0))");
 
 int topup_apply(struct tx *tx, const struct topup_req *req, struct topup_result *out)
 {
@@ -99,13 +102,7 @@ int topup_apply(struct tx *tx, const struct topup_req *req, struct topup_result 
     s->state = SIM_ACTIVE;
     s->day_total += req->amount;
 
-    struct store_q *q;
-    rc = store_one(tx->st, &q, &SQL_TOPUP_NEXT_ID, "");
-    if (rc)
-        return rc == ERR_NOT_FOUND ? ERR_INTERNAL : rc;
-    out->id = store_i64(q, 0);
-    rc = store_end(q);
-    if (rc)
+    if ((rc = record_next_id(tx, &out->id)))
         return rc;
     const char *channel = topup_channel_name(req->channel), *method = topup_method_name(req->method);
     receipt_issue(tx,
@@ -114,9 +111,9 @@ int topup_apply(struct tx *tx, const struct topup_req *req, struct topup_result 
                                            .amount = req->amount, .fee = out->fee, .balance_after = out->balance,
                                            .active_until = s->active_until},
                   out->receipt_number, &out->receipt_payload);
-    rc = store_exec(tx->st, &SQL_TOPUP_INSERT, "iiisssiiidssi", out->id, s->id, req->amount, cf->currency, channel,
+    rc = store_exec(tx->st, &SQL_TOPUP_INSERT, "iiisssiiidssii", out->id, s->id, req->amount, cf->currency, channel,
                     method, out->fee, out->balance, s->active_until, out->reactivated,
-                    tx->principal ? tx->principal : "", out->receipt_payload, tx->now);
+                    tx->principal ? tx->principal : "", out->receipt_payload, tx->now, s->id);
     if (rc)
         return rc;
 
@@ -138,18 +135,14 @@ int topup_apply(struct tx *tx, const struct topup_req *req, struct topup_result 
                                                         .amount = out->fee, .unit = cf->currency,
                                                         .kind = "reactivation_fee", .sim_id = s->id});
     }
-    /* The records, then the SIM's row once: its state, the new head of its
-     * records (the last one; a fee's follows the top-up's) and, without a
+    /* The top-up's row is its record; a fee's record follows it. Then the
+     * SIM's row once: its state, the new head of its records and, without a
      * fee, the top-up's credit to its wallet (ledger L7). */
-    struct record top = {.sim_id = s->id, .kind = "topup", .amount = req->amount, .currency = cf->currency,
-                         .balance_after = before + req->amount, .topup_id = out->id,
-                         .receipt = out->receipt_number, .channel = channel, .method = method};
     struct record fee = {.sim_id = s->id, .kind = "reactivation_fee", .amount = -out->fee, .currency = cf->currency,
                          .balance_after = out->balance, .topup_id = out->id, .receipt = out->receipt_number};
-    if (!rc && out->fee)
-        rc = record_add(tx, &top);
-    if (!rc)
-        rc = record_insert(tx, out->fee ? &fee : &top, &s->link);
+    s->link = RECORD_TOPUP(out->id);
+    if (!rc && out->fee && (rc = record_link(tx, s->id, s->link)) == 0)
+        rc = record_insert(tx, &fee, &s->link);
     if (!rc)
         rc = sim_save(tx, s);
     return rc;

@@ -163,8 +163,21 @@ def _check(con, currency):
     plans = {r["id"]: dict(r) for r in q("SELECT * FROM plans")}
     bundles = {r["id"]: dict(r) for r in q("SELECT * FROM bundles")}
     topups = {r["id"]: dict(r) for r in q("SELECT * FROM topups")}
-    records = [dict(r) for r in q("SELECT * FROM sim_txns ORDER BY id")]
-    records_by_id = {r["id"]: r for r in records}
+    # 010: a top-up is its own record (its row, prev not NULL), linked as -id;
+    # every other record is a sim_txns row, linked as its id.
+    records = [dict(r, link=r["id"]) for r in q("SELECT * FROM sim_txns")]
+    for t in topups.values():
+        if t["prev"] is not None:
+            records.append({"id": t["id"], "link": -t["id"], "sim_id": t["sim_id"], "kind": "topup",
+                            "amount": t["amount"], "currency": t["currency"],
+                            "balance_after": t["balance_after"] + t["fee"], "topup_id": t["id"], "bundle_id": None,
+                            "receipt": receipt_number(t["id"]), "channel": t["channel"], "method": t["method"],
+                            "created_at": t["created_at"], "prev": t["prev"]})
+    records.sort(key=lambda r: r["id"])
+    shared = {r["id"] for r in records if r["link"] < 0} & {r["id"] for r in records if r["link"] > 0}
+    if shared:
+        bad("records %r are both a top-up and a sim_txns row", sorted(shared)[:8])
+    records_by_link = {r["link"]: r for r in records}
     idem = [dict(r) for r in q("SELECT scope, key, status, body, topup_id FROM idempotency")]
 
     # every transfer has its parent
@@ -241,12 +254,12 @@ def _check(con, currency):
                 balance)
         # 003: the SIM's row chains exactly its records, newest first.
         chain, at = [], s["last_txn"]
-        while at is not None and len(chain) <= len(rs):
+        while at and len(chain) <= len(rs):
             chain.append(at)
-            at = records_by_id[at]["prev"] if at in records_by_id else None
-        if chain != [r["id"] for r in reversed(rs)]:
+            at = records_by_link[at]["prev"] if at in records_by_link else None
+        if chain != [r["link"] for r in reversed(rs)]:
             bad("sim %s: its chain of records %r, its records %r", s["iccid"], chain[:8],
-                [r["id"] for r in reversed(rs)][:8])
+                [r["link"] for r in reversed(rs)][:8])
         # 003: the sweeper looks at a SIM no later than its next change (the
         # grace and retention windows are configuration, so only the active
         # bound is known here), and never at one time cannot move.

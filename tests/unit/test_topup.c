@@ -12,7 +12,7 @@
 
 STORE_SQL(Q_TOPUPS, "SELECT COUNT(*) FROM topups");
 STORE_SQL(Q_RECEIPTS, "SELECT COUNT(receipt) FROM topups");
-STORE_SQL(Q_RECORDS, "SELECT COUNT(*) FROM sim_txns");
+STORE_SQL(Q_RECORDS, "SELECT (SELECT COUNT(*) FROM sim_txns) + (SELECT COUNT(*) FROM topups WHERE prev IS NOT NULL)");
 STORE_SQL(Q_TRANSFERS, "SELECT COUNT(*) FROM transfers");
 STORE_SQL(Q_BUNDLES, "SELECT COUNT(*) FROM bundles");
 STORE_SQL(Q_ROOM, "SELECT COALESCE(length(room), -1) FROM sims WHERE id = ?");
@@ -989,6 +989,67 @@ static void test_names(void **state)
     assert_string_equal(topup_method_name(-1), "?");
 }
 
+/* record.h, migration 010: a top-up is its own record (its topups row) and
+ * every other record a sim_txns row, in one chain with one sequence of ids:
+ * listed newest first across both tables, paged with a cursor from either,
+ * and a sim_txns record written the old way (a top-up's, before 010) too. */
+STORE_SQL(Q_LEGACY_TOPUP, "UPDATE topups SET prev = NULL WHERE id = ?");
+STORE_SQL(Q_SIM_TXNS_OF, "SELECT COUNT(*) FROM sim_txns WHERE topup_id = ?");
+
+static void test_records_span_both_tables(void **state)
+{
+    struct tu *t = *state;
+    struct sim s;
+    tu_sim(t, &s);
+    struct topup_result a, b;
+    /* As before 010: the top-up's row is no record, a sim_txns row is. */
+    tu_at(t, TU_T0 + 1);
+    topup_ok(t, s.iccid, 100, &a);
+    assert_int_equal(tu_scalar_i(t, &Q_SIM_TXNS_OF, a.id), 0);   /* now none */
+    int64_t legacy;
+    assert_int_equal(record_link(&t->tx, s.id, 0), 0);   /* a's record becomes a sim_txns row */
+    assert_int_equal(record_insert(&t->tx, &(struct record){.sim_id = s.id, .kind = "topup", .amount = 100,
+                                                            .currency = "CNY", .balance_after = 100,
+                                                            .topup_id = a.id, .receipt = a.receipt_number},
+                                   &legacy), 0);
+    assert_int_equal(record_link(&t->tx, s.id, legacy), 0);
+    assert_int_equal(store_exec(t->st, &Q_LEGACY_TOPUP, "i", a.id), 0);
+    tu_at(t, TU_T0 + 2);
+    topup_ok(t, s.iccid, 200, &b);
+    int64_t gone;
+    assert_int_equal(record_add(&t->tx, &(struct record){.sim_id = s.id, .kind = "forfeiture", .amount = -300,
+                                                         .currency = "CNY", .balance_after = 0}), 0);
+    assert_int_equal(record_next_id(&t->tx, &gone), 0);
+    gone--;   /* the forfeiture's id: the last the sequence gave */
+    struct topup_result c;
+    tu_at(t, TU_T0 + 3);
+    topup_ok(t, s.iccid, 400, &c);
+    assert_true(legacy < b.id && b.id < gone && gone < c.id);
+
+    char buf[1024];
+    records(t, &s, buf);
+    char want[512];
+    snprintf(want, sizeof want, "topup:400:%lld:%s:portal:alipay;forfeiture:-300:0:-:-:-;topup:200:300:%s:portal:alipay;"
+             "topup:100:100:%s:-:-;", (long long)c.balance, c.receipt_number, b.receipt_number, a.receipt_number);
+    assert_string_equal(buf, want);
+    const int64_t ids[] = {c.id, gone, b.id, legacy};
+    int64_t before = 0;
+    for (int i = 0; i < 4; i++) {   /* one a page, the cursor from either table */
+        struct page p = {0};
+        int more = -1;
+        assert_int_equal(record_list(&t->tx, s.id, before, 1, page_add, &p, &more), 0);
+        assert_int_equal(p.n, 1);
+        assert_int_equal(p.ids[0], ids[i]);
+        assert_int_equal(more, i < 3);
+        before = p.ids[0];
+    }
+    struct page p = {0};
+    int more = -1;
+    assert_int_equal(record_list(&t->tx, s.id, b.id + 1, 10, page_add, &p, &more), 0);   /* no record's id */
+    assert_int_equal(p.n, 2);
+    assert_int_equal(p.ids[0], b.id);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1008,6 +1069,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bundle_sweep_limit, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_bundle_sweep_with_reservation, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_record_pages, tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_records_span_both_tables, tu_setup, tu_teardown),
         cmocka_unit_test(test_names),
     };
     return cmocka_run_group_tests_name("topup", tests, NULL, NULL);
