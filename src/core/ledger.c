@@ -66,7 +66,11 @@ int ledger_wallet_create(struct tx *tx, int64_t sim_id, const char *unit)
     return store_exec(tx->st, &SQL_WALLET_NEW, "isidi", -sim_id, unit, sim_id, LEDGER_NO_OVERDRAFT, tx->now);
 }
 
-void ledger_cache_clear(struct ledger_cache *c) { c->n = 0; }
+void ledger_cache_clear(struct ledger_cache *c)
+{
+    c->n = 0;
+    c->next_record = 0;
+}
 
 static void remember(struct tx *tx, const char *name, const char *unit, int64_t id)
 {

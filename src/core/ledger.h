@@ -88,6 +88,8 @@ struct transfer {
 struct ledger_cache {
     int n;
     int defer;   /* L8: sum posted totals here until ledger_flush */
+    int64_t next_record;   /* record.h: the next record id in this transaction (0: read it); the
+                              engine clears it when a batch begins, as another process may write between */
     struct {
         char name[40];
         char unit[16];

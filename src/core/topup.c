@@ -48,13 +48,11 @@ int topup_check_amount(const struct conf *cf, int64_t amount, const char *curren
 
 /* The receipt lives in its top-up's row, so a top-up writes one B-tree for
  * both; but the payload names the top-up id, so the id is needed before the
- * INSERT. It is read (record_next_id: top-ups and records share one sequence,
- * record.h): one seek to the rightmost leaf of each table, which the INSERT
- * then dirties anyway for topups,
- * and it stays right across rollbacks and whoever wrote last, since the write
- * transaction holds the lock from the read to the INSERT. Rejected: an UPDATE
- * after the INSERT (a second write), a next id kept in the writer (one more
- * cache every rollback path must reset, and absent for the CLI and tests). */
+ * INSERT: record_next_id (top-ups and records share one sequence, record.h)
+ * reads it once a transaction on the engine's writer, which holds the write
+ * lock from that read to its COMMIT, and counts on from there; the ledger
+ * cache it lives in is cleared on every rollback. Rejected: an UPDATE after
+ * the INSERT (a second write). */
 /* The row is the top-up's own record too (record.h): prev links it in front
  * of the SIM's chain. */
 STORE_SQL(SQL_TOPUP_INSERT,

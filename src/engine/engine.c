@@ -458,6 +458,7 @@ static void run_batch(struct engine *e, struct cmd *batch, size_t n)
     int64_t now = clock_now(e->clk);
     int64_t until = n >= 2 && e->cf->commit_delay_us ? clock_mono_us() + e->cf->commit_delay_us : 0;   /* E8 */
     e->sys.defer = 1;   /* no savepoints: a failure re-runs the whole batch */
+    e->sys.next_record = 0;   /* read again under this batch's write lock (record.h) */
     int fatal = store_begin(e->st);
     if (!fatal)
         fatal = run_list(e, batch, now, 0);

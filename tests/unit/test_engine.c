@@ -388,6 +388,61 @@ static void test_idempotency_by_reference(void **state)
         arena_free(&all[i]->a);
 }
 
+/* record.h: the writer reads the next record id once a batch and counts on;
+ * a row another process adds between two batches (the CLI) is not collided
+ * with, and a batch's top-ups take consecutive ids. */
+STORE_SQL(SQL_OTHER_WRITER, "INSERT INTO sim_txns(id, sim_id, kind, amount, currency, balance_after, created_at) "
+                            "VALUES ((SELECT MAX((SELECT MAX(id) FROM topups), (SELECT COALESCE(MAX(id), 0) FROM "
+                            "sim_txns)) + 1), ?, 'forfeiture', 0, 'CNY', 0, 0)");
+STORE_SQL(SQL_LAST_RECORD, "SELECT MAX(id) FROM sim_txns");
+
+static void done_job_count(struct cmd *c)
+{
+    (void)c;
+    pthread_mutex_lock(&counter.mu);
+    counter.done++;
+    pthread_cond_broadcast(&counter.cv);
+    pthread_mutex_unlock(&counter.mu);
+}
+
+static void test_record_ids_between_batches(void **state)
+{
+    struct fx *f = *state;
+    static struct api_job a, b, c;
+    api_topup(f, &a, f->sims[1].iccid, "ids-a");
+    tu_begin(f->t);
+    assert_int_equal(store_exec(f->t->st, &SQL_OTHER_WRITER, "i", f->sims[1].id), 0);
+    int64_t other = tu_scalar(f->t, &SQL_LAST_RECORD);
+    tu_commit(f->t);
+    assert_true(other > a.tc.res.id);
+    api_topup(f, &b, f->sims[1].iccid, "ids-b");
+    assert_true(b.tc.res.id > other);
+    gate_close(f);   /* c and d in one batch: consecutive ids */
+    static struct api_job d;
+    struct api_job *two[] = {&c, &d};
+    const char *keys[] = {"ids-c", "ids-d"};
+    counter_reset();
+    for (int i = 0; i < 2; i++) {
+        memset(two[i], 0, sizeof *two[i]);
+        arena_init(&two[i]->a);
+        two[i]->tc.req = (struct topup_req){.iccid = f->sims[2].iccid, .amount = 2000, .currency = "CNY",
+                                            .channel = CHANNEL_agent, .method = METHOD_wechat};
+        two[i]->c = (struct cmd){.exec = api_topup_exec, .render = api_topup_render, .done = done_job_count,
+                                 .arg = &two[i]->tc, .a = &two[i]->a, .principal = "token:1",
+                                 .idem_scope = "token:1", .idem_key = keys[i]};
+        assert_int_equal(engine_submit(f->e, &two[i]->c), 0);
+    }
+    gate_open(f);
+    wait_done(3);
+    assert_int_equal(c.c.err, 0);
+    assert_int_equal(d.c.err, 0);
+    assert_int_equal(d.tc.res.id, c.tc.res.id + 1);
+    assert_true(c.tc.res.id > b.tc.res.id);
+    struct api_job *all[] = {&a, &b, &c, &d};
+    for (int i = 0; i < 4; i++)
+        arena_free(&all[i]->a);
+}
+
 /* E4 within one batch: the second command with the key is answered from the
  * row the first stored a moment before, in the same transaction. */
 static void test_idempotency_same_batch(void **state)
@@ -905,6 +960,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_commit_delay, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_idempotency_same_batch, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_idempotency_by_reference, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_record_ids_between_batches, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_batch_domain_errors, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_batch_storage_error, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_system_account_cache, fx_setup, fx_teardown),
