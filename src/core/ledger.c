@@ -7,6 +7,7 @@
 #include "store/store.h"
 #include "util/conf.h"
 #include "util/err.h"
+#include "util/text.h"
 
 /* Positive ids (L7), even when only wallets exist yet: SQLite's own pick,
  * the largest rowid plus one, would be 0 or below. */
@@ -102,7 +103,9 @@ static int defer_posted(struct tx *tx, int64_t account, const char *unit, int64_
 int ledger_system_account(struct tx *tx, const char *kind, const char *unit, int64_t *id)
 {
     char name[40];
-    snprintf(name, sizeof name, "%s:%s", kind, unit);
+    text_copy(name, sizeof name, kind);
+    text_cat(name, sizeof name, ":");
+    text_cat(name, sizeof name, unit);
     for (int i = 0; tx->sys && i < tx->sys->n; i++)
         if (!strcmp(tx->sys->e[i].name, name)) {
             *id = tx->sys->e[i].id;

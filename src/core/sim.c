@@ -10,6 +10,7 @@
 #include "core/record.h"
 #include "store/store.h"
 #include "util/err.h"
+#include "util/text.h"
 
 static const char *const state_names[SIM__COUNT] = {"inactive", "active", "grace", "expired", "terminated",
                                                     "suspended"};
@@ -146,10 +147,10 @@ static int load(struct store_q *q, struct sim *s)
 {
     memset(s, 0, sizeof *s);
     s->id = store_i64(q, 0);
-    snprintf(s->iccid, sizeof s->iccid, "%s", store_text(q, 1));
-    snprintf(s->msisdn, sizeof s->msisdn, "%s", store_text(q, 2));
-    snprintf(s->imsi, sizeof s->imsi, "%s", store_text(q, 3));
-    snprintf(s->lang, sizeof s->lang, "%s", store_text(q, 4));
+    text_copy(s->iccid, sizeof s->iccid, store_text(q, 1));
+    text_copy(s->msisdn, sizeof s->msisdn, store_text(q, 2));
+    text_copy(s->imsi, sizeof s->imsi, store_text(q, 3));
+    text_copy(s->lang, sizeof s->lang, store_text(q, 4));
     s->state = sim_state_parse(store_text(q, 5));
     s->active_until = store_i64(q, 6);
     s->wallet_id = store_i64(q, 7);

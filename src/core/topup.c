@@ -8,6 +8,7 @@
 #include "store/store.h"
 #include "util/arena.h"
 #include "util/err.h"
+#include "util/text.h"
 
 static const char *const channels[] = {
 #define X(n) #n,
@@ -117,8 +118,10 @@ int topup_apply(struct tx *tx, const struct topup_req *req, struct topup_result 
 
     char xid[48], kind[32];
     int64_t source;
-    snprintf(kind, sizeof kind, "clearing_%s", method);
-    snprintf(xid, sizeof xid, "topup:%lld", (long long)out->id);
+    text_copy(kind, sizeof kind, "clearing_");
+    text_cat(kind, sizeof kind, method);
+    text_copy(xid, sizeof xid, "topup:");
+    text_cat_int(xid, sizeof xid, out->id);
     rc = ledger_system_account(tx, kind, cf->currency, &source);
     if (!rc)
         rc = ledger_transfer(tx, &(struct transfer){.xid = xid, .debit = source, .credit = s->wallet_id,

@@ -332,7 +332,7 @@ struct api_job {
     struct topup_cmd tc;
 };
 
-static void api_topup(struct fx *f, struct api_job *j, const char *iccid, const char *key)
+static void api_job_init(struct api_job *j, const char *iccid, const char *key)
 {
     memset(j, 0, sizeof *j);
     arena_init(&j->a);
@@ -341,6 +341,11 @@ static void api_topup(struct fx *f, struct api_job *j, const char *iccid, const 
     j->c = (struct cmd){.exec = api_topup_exec, .render = api_topup_render, .arg = &j->tc, .a = &j->a,
                         .principal = "token:1", .idem_scope = "token:1", .idem_key = key};
     memset(j->c.req_hash, key[0], sizeof j->c.req_hash);
+}
+
+static void api_topup(struct fx *f, struct api_job *j, const char *iccid, const char *key)
+{
+    api_job_init(j, iccid, key);
     int rc = engine_run(f->e, &j->c);
     if (rc)
         fail_msg("%s: %s", key, err_code(rc));
@@ -423,13 +428,8 @@ static void test_record_ids_between_batches(void **state)
     const char *keys[] = {"ids-c", "ids-d"};
     counter_reset();
     for (int i = 0; i < 2; i++) {
-        memset(two[i], 0, sizeof *two[i]);
-        arena_init(&two[i]->a);
-        two[i]->tc.req = (struct topup_req){.iccid = f->sims[2].iccid, .amount = 2000, .currency = "CNY",
-                                            .channel = CHANNEL_agent, .method = METHOD_wechat};
-        two[i]->c = (struct cmd){.exec = api_topup_exec, .render = api_topup_render, .done = done_job_count,
-                                 .arg = &two[i]->tc, .a = &two[i]->a, .principal = "token:1",
-                                 .idem_scope = "token:1", .idem_key = keys[i]};
+        api_job_init(two[i], f->sims[2].iccid, keys[i]);
+        two[i]->c.done = done_job_count;
         assert_int_equal(engine_submit(f->e, &two[i]->c), 0);
     }
     gate_open(f);

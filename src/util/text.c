@@ -1,0 +1,37 @@
+/* text — see text.h. */
+#include "util/text.h"
+
+#include <string.h>
+
+size_t text_copy(char *dst, size_t cap, const char *src)
+{
+    if (!cap)
+        return 0;
+    *dst = 0;
+    return text_cat(dst, cap, src);
+}
+
+size_t text_cat(char *dst, size_t cap, const char *src)
+{
+    size_t at = strnlen(dst, cap), n = strlen(src);
+    if (at >= cap)
+        return at;
+    if (n > cap - 1 - at)
+        n = cap - 1 - at;
+    memcpy(dst + at, src, n);
+    dst[at + n] = 0;
+    return at + n;
+}
+
+size_t text_cat_int(char *dst, size_t cap, int64_t v)
+{
+    char digits[24], *p = digits + sizeof digits;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    *--p = 0;
+    do
+        *--p = (char)('0' + u % 10);
+    while (u /= 10);
+    if (v < 0)
+        *--p = '-';
+    return text_cat(dst, cap, p);
+}

@@ -1,0 +1,14 @@
+/* text — bounded string building on the writer's hot path, where snprintf
+ * parsed its format for every SIM loaded and every top-up's transfer names:
+ * some 700 instructions a call, 5k of the writer's ~95k per top-up. */
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+/* Copies src into dst (cap bytes, NUL-terminated, truncated to fit); returns
+ * the length written. */
+size_t text_copy(char *dst, size_t cap, const char *src);
+/* Appends src to the NUL-terminated dst the same way; returns the new length. */
+size_t text_cat(char *dst, size_t cap, const char *src);
+/* Appends v in decimal. */
+size_t text_cat_int(char *dst, size_t cap, int64_t v);
