@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "util/log.h"
+#include "util/text.h"
 
 #define IN_FIRST 2048            /* a connection's head buffer starts here, grows to head_max */
 #define READ_CHUNK 16384         /* most bytes read at once into a chunked body */
@@ -330,14 +331,24 @@ static void format_answer(struct net_conn *c)
         c->keep = 0;
     pthread_mutex_unlock(&w->mu);
     date_refresh(w);
-    int k = snprintf(c->out, sizeof c->out,
-                     "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: application/json; charset=utf-8\r\n"
-                     "Content-Length: %zu\r\n%s%s\r\n",
-                     c->status, reason(c->status), w->date, c->out_body_len, c->extra,
-                     !c->keep ? "Connection: close\r\n" : c->h.minor == 0 ? "Connection: keep-alive\r\n" : "");
-    if (k < 0 || (size_t)k >= sizeof c->out)
-        abort();
-    c->out_len = (size_t)k;
+    /* By piece, not snprintf: this runs for every answer (util/text.h). */
+    char *o = c->out;
+    size_t cap = sizeof c->out;
+    text_copy(o, cap, "HTTP/1.1 ");
+    text_cat_int(o, cap, c->status);
+    text_cat(o, cap, " ");
+    text_cat(o, cap, reason(c->status));
+    text_cat(o, cap, "\r\nDate: ");
+    text_cat(o, cap, w->date);
+    text_cat(o, cap, "\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ");
+    text_cat_int(o, cap, (int64_t)c->out_body_len);
+    text_cat(o, cap, "\r\n");
+    text_cat(o, cap, c->extra);
+    text_cat(o, cap, !c->keep ? "Connection: close\r\n" : c->h.minor == 0 ? "Connection: keep-alive\r\n" : "");
+    size_t k = text_cat(o, cap, "\r\n");
+    if (k >= cap - 1)
+        abort();   /* the buffer holds the longest head with room to spare */
+    c->out_len = k;
 }
 
 void net_suspend(struct net_conn *c) { c->suspended = 1; }

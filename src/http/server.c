@@ -32,6 +32,7 @@
 #include "util/clock.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/text.h"
 
 #define IDEM_KEY_MAX 128
 #define MAX_READERS 512
@@ -241,7 +242,11 @@ int req_submit_rendered(struct req *r, int (*exec)(struct tx *tx, struct cmd *c)
         crypto_generichash_update(&h, (const unsigned char *)r->path, strlen(r->path) + 1);
         crypto_generichash_update(&h, (const unsigned char *)(r->body ? r->body : ""), r->body_len);
         crypto_generichash_final(&h, c->req_hash, sizeof c->req_hash);
-        char *k = arena_printf(&r->a, "%s\037%s", c->idem_scope, c->idem_key);
+        size_t ls = strlen(c->idem_scope), lk = strlen(c->idem_key);
+        char *k = arena_alloc(&r->a, ls + lk + 2);   /* scope, US, key */
+        memcpy(k, c->idem_scope, ls);
+        k[ls] = '\037';
+        memcpy(k + ls + 1, c->idem_key, lk + 1);
         if (inflight_claim(k))
             return req_error(r, ERR_IDEMPOTENCY_IN_FLIGHT, "Idempotency-Key");
         r->inflight = k;
@@ -313,7 +318,11 @@ static int valid_idem_key(const char *k)
     return 1;
 }
 
-static void client_address(struct req *r, char *out, size_t n) { snprintf(out, n, "a:%s", net_peer(r->conn)); }
+static void client_address(struct req *r, char *out, size_t n)
+{
+    text_copy(out, n, "a:");
+    text_cat(out, n, net_peer(r->conn));
+}
 
 static int limited(struct req *r, int retry_after)
 {
@@ -427,7 +436,7 @@ static void *on_head(void *cls, struct net_conn *conn, const struct h1_req *h, s
     r->path = h->path;
     r->method = http_method_parse(h->method);
     r->lang = i18n_pick(h1_header(h, "Accept-Language"));
-    snprintf(r->who.name, sizeof r->who.name, "anonymous");
+    text_copy(r->who.name, sizeof r->who.name, "anonymous");
     if (admit(r))
         send_answer(r);   /* early: net skips the body, if any */
     *cap = r->cap;
