@@ -53,9 +53,8 @@ int topup_check_amount(const struct conf *cf, int64_t amount, const char *curren
  * reads it once a transaction on the engine's writer, which holds the write
  * lock from that read to its COMMIT, and counts on from there; the ledger
  * cache it lives in is cleared on every rollback. Rejected: an UPDATE after
- * the INSERT (a second write). */
-/* The row is the top-up's own record too (record.h): prev links it in front
- * of the SIM's chain. */
+ * the INSERT (a second write). The row is the top-up's own record too
+ * (record.h): prev links it in front of the SIM's chain. */
 STORE_SQL(SQL_TOPUP_INSERT,
           "INSERT INTO topups(id, sim_id, amount, currency, channel, method, fee, balance_after, active_until, "
           "reactivated, principal, receipt, created_at, prev) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "

@@ -31,15 +31,15 @@ int auth_token_create(struct tx *tx, int role, const char *name, char out[TOKEN_
  * the header is malformed or the token unknown or revoked. */
 int auth_resolve(struct tx *tx, const char *authorization, struct principal *out);
 
+/* Maps DB.token-epoch, creating it: the server, once at start (0, or -1
+ * and remembering stays off); forget=1 (the CLI, after a revocation
+ * committed) also counts one more revocation in it. */
+int auth_share(const char *db_path, int forget);
 /* Remembering (A1-A3). auth_recall: 1 with *out filled when this thread
  * resolved the same header lately and nothing was forgotten since, else 0.
  * auth_remember: after auth_resolve succeeded, with the auth_epoch() read
  * before its transaction began. auth_forget: every thread forgets. */
 #define AUTH_REMEMBER_MS 1000
-/* Maps DB.token-epoch, creating it: the server, once at start (0, or -1
- * and remembering stays off); forget=1 (the CLI, after a revocation
- * committed) also counts one more revocation in it. */
-int auth_share(const char *db_path, int forget);
 uint64_t auth_epoch(void);
 int auth_recall(const char *authorization, int64_t now_ms, struct principal *out);
 void auth_remember(const char *authorization, int64_t now_ms, uint64_t epoch, const struct principal *p);

@@ -242,11 +242,10 @@ int req_submit_rendered(struct req *r, int (*exec)(struct tx *tx, struct cmd *c)
         crypto_generichash_update(&h, (const unsigned char *)r->path, strlen(r->path) + 1);
         crypto_generichash_update(&h, (const unsigned char *)(r->body ? r->body : ""), r->body_len);
         crypto_generichash_final(&h, c->req_hash, sizeof c->req_hash);
-        size_t ls = strlen(c->idem_scope), lk = strlen(c->idem_key);
-        char *k = arena_alloc(&r->a, ls + lk + 2);   /* scope, US, key */
-        memcpy(k, c->idem_scope, ls);
-        k[ls] = '\037';
-        memcpy(k + ls + 1, c->idem_key, lk + 1);
+        struct arena_text t;   /* scope, US, key */
+        arena_text_init(&t, &r->a, strlen(c->idem_scope) + strlen(c->idem_key) + 2);
+        arena_text_cat(&t, c->idem_scope, "\037", c->idem_key, NULL);
+        char *k = arena_text_end(&t, NULL);
         if (inflight_claim(k))
             return req_error(r, ERR_IDEMPOTENCY_IN_FLIGHT, "Idempotency-Key");
         r->inflight = k;
