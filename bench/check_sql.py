@@ -7,6 +7,9 @@
    names it, so the ceiling is updated with it.
 2. bench/engine_bench.c must run the server's own top-up command
    (api_topup_exec from src/api/topups.c), not a copy of it.
+3. The ceiling's pragmas (page size, journal, sync, cache) must be, word for
+   word, those the server's writer opens its database with
+   (src/store/sqlite.c, STORE_WRITER).
 
     bench/check_sql.py [REPO_ROOT]     exit 0 when all match, 1 otherwise
 """
@@ -42,6 +45,21 @@ def server_statements(root: pathlib.Path) -> set:
     return out
 
 
+def pragmas(text: str) -> str:
+    """The pragmas of the first string that sets the page size, through the
+    one that ends them (temp_store): the ceiling's, or the server writer's."""
+    parts = re.findall(r'"((?:[^"\\]|\\.)*)"', text)
+    first = next((i for i, p in enumerate(parts) if p.startswith("PRAGMA page_size")), None)
+    if first is None:
+        return ""
+    out = []
+    for p in parts[first:]:
+        out.append(p)
+        if "temp_store" in p:
+            return norm("".join(out))
+    return ""
+
+
 def main() -> int:
     root = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else pathlib.Path(__file__).resolve().parent.parent)
     ceiling = (root / "bench" / "sqlite_ceiling.c").read_text(encoding="utf-8")
@@ -59,6 +77,11 @@ def main() -> int:
               file=sys.stderr)
     print("check_sql: %d of the %d statements of the ceiling are the server's" % (len(mine) - len(missing), len(mine)),
           file=sys.stderr)
+    ours, theirs = pragmas(ceiling), pragmas((root / "src" / "store" / "sqlite.c").read_text(encoding="utf-8"))
+    if not ours or ours != theirs:
+        print("check_sql: the ceiling's pragmas differ from the server writer's:\n    %s\n    %s" % (ours, theirs),
+              file=sys.stderr)
+        missing.append("pragmas")
     same = "api_topup_exec" in (root / "bench" / "engine_bench.c").read_text(encoding="utf-8", errors="replace")
     print("check_sql: bench/engine_bench.c %s the server's api_topup_exec" % ("runs" if same else "does NOT run"),
           file=sys.stderr)

@@ -2,8 +2,8 @@
  *
  * A fresh database with the project's schema (the migration files, read at run
  * time and applied in the order given, as store_migrate does), the writer's
- * pragmas (WAL, synchronous=FULL, foreign_keys=ON, and the engine's
- * cache_size and temp_store), N SIMs with their wallet accounts and
+ * pragmas (the page size a new database gets, WAL, synchronous=FULL,
+ * foreign_keys=ON, and the engine's cache_size and temp_store), N SIMs with their wallet accounts and
  * the clearing account created with the statements the server uses. Then, per
  * top-up, exactly the SQL writes one top-up makes in the server
  * (src/core/topup.c, ledger.c, sim.c, receipt.c, record.c, src/engine/engine.c):
@@ -153,7 +153,7 @@ int main(int argc, char **argv)
     if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL))
         DIE("open %s", path);
     /* The engine's writer pragmas (src/store/sqlite.c). */
-    exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"
+    exec("PRAGMA page_size=2048; PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"
          "PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;");
     for (int i = 0; i < nschema; i++) {   /* each migration in its own transaction */
         char *ddl = read_file(schema[i]);

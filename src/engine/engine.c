@@ -57,17 +57,19 @@ struct engine {
     int64_t ccopied;          /* log pages the checkpointer had copied when it last finished */
     _Atomic int64_t cpace;    /* the checkpointer's pace, bytes/s (walbuf.c W7); 0: none */
     int64_t log_max_pages;    /* E7: the log's bound */
-    int64_t restart_pages;    /* E7: where the log starts over: ENGINE_LOG_RESTART_PAGES, or the bound if less */
+    int64_t restart_pages;    /* E7: where the log starts over: ENGINE_LOG_RESTART_BYTES, or the bound if less */
+    int64_t little_pages;     /* E7: ENGINE_LOG_SELF_COPY_BYTES */
+    int64_t ckpt_pages;       /* CHECKPOINT_BYTES */
 };
 
 /* The checkpointer is asked to copy the log into the database every
- * CHECKPOINT_PAGES pages (64 MiB): a page the writer dirtied several times
+ * CHECKPOINT_BYTES of it: a page the writer dirtied several times
  * meanwhile (a SIM's leaf, the end of an append-only table) is copied and
  * synced once, and there are fewer runs, each ending with a sync of the
  * database. Against a run after every 256 pages (every batch): HTTP top-ups
  * +14.5% at 100k SIMs (paired runs 1.107-1.174), +18-22% at 10M.
  * The log starts over only at a commit that finds it entirely copied, and
- * the writer keeps committing meanwhile; so past ENGINE_LOG_RESTART_PAGES
+ * the writer keeps committing meanwhile; so past ENGINE_LOG_RESTART_BYTES
  * (128 MiB) the checkpointer is asked again after every commit, and the
  * writer copies the little that is left itself, between two batches, when
  * the checkpointer is idle: the next commit then starts the log over unless
@@ -87,7 +89,7 @@ struct engine {
  * peak it grows past the restart point because the checkpointer copies
  * random pages more slowly than the writer fills them: log_max_mb bounds it
  * (tend_log). */
-#define CHECKPOINT_PAGES 16384
+#define CHECKPOINT_BYTES (INT64_C(64) << 20)
 
 /* The checkpointer copies at most this many bytes a second (walbuf.c W7)
  * while the log is under half its bound (log_max_mb); past that, as fast as
@@ -107,9 +109,9 @@ struct engine {
 /* E7. Only a little: after one big commit (an import of 1M SIMs writes 500 MB
  * of log at once) the writer would otherwise copy all of it, for seconds,
  * while commands wait and new ones are refused (E6). */
-int engine_writer_copies_log(int64_t pages, int64_t restart, int64_t ckpt_copied, int ckpt_busy)
+int engine_writer_copies_log(int64_t pages, int64_t restart, int64_t little, int64_t ckpt_copied, int ckpt_busy)
 {
-    return pages >= restart && !ckpt_busy && pages - ckpt_copied <= ENGINE_LOG_SELF_COPY_PAGES;
+    return pages >= restart && !ckpt_busy && pages - ckpt_copied <= little;
 }
 
 STORE_SQL(SQL_IDEM_GET,
@@ -349,14 +351,14 @@ static void tend_log(struct engine *e)
     int over = pages >= e->log_max_pages;
     if (pages < e->casked)
         e->casked = 0;   /* the log started over */
-    if (!over && pages < e->casked + CHECKPOINT_PAGES && pages < e->restart_pages)
+    if (!over && pages < e->casked + e->ckpt_pages && pages < e->restart_pages)
         return;          /* too little new since the last checkpoint to start another */
     e->casked = pages;
     pthread_mutex_lock(&e->cmu);
     if (over)                  /* the bound: the checkpointer's run ends, then the writer copies the rest */
         while (e->cbusy)
             pthread_cond_wait(&e->cdone, &e->cmu);
-    int self = over || engine_writer_copies_log(pages, e->restart_pages, e->ccopied, e->cbusy);
+    int self = over || engine_writer_copies_log(pages, e->restart_pages, e->little_pages, e->ccopied, e->cbusy);
     e->cwant = !self;          /* one copy at a time */
     if (!self)
         pthread_cond_signal(&e->cwake);
@@ -572,14 +574,23 @@ int engine_open(struct engine **out, const char *db_path, const struct conf *cf,
     e->cf = cf;
     e->clk = clk;
     e->keys = keys;
-    e->log_max_pages = cf->log_max_mb * 256;   /* 4 KiB pages */
-    e->restart_pages = e->log_max_pages < ENGINE_LOG_RESTART_PAGES ? e->log_max_pages : ENGINE_LOG_RESTART_PAGES;
     store_prefetch(db_path);
     int rc = store_open(&e->st, db_path, STORE_LOGGED);
     if (!rc)
         rc = store_cache_size(e->st, cf->cache_mb);
     if (!rc)
         rc = store_log_attach(e->st);
+    int64_t page = rc ? 0 : store_page_size(e->st);
+    if (!rc && page <= 0)
+        rc = ERR_STORAGE;
+    if (!rc) {   /* E7's sizes, in this database's pages */
+        e->log_max_pages = (cf->log_max_mb << 20) / page;
+        e->restart_pages = ENGINE_LOG_RESTART_BYTES / page;
+        if (e->restart_pages > e->log_max_pages)
+            e->restart_pages = e->log_max_pages;
+        e->little_pages = ENGINE_LOG_SELF_COPY_BYTES / page;
+        e->ckpt_pages = CHECKPOINT_BYTES / page;
+    }
     if (!rc)
         rc = store_open(&e->ck, db_path, STORE_LOGGED);
     if (rc) {

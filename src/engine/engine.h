@@ -31,9 +31,9 @@
  *  E6. The queue is bounded, by count (queue_max) and by waiting time
  *      (queue_delay_ms of its oldest command): engine_submit() refuses with
  *      ERR_OVERLOADED rather than queue without limit or keep everyone late.
- *  E7. The log starts over near ENGINE_LOG_RESTART_PAGES: past it, the writer
+ *  E7. The log starts over near ENGINE_LOG_RESTART_BYTES: past it, the writer
  *      copies the end of the log into the database itself, between batches,
- *      but only the little the checkpointer left (ENGINE_LOG_SELF_COPY_PAGES
+ *      but only the little the checkpointer left (ENGINE_LOG_SELF_COPY_BYTES
  *      at most, the checkpointer idle); a big commit's log (an import) is
  *      copied by the checkpointer, never while commands wait on the writer,
  *      unless the log is past its bound. The log is bounded: a commit that
@@ -117,13 +117,15 @@ int engine_halted(struct engine *e);
 int engine_read_fence(struct engine *e);
 void engine_stats(struct engine *e, struct engine_stats *out);
 /* E7, the writer's choice after a commit that left `pages` pages of log, the
- * log starting over from `restart` pages (ENGINE_LOG_RESTART_PAGES, or the
+ * log starting over from `restart` pages (ENGINE_LOG_RESTART_BYTES, or the
  * bound when that is less), the checkpointer being busy or not and having
  * copied `ckpt_copied` pages when it last finished: 1 to copy the rest
- * itself, 0 to leave it to the checkpointer. */
-#define ENGINE_LOG_RESTART_PAGES 32768    /* 128 MiB of 4 KiB pages (engine.c: why) */
-#define ENGINE_LOG_SELF_COPY_PAGES 1024
-int engine_writer_copies_log(int64_t pages, int64_t restart, int64_t ckpt_copied, int ckpt_busy);
+ * itself (`little` pages at most: ENGINE_LOG_SELF_COPY_BYTES), 0 to leave it
+ * to the checkpointer. The sizes are in bytes, and the engine counts them in
+ * the database's pages, whatever their size (store.h STORE_PAGE_SIZE). */
+#define ENGINE_LOG_RESTART_BYTES (INT64_C(128) << 20)    /* engine.c: why */
+#define ENGINE_LOG_SELF_COPY_BYTES (INT64_C(4) << 20)
+int engine_writer_copies_log(int64_t pages, int64_t restart, int64_t little, int64_t ckpt_copied, int ckpt_busy);
 /* Finishes the queued commands, stops the thread, closes the store. The
  * engine stays valid: later submissions get ERR_SHUTTING_DOWN (so threads
  * still serving requests may call it until they are stopped too). */

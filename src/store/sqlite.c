@@ -90,11 +90,21 @@ int store_open(struct store **out, const char *path, enum store_mode mode)
     }
     sqlite3_extended_result_codes(st->db, 1);
     sqlite3_busy_timeout(st->db, 5000);
+    /* The page size only takes on a database that has no table yet, so it
+     * comes first. 2 KiB rather than SQLite's 4: a top-up on a population
+     * far larger than the cache rewrites one SIM's leaf, a random page, which
+     * goes to the log once and to the database again at the checkpoint, so
+     * smaller pages mean fewer bytes for the disk. Measured with topupd's
+     * write_bytes per top-up (closed loop, 512 connections, databases
+     * imported through the API): 10M SIMs 10.9 -> 6.5 KB, 100k 7.0 -> 4.4 KB.
+     * The deeper B-trees cost no rate this machine can see: paired runs
+     * 2K/4K at 10M 0.88-1.16 (median 1.02, nine pairs), at 100k 0.96-1.05
+     * (six). 1 KiB pages lost at 10M (0.87, 0.94, 0.94 against 2 KiB). */
     const char *pragmas = mode == STORE_WRITER
-        ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"
+        ? "PRAGMA page_size=2048; PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"
           "PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;"
         : mode == STORE_LOGGED
-        ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
+        ? "PRAGMA page_size=2048; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
           "PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;"
         : "PRAGMA foreign_keys=ON; PRAGMA cache_size=-16384; PRAGMA query_only=ON;";
     rc = store_script(st, pragmas);
@@ -311,6 +321,20 @@ int store_commit(struct store *st)
     if (rc && !sqlite3_get_autocommit(st->db))
         store_rollback(st);
     return rc;
+}
+
+_Static_assert(STORE_PAGE_SIZE == 2048, "the pragmas in store_open say 2048");
+
+int store_page_size(struct store *st)
+{
+    sqlite3_stmt *q;
+    int size = 0;
+    if (sqlite3_prepare_v2(st->db, "PRAGMA page_size", -1, &q, NULL) != SQLITE_OK)
+        return 0;
+    if (sqlite3_step(q) == SQLITE_ROW)
+        size = sqlite3_column_int(q, 0);
+    sqlite3_finalize(q);
+    return size;
 }
 
 int store_cache_size(struct store *st, int64_t mib)

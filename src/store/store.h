@@ -58,6 +58,11 @@ struct store_sql {
 enum store_mode { STORE_WRITER, STORE_LOGGED, STORE_READER };
 
 int store_open(struct store **out, const char *path, enum store_mode mode);
+/* A database that store_open creates has pages of STORE_PAGE_SIZE bytes; an
+ * existing one keeps the size it was made with (sqlite.c: why 2 KiB). */
+#define STORE_PAGE_SIZE 2048
+/* The database's page size in bytes, 0 if it cannot be read. */
+int store_page_size(struct store *st);
 void store_close(struct store *st);
 /* Applies pending migrations (writer only). *applied counts them. */
 int store_migrate(struct store *st, int *applied);

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -855,7 +856,7 @@ static void test_checkpoint_starts_writeback(void **state)
 STORE_SQL(Q_BULK_ROWS, "SELECT count(*) FROM bulk_t");
 
 /* E7: the log is bounded. Commits of 5 MiB each, more than the writer
- * copies of its own accord (ENGINE_LOG_SELF_COPY_PAGES), on a slow disk
+ * copies of its own accord (ENGINE_LOG_SELF_COPY_BYTES), on a slow disk
  * (20 ms a sync), with the bound at 1 MiB: each finds the log past it, and
  * the log starts over every time instead of growing to 40 MiB (the restart
  * point alone is 128 MiB). */
@@ -887,6 +888,57 @@ static void test_log_is_bounded(void **state)
     assert_int_equal(stat(wal, &sb), 0);
     assert_true(sb.st_size < 6 << 20);   /* one commit */
     assert_int_equal(tu_scalar(f->t, &Q_BULK_ROWS), N * 320);
+}
+
+/* E7's sizes are bytes, counted in the database's own pages (2 KiB on a new
+ * one). Bound at 8 MiB, commits of about 5 MiB: the first leaves the log
+ * under it, the second past it (the writer copies the log and it starts
+ * over), and so on: half the commits find the log full. Counted as 4 KiB
+ * pages, the bound would be 4 MiB and every commit would. */
+static void test_log_bound_is_bytes(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(store_page_size(f->t->st), STORE_PAGE_SIZE);
+    engine_close(f->e);
+    assert_int_equal(store_script(f->t->st, "CREATE TABLE bulk_t(x)"), 0);
+    f->t->cf.log_max_mb = 8;
+    f->t->cf.batch_max = 1;
+    assert_int_equal(engine_open(&f->e, f->t->path, &f->t->cf, &f->clk, &f->t->keys), 0);
+    enum { N = 4 };
+    for (int i = 0; i < N; i++) {   /* one at a time: each commit sees the log its predecessor left */
+        struct job *j = job_new(f, BULK, NULL, 0);
+        counter_reset();
+        assert_int_equal(engine_submit(f->e, &j->c), 0);
+        wait_done(1);
+        assert_int_equal(j->c.err, 0);
+    }
+    struct engine_stats st;
+    engine_stats(f->e, &st);
+    assert_int_equal(st.log_full, N / 2);
+}
+
+/* A new database gets STORE_PAGE_SIZE; one made with other pages keeps them. */
+STORE_SQL(Q_PAGE_SIZE, "PRAGMA page_size");
+static void test_page_size(void **state)
+{
+    (void)state;
+    struct tu *t = tu_open();
+    assert_int_equal(tu_scalar(t, &Q_PAGE_SIZE), STORE_PAGE_SIZE);
+    char old[160];
+    snprintf(old, sizeof old, "%s/old.db", t->dir);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(old, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA page_size=4096; CREATE TABLE before_us(x)", NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    struct store *st;
+    int applied = 0;
+    assert_int_equal(store_open(&st, old, STORE_WRITER), 0);
+    assert_int_equal(store_migrate(st, &applied), 0);
+    assert_true(applied >= 1);
+    assert_int_equal(store_page_size(st), 4096);
+    store_close(st);
+    tu_close(t);
 }
 
 /* E5: a failed COMMIT (fsync refused, injected beneath SQLite) fails the
@@ -942,14 +994,14 @@ static void test_commit_failure_halts(void **state)
 static void test_writer_copies_little(void **state)
 {
     (void)state;
-    const int64_t restart = ENGINE_LOG_RESTART_PAGES, little = ENGINE_LOG_SELF_COPY_PAGES;
-    assert_int_equal(engine_writer_copies_log(restart - 1, restart, restart - 10, 0), 0);      /* short log */
-    assert_int_equal(engine_writer_copies_log(restart, restart, restart - little, 0), 1);      /* the rest is little */
-    assert_int_equal(engine_writer_copies_log(restart + 5000, restart, restart + 4000, 0), 1);
-    assert_int_equal(engine_writer_copies_log(restart, restart, restart - 10, 1), 0);          /* checkpointer at it */
-    assert_int_equal(engine_writer_copies_log(restart, restart, restart - little - 1, 0), 0);  /* too much left */
-    assert_int_equal(engine_writer_copies_log(restart + 15000, restart, 0, 0), 0);             /* one import's log */
-    assert_int_equal(engine_writer_copies_log(300, 256, 250, 0), 1);   /* a bound below the restart point */
+    const int64_t restart = ENGINE_LOG_RESTART_BYTES / STORE_PAGE_SIZE, little = ENGINE_LOG_SELF_COPY_BYTES / STORE_PAGE_SIZE;
+    assert_int_equal(engine_writer_copies_log(restart - 1, restart, little, restart - 10, 0), 0);      /* short log */
+    assert_int_equal(engine_writer_copies_log(restart, restart, little, restart - little, 0), 1);      /* the rest is little */
+    assert_int_equal(engine_writer_copies_log(restart + 5000, restart, little, restart + 4000, 0), 1);
+    assert_int_equal(engine_writer_copies_log(restart, restart, little, restart - 10, 1), 0);          /* checkpointer at it */
+    assert_int_equal(engine_writer_copies_log(restart, restart, little, restart - little - 1, 0), 0);  /* too much left */
+    assert_int_equal(engine_writer_copies_log(restart + 15000, restart, little, 0, 0), 0);             /* one import's log */
+    assert_int_equal(engine_writer_copies_log(300, 256, little, 250, 0), 1);   /* a bound below the restart point */
 }
 
 int main(void)
@@ -971,6 +1023,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_partial_checkpoint_syncs, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_starts_writeback, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_log_is_bounded, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_log_bound_is_bytes, fx_setup, fx_teardown),
+        cmocka_unit_test(test_page_size),
         cmocka_unit_test_setup_teardown(test_commit_failure_halts, fx_setup, fx_teardown),
         cmocka_unit_test(test_cache_size),
         cmocka_unit_test(test_writer_copies_little),
