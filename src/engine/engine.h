@@ -20,7 +20,11 @@
  *      the effect is; a repeat is answered from the stored row byte for byte.
  *      A command whose answer can be rendered again from a row it wrote (a
  *      top-up's, from its topups row) stores that row's id instead of the
- *      body, and a repeat's body is rendered from it (cmd.render).
+ *      body, and a repeat's body is rendered from it (cmd.render). The key
+ *      is looked up before the command runs only when a repeat is likely
+ *      (ENGINE_LOOK_FIRST_SECONDS); otherwise a repeat shows as its key's
+ *      INSERT failing, and the batch runs again, each command in its
+ *      savepoint and its key looked up first (E2's safe run).
  *  E5. A storage error fails the whole batch (every command gets
  *      ERR_STORAGE: rolled back, nothing applied). A failed COMMIT (fsync)
  *      gets ERR_OUTCOME_UNKNOWN, because what reached the disk is no longer
@@ -96,6 +100,7 @@ struct cmd {
 struct engine_stats {
     uint64_t commands, batches, commits_failed, queued;
     uint64_t log_full;        /* commits that left the log past its bound (E7) */
+    uint64_t repeats_rerun;   /* batches run again because a key in them was a repeat (E4) */
 };
 
 /* Opens the writer on db_path; migrations must already be applied. */
@@ -123,6 +128,9 @@ void engine_stats(struct engine *e, struct engine_stats *out);
  * itself (`little` pages at most: ENGINE_LOG_SELF_COPY_BYTES), 0 to leave it
  * to the checkpointer. The sizes are in bytes, and the engine counts them in
  * the database's pages, whatever their size (store.h STORE_PAGE_SIZE). */
+/* E4: after a repeat made a batch run again, keys are looked up before their
+ * commands for this long (engine.c: why). */
+#define ENGINE_LOOK_FIRST_SECONDS 2
 #define ENGINE_LOG_RESTART_BYTES (INT64_C(128) << 20)    /* engine.c: why */
 #define ENGINE_LOG_SELF_COPY_BYTES (INT64_C(4) << 20)
 int engine_writer_copies_log(int64_t pages, int64_t restart, int64_t little, int64_t ckpt_copied, int ckpt_busy);

@@ -294,8 +294,10 @@ static void test_idempotency(void **state)
     assert_string_equal(b->c.body, a->c.body);
     assert_int_equal(b->c.sign_off, a->c.sign_off);
     assert_int_equal(b->c.sign_len, a->c.sign_len);
-    assert_int_equal(b->out.id, 0);   /* exec never ran */
-    assert_int_equal(balance_of(f, &f->sims[1]), 1000);
+    struct engine_stats st;
+    engine_stats(f->e, &st);
+    assert_int_equal(st.repeats_rerun, 1);   /* b ran, found its key taken, and its batch ran again */
+    assert_int_equal(balance_of(f, &f->sims[1]), 1000);   /* once */
 
     /* The same key for another request. */
     struct job *c = job_new(f, TOPUP, f->sims[1].iccid, 2000);
@@ -467,6 +469,32 @@ static void test_idempotency_same_batch(void **state)
     assert_int_equal(b->c.replayed, 1);
     assert_string_equal(b->c.body, a->c.body);
     assert_int_equal(balance_of(f, &f->sims[3]), 700);
+    assert_int_equal(st.repeats_rerun, 1);   /* b's key INSERT found a's: the batch ran again */
+
+    /* For ENGINE_LOOK_FIRST_SECONDS after that, keys are looked up first:
+     * a repeat beside a new command re-runs nothing; then one does again. */
+    for (int round = 0; round < 2; round++) {
+        counter_reset();
+        gate_close(f);
+        struct job *fresh = job_new(f, TOPUP, f->sims[2].iccid, 300);
+        job_key(fresh, "topup", round ? "fresh-2" : "fresh-1", 0x66);
+        struct job *again = job_new(f, TOPUP, f->sims[3].iccid, 700);
+        job_key(again, "topup", "twice", 0x55);
+        assert_int_equal(engine_submit(f->e, &fresh->c), 0);
+        assert_int_equal(engine_submit(f->e, &again->c), 0);
+        gate_open(f);
+        wait_done(3);
+        assert_int_equal(fresh->c.err, 0);
+        assert_int_equal(fresh->c.replayed, 0);
+        assert_int_equal(again->c.err, 0);
+        assert_int_equal(again->c.replayed, 1);
+        assert_string_equal(again->c.body, a->c.body);
+        assert_int_equal(balance_of(f, &f->sims[2]), 300 * (round + 1));
+        assert_int_equal(balance_of(f, &f->sims[3]), 700);
+        engine_stats(f->e, &st);
+        assert_int_equal(st.repeats_rerun, 1 + round);
+        clock_set(&f->clk, TU_T0 + ENGINE_LOOK_FIRST_SECONDS);
+    }
 }
 
 static int64_t elapsed_ms(const struct timespec *since)
