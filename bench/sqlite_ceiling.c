@@ -8,7 +8,8 @@
  * top-up, exactly the SQL writes one top-up makes in the server
  * (src/core/topup.c, ledger.c, sim.c, receipt.c, record.c, src/engine/engine.c):
  *
- *   INSERT topups (with its receipt; the row is its record too, record.h), INSERT transfers (ON CONFLICT(xid) DO
+ *   INSERT topups (no receipt: it is composed from the row when fetched, receipt.h R1; the row is its
+ *   record too, record.h), INSERT transfers (ON CONFLICT(xid) DO
  *   NOTHING), UPDATE sims (its state, with its check_at on
  *   a first activation, its newest record and the wallet's credit: the
  *   wallet's totals are in the SIM's row, ledger L7), INSERT idempotency
@@ -221,7 +222,7 @@ int main(int argc, char **argv)
      * record, record.h) and the clearing account's, once a transaction, with the server's exact statements. */
     sqlite3_stmt *w_topup = prep(
         "INSERT INTO topups(id, sim_id, amount, currency, channel, method, fee, balance_after, active_until, "
-        "reactivated, principal, receipt, created_at, prev) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+        "reactivated, principal, created_at, prev) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
         "COALESCE((SELECT last_txn FROM sims WHERE id = ?), 0))");
     sqlite3_stmt *w_xfer = prep(
         "INSERT INTO transfers(xid, debit_id, credit_id, amount, unit, kind, flags, pending_id, timeout_at, "
@@ -288,9 +289,8 @@ int main(int argc, char **argv)
             sqlite3_bind_int64(w_topup, 9, s->active_until);
             sqlite3_bind_int(w_topup, 10, 0);
             sqlite3_bind_text(w_topup, 11, "token:1", -1, SQLITE_STATIC);
-            sqlite3_bind_text(w_topup, 12, payload, pl, SQLITE_STATIC);
-            sqlite3_bind_int64(w_topup, 13, now);
-            sqlite3_bind_int64(w_topup, 14, sid);
+            sqlite3_bind_int64(w_topup, 12, now);
+            sqlite3_bind_int64(w_topup, 13, sid);
             step(w_topup);
 
             snprintf(xid, sizeof xid, "topup:%lld", (long long)tid);

@@ -66,7 +66,9 @@ int receipt_keys_load(struct receipt_keys *k, const char *path, int create)
 
 static char *canonical(json_t *obj) { return json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS); }
 
-STORE_SQL(SQL_RECEIPT_GET, "SELECT receipt FROM topups WHERE id = ? AND receipt IS NOT NULL");
+STORE_SQL(SQL_RECEIPT_OF_TOPUP,
+          "SELECT t.receipt, s.iccid, s.msisdn, t.channel, t.method, t.currency, t.principal, t.amount, t.fee, "
+          "t.balance_after, t.active_until, t.created_at FROM topups t JOIN sims s ON s.id = t.sim_id WHERE t.id = ?");
 
 /* One receipt per top-up, numbered by it: no counter to read. */
 void receipt_number(int64_t topup_id, char number[RECEIPT_NUMBER_MAX])
@@ -83,7 +85,7 @@ void receipt_issue(struct tx *tx, const struct receipt_fields *f, char number[RE
      * value an integer or a string that needs no escaping (digits, '+', ASCII
      * names, RFC 3339 times). The unit tests hold this to jansson's canonical form. */
     char issued[TIMEFMT_LEN], until[TIMEFMT_LEN];
-    timefmt_rfc3339(tx->now, issued);
+    timefmt_rfc3339(f->issued_at, issued);
     timefmt_rfc3339(f->active_until, until);
     struct arena_text t;
     arena_text_init(&t, tx->a, 512);
@@ -95,7 +97,8 @@ void receipt_issue(struct tx *tx, const struct receipt_fields *f, char number[RE
                    f->iccid, "\",\"issued_at\":\"", issued, "\",\"method\":\"", f->method, "\",\"msisdn\":\"",
                    f->msisdn, "\",\"number\":\"", number, "\",\"reactivation_fee\":", NULL);
     arena_text_int(&t, f->fee);
-    arena_text_cat(&t, ",\"served_by\":\"", tx->principal ? tx->principal : "system", "\",\"topup\":\"tu_", NULL);
+    arena_text_cat(&t, ",\"served_by\":\"", f->served_by && *f->served_by ? f->served_by : "system",
+                   "\",\"topup\":\"tu_", NULL);
     arena_text_int(&t, f->topup_id);
     arena_text_cat(&t, "\"}", NULL);
     *payload = arena_text_end(&t, NULL);
@@ -117,17 +120,39 @@ static int64_t number_topup(const char *number)
     return id;
 }
 
+int receipt_of_topup(struct tx *tx, int64_t topup_id, const char **payload)
+{
+    struct store_q *q;
+    int rc = store_one(tx->st, &q, &SQL_RECEIPT_OF_TOPUP, "i", topup_id);
+    if (rc)
+        return rc;
+    if (!store_is_null(q, 0)) {   /* stored before R1 */
+        *payload = arena_strdup(tx->a, store_text(q, 0));
+        return store_end(q);
+    }
+    char number[RECEIPT_NUMBER_MAX];
+    struct receipt_fields f = {.iccid = arena_strdup(tx->a, store_text(q, 1)),
+                               .msisdn = arena_strdup(tx->a, store_text(q, 2)),
+                               .channel = arena_strdup(tx->a, store_text(q, 3)),
+                               .method = arena_strdup(tx->a, store_text(q, 4)),
+                               .currency = arena_strdup(tx->a, store_text(q, 5)),
+                               .served_by = arena_strdup(tx->a, store_text(q, 6)),
+                               .topup_id = topup_id, .amount = store_i64(q, 7), .fee = store_i64(q, 8),
+                               .balance_after = store_i64(q, 9), .active_until = store_i64(q, 10),
+                               .issued_at = store_i64(q, 11)};
+    if ((rc = store_end(q)))
+        return rc;
+    receipt_issue(tx, &f, number, payload);
+    return 0;
+}
+
 int receipt_get(struct tx *tx, const char *number, const char **payload)
 {
     int64_t id = number_topup(number);
     if (!id)
         return ERR_RECEIPT_NOT_FOUND;
-    struct store_q *q;
-    int rc = store_one(tx->st, &q, &SQL_RECEIPT_GET, "i", id);
-    if (rc)
-        return rc == ERR_NOT_FOUND ? ERR_RECEIPT_NOT_FOUND : rc;
-    *payload = arena_strdup(tx->a, store_text(q, 0));
-    return store_end(q);
+    int rc = receipt_of_topup(tx, id, payload);
+    return rc == ERR_NOT_FOUND ? ERR_RECEIPT_NOT_FOUND : rc;
 }
 
 char *receipt_signed(struct arena *a, const struct receipt_keys *k, const char *payload, size_t len)

@@ -47,17 +47,16 @@ int topup_check_amount(const struct conf *cf, int64_t amount, const char *curren
     return 0;
 }
 
-/* The receipt lives in its top-up's row, so a top-up writes one B-tree for
- * both; but the payload names the top-up id, so the id is needed before the
- * INSERT: record_next_id (top-ups and records share one sequence, record.h)
+/* A top-up's id comes from the records' sequence (record.h): record_next_id
  * reads it once a transaction on the engine's writer, which holds the write
  * lock from that read to its COMMIT, and counts on from there; the ledger
- * cache it lives in is cleared on every rollback. Rejected: an UPDATE after
- * the INSERT (a second write). The row is the top-up's own record too
- * (record.h): prev links it in front of the SIM's chain. */
+ * cache it lives in is cleared on every rollback. The row is the top-up's
+ * own record too (record.h): prev links it in front of the SIM's chain. Its
+ * receipt is not stored: the answer carries it, and it is composed from the
+ * row again whenever it is fetched (receipt.h R1). */
 STORE_SQL(SQL_TOPUP_INSERT,
           "INSERT INTO topups(id, sim_id, amount, currency, channel, method, fee, balance_after, active_until, "
-          "reactivated, principal, receipt, created_at, prev) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+          "reactivated, principal, created_at, prev) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
           "COALESCE((SELECT last_txn FROM sims WHERE id = ?), 0))");
 
 int topup_apply(struct tx *tx, const struct topup_req *req, struct topup_result *out)
@@ -105,13 +104,14 @@ int topup_apply(struct tx *tx, const struct topup_req *req, struct topup_result 
     const char *channel = topup_channel_name(req->channel), *method = topup_method_name(req->method);
     receipt_issue(tx,
                   &(struct receipt_fields){.iccid = s->iccid, .msisdn = s->msisdn, .channel = channel,
-                                           .method = method, .currency = cf->currency, .topup_id = out->id,
-                                           .amount = req->amount, .fee = out->fee, .balance_after = out->balance,
-                                           .active_until = s->active_until},
+                                           .method = method, .currency = cf->currency, .served_by = tx->principal,
+                                           .topup_id = out->id, .amount = req->amount, .fee = out->fee,
+                                           .balance_after = out->balance, .active_until = s->active_until,
+                                           .issued_at = tx->now},
                   out->receipt_number, &out->receipt_payload);
-    rc = store_exec(tx->st, &SQL_TOPUP_INSERT, "iiisssiiidssii", out->id, s->id, req->amount, cf->currency, channel,
+    rc = store_exec(tx->st, &SQL_TOPUP_INSERT, "iiisssiiidsii", out->id, s->id, req->amount, cf->currency, channel,
                     method, out->fee, out->balance, s->active_until, out->reactivated,
-                    tx->principal ? tx->principal : "", out->receipt_payload, tx->now, s->id);
+                    tx->principal ? tx->principal : "", tx->now, s->id);
     if (rc)
         return rc;
 
@@ -162,8 +162,7 @@ void topup_answer_from(struct tx *tx, const struct topup_req *req, const struct 
 
 STORE_SQL(SQL_TOPUP_ANSWER,
           "SELECT t.amount, t.fee, t.balance_after, t.active_until, t.created_at, t.reactivated, s.iccid, "
-          "t.currency, t.channel, t.method, COALESCE(t.receipt, '') FROM topups t JOIN sims s ON s.id = t.sim_id "
-          "WHERE t.id = ?");
+          "t.currency, t.channel, t.method FROM topups t JOIN sims s ON s.id = t.sim_id WHERE t.id = ?");
 
 int topup_answer_get(struct tx *tx, int64_t id, struct topup_answer *out)
 {
@@ -178,7 +177,8 @@ int topup_answer_get(struct tx *tx, int64_t id, struct topup_answer *out)
                                  .state = SIM_ACTIVE, .iccid = arena_strdup(tx->a, store_text(q, 6)),
                                  .currency = arena_strdup(tx->a, store_text(q, 7)),
                                  .channel = arena_strdup(tx->a, store_text(q, 8)),
-                                 .method = arena_strdup(tx->a, store_text(q, 9)),
-                                 .receipt_payload = arena_strdup(tx->a, store_text(q, 10))};
-    return store_end(q);
+                                 .method = arena_strdup(tx->a, store_text(q, 9))};
+    if ((rc = store_end(q)))
+        return rc;
+    return receipt_of_topup(tx, id, &out->receipt_payload);
 }

@@ -150,3 +150,32 @@ def test_receipt_extra_or_missing_field_invalid(server):
     assert _verify(server, {k: v for k, v in rc.items() if k != "msisdn"}) is False
     # key order in the submitted JSON does not matter
     assert _verify(server, dict(reversed(list(rc.items())))) is True
+
+
+def test_receipt_composed_from_its_row(server):
+    """receipt.h R1: a top-up stores no payload; the receipt fetched later is
+    what its row and its SIM say, field for field, in canonical form, and the
+    same bytes every time (so the same signature)."""
+    import json
+    import sqlite3
+
+    from db_invariants import receipt_problem
+
+    iccid = server.new_sim(msisdn=make_msisdn())
+    numbers = [server.topup_ok(iccid, amount)["receipt"]["number"] for amount in (700, 1300)]
+    con = sqlite3.connect("file:%s?mode=ro" % server.db, uri=True)
+    con.row_factory = sqlite3.Row
+    try:
+        for number in numbers:
+            t = con.execute("SELECT * FROM topups WHERE id = ?", (int(number[1:]),)).fetchone()
+            s = con.execute("SELECT * FROM sims WHERE id = ?", (t["sim_id"],)).fetchone()
+            assert t["receipt"] is None
+            first = server.request("GET", "/v1/receipts/" + number)
+            again = server.request("GET", "/v1/receipts/" + number)
+            assert first.status == again.status == 200 and first.raw == again.raw
+            payload = {k: v for k, v in first.body.items() if k not in SIGNATURE_FIELDS}
+            canonical = json.dumps(payload, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+            assert receipt_problem(dict(t), dict(s), canonical) is None
+            assert _verify(server, first.body)
+    finally:
+        con.close()

@@ -189,6 +189,35 @@ STORE_SQL(Q_TOPUP_AT,
           "INSERT INTO topups(id, sim_id, amount, currency, channel, method, balance_after, active_until, principal, "
           "receipt, created_at) VALUES (?, ?, 100, 'CNY', 'admin', 'adjustment', 0, 0, 'test', '{}', 0)");
 
+/* R1: a top-up stores no payload; its receipt, fetched days later, is the
+ * one it answered with, byte for byte (issued_at is the row's, not the
+ * fetch's). A payload stored by an older version is served as stored. */
+STORE_SQL(Q_STORE_OLD_RECEIPT, "UPDATE topups SET receipt = ? WHERE id = ?");
+static void test_receipt_composed_from_row(void **state)
+{
+    struct tu *t = *state;
+    struct sim s;
+    tu_sim(t, &s);
+    struct topup_result a, b;
+    topup_ok(t, s.iccid, 1000, &a);
+    t->tx.principal = NULL;
+    topup_ok(t, s.iccid, 500, &b);
+    t->tx.principal = "test";
+    assert_int_equal(tu_scalar(t, &Q_RECEIPTS), 0);
+    tu_at(t, TU_T0 + 5 * TU_DAY);
+    const char *payload;
+    assert_int_equal(receipt_get(&t->tx, a.receipt_number, &payload), 0);
+    assert_string_equal(payload, a.receipt_payload);
+    assert_int_equal(receipt_get(&t->tx, b.receipt_number, &payload), 0);
+    assert_string_equal(payload, b.receipt_payload);   /* "served_by":"system" again */
+    assert_non_null(strstr(payload, "\"served_by\":\"system\""));
+
+    const char *old = "{\"number\":\"R0000000001\",\"stored\":\"before R1\"}";
+    assert_int_equal(store_exec(t->st, &Q_STORE_OLD_RECEIPT, "si", old, a.id), 0);
+    assert_int_equal(receipt_get(&t->tx, a.receipt_number, &payload), 0);
+    assert_string_equal(payload, old);
+}
+
 /* A receipt is found by its top-up's id: receipt_get takes exactly the numbers
  * receipt_issue prints, and a top-up rolled back gives its id (and number) to
  * the next one, whose receipt is then the one served. */
@@ -1055,6 +1084,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_first_topup, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_receipt_numbers, tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_receipt_composed_from_row, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_receipt_tamper, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_receipt_canonical, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_limits, tu_setup, tu_teardown),
