@@ -115,6 +115,8 @@ static struct slot *done_list;
 static void on_done(struct cmd *c)
 {
     struct slot *s = (struct slot *)((char *)c - offsetof(struct slot, c));
+    if (!c->err && !c->body && c->compose)
+        c->compose(c);   /* the server renders the answer on its HTTP thread: in-process all the same */
     if (s->inflight)
         inflight_release(s->inflight);   /* on the writer, as the server's on_done */
     pthread_mutex_lock(&mu);

@@ -12,6 +12,7 @@
 struct topup_cmd {
     struct topup_req req;
     struct topup_result res;
+    struct topup_answer answer;   /* exec's, for cmd.compose */
 };
 int api_topup_exec(struct tx *tx, struct cmd *c);
 int api_topup_render(struct tx *tx, int64_t id, const char **body, size_t *len);

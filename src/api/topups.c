@@ -11,7 +11,8 @@
 #include "util/err.h"
 #include "util/timefmt.h"
 
-/* Rendered by hand: this runs on the writer for every top-up. Every value is
+/* Rendered by hand, for every top-up (on the HTTP thread, cmd.compose; on the
+ * writer only for a repeat). Every value is
  * an integer or a string that needs no escaping (digits, enum names, times).
  * The receipt goes out as its canonical payload, unsigned: Ed25519 is
  * deterministic, so it is signed when it is fetched (GET /v1/receipts/{number})
@@ -48,17 +49,27 @@ int api_topup_render(struct tx *tx, int64_t id, const char **body, size_t *len)
     return rc;
 }
 
+static void compose(struct cmd *c)
+{
+    struct topup_cmd *tc = c->arg;
+    c->body = render(c->a, &tc->answer, &c->body_len);
+}
+
+/* The answer's facts are kept in the command; the body is rendered off the
+ * writer (cmd.compose): 2.6k instructions a top-up that the one writer no
+ * longer spends (callgrind, 100k SIMs). Paired closed-loop runs against
+ * rendering it here (100k SIMs, 512 connections): 1.03, 0.98, 0.84, 1.12,
+ * 1.07, within this machine's noise. */
 int api_topup_exec(struct tx *tx, struct cmd *c)
 {
     struct topup_cmd *tc = c->arg;
     int rc = topup_apply(tx, &tc->req, &tc->res);
     if (rc)
         return rc;
-    struct topup_answer v;
-    topup_answer_from(tx, &tc->req, &tc->res, &v);
-    c->body = render(tx->a, &v, &c->body_len);
+    topup_answer_from(tx, &tc->req, &tc->res, &tc->answer);
+    c->compose = compose;
     c->status = 201;
-    c->answer_ref = v.state == SIM_ACTIVE ? v.id : 0;   /* what topup_answer_get reads back */
+    c->answer_ref = tc->answer.state == SIM_ACTIVE ? tc->answer.id : 0;   /* what topup_answer_get reads back */
     return 0;
 }
 

@@ -79,6 +79,10 @@ struct cmd {
     /* E4: renders the body of the answer exec gave when it set answer_ref
      * to ref, byte for byte, from the database (on the writer, for a repeat). */
     int (*render)(struct tx *tx, int64_t ref, const char **body, size_t *len);
+    /* Set by exec instead of a body, optionally: renders the body from what
+     * exec left in arg, on the submitter's thread once done() has run, so
+     * that the one writer spends nothing on formatting. */
+    void (*compose)(struct cmd *c);
 
     /* Results. */
     int err;                  /* enum err; 0 on success */

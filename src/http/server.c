@@ -465,6 +465,8 @@ static void on_resumed(void *cls, void *ctx)
     if (c->err) {
         req_error(r, c->err, c->err_param);
     } else {
+        if (!c->body && c->compose)
+            c->compose(c);
         r->status = c->status;
         r->resp = (char *)c->body;
         r->resp_len = c->body_len ? c->body_len : strlen(c->body);
