@@ -32,7 +32,7 @@ static const char *render(struct arena *a, const struct topup_answer *v, size_t 
                    v->method, "\",\"reactivation_fee\":", NULL);
     arena_text_int(&t, v->fee);
     arena_text_cat(&t, ",\"reactivated\":", v->reactivated ? "true" : "false", ",\"created_at\":\"", now,
-                   "\"},\"receipt\":", v->receipt_payload, ",\"balance\":{\"amount\":", NULL);
+                   "\"},\"receipt\":", topup_receipt(a, v), ",\"balance\":{\"amount\":", NULL);
     arena_text_int(&t, v->balance);
     arena_text_cat(&t, ",\"currency\":\"", v->currency, "\"},\"active_until\":\"", until, "\",\"state\":\"",
                    sim_state_name(v->state), "\"}", NULL);

@@ -76,7 +76,7 @@ void receipt_number(int64_t topup_id, char number[RECEIPT_NUMBER_MAX])
     snprintf(number, RECEIPT_NUMBER_MAX, "R%010lld", (long long)topup_id);
 }
 
-void receipt_issue(struct tx *tx, const struct receipt_fields *f, char number[RECEIPT_NUMBER_MAX],
+void receipt_issue(struct arena *a, const struct receipt_fields *f, char number[RECEIPT_NUMBER_MAX],
                    const char **payload)
 {
     receipt_number(f->topup_id, number);
@@ -88,7 +88,7 @@ void receipt_issue(struct tx *tx, const struct receipt_fields *f, char number[RE
     timefmt_rfc3339(f->issued_at, issued);
     timefmt_rfc3339(f->active_until, until);
     struct arena_text t;
-    arena_text_init(&t, tx->a, 512);
+    arena_text_init(&t, a, 512);
     arena_text_cat(&t, "{\"active_until\":\"", until, "\",\"amount\":", NULL);
     arena_text_int(&t, f->amount);
     arena_text_cat(&t, ",\"balance_after\":", NULL);
@@ -142,7 +142,7 @@ int receipt_of_topup(struct tx *tx, int64_t topup_id, const char **payload)
                                .issued_at = store_i64(q, 11)};
     if ((rc = store_end(q)))
         return rc;
-    receipt_issue(tx, &f, number, payload);
+    receipt_issue(tx->a, &f, number, payload);
     return 0;
 }
 

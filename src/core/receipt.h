@@ -41,9 +41,9 @@ struct receipt_fields {
     int64_t topup_id, amount, fee, balance_after, active_until, issued_at;
 };
 
-/* Numbers and composes the receipt of top-up f->topup_id (the receipt number
- * is "R" and the top-up id on ten digits). Writes nothing. The canonical
- * payload is allocated from tx->a.
+/* Composes the receipt of top-up f->topup_id, numbered by it (the receipt
+ * number is "R" and the top-up id on ten digits). Writes nothing. The
+ * canonical payload is allocated from a.
  *
  * R1. A receipt is a function of its top-up's row (and of the SIM's iccid
  *     and msisdn, which nothing ever changes): a top-up stores no payload
@@ -54,7 +54,7 @@ struct receipt_fields {
  *     served as stored. Storing it cost the writer 3k instructions a top-up
  *     (82.5k -> 79.5k) and 0.9 KB of writes (4.4 -> 3.5 KB at 100k SIMs):
  *     a 300-byte payload in a 2 KiB page filled one every four top-ups. */
-void receipt_issue(struct tx *tx, const struct receipt_fields *f, char number[RECEIPT_NUMBER_MAX],
+void receipt_issue(struct arena *a, const struct receipt_fields *f, char number[RECEIPT_NUMBER_MAX],
                    const char **payload);
 void receipt_number(int64_t topup_id, char number[RECEIPT_NUMBER_MAX]);
 /* The payload of the top-up the number names (R1), from tx->a.

@@ -102,13 +102,7 @@ int topup_apply(struct tx *tx, const struct topup_req *req, struct topup_result 
     if ((rc = record_next_id(tx, &out->id)))
         return rc;
     const char *channel = topup_channel_name(req->channel), *method = topup_method_name(req->method);
-    receipt_issue(tx,
-                  &(struct receipt_fields){.iccid = s->iccid, .msisdn = s->msisdn, .channel = channel,
-                                           .method = method, .currency = cf->currency, .served_by = tx->principal,
-                                           .topup_id = out->id, .amount = req->amount, .fee = out->fee,
-                                           .balance_after = out->balance, .active_until = s->active_until,
-                                           .issued_at = tx->now},
-                  out->receipt_number, &out->receipt_payload);
+    receipt_number(out->id, out->receipt_number);   /* the payload: topup_receipt, off the writer */
     rc = store_exec(tx->st, &SQL_TOPUP_INSERT, "iiisssiiidsii", out->id, s->id, req->amount, cf->currency, channel,
                     method, out->fee, out->balance, s->active_until, out->reactivated,
                     tx->principal ? tx->principal : "", tx->now, s->id);
@@ -154,10 +148,25 @@ void topup_answer_from(struct tx *tx, const struct topup_req *req, const struct 
     *out = (struct topup_answer){.id = res->id, .amount = req->amount, .fee = res->fee, .balance = res->balance,
                                  .active_until = res->sim.active_until, .created_at = tx->now,
                                  .reactivated = res->reactivated, .state = res->sim.state,
-                                 .iccid = res->sim.iccid, .currency = tx->cf->currency,
-                                 .channel = topup_channel_name(req->channel),
-                                 .method = topup_method_name(req->method),
-                                 .receipt_payload = res->receipt_payload};
+                                 .iccid = res->sim.iccid, .msisdn = res->sim.msisdn,
+                                 .currency = tx->cf->currency, .channel = topup_channel_name(req->channel),
+                                 .method = topup_method_name(req->method), .served_by = tx->principal};
+}
+
+const char *topup_receipt(struct arena *a, const struct topup_answer *v)
+{
+    if (v->receipt_payload)
+        return v->receipt_payload;
+    char number[RECEIPT_NUMBER_MAX];
+    const char *payload;
+    receipt_issue(a,
+                  &(struct receipt_fields){.iccid = v->iccid, .msisdn = v->msisdn, .channel = v->channel,
+                                           .method = v->method, .currency = v->currency, .served_by = v->served_by,
+                                           .topup_id = v->id, .amount = v->amount, .fee = v->fee,
+                                           .balance_after = v->balance, .active_until = v->active_until,
+                                           .issued_at = v->created_at},
+                  number, &payload);
+    return payload;
 }
 
 STORE_SQL(SQL_TOPUP_ANSWER,

@@ -50,7 +50,7 @@ struct topup_result {
     int64_t fee;               /* reactivation fee charged */
     int reactivated;
     char receipt_number[RECEIPT_NUMBER_MAX];
-    const char *receipt_payload;   /* canonical, unsigned: signed when fetched */
+    const char *receipt_payload;   /* NULL from topup_apply: topup_receipt composes it */
 };
 
 /* Checks amount and currency against the configuration (used by the API before
@@ -65,8 +65,13 @@ struct topup_answer {
     int64_t id, amount, fee, balance, active_until, created_at;
     int reactivated;
     enum sim_state state;
-    const char *iccid, *currency, *channel, *method, *receipt_payload;
+    const char *iccid, *msisdn, *currency, *channel, *method, *served_by;
+    const char *receipt_payload;   /* as stored, or NULL: topup_receipt composes it */
 };
 void topup_answer_from(struct tx *tx, const struct topup_req *req, const struct topup_result *res,
                        struct topup_answer *out);
 int topup_answer_get(struct tx *tx, int64_t id, struct topup_answer *out);   /* ERR_NOT_FOUND */
+/* The answer's receipt, canonical and unsigned (receipt.h R1), from a: the
+ * one stored with the row, if any, else composed from the answer. The API
+ * composes it on the HTTP thread: the writer spends nothing on it. */
+const char *topup_receipt(struct arena *a, const struct topup_answer *v);

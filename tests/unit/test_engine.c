@@ -105,6 +105,9 @@ static int exec_job(struct tx *tx, struct cmd *c)
     int rc = topup_apply(tx, &j->req, &j->out);
     if (rc)
         return rc;
+    struct topup_answer v;
+    topup_answer_from(tx, &j->req, &j->out, &v);
+    j->out.receipt_payload = topup_receipt(tx->a, &v);
     if (j->how == TOPUP_THEN_DOMAIN_ERROR)
         return ERR_INVALID_STATE;   /* after writing: the savepoint must undo it */
     if (j->how == TOPUP_THEN_STORAGE_ERROR)

@@ -53,7 +53,15 @@ static int topup(struct tu *t, const char *iccid, int64_t amount, struct topup_r
     struct topup_result tmp;
     struct topup_req req = {.iccid = iccid, .amount = amount, .currency = "CNY", .channel = CHANNEL_portal,
                             .method = METHOD_alipay};
-    return TU_CMD(t, topup_apply(&t->tx, &req, out ? out : &tmp));
+    if (!out)
+        out = &tmp;
+    int rc = TU_CMD(t, topup_apply(&t->tx, &req, out));
+    if (!rc) {   /* the receipt its answer carries (receipt.h R1) */
+        struct topup_answer v;
+        topup_answer_from(&t->tx, &req, out, &v);
+        out->receipt_payload = topup_receipt(t->tx.a, &v);
+    }
+    return rc;
 }
 
 static void topup_ok(struct tu *t, const char *iccid, int64_t amount, struct topup_result *out)
@@ -379,6 +387,9 @@ static void test_receipt_canonical(void **state)
                                     .method = m};
             struct topup_result out;
             assert_int_equal(TU_CMD(t, topup_apply(&t->tx, &req, &out)), 0);
+            struct topup_answer v;
+            topup_answer_from(&t->tx, &req, &out, &v);
+            out.receipt_payload = topup_receipt(t->tx.a, &v);
             canonical(out.receipt_payload);
             const char *doc = sign(t, out.receipt_payload);
             assert_int_equal(receipt_verify(&t->keys, doc, strlen(doc)), 1);
