@@ -3,6 +3,7 @@
 
 #include "api/api.h"
 #include "core/receipt.h"
+#include "core/topup.h"
 #include "util/err.h"
 
 int api_receipts_get(struct req *r)
@@ -13,7 +14,7 @@ int api_receipts_get(struct req *r)
     struct tx tx;
     if (req_read_begin(r, &tx))
         return 0;
-    int rc = receipt_get(&tx, number, &payload);
+    int rc = topup_receipt_get(&tx, number, &payload);
     rc = req_read_end(r, &tx, rc);
     if (rc)
         return req_error(r, rc, NULL);

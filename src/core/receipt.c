@@ -8,7 +8,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "store/store.h"
 #include "util/arena.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -66,10 +65,6 @@ int receipt_keys_load(struct receipt_keys *k, const char *path, int create)
 
 static char *canonical(json_t *obj) { return json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS); }
 
-STORE_SQL(SQL_RECEIPT_OF_TOPUP,
-          "SELECT t.receipt, s.iccid, s.msisdn, t.channel, t.method, t.currency, t.principal, t.amount, t.fee, "
-          "t.balance_after, t.active_until, t.created_at FROM topups t JOIN sims s ON s.id = t.sim_id WHERE t.id = ?");
-
 /* One receipt per top-up, numbered by it: no counter to read. */
 void receipt_number(int64_t topup_id, char number[RECEIPT_NUMBER_MAX])
 {
@@ -104,9 +99,7 @@ void receipt_issue(struct arena *a, const struct receipt_fields *f, char number[
     *payload = arena_text_end(&t, NULL);
 }
 
-/* The top-up id in a receipt number, or 0 unless the number is exactly what
- * receipt_issue prints for it: "R" and the id zero-padded to ten digits. */
-static int64_t number_topup(const char *number)
+int64_t receipt_number_topup(const char *number)
 {
     size_t len = strlen(number);
     if (number[0] != 'R' || len < 11 || len >= RECEIPT_NUMBER_MAX || (len > 11 && number[1] == '0'))
@@ -118,41 +111,6 @@ static int64_t number_topup(const char *number)
         id = id * 10 + (number[i] - '0');   /* at most 14 digits: no overflow */
     }
     return id;
-}
-
-int receipt_of_topup(struct tx *tx, int64_t topup_id, const char **payload)
-{
-    struct store_q *q;
-    int rc = store_one(tx->st, &q, &SQL_RECEIPT_OF_TOPUP, "i", topup_id);
-    if (rc)
-        return rc;
-    if (!store_is_null(q, 0)) {   /* stored before R1 */
-        *payload = arena_strdup(tx->a, store_text(q, 0));
-        return store_end(q);
-    }
-    char number[RECEIPT_NUMBER_MAX];
-    struct receipt_fields f = {.iccid = arena_strdup(tx->a, store_text(q, 1)),
-                               .msisdn = arena_strdup(tx->a, store_text(q, 2)),
-                               .channel = arena_strdup(tx->a, store_text(q, 3)),
-                               .method = arena_strdup(tx->a, store_text(q, 4)),
-                               .currency = arena_strdup(tx->a, store_text(q, 5)),
-                               .served_by = arena_strdup(tx->a, store_text(q, 6)),
-                               .topup_id = topup_id, .amount = store_i64(q, 7), .fee = store_i64(q, 8),
-                               .balance_after = store_i64(q, 9), .active_until = store_i64(q, 10),
-                               .issued_at = store_i64(q, 11)};
-    if ((rc = store_end(q)))
-        return rc;
-    receipt_issue(tx->a, &f, number, payload);
-    return 0;
-}
-
-int receipt_get(struct tx *tx, const char *number, const char **payload)
-{
-    int64_t id = number_topup(number);
-    if (!id)
-        return ERR_RECEIPT_NOT_FOUND;
-    int rc = receipt_of_topup(tx, id, payload);
-    return rc == ERR_NOT_FOUND ? ERR_RECEIPT_NOT_FOUND : rc;
 }
 
 char *receipt_signed(struct arena *a, const struct receipt_keys *k, const char *payload, size_t len)

@@ -17,8 +17,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/tx.h"
-
 struct arena;
 
 #define RECEIPT_NUMBER_MAX 16
@@ -47,7 +45,7 @@ struct receipt_fields {
  *
  * R1. A receipt is a function of its top-up's row (and of the SIM's iccid
  *     and msisdn, which nothing ever changes): a top-up stores no payload
- *     (topups.receipt is NULL), and receipt_get composes it again, byte for
+ *     (topups.receipt is NULL), and topup_receipt_get composes it again, byte for
  *     byte, whenever it is fetched. A feature that lets a SIM change its
  *     number must first keep the number each top-up's receipt names.
  *     Top-ups written before that keep the payload they stored, which is
@@ -57,12 +55,9 @@ struct receipt_fields {
 void receipt_issue(struct arena *a, const struct receipt_fields *f, char number[RECEIPT_NUMBER_MAX],
                    const char **payload);
 void receipt_number(int64_t topup_id, char number[RECEIPT_NUMBER_MAX]);
-/* The payload of the top-up the number names (R1), from tx->a.
- * ERR_RECEIPT_NOT_FOUND for no such top-up, and for any string receipt_issue
- * would not have printed. */
-int receipt_get(struct tx *tx, const char *number, const char **payload);
-/* The same by top-up id: ERR_NOT_FOUND for no such top-up. */
-int receipt_of_topup(struct tx *tx, int64_t topup_id, const char **payload);
+/* The top-up id in a receipt number, or 0 unless the number is exactly what
+ * receipt_number prints for it: "R" and the id zero-padded to ten digits. */
+int64_t receipt_number_topup(const char *number);
 /* 1 when the JSON object json_text carries a valid "signature" of its canonical form. */
 int receipt_verify(const struct receipt_keys *k, const char *json_text, size_t len);
 /* The receipt as served: the payload (len bytes of a JSON object) with

@@ -169,9 +169,11 @@ const char *topup_receipt(struct arena *a, const struct topup_answer *v)
     return payload;
 }
 
+/* Everything the answer and its receipt show, in one read (receipt.h R1). */
 STORE_SQL(SQL_TOPUP_ANSWER,
           "SELECT t.amount, t.fee, t.balance_after, t.active_until, t.created_at, t.reactivated, s.iccid, "
-          "t.currency, t.channel, t.method FROM topups t JOIN sims s ON s.id = t.sim_id WHERE t.id = ?");
+          "t.currency, t.channel, t.method, s.msisdn, t.principal, t.receipt FROM topups t "
+          "JOIN sims s ON s.id = t.sim_id WHERE t.id = ?");
 
 int topup_answer_get(struct tx *tx, int64_t id, struct topup_answer *out)
 {
@@ -186,8 +188,21 @@ int topup_answer_get(struct tx *tx, int64_t id, struct topup_answer *out)
                                  .state = SIM_ACTIVE, .iccid = arena_strdup(tx->a, store_text(q, 6)),
                                  .currency = arena_strdup(tx->a, store_text(q, 7)),
                                  .channel = arena_strdup(tx->a, store_text(q, 8)),
-                                 .method = arena_strdup(tx->a, store_text(q, 9))};
-    if ((rc = store_end(q)))
-        return rc;
-    return receipt_of_topup(tx, id, &out->receipt_payload);
+                                 .method = arena_strdup(tx->a, store_text(q, 9)),
+                                 .msisdn = arena_strdup(tx->a, store_text(q, 10)),
+                                 .served_by = arena_strdup(tx->a, store_text(q, 11)),
+                                 .receipt_payload = store_is_null(q, 12) ? NULL   /* stored before R1 */
+                                                                         : arena_strdup(tx->a, store_text(q, 12))};
+    return store_end(q);
+}
+
+int topup_receipt_get(struct tx *tx, const char *number, const char **payload)
+{
+    int64_t id = receipt_number_topup(number);
+    struct topup_answer v;
+    int rc = id ? topup_answer_get(tx, id, &v) : ERR_NOT_FOUND;
+    if (rc)
+        return rc == ERR_NOT_FOUND ? ERR_RECEIPT_NOT_FOUND : rc;
+    *payload = topup_receipt(tx->a, &v);
+    return 0;
 }

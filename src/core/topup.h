@@ -75,3 +75,7 @@ int topup_answer_get(struct tx *tx, int64_t id, struct topup_answer *out);   /* 
  * one stored with the row, if any, else composed from the answer. The API
  * composes it on the HTTP thread: the writer spends nothing on it. */
 const char *topup_receipt(struct arena *a, const struct topup_answer *v);
+/* The receipt the number names, from its top-up's row (receipt.h R1), from
+ * tx->a. ERR_RECEIPT_NOT_FOUND for no such top-up, and for any string
+ * receipt_number would not have printed. */
+int topup_receipt_get(struct tx *tx, const char *number, const char **payload);

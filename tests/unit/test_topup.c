@@ -150,9 +150,9 @@ static void test_first_topup(void **state)
     /* The receipt as stored is the receipt as issued, in canonical form, and
      * once signed it verifies. */
     const char *payload;
-    assert_int_equal(receipt_get(&t->tx, "R0000000001", &payload), 0);
+    assert_int_equal(topup_receipt_get(&t->tx, "R0000000001", &payload), 0);
     assert_string_equal(payload, out.receipt_payload);
-    assert_int_equal(receipt_get(&t->tx, "R0000000002", &payload), ERR_RECEIPT_NOT_FOUND);
+    assert_int_equal(topup_receipt_get(&t->tx, "R0000000002", &payload), ERR_RECEIPT_NOT_FOUND);
     canonical(payload);
     const char *doc = sign(t, out.receipt_payload);
     assert_int_equal(receipt_verify(&t->keys, doc, strlen(doc)), 1);
@@ -214,20 +214,20 @@ static void test_receipt_composed_from_row(void **state)
     assert_int_equal(tu_scalar(t, &Q_RECEIPTS), 0);
     tu_at(t, TU_T0 + 5 * TU_DAY);
     const char *payload;
-    assert_int_equal(receipt_get(&t->tx, a.receipt_number, &payload), 0);
+    assert_int_equal(topup_receipt_get(&t->tx, a.receipt_number, &payload), 0);
     assert_string_equal(payload, a.receipt_payload);
-    assert_int_equal(receipt_get(&t->tx, b.receipt_number, &payload), 0);
+    assert_int_equal(topup_receipt_get(&t->tx, b.receipt_number, &payload), 0);
     assert_string_equal(payload, b.receipt_payload);   /* "served_by":"system" again */
     assert_non_null(strstr(payload, "\"served_by\":\"system\""));
 
     const char *old = "{\"number\":\"R0000000001\",\"stored\":\"before R1\"}";
     assert_int_equal(store_exec(t->st, &Q_STORE_OLD_RECEIPT, "si", old, a.id), 0);
-    assert_int_equal(receipt_get(&t->tx, a.receipt_number, &payload), 0);
+    assert_int_equal(topup_receipt_get(&t->tx, a.receipt_number, &payload), 0);
     assert_string_equal(payload, old);
 }
 
-/* A receipt is found by its top-up's id: receipt_get takes exactly the numbers
- * receipt_issue prints, and a top-up rolled back gives its id (and number) to
+/* A receipt is found by its top-up's id: topup_receipt_get takes exactly the numbers
+ * receipt_number prints, and a top-up rolled back gives its id (and number) to
  * the next one, whose receipt is then the one served. */
 static void test_receipt_numbers(void **state)
 {
@@ -248,7 +248,7 @@ static void test_receipt_numbers(void **state)
     topup_ok(t, s.iccid, 500, &out);
     assert_string_equal(out.receipt_number, "R0000000003");
     const char *payload;
-    assert_int_equal(receipt_get(&t->tx, "R0000000003", &payload), 0);
+    assert_int_equal(topup_receipt_get(&t->tx, "R0000000003", &payload), 0);
     assert_string_equal(payload, out.receipt_payload);
     assert_non_null(strstr(payload, "\"amount\":500,"));
 
@@ -276,7 +276,7 @@ static void test_receipt_numbers(void **state)
         {"R999999999999999", ERR_RECEIPT_NOT_FOUND},   /* fifteen: longer than any number */
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
-        int rc = receipt_get(&t->tx, rows[i].number, &payload);
+        int rc = topup_receipt_get(&t->tx, rows[i].number, &payload);
         if (rc != rows[i].want)
             print_error("row %zu (%s): %s\n", i, rows[i].number, err_code(rc));
         assert_int_equal(rc, rows[i].want);
@@ -287,10 +287,10 @@ static void test_receipt_numbers(void **state)
     topup_ok(t, s.iccid, 100, &out);
     assert_int_equal(out.id, INT64_C(12345678901));
     assert_string_equal(out.receipt_number, "R12345678901");
-    assert_int_equal(receipt_get(&t->tx, "R12345678901", &payload), 0);
+    assert_int_equal(topup_receipt_get(&t->tx, "R12345678901", &payload), 0);
     assert_string_equal(payload, out.receipt_payload);
     canonical(payload);
-    assert_int_equal(receipt_get(&t->tx, "R012345678901", &payload), ERR_RECEIPT_NOT_FOUND);
+    assert_int_equal(topup_receipt_get(&t->tx, "R012345678901", &payload), ERR_RECEIPT_NOT_FOUND);
     tu_ledger_ok(t);
 }
 
