@@ -59,13 +59,16 @@ const char *store_path(struct store *st) { return st->path; }
 
 /* Connections are never shared between threads (S2), so SQLite's own mutexes
  * and its allocation statistics are only overhead. The page cache is
- * SQLite's own behind a shim (pcache.c, S7). */
+ * SQLite's own behind a shim (pcache.c, S7); small blocks come from
+ * per-thread lists (smalloc.c, S9). */
 static void configure_once(void)
 {
     sqlite3_config(SQLITE_CONFIG_MULTITHREAD);
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
     if (store_pcache_install())
         log_warn("sqlite: page cache shim not installed; SQLite's own is used as is");
+    if (store_malloc_install() < 0)
+        log_warn("sqlite: small-block allocator not installed; SQLite allocates from malloc");
 }
 
 int store_open(struct store **out, const char *path, enum store_mode mode)

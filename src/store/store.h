@@ -36,6 +36,10 @@
  *      pages as a checkpoint copies them, so that the checkpoint's sync is
  *      not one burst in front of the log's (W6), and spreads a thread's
  *      writes of the database file over time when it sets a pace (W7).
+ *  S9. SQLite's small allocations (cursors, records, column values) come
+ *      from per-thread free lists of a few size classes (smalloc.c), bounded
+ *      per thread and given back when the thread exits; larger ones, and
+ *      every one under AddressSanitizer, from malloc.
  *
  * A connection is not thread-safe: one thread uses it at a time.
  */
@@ -145,6 +149,11 @@ const char *store_path(struct store *st);
 
 /* S7: installs the page-cache shim (pcache.c) before SQLite starts; 0 or -1. */
 int store_pcache_install(void);
+/* S9: installs the small-block allocator (smalloc.c) before SQLite starts:
+ * 0; 1 when it stays out on purpose (under AddressSanitizer); -1 on failure.
+ * store_malloc_cached: bytes of free blocks the calling thread keeps. */
+int store_malloc_install(void);
+size_t store_malloc_cached(void);
 
 /* Fault injection (S6). spec: "write@N", "full@N" or "fsync@N", optionally
  * followed by ",once"; or "syncwait@MS", every sync MS ms slower. Writer connections opened afterwards go through it.
