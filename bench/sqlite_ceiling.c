@@ -106,6 +106,7 @@ static void rfc3339(int64_t t, char out[21])
 /* Per-SIM state the writes need (what the server reads back before writing). */
 struct simstate {
     int64_t wallet, balance, active_until, day_total, check_at;
+    int64_t head;   /* the SIM's last record (sims.last_txn), as the server reads it with the SIM */
 };
 
 int main(int argc, char **argv)
@@ -222,8 +223,7 @@ int main(int argc, char **argv)
      * record, record.h) and the clearing account's, once a transaction, with the server's exact statements. */
     sqlite3_stmt *w_topup = prep(
         "INSERT INTO topups(id, sim_id, amount, currency, channel, method, fee, balance_after, active_until, "
-        "reactivated, principal, created_at, prev) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-        "COALESCE((SELECT last_txn FROM sims WHERE id = ?), 0))");
+        "reactivated, principal, created_at, prev) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     sqlite3_stmt *w_xfer = prep(
         "INSERT INTO transfers(xid, debit_id, credit_id, amount, unit, kind, flags, pending_id, timeout_at, "
         "state, sim_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?) ON CONFLICT(xid) DO NOTHING");
@@ -290,7 +290,7 @@ int main(int argc, char **argv)
             sqlite3_bind_int(w_topup, 10, 0);
             sqlite3_bind_text(w_topup, 11, "token:1", -1, SQLITE_STATIC);
             sqlite3_bind_int64(w_topup, 12, now);
-            sqlite3_bind_int64(w_topup, 13, sid);
+            sqlite3_bind_int64(w_topup, 13, s->head);
             step(w_topup);
 
             snprintf(xid, sizeof xid, "topup:%lld", (long long)tid);
@@ -312,6 +312,7 @@ int main(int argc, char **argv)
             cleared += amount;
 
             int64_t link = -tid;   /* record.h: the top-up's own record heads the SIM's chain */
+            s->head = link;
 
             /* sim.c: check_at is set with the row when it moves (a first
              * activation), else the row must still hold the one it had. */

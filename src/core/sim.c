@@ -115,7 +115,7 @@ int64_t sim_validity_after_topup(const struct sim *s, int64_t now, const struct 
 /* A SIM is always read with its wallet balance, which its row keeps (ledger L7). */
 #define SIM_COLS "s.id, s.iccid, COALESCE(s.msisdn, ''), COALESCE(s.imsi, ''), s.lang, s.state, " \
                  "COALESCE(s.active_until, 0), s.wallet_id, s.day_start, s.day_total, s.created_at, " \
-                 "COALESCE(s.check_at, 0), s.w_credits_posted - s.w_debits_posted FROM sims s"
+                 "COALESCE(s.check_at, 0), s.w_credits_posted - s.w_debits_posted, COALESCE(s.last_txn, 0) FROM sims s"
 STORE_SQL(SQL_SIM_BY_ICCID, "SELECT " SIM_COLS " WHERE s.iccid = ?");
 STORE_SQL(SQL_SIM_BY_ID, "SELECT " SIM_COLS " WHERE s.id = ?");
 STORE_SQL(SQL_SIM_BY_MSISDN, "SELECT id FROM sims WHERE msisdn = ?");
@@ -159,6 +159,7 @@ static int load(struct store_q *q, struct sim *s)
     s->created_at = store_i64(q, 10);
     s->check_at = store_i64(q, 11);
     s->balance = store_i64(q, 12);
+    s->head = store_i64(q, 13);
     return store_end(q);
 }
 
@@ -332,9 +333,12 @@ static int forfeit(struct tx *tx, struct sim *s)
             rc = ledger_transfer(tx, &(struct transfer){.xid = xid, .debit = s->wallet_id, .credit = sink,
                                                         .amount = balance, .unit = tx->cf->currency,
                                                         .kind = "forfeiture", .sim_id = s->id});
+        int64_t id;
         if (!rc)
-            rc = record_add(tx, &(struct record){.sim_id = s->id, .kind = "forfeiture", .amount = -balance,
-                                                 .currency = tx->cf->currency, .balance_after = 0});
+            rc = record_insert(tx, &(struct record){.sim_id = s->id, .kind = "forfeiture", .amount = -balance,
+                                                    .currency = tx->cf->currency, .balance_after = 0}, &id);
+        if (!rc && (rc = record_link(tx, s->id, id)) == 0)
+            s->head = id;
     }
     if (!rc)
         rc = bundle_forfeit_all(tx, s->id);

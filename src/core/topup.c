@@ -51,13 +51,13 @@ int topup_check_amount(const struct conf *cf, int64_t amount, const char *curren
  * reads it once a transaction on the engine's writer, which holds the write
  * lock from that read to its COMMIT, and counts on from there; the ledger
  * cache it lives in is cleared on every rollback. The row is the top-up's
- * own record too (record.h): prev links it in front of the SIM's chain. Its
+ * own record too (record.h): prev links it in front of the SIM's chain,
+ * whose head the SIM was read with (sim.head; sim_settle keeps it). Its
  * receipt is not stored: the answer carries it, and it is composed from the
  * row again whenever it is fetched (receipt.h R1). */
 STORE_SQL(SQL_TOPUP_INSERT,
           "INSERT INTO topups(id, sim_id, amount, currency, channel, method, fee, balance_after, active_until, "
-          "reactivated, principal, created_at, prev) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-          "COALESCE((SELECT last_txn FROM sims WHERE id = ?), 0))");
+          "reactivated, principal, created_at, prev) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
 
 int topup_apply(struct tx *tx, const struct topup_req *req, struct topup_result *out)
 {
@@ -105,7 +105,7 @@ int topup_apply(struct tx *tx, const struct topup_req *req, struct topup_result 
     receipt_number(out->id, out->receipt_number);   /* the payload: topup_receipt, off the writer */
     rc = store_exec(tx->st, &SQL_TOPUP_INSERT, "iiisssiiidsii", out->id, s->id, req->amount, cf->currency, channel,
                     method, out->fee, out->balance, s->active_until, out->reactivated,
-                    tx->principal ? tx->principal : "", tx->now, s->id);
+                    tx->principal ? tx->principal : "", tx->now, s->head);
     if (rc)
         return rc;
 
