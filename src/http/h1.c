@@ -7,12 +7,13 @@
 #define LINE_MAX_CHUNKED 4096    /* a chunk-size line with its extensions */
 #define TRAILERS_MAX 8192        /* all trailer lines of a chunked body */
 
-/* RFC 9110 tchar: the characters of a token (method, field name). */
-static int tchar(unsigned char c)
+/* RFC 9110 tchar: the characters of a token (method, field name), one bit
+ * per ASCII character: 0-9, A-Z, a-z and !#$%&'*+-.^_`|~ (test_h1 checks
+ * the bits against that list). */
+static inline int tchar(unsigned char c)
 {
-    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
-        return 1;
-    return c && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+    static const uint64_t below_64 = UINT64_C(0x03ff6cfa00000000), below_128 = UINT64_C(0x57ffffffc7fffffe);
+    return c < 64 ? (int)(below_64 >> c & 1) : c < 128 ? (int)(below_128 >> (c - 64) & 1) : 0;
 }
 
 static int hexval(unsigned char c)
@@ -92,8 +93,9 @@ const char *h1_query(const char *query, const char *name, char *out, size_t cap)
 
 const char *h1_header(const struct h1_req *h, const char *name)
 {
+    size_t n = strlen(name);
     for (int i = 0; i < h->nfields; i++)
-        if (!strcasecmp(h->fields[i].name, name))
+        if (h->fields[i].name_len == n && !strcasecmp(h->fields[i].name, name))
             return h->fields[i].value;
     return NULL;
 }
@@ -146,19 +148,21 @@ static int request_line(struct h1_req *h, char *line)
     return h1_unescape(target) ? H1_BAD : 0;
 }
 
-/* One field line, NUL-terminated at its end. */
-static int field_line(struct h1_req *h, char *line, int *hosts, int *te)
+/* One field line, NUL-terminated at eol. Every character of it is looked
+ * at: a NUL or a CR inside it is refused like any other control. */
+static int field_line(struct h1_req *h, char *line, char *eol, int *hosts, int *te)
 {
     char *p = line;
     while (tchar((unsigned char)*p))
         p++;
     if (p == line || *p != ':')
         return H1_BAD;   /* also obsolete folding: a line that starts with whitespace */
+    size_t name_len = (size_t)(p - line);
     *p++ = 0;
     while (*p == ' ' || *p == '\t')
         p++;
     char *v = p, *end = p;
-    for (; *p; p++) {
+    for (; p < eol; p++) {
         unsigned char c = (unsigned char)*p;
         if (c < 0x20 && c != '\t')
             return H1_BAD;   /* DEL passes: what a value may hold is the application's to say */
@@ -168,9 +172,10 @@ static int field_line(struct h1_req *h, char *line, int *hosts, int *te)
     *end = 0;
     if (h->nfields == H1_MAX_FIELDS)
         return H1_TOO_LARGE;
-    h->fields[h->nfields++] = (struct h1_field){.name = line, .value = v};
+    h->fields[h->nfields++] = (struct h1_field){.name = line, .value = v, .name_len = name_len};
 
-    if (!strcasecmp(line, "content-length")) {
+#define IS(name) (name_len == sizeof name - 1 && !strcasecmp(line, name))
+    if (IS("content-length")) {
         if (!*v || strspn(v, "0123456789") != strlen(v) || strlen(v) > 18)
             return H1_BAD;
         int64_t n = 0;
@@ -179,22 +184,23 @@ static int field_line(struct h1_req *h, char *line, int *hosts, int *te)
         if (h->content_length >= 0 && h->content_length != n)
             return H1_BAD;
         h->content_length = n;
-    } else if (!strcasecmp(line, "transfer-encoding")) {
+    } else if (IS("transfer-encoding")) {
         if ((*te)++ || strcasecmp(v, "chunked"))
             return H1_NOT_IMPLEMENTED;
         h->chunked = 1;
-    } else if (!strcasecmp(line, "host")) {
+    } else if (IS("host")) {
         ++*hosts;
-    } else if (!strcasecmp(line, "connection")) {
+    } else if (IS("connection")) {
         if (has_token(v, "close"))
             h->keep_alive = -1;
         else if (has_token(v, "keep-alive") && !h->keep_alive)
             h->keep_alive = 1;
-    } else if (!strcasecmp(line, "expect")) {
+    } else if (IS("expect")) {
         if (strcasecmp(v, "100-continue"))
             return H1_EXPECTATION;
         h->expect_continue = 1;
     }
+#undef IS
     return 0;
 }
 
@@ -207,14 +213,13 @@ int h1_parse(struct h1_req *h, char *buf, size_t len, size_t max)
         start++;   /* empty lines before a request line are ignored (RFC 9112 2.2) */
     /* The head ends at an empty line: LF LF, or LF CR LF. */
     size_t end = 0;
-    for (size_t i = start; i + 1 < len; i++) {
-        if (buf[i] != '\n')
-            continue;
-        if (buf[i + 1] == '\n') {
+    for (const char *lf = buf + start; (lf = memchr(lf, '\n', (size_t)(buf + len - lf))); lf++) {
+        size_t i = (size_t)(lf - buf);
+        if (i + 1 < len && buf[i + 1] == '\n') {
             end = i + 2;
             break;
         }
-        if (buf[i + 1] == '\r' && i + 2 < len && buf[i + 2] == '\n') {
+        if (i + 2 < len && buf[i + 1] == '\r' && buf[i + 2] == '\n') {
             end = i + 3;
             break;
         }
@@ -231,12 +236,12 @@ int h1_parse(struct h1_req *h, char *buf, size_t len, size_t max)
         char *eol = lf;
         if (eol > p && eol[-1] == '\r')
             eol--;
-        if (memchr(p, '\r', (size_t)(eol - p)) || memchr(p, 0, (size_t)(eol - p)))
-            return H1_BAD;   /* a bare CR, or a NUL, inside a line */
         *eol = 0;
         if (eol == p)
             break;   /* the empty line */
-        int rc = first ? request_line(h, p) : field_line(h, p, &hosts, &te);
+        /* A bare CR or a NUL inside a line fails either: neither is a token
+         * character, a target's or a version's, nor allowed in a value. */
+        int rc = first ? request_line(h, p) : field_line(h, p, eol, &hosts, &te);
         if (rc)
             return rc;
         first = 0;

@@ -29,6 +29,7 @@ enum {
 
 struct h1_field {
     const char *name, *value;  /* value without surrounding whitespace */
+    size_t name_len;
 };
 
 struct h1_req {

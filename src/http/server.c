@@ -365,7 +365,8 @@ static int authenticate(struct req *r)
         return req_error(r, rc, NULL), rc;
     }
     if (r->who.token_id) {
-        snprintf(tok, sizeof tok, "t:%lld", (long long)r->who.token_id);
+        text_copy(tok, sizeof tok, "t:");
+        text_cat_int(tok, sizeof tok, r->who.token_id);
         if (ratelimit_take(s->per_token, tok, now, &wait) || ratelimit_take(s->per_address, addr, now, &wait))
             return limited(r, wait);
     }

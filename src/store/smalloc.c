@@ -34,6 +34,10 @@
 #define SMALLOC_OFF 1
 #endif
 
+#ifdef SMALLOC_OFF
+int store_malloc_install(void) { return 1; }
+size_t store_malloc_cached(void) { return 0; }
+#else
 /* Every block has a header of 8 bytes before it (SQLite asks for 8-byte
  * alignment): its usable size, from which the class follows. */
 #define HDR 8
@@ -163,9 +167,6 @@ static void xshutdown(void *arg) { (void)arg; }
 
 int store_malloc_install(void)
 {
-#ifdef SMALLOC_OFF
-    return 1;
-#else
     for (int g = 0, k = 0; g <= SMALL_MAX / GRAIN; g++) {
         while (class_size[k] + HDR < g * GRAIN)
             k++;
@@ -175,7 +176,6 @@ int store_malloc_install(void)
         return -1;
     static const sqlite3_mem_methods methods = {xmalloc, xfree, xrealloc, xsize, xroundup, xinit, xshutdown, NULL};
     return sqlite3_config(SQLITE_CONFIG_MALLOC, &methods) == SQLITE_OK ? 0 : -1;
-#endif
 }
 
 size_t store_malloc_cached(void)
@@ -185,3 +185,4 @@ size_t store_malloc_cached(void)
         bytes += (size_t)tcache.count[k] * (size_t)(class_size[k] + HDR);
     return bytes;
 }
+#endif

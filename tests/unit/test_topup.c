@@ -292,6 +292,22 @@ static void test_receipt_numbers(void **state)
     canonical(payload);
     assert_int_equal(topup_receipt_get(&t->tx, "R012345678901", &payload), ERR_RECEIPT_NOT_FOUND);
     tu_ledger_ok(t);
+
+    /* Numbers and ids map one to one, up to fourteen digits. */
+    const struct {
+        int64_t id;
+        const char *number;
+    } numbers[] = {{1, "R0000000001"},
+                   {42, "R0000000042"},
+                   {INT64_C(9999999999), "R9999999999"},
+                   {INT64_C(10000000000), "R10000000000"},
+                   {INT64_C(99999999999999), "R99999999999999"}};
+    for (size_t i = 0; i < sizeof numbers / sizeof numbers[0]; i++) {
+        char number[RECEIPT_NUMBER_MAX];
+        receipt_number(numbers[i].id, number);
+        assert_string_equal(number, numbers[i].number);
+        assert_int_equal(receipt_number_topup(number), numbers[i].id);
+    }
 }
 
 /* receipt_verify: the rendered receipt is valid; any change to what was
