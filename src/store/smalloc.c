@@ -149,6 +149,14 @@ static void *xrealloc(void *p, int n)
     int have = (int)*header(p);
     if (n <= have && xroundup(n) == have)
         return p;
+    if (class_of(have) < 0 && class_of(n) < 0) {   /* large to large: the system's, which may grow in place */
+        int usable = (n + 7) & ~7;
+        int64_t *h = realloc(header(p), (size_t)usable + HDR);
+        if (!h)
+            return NULL;
+        *h = usable;
+        return h + 1;
+    }
     void *q = xmalloc(n);
     if (q) {
         memcpy(q, p, (size_t)(have < n ? have : n));
