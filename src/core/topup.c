@@ -20,6 +20,12 @@ static const char *const methods[] = {
     TOPUP_METHODS(X)
 #undef X
 };
+/* The system account each method's money comes from (ledger_system_account). */
+static const char *const clearing[] = {
+#define X(n) "clearing_" #n,
+    TOPUP_METHODS(X)
+#undef X
+};
 
 static int lookup(const char *const *names, int n, const char *s)
 {
@@ -109,13 +115,10 @@ int topup_apply(struct tx *tx, const struct topup_req *req, struct topup_result 
     if (rc)
         return rc;
 
-    char xid[48], kind[32];
+    char xid[48] = "topup:";
     int64_t source;
-    text_copy(kind, sizeof kind, "clearing_");
-    text_cat(kind, sizeof kind, method);
-    text_copy(xid, sizeof xid, "topup:");
     text_cat_int(xid, sizeof xid, out->id);
-    rc = ledger_system_account(tx, kind, cf->currency, &source);
+    rc = ledger_system_account(tx, clearing[req->method], cf->currency, &source);
     if (!rc)
         rc = ledger_transfer(tx, &(struct transfer){.xid = xid, .debit = source, .credit = s->wallet_id,
                                                     .amount = req->amount, .unit = cf->currency, .kind = "topup",

@@ -321,6 +321,26 @@ void net_answer(struct net_conn *c, int status, const char *extra, const char *b
     c->state = S_SEND;
 }
 
+/* Appends s at o, within end; returns the new end of what is written. */
+static char *put(char *o, const char *end, const char *s)
+{
+    size_t n = strlen(s);
+    if (n > (size_t)(end - o))
+        n = (size_t)(end - o);
+    memcpy(o, s, n);
+    return o + n;
+}
+
+static char *put_int(char *o, const char *end, uint64_t v)
+{
+    char digits[24], *p = digits + sizeof digits;
+    *--p = 0;
+    do
+        *--p = (char)('0' + v % 10);
+    while (v /= 10);
+    return put(o, end, p);
+}
+
 /* The status line and headers of the answer, as sending begins. */
 static void format_answer(struct net_conn *c)
 {
@@ -331,24 +351,25 @@ static void format_answer(struct net_conn *c)
         c->keep = 0;
     pthread_mutex_unlock(&w->mu);
     date_refresh(w);
-    /* By piece, not snprintf: this runs for every answer (util/text.h). */
+    /* By piece, not snprintf, and with a cursor: this runs for every answer. */
     char *o = c->out;
-    size_t cap = sizeof c->out;
-    text_copy(o, cap, "HTTP/1.1 ");
-    text_cat_int(o, cap, c->status);
-    text_cat(o, cap, " ");
-    text_cat(o, cap, reason(c->status));
-    text_cat(o, cap, "\r\nDate: ");
-    text_cat(o, cap, w->date);
-    text_cat(o, cap, "\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ");
-    text_cat_int(o, cap, (int64_t)c->out_body_len);
-    text_cat(o, cap, "\r\n");
-    text_cat(o, cap, c->extra);
-    text_cat(o, cap, !c->keep ? "Connection: close\r\n" : c->h.minor == 0 ? "Connection: keep-alive\r\n" : "");
-    size_t k = text_cat(o, cap, "\r\n");
-    if (k >= cap - 1)
+    const char *end = c->out + sizeof c->out - 1;
+    o = put(o, end, "HTTP/1.1 ");
+    o = put_int(o, end, (uint64_t)c->status);
+    o = put(o, end, " ");
+    o = put(o, end, reason(c->status));
+    o = put(o, end, "\r\nDate: ");
+    o = put(o, end, w->date);
+    o = put(o, end, "\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ");
+    o = put_int(o, end, (uint64_t)c->out_body_len);
+    o = put(o, end, "\r\n");
+    o = put(o, end, c->extra);
+    o = put(o, end, !c->keep ? "Connection: close\r\n" : c->h.minor == 0 ? "Connection: keep-alive\r\n" : "");
+    o = put(o, end, "\r\n");
+    if (o >= end)
         abort();   /* the buffer holds the longest head with room to spare */
-    c->out_len = k;
+    *o = 0;
+    c->out_len = (size_t)(o - c->out);
 }
 
 void net_suspend(struct net_conn *c) { c->suspended = 1; }
@@ -752,6 +773,9 @@ static void conn_event(struct net_conn *c, uint32_t events)
 
 /* ---- workers --------------------------------------------------------------- */
 
+static int hand_over(struct worker *w, int fd, const char *peer);
+static struct worker *next_worker(struct net *n);
+
 static void accept_some(struct worker *w)
 {
     struct net *n = w->n;
@@ -771,7 +795,11 @@ static void accept_some(struct worker *w)
             inet_ntop(AF_INET, &((struct sockaddr_in *)&sa)->sin_addr, peer, sizeof peer);
         else if (sa.ss_family == AF_INET6)
             inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&sa)->sin6_addr, peer, sizeof peer);
-        conn_new(w, fd, peer);
+        /* Round robin, whoever accepted: a burst of connections (a client
+         * pool opening) would otherwise all land on the worker that woke. */
+        struct worker *to = next_worker(n);
+        if (to == w || hand_over(to, fd, peer))
+            conn_new(w, fd, peer);
     }
 }
 
@@ -960,17 +988,14 @@ int net_start(struct net **out, const struct net_opts *o, const struct net_ops *
     return 0;
 }
 
-int net_add(struct net *n, int fd, const char *peer)
+/* Queues a connection for worker w to take in at its next wake-up. */
+static int hand_over(struct worker *w, int fd, const char *peer)
 {
-    int fl = fcntl(fd, F_GETFL);
-    if (!n->nworkers || fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK))
-        return -1;
     struct pending_fd *p = calloc(1, sizeof *p);
     if (!p)
         return -1;
     p->fd = fd;
     snprintf(p->peer, sizeof p->peer, "%s", peer);
-    struct worker *w = &n->w[atomic_fetch_add(&n->rr, 1) % (unsigned)n->nworkers];
     pthread_mutex_lock(&w->mu);
     int wake = !w->rq && !w->adds;
     p->next = w->adds;
@@ -980,6 +1005,20 @@ int net_add(struct net *n, int fd, const char *peer)
     if (wake)
         kick(w);
     return 0;
+}
+
+/* The worker the next connection goes to: round robin. */
+static struct worker *next_worker(struct net *n)
+{
+    return &n->w[atomic_fetch_add(&n->rr, 1) % (unsigned)n->nworkers];
+}
+
+int net_add(struct net *n, int fd, const char *peer)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (!n->nworkers || fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK))
+        return -1;
+    return hand_over(next_worker(n), fd, peer);
 }
 
 void net_stop(struct net *n)

@@ -1,8 +1,10 @@
 /* net — topupd's HTTP/1.1 connections, on epoll.
  *
  * A few worker threads share one listening socket; each has its own epoll
- * set, and a connection belongs to the worker that accepted it from its first
- * byte to its close. So nothing about a connection is locked, but for the
+ * set. Connections are dealt to the workers round robin, whichever accepted
+ * them (a pool's burst of connections would otherwise land on one), and a
+ * connection belongs to its worker from its first byte to its close. So
+ * nothing about a connection is locked, but for its hand-over and the
  * hand-back of a suspended request (net_resume). The cost of a connection is
  * what it does, not how many others are open: a flood of 4,000 clients is
  * read and answered (or refused) as cheaply as 100.
