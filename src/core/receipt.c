@@ -65,9 +65,9 @@ int receipt_keys_load(struct receipt_keys *k, const char *path, int create)
 
 static char *canonical(json_t *obj) { return json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS); }
 
-/* One receipt per top-up, numbered by it: no counter to read. */
-/* "R%010lld", by hand: the writer numbers every top-up (snprintf cost it a
- * thousand instructions). */
+/* One receipt per top-up, numbered by it: no counter to read. Formatted as
+ * "R%010lld" by hand: the writer numbers every top-up, and snprintf cost it
+ * a thousand instructions. */
 void receipt_number(int64_t topup_id, char number[RECEIPT_NUMBER_MAX])
 {
     char digits[20];
