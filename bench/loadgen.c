@@ -339,6 +339,7 @@ struct load {
     struct hist h_sent;  /* 2xx answers from t_sent: the server's part (and the wire's) */
     uint64_t status[600];
     uint64_t sent_window, done_window, ok_window, ok_in_window_time;
+    uint64_t sent_in_window_time, done_in_window_time;   /* by when sent / answered, whatever was scheduled */
     uint64_t err_connect, err_io, err_parse, err_too_big, reconnects, unfinished, unsent;
     int busy;
 };
@@ -510,6 +511,8 @@ static void conn_send(struct load *L, int i, uint64_t t_start)
     c->measured = t_start >= L->win0 && t_start < L->win1;
     if (c->measured)
         L->sent_window++;
+    if (c->t_sent >= L->win0 && c->t_sent < L->win1)
+        L->sent_in_window_time++;
     c->state = C_BUSY;
     L->busy++;
     c->in_len = 0;
@@ -549,8 +552,10 @@ static void answered(struct load *L, int i, uint64_t now)
             h_add(&L->h_sent, (now - c->t_sent) / 1000);
         }
     }
-    if (c->status >= 200 && c->status < 300 && now >= L->win0 && now < L->win1)
-        L->ok_in_window_time++;
+    if (now >= L->win0 && now < L->win1) {
+        L->done_in_window_time++;
+        L->ok_in_window_time += c->status >= 200 && c->status < 300;
+    }
     c->state = C_IDLE;   /* not yet on the idle list: the caller decides */
     L->busy--;
     if (c->close_after) {   /* the server will not keep this one: open another */
@@ -841,12 +846,13 @@ static int run_load(struct opts *o)
 
     printf("{\"name\":\"loadgen\",\"mode\":\"%s\",\"keys\":\"%s\",\"connections\":%d,\"rate\":%.1f,\"warmup_s\":%.1f,"
            "\"seconds\":%.1f,\"sims\":%lld,\"scheduled\":%llu,\"sent\":%llu,\"completed\":%llu,\"ok\":%llu,\"ok_per_s\":%.1f,"
-           "\"completed_per_s\":%.1f,\"status\":{",
+           "\"completed_per_s\":%.1f,\"sent_per_s\":%.1f,\"answers_per_s\":%.1f,\"status\":{",
            o->mode == M_TOPUP ? "topup" : "get", o->random_keys ? "random" : "seq", o->connections, o->rate, o->warmup, o->seconds,
            (long long)o->sims, (unsigned long long)(L.sent_window + L.unsent), (unsigned long long)L.sent_window,
            (unsigned long long)L.done_window,
            (unsigned long long)L.ok_window, (double)L.ok_in_window_time / o->seconds,
-           (double)L.done_window / o->seconds);
+           (double)L.done_window / o->seconds, (double)L.sent_in_window_time / o->seconds,
+           (double)L.done_in_window_time / o->seconds);
     int first = 1;
     for (int s = 0; s < 600; s++)
         if (L.status[s]) {
