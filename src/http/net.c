@@ -997,6 +997,11 @@ static int hand_over(struct worker *w, int fd, const char *peer)
     p->fd = fd;
     snprintf(p->peer, sizeof p->peer, "%s", peer);
     pthread_mutex_lock(&w->mu);
+    if (w->stopping) {   /* it may have taken in its last connection already: the caller keeps this one */
+        pthread_mutex_unlock(&w->mu);
+        free(p);
+        return -1;
+    }
     int wake = !w->rq && !w->adds;
     p->next = w->adds;
     w->adds = p;
@@ -1033,10 +1038,11 @@ void net_stop(struct net *n)
         if (w->evfd >= 0)
             kick(w);
     }
+    for (int i = 0; i < n->nworkers; i++)   /* all of them first: one may hand a connection to another */
+        if (n->w[i].started)
+            pthread_join(n->w[i].th, NULL);
     for (int i = 0; i < n->nworkers; i++) {
         struct worker *w = &n->w[i];
-        if (w->started)
-            pthread_join(w->th, NULL);
         if (w->ep >= 0)
             close(w->ep);
         if (w->evfd >= 0)
