@@ -11,6 +11,7 @@
 #include "util/arena.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/text.h"
 #include "util/timefmt.h"
 
 void receipt_keys_from_seed(struct receipt_keys *k, const unsigned char seed[32])
@@ -70,19 +71,12 @@ static char *canonical(json_t *obj) { return json_dumps(obj, JSON_COMPACT | JSON
  * a thousand instructions. */
 void receipt_number(int64_t topup_id, char number[RECEIPT_NUMBER_MAX])
 {
-    char digits[20];
-    int n = 0;
-    uint64_t v = topup_id > 0 ? (uint64_t)topup_id : 0;   /* ids start at 1 */
-    do
-        digits[n++] = (char)('0' + v % 10);
-    while (v /= 10);
-    while (n < 10)
-        digits[n++] = '0';
-    int shown = n < RECEIPT_NUMBER_MAX - 2 ? n : RECEIPT_NUMBER_MAX - 2;   /* cut as snprintf would */
+    char buf[TEXT_INT_MAX];
+    const char *digits = text_int(buf, topup_id > 0 ? topup_id : 0);   /* ids start at 1 */
+    size_t n = strlen(digits), pad = n < 10 ? 10 - n : 0;
     number[0] = 'R';
-    for (int i = 0; i < shown; i++)
-        number[1 + i] = digits[n - 1 - i];
-    number[1 + shown] = 0;
+    memset(number + 1, '0', pad);
+    text_copy(number + 1 + pad, RECEIPT_NUMBER_MAX - 1 - pad, digits);   /* cut as snprintf would */
 }
 
 void receipt_issue(struct arena *a, const struct receipt_fields *f, char number[RECEIPT_NUMBER_MAX],

@@ -331,14 +331,10 @@ static char *put(char *o, const char *end, const char *s)
     return o + n;
 }
 
-static char *put_int(char *o, const char *end, uint64_t v)
+static char *put_int(char *o, const char *end, int64_t v)
 {
-    char digits[24], *p = digits + sizeof digits;
-    *--p = 0;
-    do
-        *--p = (char)('0' + v % 10);
-    while (v /= 10);
-    return put(o, end, p);
+    char buf[TEXT_INT_MAX];
+    return put(o, end, text_int(buf, v));
 }
 
 /* The status line and headers of the answer, as sending begins. */
@@ -355,13 +351,13 @@ static void format_answer(struct net_conn *c)
     char *o = c->out;
     const char *end = c->out + sizeof c->out - 1;
     o = put(o, end, "HTTP/1.1 ");
-    o = put_int(o, end, (uint64_t)c->status);
+    o = put_int(o, end, c->status);
     o = put(o, end, " ");
     o = put(o, end, reason(c->status));
     o = put(o, end, "\r\nDate: ");
     o = put(o, end, w->date);
     o = put(o, end, "\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ");
-    o = put_int(o, end, (uint64_t)c->out_body_len);
+    o = put_int(o, end, (int64_t)c->out_body_len);
     o = put(o, end, "\r\n");
     o = put(o, end, c->extra);
     o = put(o, end, !c->keep ? "Connection: close\r\n" : c->h.minor == 0 ? "Connection: keep-alive\r\n" : "");

@@ -1,5 +1,7 @@
 #include "util/arena.h"
 
+#include "util/text.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,14 +134,9 @@ void arena_text_cat(struct arena_text *t, ...)
 
 void arena_text_int(struct arena_text *t, long long v)
 {
-    char digits[24], *p = digits + sizeof digits;
-    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
-    do
-        *--p = (char)('0' + u % 10);
-    while (u /= 10);
-    if (v < 0)
-        *--p = '-';
-    text_put(t, p, (size_t)(digits + sizeof digits - p));
+    char buf[TEXT_INT_MAX];
+    const char *p = text_int(buf, v);
+    text_put(t, p, (size_t)(buf + TEXT_INT_MAX - 1 - p));
 }
 
 char *arena_text_end(struct arena_text *t, size_t *len)

@@ -23,9 +23,9 @@ size_t text_cat(char *dst, size_t cap, const char *src)
     return at + n;
 }
 
-size_t text_cat_int(char *dst, size_t cap, int64_t v)
+char *text_int(char buf[TEXT_INT_MAX], int64_t v)
 {
-    char digits[24], *p = digits + sizeof digits;
+    char *p = buf + TEXT_INT_MAX;
     uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
     *--p = 0;
     do
@@ -33,5 +33,11 @@ size_t text_cat_int(char *dst, size_t cap, int64_t v)
     while (u /= 10);
     if (v < 0)
         *--p = '-';
-    return text_cat(dst, cap, p);
+    return p;
+}
+
+size_t text_cat_int(char *dst, size_t cap, int64_t v)
+{
+    char buf[TEXT_INT_MAX];
+    return text_cat(dst, cap, text_int(buf, v));
 }

@@ -12,3 +12,8 @@ size_t text_copy(char *dst, size_t cap, const char *src);
 size_t text_cat(char *dst, size_t cap, const char *src);
 /* Appends v in decimal. */
 size_t text_cat_int(char *dst, size_t cap, int64_t v);
+/* v in decimal, NUL-terminated, at the end of buf; returns where it starts
+ * (the one digit loop that text_cat_int, arena_text_int, receipt numbers and
+ * HTTP heads share). */
+#define TEXT_INT_MAX 21   /* a sign, 19 digits and the NUL */
+char *text_int(char buf[TEXT_INT_MAX], int64_t v);

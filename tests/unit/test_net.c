@@ -51,18 +51,26 @@ static int free_port(void)
     return ntohs(sa.sin_port);
 }
 
-static void test_connections_dealt_round_robin(void **state)
+/* A net of `threads` workers answering 200 to every request, on a free port. */
+static struct net *start(int threads, int *port)
 {
-    (void)state;
     char listen[32];
-    int port = free_port();
-    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
-    struct net_ops ops = {.head = on_head, .body = on_body, .resumed = on_resumed, .done = on_done,
-                          .refusal = on_refusal};
-    struct net_opts o = {.listen = listen, .threads = 2, .max_connections = 100, .timeout_s = 10,
+    *port = free_port();
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", *port);
+    static const struct net_ops ops = {.head = on_head, .body = on_body, .resumed = on_resumed, .done = on_done,
+                                       .refusal = on_refusal};
+    struct net_opts o = {.listen = listen, .threads = threads, .max_connections = 4000, .timeout_s = 10,
                          .head_max = 8192};
     struct net *n;
     assert_int_equal(net_start(&n, &o, &ops), 0);
+    return n;
+}
+
+static void test_connections_dealt_round_robin(void **state)
+{
+    (void)state;
+    int port;
+    struct net *n = start(2, &port);
 
     int fds[CONNS];
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
@@ -128,17 +136,9 @@ static void test_stop_while_connecting(void **state)
 {
     (void)state;
     for (int round = 0; round < 5; round++) {
-        char listen[32];
         static struct dialer d;
         memset(&d, 0, sizeof d);
-        d.port = free_port();
-        snprintf(listen, sizeof listen, "127.0.0.1:%d", d.port);
-        struct net_ops ops = {.head = on_head, .body = on_body, .resumed = on_resumed, .done = on_done,
-                              .refusal = on_refusal};
-        struct net_opts o = {.listen = listen, .threads = 4, .max_connections = 4000, .timeout_s = 10,
-                             .head_max = 8192};
-        struct net *n;
-        assert_int_equal(net_start(&n, &o, &ops), 0);
+        struct net *n = start(4, &d.port);
         pthread_t th;
         assert_int_equal(pthread_create(&th, NULL, dial, &d), 0);
         usleep(20000 + 10000 * round);
