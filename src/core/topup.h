@@ -50,7 +50,6 @@ struct topup_result {
     int64_t fee;               /* reactivation fee charged */
     int reactivated;
     char receipt_number[RECEIPT_NUMBER_MAX];
-    const char *receipt_payload;   /* NULL from topup_apply: topup_receipt composes it */
 };
 
 /* Checks amount and currency against the configuration (used by the API before

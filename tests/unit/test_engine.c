@@ -64,6 +64,7 @@ struct job {
     enum behaviour how;
     struct topup_req req;
     struct topup_result out;
+    const char *receipt;      /* the receipt its answer carries (receipt.h R1) */
     struct sim sim;           /* CREATE_SIM */
     struct gate *gate;
     int done_calls;
@@ -107,17 +108,17 @@ static int exec_job(struct tx *tx, struct cmd *c)
         return rc;
     struct topup_answer v;
     topup_answer_from(tx, &j->req, &j->out, &v);
-    j->out.receipt_payload = topup_receipt(tx->a, &v);
+    j->receipt = topup_receipt(tx->a, &v);
     if (j->how == TOPUP_THEN_DOMAIN_ERROR)
         return ERR_INVALID_STATE;   /* after writing: the savepoint must undo it */
     if (j->how == TOPUP_THEN_STORAGE_ERROR)
         return ERR_STORAGE;
     c->status = 201;
     const char *head = arena_printf(tx->a, "{\"balance\":%lld,\"receipt\":", (long long)j->out.balance);
-    c->body = arena_printf(tx->a, "%s%s}", head, j->out.receipt_payload);
+    c->body = arena_printf(tx->a, "%s%s}", head, j->receipt);
     c->body_len = strlen(c->body);
     c->sign_off = strlen(head);
-    c->sign_len = strlen(j->out.receipt_payload);
+    c->sign_len = strlen(j->receipt);
     return 0;
 }
 
@@ -251,7 +252,7 @@ static void test_run_topup(void **state)
     assert_int_equal(j->c.replayed, 0);
     assert_int_equal(j->out.sim.active_until, TU_T0 + 30 * TU_DAY);
     assert_non_null(strstr(j->c.body, "\"served_by\":\"token:1\""));
-    assert_memory_equal(j->c.body + j->c.sign_off, j->out.receipt_payload, j->c.sign_len);
+    assert_memory_equal(j->c.body + j->c.sign_off, j->receipt, j->c.sign_len);
     assert_int_equal(balance_of(f, &f->sims[0]), 1000);   /* durable: visible to another connection */
 
     /* The clock moves: the next command sees the new time (the SIM is in grace). */

@@ -48,20 +48,28 @@ static void same_snap(struct snap a, struct snap b)
     assert_int_equal(a.bundles, b.bundles);
 }
 
+/* What topup() asks for. */
+static struct topup_req request(const char *iccid, int64_t amount)
+{
+    return (struct topup_req){.iccid = iccid, .amount = amount, .currency = "CNY", .channel = CHANNEL_portal,
+                              .method = METHOD_alipay};
+}
+
 static int topup(struct tu *t, const char *iccid, int64_t amount, struct topup_result *out)
 {
     struct topup_result tmp;
-    struct topup_req req = {.iccid = iccid, .amount = amount, .currency = "CNY", .channel = CHANNEL_portal,
-                            .method = METHOD_alipay};
-    if (!out)
-        out = &tmp;
-    int rc = TU_CMD(t, topup_apply(&t->tx, &req, out));
-    if (!rc) {   /* the receipt its answer carries (receipt.h R1) */
-        struct topup_answer v;
-        topup_answer_from(&t->tx, &req, out, &v);
-        out->receipt_payload = topup_receipt(t->tx.a, &v);
-    }
-    return rc;
+    struct topup_req req = request(iccid, amount);
+    return TU_CMD(t, topup_apply(&t->tx, &req, out ? out : &tmp));
+}
+
+/* The receipt the answer to topup(t, iccid, amount) carries (receipt.h R1),
+ * as the API composes it: call it right after, with the same principal. */
+static const char *receipt_of(struct tu *t, const char *iccid, int64_t amount, const struct topup_result *out)
+{
+    struct topup_req req = request(iccid, amount);
+    struct topup_answer v;
+    topup_answer_from(&t->tx, &req, out, &v);
+    return topup_receipt(t->tx.a, &v);
 }
 
 static void topup_ok(struct tu *t, const char *iccid, int64_t amount, struct topup_result *out)
@@ -128,6 +136,7 @@ static void test_first_topup(void **state)
     assert_int_equal(tu_scalar_i(t, &Q_ROOM, s.id), 24);   /* room to grow in place (migration 007) */
     struct topup_result out;
     topup_ok(t, s.iccid, 1000, &out);
+    const char *receipt = receipt_of(t, s.iccid, 1000, &out);
     assert_int_equal(tu_scalar_i(t, &Q_ROOM, s.id), -1);   /* given back by the top-up's writes */
     assert_true(out.id > 0);
     assert_int_equal(out.sim.state, SIM_ACTIVE);
@@ -151,10 +160,10 @@ static void test_first_topup(void **state)
      * once signed it verifies. */
     const char *payload;
     assert_int_equal(topup_receipt_get(&t->tx, "R0000000001", &payload), 0);
-    assert_string_equal(payload, out.receipt_payload);
+    assert_string_equal(payload, receipt);
     assert_int_equal(topup_receipt_get(&t->tx, "R0000000002", &payload), ERR_RECEIPT_NOT_FOUND);
     canonical(payload);
-    const char *doc = sign(t, out.receipt_payload);
+    const char *doc = sign(t, receipt);
     assert_int_equal(receipt_verify(&t->keys, doc, strlen(doc)), 1);
     assert_string_equal(sign(t, payload), doc);   /* deterministic: served twice, signed the same */
 
@@ -208,16 +217,18 @@ static void test_receipt_composed_from_row(void **state)
     tu_sim(t, &s);
     struct topup_result a, b;
     topup_ok(t, s.iccid, 1000, &a);
+    const char *receipt_a = receipt_of(t, s.iccid, 1000, &a);
     t->tx.principal = NULL;
     topup_ok(t, s.iccid, 500, &b);
+    const char *receipt_b = receipt_of(t, s.iccid, 500, &b);
     t->tx.principal = "test";
     assert_int_equal(tu_scalar(t, &Q_RECEIPTS), 0);
     tu_at(t, TU_T0 + 5 * TU_DAY);
     const char *payload;
     assert_int_equal(topup_receipt_get(&t->tx, a.receipt_number, &payload), 0);
-    assert_string_equal(payload, a.receipt_payload);
+    assert_string_equal(payload, receipt_a);
     assert_int_equal(topup_receipt_get(&t->tx, b.receipt_number, &payload), 0);
-    assert_string_equal(payload, b.receipt_payload);   /* "served_by":"system" again */
+    assert_string_equal(payload, receipt_b);   /* "served_by":"system" again */
     assert_non_null(strstr(payload, "\"served_by\":\"system\""));
 
     const char *old = "{\"number\":\"R0000000001\",\"stored\":\"before R1\"}";
@@ -246,10 +257,11 @@ static void test_receipt_numbers(void **state)
     assert_string_equal(out.receipt_number, "R0000000003");
     assert_int_equal(store_rollback_to(t->st), 0);
     topup_ok(t, s.iccid, 500, &out);
+    const char *receipt = receipt_of(t, s.iccid, 500, &out);
     assert_string_equal(out.receipt_number, "R0000000003");
     const char *payload;
     assert_int_equal(topup_receipt_get(&t->tx, "R0000000003", &payload), 0);
-    assert_string_equal(payload, out.receipt_payload);
+    assert_string_equal(payload, receipt);
     assert_non_null(strstr(payload, "\"amount\":500,"));
 
     const struct {
@@ -285,10 +297,11 @@ static void test_receipt_numbers(void **state)
     /* Past ten digits the number grows, and is still found. */
     assert_int_equal(store_exec(t->st, &Q_TOPUP_AT, "ii", INT64_C(12345678900), s.id), 0);
     topup_ok(t, s.iccid, 100, &out);
+    const char *receipt2 = receipt_of(t, s.iccid, 100, &out);
     assert_int_equal(out.id, INT64_C(12345678901));
     assert_string_equal(out.receipt_number, "R12345678901");
     assert_int_equal(topup_receipt_get(&t->tx, "R12345678901", &payload), 0);
-    assert_string_equal(payload, out.receipt_payload);
+    assert_string_equal(payload, receipt2);
     canonical(payload);
     assert_int_equal(topup_receipt_get(&t->tx, "R012345678901", &payload), ERR_RECEIPT_NOT_FOUND);
     tu_ledger_ok(t);
@@ -319,7 +332,8 @@ static void test_receipt_tamper(void **state)
     tu_sim(t, &s);
     struct topup_result out;
     topup_ok(t, s.iccid, 1000, &out);
-    const char *doc = sign(t, out.receipt_payload);
+    const char *receipt = receipt_of(t, s.iccid, 1000, &out);
+    const char *doc = sign(t, receipt);
     assert_int_equal(receipt_verify(&t->keys, doc, strlen(doc)), 1);
 
     json_t *o = json_loads(doc, 0, NULL);
@@ -405,9 +419,9 @@ static void test_receipt_canonical(void **state)
             assert_int_equal(TU_CMD(t, topup_apply(&t->tx, &req, &out)), 0);
             struct topup_answer v;
             topup_answer_from(&t->tx, &req, &out, &v);
-            out.receipt_payload = topup_receipt(t->tx.a, &v);
-            canonical(out.receipt_payload);
-            const char *doc = sign(t, out.receipt_payload);
+            const char *receipt = topup_receipt(t->tx.a, &v);
+            canonical(receipt);
+            const char *doc = sign(t, receipt);
             assert_int_equal(receipt_verify(&t->keys, doc, strlen(doc)), 1);
             json_t *o = json_loads(doc, 0, NULL);
             assert_non_null(o);
@@ -422,10 +436,11 @@ static void test_receipt_canonical(void **state)
     t->tx.principal = NULL;   /* no principal: served by "system" */
     struct topup_result out;
     topup_ok(t, bare.iccid, 1000, &out);
+    const char *receipt = receipt_of(t, bare.iccid, 1000, &out);
     assert_int_equal(out.fee, 100);
-    canonical(out.receipt_payload);
-    assert_non_null(strstr(out.receipt_payload, "\"reactivation_fee\":100,"));
-    assert_non_null(strstr(out.receipt_payload, "\"served_by\":\"system\""));
+    canonical(receipt);
+    assert_non_null(strstr(receipt, "\"reactivation_fee\":100,"));
+    assert_non_null(strstr(receipt, "\"served_by\":\"system\""));
     t->tx.principal = "test";
     tu_ledger_ok(t);
 }
@@ -649,6 +664,7 @@ static void test_expired_reactivation_fee(void **state)
     /* 1000 + 4000 = 5000: exactly covered, balance 0 after. */
     struct topup_result out;
     topup_ok(t, s.iccid, 4000, &out);
+    const char *receipt = receipt_of(t, s.iccid, 4000, &out);
     assert_int_equal(out.reactivated, 1);
     assert_int_equal(out.fee, 5000);
     assert_int_equal(out.balance, 0);
@@ -661,7 +677,7 @@ static void test_expired_reactivation_fee(void **state)
     assert_string_equal(buf, "reactivation_fee:-5000:0:R0000000002:-:-;"
                              "topup:4000:5000:R0000000002:portal:alipay;"
                              "topup:1000:1000:R0000000001:portal:alipay;");
-    json_t *o = json_loads(out.receipt_payload, 0, NULL);
+    json_t *o = json_loads(receipt, 0, NULL);
     assert_non_null(o);
     assert_int_equal(json_integer_value(json_object_get(o, "reactivation_fee")), 5000);
     assert_int_equal(json_integer_value(json_object_get(o, "balance_after")), 0);
