@@ -196,7 +196,8 @@ int plan_buy(struct tx *tx, struct sim *s, const struct plan *p, struct bundle *
     if (!rc)
         rc = record_add(tx, &(struct record){.sim_id = s->id, .kind = "bundle_purchase", .amount = -p->price,
                                              .currency = p->currency, .balance_after = *balance_after,
-                                             .bundle_id = b->id});
+                                             .bundle_id = b->id},
+                        &s->head);
     return rc;
 }
 

@@ -66,11 +66,13 @@ static int fetch(struct tx *tx, int64_t link, struct store_q **q)
                     : store_one(tx->st, q, &SQL_RECORD_OF_TOPUP, "i", -link);
 }
 
-int record_add(struct tx *tx, const struct record *r)
+int record_add(struct tx *tx, const struct record *r, int64_t *head)
 {
     int64_t id;
     int rc = record_insert(tx, r, &id);
-    return rc ? rc : record_link(tx, r->sim_id, id);
+    if (!rc && !(rc = record_link(tx, r->sim_id, id)) && head)
+        *head = id;
+    return rc;
 }
 
 /* The record `id` if it exists: *sim_id and *prev set, 0; or ERR_NOT_FOUND.

@@ -32,8 +32,9 @@ int record_next_id(struct tx *tx, int64_t *id);
 /* Puts link at the head of the SIM's chain (the caller's record already
  * names the old head as its prev). */
 int record_link(struct tx *tx, int64_t sim_id, int64_t link);
-/* Adds the record in front of its SIM's chain (sims.last_txn, then prev). */
-int record_add(struct tx *tx, const struct record *r);
+/* Adds the record in front of its SIM's chain (sims.last_txn, then prev);
+ * *head, if not NULL, becomes its id: the chain's new head (sim.head). */
+int record_add(struct tx *tx, const struct record *r, int64_t *head);
 /* Adds the record with the chain's head as its prev, but leaves the head:
  * the caller stores *id as the SIM's last_txn before any other record of
  * the SIM is added (sim_save does it, from sim.link). A command that saves

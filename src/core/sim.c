@@ -333,12 +333,9 @@ static int forfeit(struct tx *tx, struct sim *s)
             rc = ledger_transfer(tx, &(struct transfer){.xid = xid, .debit = s->wallet_id, .credit = sink,
                                                         .amount = balance, .unit = tx->cf->currency,
                                                         .kind = "forfeiture", .sim_id = s->id});
-        int64_t id = 0;
         if (!rc)
-            rc = record_insert(tx, &(struct record){.sim_id = s->id, .kind = "forfeiture", .amount = -balance,
-                                                    .currency = tx->cf->currency, .balance_after = 0}, &id);
-        if (!rc && (rc = record_link(tx, s->id, id)) == 0)
-            s->head = id;
+            rc = record_add(tx, &(struct record){.sim_id = s->id, .kind = "forfeiture", .amount = -balance,
+                                                 .currency = tx->cf->currency, .balance_after = 0}, &s->head);
     }
     if (!rc)
         rc = bundle_forfeit_all(tx, s->id);

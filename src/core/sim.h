@@ -49,7 +49,7 @@ struct sim {
     int64_t created_at;
     int64_t check_at;              /* when the sweeper looks at it next; 0: never */
     int64_t balance;               /* wallet balance (posted) when loaded */
-    int64_t head;                  /* the last of its records when loaded (sims.last_txn; 0: none), kept by sim_settle */
+    int64_t head;                  /* the last of its records (sims.last_txn; 0: none): as loaded, then record_add's */
     int64_t link;                  /* a record sim_save puts at the head of the chain (record_insert); 0: none */
     int64_t credit;                /* a posted credit sim_save adds to the wallet (transfer.credit_later) */
 };

@@ -58,7 +58,7 @@ int topup_check_amount(const struct conf *cf, int64_t amount, const char *curren
  * lock from that read to its COMMIT, and counts on from there; the ledger
  * cache it lives in is cleared on every rollback. The row is the top-up's
  * own record too (record.h): prev links it in front of the SIM's chain,
- * whose head the SIM was read with (sim.head; sim_settle keeps it). Its
+ * whose head the SIM was read with (sim.head; record_add keeps it). Its
  * receipt is not stored: the answer carries it, and it is composed from the
  * row again whenever it is fetched (receipt.h R1). */
 STORE_SQL(SQL_TOPUP_INSERT,

@@ -1090,7 +1090,7 @@ static void test_records_span_both_tables(void **state)
     topup_ok(t, s.iccid, 200, &b);
     int64_t gone;
     assert_int_equal(record_add(&t->tx, &(struct record){.sim_id = s.id, .kind = "forfeiture", .amount = -300,
-                                                         .currency = "CNY", .balance_after = 0}), 0);
+                                                         .currency = "CNY", .balance_after = 0}, NULL), 0);
     assert_int_equal(record_next_id(&t->tx, &gone), 0);
     gone--;   /* the forfeiture's id: the last the sequence gave */
     struct topup_result c;
