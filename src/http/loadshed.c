@@ -12,6 +12,7 @@
 #define GAIN_CUT 0.7     /* more than 1% of a window's commands slow: the limit x this */
 #define GAIN_STEP 0.05   /* otherwise it grows back by this share of the product, per window */
 #define GAIN_MIN 0.02
+#define FLOOD_EXIT 0.5   /* a flood lasts until fewer than this share of flood_ms' worth wait */
 
 struct window {
     int64_t start;      /* ms; -1: unused */
@@ -25,14 +26,19 @@ struct loadshed {
     double cpu_limit, cpu_busy;
     int64_t target_us;
     int64_t p99_us;       /* 0: the product is the limit, whatever the latency */
+    int64_t flood_ms;
     double gain;          /* the share of the product admitted, GAIN_MIN..1 */
     int64_t inflight;
     int64_t refused_at;   /* ms; 0: never */
     int64_t busy_at;      /* ms of the last sample busier than cpu_limit; 0: never */
+    int64_t product_at;   /* the window the product below was taken in; -1: none */
+    double product;       /* commands carried without queueing (gain aside); -1: unknown */
+    int64_t max_done;     /* the most completed in one window, of those the product was taken over */
+    int known;            /* ... and how many of them completed any */
     struct window w[WINDOWS];
 };
 
-struct loadshed *loadshed_new(double cpu_limit, int64_t target_ms, int64_t p99_ms)
+struct loadshed *loadshed_new(double cpu_limit, int64_t target_ms, int64_t p99_ms, int64_t flood_ms)
 {
     struct loadshed *ls = calloc(1, sizeof *ls);
     if (!ls)
@@ -41,7 +47,9 @@ struct loadshed *loadshed_new(double cpu_limit, int64_t target_ms, int64_t p99_m
     ls->cpu_limit = cpu_limit;
     ls->target_us = target_ms * 1000;
     ls->p99_us = p99_ms * 1000;
+    ls->flood_ms = flood_ms;
     ls->gain = 1;
+    ls->product_at = -1;
     for (int i = 0; i < WINDOWS; i++)
         ls->w[i].start = -1;
     return ls;
@@ -86,26 +94,43 @@ static struct window *current(struct loadshed *ls, int64_t now_ms)
 /* maxPass (over ten seconds: a throughput, once shown, is not forgotten
  * because the limit itself held it down) x minRT (over the last second, but
  * at least the target: a group commit needs commands in flight to batch), of
- * the full windows, x the gain; -1 when nothing is known. */
-static int64_t limit(struct loadshed *ls, int64_t now_ms)
+ * the full windows; -1 when nothing is known. Taken once per window: the
+ * full windows change only when a new one starts. */
+static double product(struct loadshed *ls, int64_t now_ms)
 {
     int64_t cur = now_ms - now_ms % WINDOW_MS, max_done = 0, min_us = INT64_MAX;
+    int known = 0;
+    if (ls->product_at == cur)
+        return ls->product;
     for (int i = 0; i < WINDOWS; i++) {
         const struct window *w = &ls->w[i];
         if (w->start < 0 || w->start >= cur || w->start < cur - WINDOWS * WINDOW_MS || !w->done)
             continue;
+        known++;
         if (w->done > max_done)
             max_done = w->done;
         if (w->start >= cur - RTT_WINDOWS * WINDOW_MS && w->min_us < min_us)
             min_us = w->min_us;
     }
-    if (!max_done || min_us == INT64_MAX)
+    ls->product_at = cur;
+    ls->max_done = max_done;
+    ls->known = known;
+    ls->product = -1;
+    if (max_done && min_us != INT64_MAX) {
+        if (min_us < ls->target_us)
+            min_us = ls->target_us;
+        ls->product = (double)max_done * (double)min_us / (WINDOW_MS * 1000.0);   /* per us x us */
+    }
+    return ls->product;
+}
+
+/* The product x the gain, rounded up, never below one; -1 when nothing is known. */
+static int64_t limit(struct loadshed *ls, int64_t now_ms)
+{
+    double p = product(ls, now_ms);
+    if (p < 0)
         return -1;
-    if (min_us < ls->target_us)
-        min_us = ls->target_us;
-    /* commands per microsecond x microseconds x gain, rounded up; never below one */
-    double product = (double)max_done * (double)min_us / (WINDOW_MS * 1000.0);
-    int64_t n = (int64_t)(product * ls->gain + 0.999999);
+    int64_t n = (int64_t)(p * ls->gain + 0.999999);
     return n < 1 ? 1 : n;
 }
 
@@ -129,6 +154,26 @@ int loadshed_admit(struct loadshed *ls, int64_t now_ms)
         ls->refused_at = now_ms;
     pthread_mutex_unlock(&ls->mu);
     return ok;
+}
+
+int loadshed_full(struct loadshed *ls, int64_t now_ms)
+{
+    pthread_mutex_lock(&ls->mu);
+    double p = product(ls, now_ms);
+    int full = p >= 0 && (double)ls->inflight >= (p < 1 ? 1 : p);
+    pthread_mutex_unlock(&ls->mu);
+    return full;
+}
+
+int loadshed_flood(struct loadshed *ls, int64_t now_ms, int64_t waiting, int was)
+{
+    pthread_mutex_lock(&ls->mu);
+    product(ls, now_ms);
+    double worth = (double)ls->max_done * (double)ls->flood_ms / WINDOW_MS;
+    /* a throughput shown over less than a second may be the demand's, not the machine's */
+    int flood = ls->known >= RTT_WINDOWS && (double)(ls->inflight + waiting) > (was ? FLOOD_EXIT * worth : worth);
+    pthread_mutex_unlock(&ls->mu);
+    return flood;
 }
 
 void loadshed_refused(struct loadshed *ls, int64_t now_ms)

@@ -60,6 +60,9 @@ struct net_conn {
     int64_t active_ms;              /* last progress, for the timeouts */
     struct net_conn *prev, *next;   /* the worker's connections */
     struct net_conn *qnext;         /* the worker's resume queue, or its dead list */
+    struct net_conn *up, *down;     /* on the worker's ready stack (stacked): newer, older */
+    int64_t ready_ms;               /* when it went on the stack */
+    int stacked, overdue;
 
     char *in;                       /* the current request's head, then what followed it */
     size_t in_len, in_cap, in_off;  /* in[0, in_off) belongs to the current request */
@@ -96,6 +99,12 @@ struct worker {
     int started;
     int ep, evfd;
     struct net_conn *conns, *dead;
+    struct net_conn *newest, *oldest;   /* the ready stack (net.h) */
+    int64_t batch_ms;               /* when the current batch of events came */
+    int flood;                      /* ops.flood, asked once per millisecond */
+    int64_t flood_at;
+    int nstacked;                   /* on the ready stack, and in stacked below for the others */
+    atomic_int stacked;
     pthread_mutex_t mu;             /* the three fields below */
     struct net_conn *rq, *rq_tail;  /* resumed, to answer */
     struct pending_fd *adds;        /* from net_add */
@@ -213,11 +222,29 @@ static int io_flush(struct net_conn *c)
 
 /* ---- connections ----------------------------------------------------------- */
 
+static void unstack(struct net_conn *c)
+{
+    struct worker *w = c->w;
+    atomic_store_explicit(&w->stacked, --w->nstacked, memory_order_relaxed);
+    if (c->up)
+        c->up->down = c->down;
+    else
+        w->newest = c->down;
+    if (c->down)
+        c->down->up = c->up;
+    else
+        w->oldest = c->up;
+    c->up = c->down = NULL;
+    c->stacked = 0;
+}
+
 static void conn_close(struct net_conn *c)
 {
     if (c->state == S_CLOSED)
         return;
     struct worker *w = c->w;
+    if (c->stacked)
+        unstack(c);
     if (c->ctx && !c->suspended) {
         w->n->ops.done(w->n->ops.cls, c->ctx);
         c->ctx = NULL;
@@ -371,6 +398,8 @@ static void format_answer(struct net_conn *c)
 void net_suspend(struct net_conn *c) { c->suspended = 1; }
 
 const char *net_peer(const struct net_conn *c) { return c->peer; }
+
+int net_overdue(const struct net_conn *c) { return c->overdue; }
 
 /* Wakes the worker up (its eventfd): something waits in its queues. */
 static void kick(struct worker *w)
@@ -757,14 +786,81 @@ static void conn_run(struct net_conn *c)
     }
 }
 
-/* What epoll reported for connection c. */
+/* What epoll reported for connection c. A new request goes on the ready
+ * stack; the worker reads it from there (drain). */
 static void conn_event(struct net_conn *c, uint32_t events)
 {
     if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
         c->rd_hup = 1;
-    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+    int readable = (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0;
+    if (readable)
         c->rd_more = 1;
+    if (c->stacked)
+        return;
+    struct worker *w = c->w;
+    if (readable && w->flood && c->state == S_HEAD && !c->in_len) {
+        c->ready_ms = c->active_ms = w->batch_ms;
+        c->up = NULL;
+        c->down = w->newest;
+        if (w->newest)
+            w->newest->up = c;
+        else
+            w->oldest = c;
+        w->newest = c;
+        c->stacked = 1;
+        atomic_store_explicit(&w->stacked, ++w->nstacked, memory_order_relaxed);
+        return;
+    }
     conn_run(c);
+}
+
+static void wakeup(struct worker *w);
+
+/* Reads one request off the ready stack. */
+static void unstack_run(struct net_conn *c, int overdue)
+{
+    unstack(c);
+    c->overdue = overdue;
+    conn_run(c);
+    c->overdue = 0;
+}
+
+/* Whether this is a flood (ops.flood), asked at most once a millisecond:
+ * the requests waiting on all the stacks are counted then. */
+static void flood_check(struct worker *w)
+{
+    struct net *n = w->n;
+    if (!n->o.park_ms || !n->ops.flood || w->flood_at == w->batch_ms)
+        return;
+    w->flood_at = w->batch_ms;
+    int waiting = 0;
+    for (int i = 0; i < n->nworkers; i++)
+        waiting += atomic_load_explicit(&n->w[i].stacked, memory_order_relaxed);
+    w->flood = n->ops.flood(n->ops.cls, waiting, w->flood);
+}
+
+/* After a batch of events, while the stack holds requests. First, whatever
+ * waited refuse_ms is read to be refused. Then, in a flood, the newest while
+ * the server has room and none that waited park_ms (those stay: parked);
+ * once the flood is over, all of them, oldest first. Answered commands go
+ * out between the reads, as between events. */
+static void drain(struct worker *w)
+{
+    struct net *n = w->n;
+    int64_t now = now_ms();
+    for (struct net_conn *c; (c = w->oldest) && now - c->ready_ms >= n->o.refuse_ms;) {
+        if (atomic_load_explicit(&w->queued, memory_order_relaxed))
+            wakeup(w);
+        unstack_run(c, 1);
+    }
+    int flood = w->flood;
+    for (struct net_conn *c; (c = flood ? w->newest : w->oldest) && (!flood || now - c->ready_ms <= n->o.park_ms);) {
+        if (atomic_load_explicit(&w->queued, memory_order_relaxed))
+            wakeup(w);
+        if (flood && n->ops.full && n->ops.full(n->ops.cls))
+            break;
+        unstack_run(c, 0);
+    }
 }
 
 /* ---- workers --------------------------------------------------------------- */
@@ -851,7 +947,11 @@ static void *worker_main(void *arg)
     struct epoll_event ev[EVENTS];
     int64_t swept = now_ms();
     for (;;) {
-        int k = epoll_wait(w->ep, ev, EVENTS, 1000);
+        /* a request on the stack is looked at every millisecond: room may come
+         * from another worker's answers, and a parked one must be refused on time */
+        int k = epoll_wait(w->ep, ev, EVENTS, w->newest ? 1 : 1000);
+        w->batch_ms = now_ms();
+        flood_check(w);
         for (int i = 0; i < k; i++) {
             /* An answered command goes out before more requests are read:
              * under a flood, a batch of events is milliseconds of work. */
@@ -865,6 +965,8 @@ static void *worker_main(void *arg)
             else
                 conn_event(p, ev[i].events);
         }
+        if (w->newest)
+            drain(w);
         int64_t now = now_ms();
         if (now - swept >= 1000) {
             timeouts(w, now);

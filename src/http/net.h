@@ -21,6 +21,20 @@
  * lingering read, so the client sees the answer rather than a reset. A connection idle (or a request stalled) for timeout_s
  * seconds is closed; one waiting for its command is not.
  *
+ * Under a flood, the newest request first (adaptive LIFO). A connection
+ * whose next request begins to arrive is not read at once: it goes on its
+ * worker's ready stack, and after each batch of events the worker reads off
+ * it. Normally all of it, oldest first, as if there were no stack. But in a
+ * flood (ops.flood: more requests wait than the server answers in a while),
+ * first in first out would make every request wait for all the others, and
+ * longer as the flood goes on. Then the worker reads the newest first, only
+ * while the server has room (ops.full), and none that has waited park_ms:
+ * those are parked, unread and costing nothing. Whatever has waited
+ * refuse_ms is read and refused (net_overdue: the server answers 503 and the
+ * connection stays). So in a flood the requests served have waited at most
+ * park_ms, and refusals come at most at connections / refuse_ms a second,
+ * however hard the flood. park_ms 0: no stack, every request read at once.
+ *
  * TLS, when cert and key are given: GnuTLS, non-blocking, per connection.
  */
 #pragma once
@@ -48,6 +62,13 @@ struct net_ops {
     /* The JSON body of an answer net gives itself (a malformed head: status
      * 400, 417, 431, 501, 505; 503 when head returned NULL). */
     const char *(*refusal)(void *cls, int status);
+    /* 1 when `waiting` requests on the ready stacks, beside those the server
+     * holds, are a flood: more than it answers in a while. was: the answer
+     * last time. NULL: never. Any thread. */
+    int (*flood)(void *cls, int waiting, int was);
+    /* In a flood, 1 while the server takes no more requests now: reading
+     * them would only queue them. NULL: never. Any thread. */
+    int (*full)(void *cls);
 };
 
 struct net_opts {
@@ -56,6 +77,7 @@ struct net_opts {
     int max_connections;
     int timeout_s;
     size_t head_max;
+    int park_ms, refuse_ms;      /* the ready stack; park_ms 0: none */
     const char *tls_cert, *tls_key;   /* PEM text, both or neither */
 };
 
@@ -78,6 +100,9 @@ void net_answer(struct net_conn *c, int status, const char *extra, const char *b
 void net_suspend(struct net_conn *c);
 /* The client's address as text ("127.0.0.1"). */
 const char *net_peer(const struct net_conn *c);
+/* 1 when c's request was read only to be refused: it was parked on the ready
+ * stack for refuse_ms. The server answers it 503 unless serving costs less. */
+int net_overdue(const struct net_conn *c);
 
 /* From any thread, once per net_suspend: the answer is ready to be given. */
 void net_resume(struct net_conn *c);

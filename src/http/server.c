@@ -385,6 +385,10 @@ static int admit(struct req *r)
      * parsing cost anything, and before its body is read (net.c skips it and
      * keeps the connection) (engine.h E6). */
     if (r->method != HTTP_GET && !(r->route->flags & ROUTE_READ) && cl <= (int64_t)r->cap) {
+        /* Parked past shed_refuse_ms (net.h): late already. Not demand in
+         * excess for loadshed, whose limit would cut the newest too. */
+        if (net_overdue(r->conn))
+            return req_error(r, ERR_OVERLOADED, NULL), ERR_OVERLOADED;
         int64_t now = clock_mono_ms();
         int full = engine_admits(r->srv->eng) == ERR_OVERLOADED;
         if (full)
@@ -421,6 +425,21 @@ static void send_answer(struct req *r)
     if (!r->resp)
         req_error(r, ERR_INTERNAL, NULL);
     net_answer(r->conn, r->status, extra, r->resp, r->resp_len);
+}
+
+/* The ready stack (net.h): a flood is more waiting than the machine
+ * completes in shed_flood_ms; in one, it reads while the commands in flight
+ * are fewer than the machine carries without queueing (loadshed.h). */
+static int on_flood(void *cls, int waiting, int was)
+{
+    struct server *s = cls;
+    return loadshed_flood(s->shed, clock_mono_ms(), waiting, was);
+}
+
+static int on_full(void *cls)
+{
+    struct server *s = cls;
+    return loadshed_full(s->shed, clock_mono_ms());
 }
 
 static void *on_head(void *cls, struct net_conn *conn, const struct h1_req *h, size_t *cap)
@@ -705,7 +724,8 @@ int server_open(struct server **out, const struct server_opts *o)
     s->auth_fail = ratelimit_new((double)s->cf.auth_fail_per_minute / 60.0, (double)s->cf.auth_fail_per_minute, 65536);
     s->per_token = ratelimit_new((double)s->cf.token_rate, 2.0 * (double)s->cf.token_rate, 65536);
     s->per_address = ratelimit_new((double)s->cf.address_rate, 2.0 * (double)s->cf.address_rate, 65536);
-    s->shed = loadshed_new((double)s->cf.shed_cpu_percent / 100.0, s->cf.shed_target_ms, s->cf.shed_p99_ms);
+    s->shed = loadshed_new((double)s->cf.shed_cpu_percent / 100.0, s->cf.shed_target_ms, s->cf.shed_p99_ms,
+                           s->cf.shed_flood_ms);
     if (!s->auth_fail || !s->per_token || !s->per_address || !s->shed || render_errors(s))
         return 1;
 
@@ -716,9 +736,10 @@ int server_open(struct server **out, const struct server_opts *o)
     int threads = s->cf.http_threads ? (int)s->cf.http_threads : cpus < 1 ? 1 : cpus > 64 ? 64 : (int)cpus;
     struct net_opts no = {.listen = o->listen, .threads = threads,
                           .max_connections = s->cf.max_connections, .timeout_s = 60,
-                          .head_max = HEAD_MAX, .tls_cert = s->tls_cert, .tls_key = s->tls_key};
+                          .head_max = HEAD_MAX, .tls_cert = s->tls_cert, .tls_key = s->tls_key,
+                          .park_ms = (int)s->cf.shed_park_ms, .refuse_ms = (int)s->cf.shed_refuse_ms};
     struct net_ops ops = {.cls = s, .head = on_head, .body = on_body, .resumed = on_resumed,
-                          .done = on_request_done, .refusal = on_refusal};
+                          .done = on_request_done, .refusal = on_refusal, .flood = on_flood, .full = on_full};
     if (net_start(&s->net, &no, &ops)) {
         log_error("cannot serve on %s", o->listen ? o->listen : "(no socket)");
         return 1;

@@ -40,6 +40,9 @@ static const struct key {
     I(shed_cpu_percent, 1, 101),
     I(shed_target_ms, 0, 10000),
     I(shed_p99_ms, 0, 10000),
+    I(shed_park_ms, 0, 10000),
+    I(shed_flood_ms, 1, 60000),
+    I(shed_refuse_ms, 1, 60000),
     I(auth_fail_per_minute, 1, 1000000),
     I(token_rate, 1, 100000000),
     I(address_rate, 1, 100000000),
@@ -76,6 +79,9 @@ void conf_defaults(struct conf *c)
     c->shed_cpu_percent = 90;
     c->shed_target_ms = 3;
     c->shed_p99_ms = 10;
+    c->shed_park_ms = 10;         /* net.h: the ready stack */
+    c->shed_flood_ms = 50;
+    c->shed_refuse_ms = 1000;
     c->auth_fail_per_minute = 30;
     c->token_rate = 100000;
     c->address_rate = 100000;

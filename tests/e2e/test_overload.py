@@ -106,3 +106,64 @@ def test_overloaded_commands_are_shed_early_on_a_kept_connection(server_factory)
         for t in threads:
             t.join()
     srv.ledger_ok()
+
+
+def test_flood_parks_old_requests_then_refuses_them(server_factory):
+    """The ready stack (src/http/net.h), with thresholds small enough for a
+    few dozen Python clients to be a flood: the newest requests are read
+    first, one not read within shed_park_ms waits unread, and at
+    shed_refuse_ms it is read and refused (503 overloaded + Retry-After) on a
+    connection kept open. Every top-up answered 201 is there exactly once."""
+    import http.client
+    import json
+
+    srv = server_factory("--set", "shed_flood_ms=1", "--set", "shed_park_ms=1", "--set", "shed_refuse_ms=300",
+                         "--set", "auth_fail_per_minute=1000000")
+    sims = [srv.new_sim() for _ in range(8)]
+    # more than a second of history: the throughput a flood is judged against
+    until = time.time() + 1.5
+    while time.time() < until:
+        srv.topup_ok(sims[0], 100)
+    base = {i: srv.balance(i) for i in sims}
+    auth = "Bearer " + srv._auth("operator")
+    body = json.dumps({"amount": 100, "currency": "CNY", "channel": "portal", "method": "alipay"})
+    results, lock = [], threading.Lock()
+    start = threading.Barrier(48)
+
+    def client(n):
+        conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
+        conn.connect()
+        sock = conn.sock
+        start.wait()
+        for j in range(12):
+            iccid = sims[(n + j) % len(sims)]
+            t0 = time.monotonic()
+            conn.request("POST", "/v1/sims/%s/topups" % iccid, body=body,
+                         headers={"Authorization": auth, "Content-Type": "application/json",
+                                  "Idempotency-Key": make_key("flood")})
+            r = conn.getresponse()
+            raw = r.read()
+            with lock:
+                results.append((iccid, r.status, r.getheader("Retry-After"), raw, time.monotonic() - t0,
+                                conn.sock is sock))
+        conn.close()
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(48)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    statuses = sorted({st for _, st, _, _, _, _ in results})
+    assert set(statuses) <= {201, 503}, statuses
+    refused = [x for x in results if x[1] == 503]
+    assert refused, "48 clients against a flood threshold of 1 ms never saw a parked request refused"
+    for _, _, retry, raw, _, _ in refused:
+        assert json.loads(raw)["error"]["code"] == "overloaded", raw
+        assert int(retry) >= 1
+    assert max(took for _, _, _, _, took, _ in refused) >= 0.3, "no refusal came after shed_refuse_ms"
+    assert all(kept for *_, kept in results), "a refused request cost its client the connection"
+    for iccid in sims:
+        ok = sum(1 for i, st, *_ in results if i == iccid and st == 201)
+        assert srv.balance(iccid) == base[iccid] + 100 * ok
+    srv.ledger_ok()
+    assert srv.topup(sims[1], 100, key=make_key("after")).status == 201

@@ -1,7 +1,8 @@
 /* net: connections are dealt to the workers round robin, whichever of them
  * accepted, so a client pool that opens all its connections at once is
- * served by every worker. A real listening socket on loopback, two workers,
- * and plain blocking clients. */
+ * served by every worker; and the ready stack reads in order normally, the
+ * newest first in a flood, parks what waited park_ms and refuses it at
+ * refuse_ms. A real listening socket on loopback, plain blocking clients. */
 #include "testutil.h"
 
 #include <arpa/inet.h>
@@ -52,18 +53,23 @@ static int free_port(void)
 }
 
 /* A net of `threads` workers answering 200 to every request, on a free port. */
-static struct net *start(int threads, int *port)
+static struct net *start_with(int threads, int *port, const struct net_ops *ops, int park_ms, int refuse_ms)
 {
     char listen[32];
     *port = free_port();
     snprintf(listen, sizeof listen, "127.0.0.1:%d", *port);
+    struct net_opts o = {.listen = listen, .threads = threads, .max_connections = 4000, .timeout_s = 10,
+                         .head_max = 8192, .park_ms = park_ms, .refuse_ms = refuse_ms};
+    struct net *n;
+    assert_int_equal(net_start(&n, &o, ops), 0);
+    return n;
+}
+
+static struct net *start(int threads, int *port)
+{
     static const struct net_ops ops = {.head = on_head, .body = on_body, .resumed = on_resumed, .done = on_done,
                                        .refusal = on_refusal};
-    struct net_opts o = {.listen = listen, .threads = threads, .max_connections = 4000, .timeout_s = 10,
-                         .head_max = 8192};
-    struct net *n;
-    assert_int_equal(net_start(&n, &o, &ops), 0);
-    return n;
+    return start_with(threads, port, &ops, 0, 0);
 }
 
 static void test_connections_dealt_round_robin(void **state)
@@ -151,9 +157,179 @@ static void test_stop_while_connecting(void **state)
     }
 }
 
+/* ---- the ready stack --------------------------------------------------------- */
+
+static _Atomic int flooding, no_room, seen_n;
+static char seen[16];   /* the first letter of each path read, in order */
+
+/* Answers 200, or 503 to a request net read only to refuse (net_overdue). */
+static void *stack_head(void *cls, struct net_conn *c, const struct h1_req *h, size_t *cap)
+{
+    (void)cls;
+    int i = atomic_fetch_add(&seen_n, 1);
+    if (i < (int)sizeof seen - 1)
+        seen[i] = h->path[1];
+    *cap = 0;
+    int st = net_overdue(c) ? 503 : 200;
+    net_answer(c, st, NULL, "{}", 2);
+    return &mu;
+}
+
+static int stack_flood(void *cls, int waiting, int was) { return (void)cls, (void)waiting, (void)was, flooding; }
+static int stack_full(void *cls) { return (void)cls, no_room; }
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int dial_one(int port)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    return fd;
+}
+
+static void send_get(int fd, char letter)
+{
+    char req[64];
+    int n = snprintf(req, sizeof req, "GET /%c HTTP/1.1\r\nHost: x\r\n\r\n", letter);
+    assert_int_equal(send(fd, req, (size_t)n, 0), n);
+}
+
+/* The status of the answer on fd (blocking); the connection stays open. */
+static int status_of(int fd)
+{
+    char buf[512];
+    ssize_t got = recv(fd, buf, sizeof buf - 1, 0);
+    assert_true(got > 12);
+    buf[got] = 0;
+    return atoi(buf + 9);
+}
+
+#define PARK_MS 100
+#define REFUSE_MS 600
+
+static struct net *stack_start(int *port)
+{
+    static const struct net_ops ops = {.head = stack_head, .body = on_body, .resumed = on_resumed, .done = on_done,
+                                       .refusal = on_refusal, .flood = stack_flood, .full = stack_full};
+    flooding = no_room = seen_n = 0;
+    memset(seen, 0, sizeof seen);
+    return start_with(1, port, &ops, PARK_MS, REFUSE_MS);
+}
+
+/* No flood: every request is read at once, room or not. */
+static void test_stack_in_order_without_flood(void **state)
+{
+    (void)state;
+    int port;
+    struct net *n = stack_start(&port);
+    no_room = 1;   /* asked only in a flood */
+    int fd[4];
+    for (int i = 0; i < 4; i++)
+        fd[i] = dial_one(port);
+    for (int i = 0; i < 4; i++)
+        send_get(fd[i], (char)('a' + i));
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(status_of(fd[i]), 200);
+    for (int i = 0; i < 4; i++)
+        close(fd[i]);
+    net_stop(n);
+    assert_int_equal(seen_n, 4);
+}
+
+/* In a flood: nothing is read while the server has no room; when room comes,
+ * the newest first. */
+static void test_stack_newest_first_in_flood(void **state)
+{
+    (void)state;
+    int port;
+    struct net *n = stack_start(&port);
+    flooding = no_room = 1;
+    int fd[4];
+    for (int i = 0; i < 4; i++)
+        fd[i] = dial_one(port);
+    usleep(10000);   /* net asks about the flood once a millisecond */
+    for (int i = 0; i < 4; i++) {
+        send_get(fd[i], (char)('a' + i));
+        usleep(5000);   /* each its own batch of events: an order to keep */
+    }
+    usleep(20000);
+    assert_int_equal(seen_n, 0);
+    no_room = 0;
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(status_of(fd[i]), 200);
+    assert_string_equal(seen, "dcba");
+    for (int i = 0; i < 4; i++)
+        close(fd[i]);
+    net_stop(n);
+}
+
+/* In a flood, a request that waited park_ms stays unread while fresher ones
+ * are served, and is read at refuse_ms to be refused (503, net_overdue), its
+ * connection kept for the next request. */
+static void test_stack_parks_then_refuses(void **state)
+{
+    (void)state;
+    int port;
+    struct net *n = stack_start(&port);
+    flooding = no_room = 1;
+    int a = dial_one(port), b = dial_one(port);
+    usleep(10000);
+    int64_t t0 = mono_ms();
+    send_get(a, 'a');
+    usleep((PARK_MS + 50) * 1000);   /* a is parked now */
+    send_get(b, 'b');
+    usleep(10000);
+    no_room = 0;
+    assert_int_equal(status_of(b), 200);
+    assert_true(mono_ms() - t0 < REFUSE_MS);
+    assert_int_equal(status_of(a), 503);
+    assert_true(mono_ms() - t0 >= REFUSE_MS);
+    assert_string_equal(seen, "ba");
+    flooding = 0;
+    usleep(10000);
+    send_get(a, 'c');   /* the same connection, served */
+    assert_int_equal(status_of(a), 200);
+    close(a);
+    close(b);
+    net_stop(n);
+}
+
+/* A connection closed while parked leaves the stack (ASan, valgrind). */
+static void test_stack_close_while_parked(void **state)
+{
+    (void)state;
+    int port;
+    struct net *n = stack_start(&port);
+    flooding = no_room = 1;
+    int fd[3];
+    for (int i = 0; i < 3; i++)
+        fd[i] = dial_one(port);
+    usleep(10000);
+    for (int i = 0; i < 3; i++)
+        send_get(fd[i], (char)('a' + i));
+    usleep(20000);
+    close(fd[1]);
+    usleep(20000);
+    net_stop(n);   /* the others are still stacked */
+    close(fd[0]);
+    close(fd[2]);
+    assert_int_equal(seen_n, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_connections_dealt_round_robin),
-                                       cmocka_unit_test(test_stop_while_connecting)};
+                                       cmocka_unit_test(test_stop_while_connecting),
+                                       cmocka_unit_test(test_stack_in_order_without_flood),
+                                       cmocka_unit_test(test_stack_newest_first_in_flood),
+                                       cmocka_unit_test(test_stack_parks_then_refuses),
+                                       cmocka_unit_test(test_stack_close_while_parked)};
     return cmocka_run_group_tests_name("net", tests, NULL, NULL);
 }
