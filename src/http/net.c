@@ -786,8 +786,8 @@ static void conn_run(struct net_conn *c)
     }
 }
 
-/* What epoll reported for connection c. A new request goes on the ready
- * stack; the worker reads it from there (drain). */
+/* What epoll reported for connection c. In a flood, a new request goes on
+ * the ready stack; the worker reads it from there (drain). */
 static void conn_event(struct net_conn *c, uint32_t events)
 {
     if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
