@@ -45,7 +45,9 @@
 #define LINGER_MS 2000
 #define LINGER_MAX (1 << 20)
 #define ACCEPT_BURST 64
-#define EVENTS 256
+#define EVENTS 4096   /* a batch this large shows how many wait (flood_check) */
+#define FLOOD_BEGIN_MS 100
+#define FLOOD_END_MS 1000
 
 enum { S_TLS, S_HEAD, S_BODY, S_WAIT, S_SEND, S_SKIP, S_LINGER, S_CLOSED };
 
@@ -101,10 +103,12 @@ struct worker {
     struct net_conn *conns, *dead;
     struct net_conn *newest, *oldest;   /* the ready stack (net.h) */
     int64_t batch_ms;               /* when the current batch of events came */
-    int flood;                      /* ops.flood, asked once per millisecond */
+    int flood;                      /* net.flood, as of flood_at */
     int64_t flood_at;
-    int nstacked;                   /* on the ready stack, and in stacked below for the others */
-    atomic_int stacked;
+    int64_t differs_at;             /* since when ops.flood has said otherwise; 0: it agrees */
+    int nstacked;                   /* on the ready stack */
+    int fresh;                      /* requests read at once in this batch of events */
+    atomic_int waiting;             /* nstacked + fresh as of the last flood_check, for the others */
     pthread_mutex_t mu;             /* the three fields below */
     struct net_conn *rq, *rq_tail;  /* resumed, to answer */
     struct pending_fd *adds;        /* from net_add */
@@ -121,6 +125,8 @@ struct net {
     int nworkers;
     struct worker *w;
     atomic_int conns;
+    atomic_int flood;               /* a flood (flood_check) */
+    int64_t flood_from;             /* ... since then (written by the worker that began it) */
     atomic_uint rr;
     int tls;
     gnutls_certificate_credentials_t cred;
@@ -225,7 +231,7 @@ static int io_flush(struct net_conn *c)
 static void unstack(struct net_conn *c)
 {
     struct worker *w = c->w;
-    atomic_store_explicit(&w->stacked, --w->nstacked, memory_order_relaxed);
+    w->nstacked--;
     if (c->up)
         c->up->down = c->down;
     else
@@ -808,9 +814,10 @@ static void conn_event(struct net_conn *c, uint32_t events)
             w->oldest = c;
         w->newest = c;
         c->stacked = 1;
-        atomic_store_explicit(&w->stacked, ++w->nstacked, memory_order_relaxed);
+        w->nstacked++;
         return;
     }
+    w->fresh += readable && c->state == S_HEAD && !c->in_len;
     conn_run(c);
 }
 
@@ -825,18 +832,38 @@ static void unstack_run(struct net_conn *c, int overdue)
     c->overdue = 0;
 }
 
-/* Whether this is a flood (ops.flood), asked at most once a millisecond:
- * the requests waiting on all the stacks are counted then. */
+/* Whether this is a flood, asked at most once a millisecond (the requests
+ * waiting on all the stacks are counted then). A flood begins once ops.flood
+ * has said so for FLOOD_BEGIN_MS on end, so that a client pool opening (a
+ * closed loop starting, its throughput not shown yet) is not one; it ends
+ * once ops.flood has said otherwise for FLOOD_END_MS, so that the dip as
+ * the commands read before it complete does not end it. */
 static void flood_check(struct worker *w)
 {
     struct net *n = w->n;
     if (!n->o.park_ms || !n->ops.flood || w->flood_at == w->batch_ms)
         return;
     w->flood_at = w->batch_ms;
+    atomic_store_explicit(&w->waiting, w->nstacked + w->fresh, memory_order_relaxed);
     int waiting = 0;
     for (int i = 0; i < n->nworkers; i++)
-        waiting += atomic_load_explicit(&n->w[i].stacked, memory_order_relaxed);
-    w->flood = n->ops.flood(n->ops.cls, waiting, w->flood);
+        waiting += atomic_load_explicit(&n->w[i].waiting, memory_order_relaxed);
+    int on = atomic_load(&n->flood);
+    if (n->ops.flood(n->ops.cls, waiting, on) == on)
+        w->differs_at = 0;
+    else if (!w->differs_at)
+        w->differs_at = w->batch_ms;
+    else if (w->batch_ms - w->differs_at >= (on ? FLOOD_END_MS : FLOOD_BEGIN_MS) &&
+             atomic_compare_exchange_strong(&n->flood, &on, !on)) {
+        w->differs_at = 0;
+        if (!on) {
+            n->flood_from = w->batch_ms;
+            log_warn("http: a flood (%d requests waiting): the newest are read first, the oldest parked", waiting);
+        } else {
+            log_info("http: the flood is over after %lld ms", (long long)(w->batch_ms - n->flood_from));
+        }
+    }
+    w->flood = atomic_load(&n->flood);
 }
 
 /* After a batch of events, while the stack holds requests. First, whatever
@@ -948,10 +975,11 @@ static void *worker_main(void *arg)
     int64_t swept = now_ms();
     for (;;) {
         /* a request on the stack is looked at every millisecond: room may come
-         * from another worker's answers, and a parked one must be refused on time */
-        int k = epoll_wait(w->ep, ev, EVENTS, w->newest ? 1 : 1000);
+         * from another worker's answers, and a parked one must be refused on
+         * time; so is a flood about to begin or end */
+        int k = epoll_wait(w->ep, ev, EVENTS, w->newest || w->differs_at ? 1 : 1000);
         w->batch_ms = now_ms();
-        flood_check(w);
+        w->fresh = 0;
         for (int i = 0; i < k; i++) {
             /* An answered command goes out before more requests are read:
              * under a flood, a batch of events is milliseconds of work. */
@@ -965,6 +993,7 @@ static void *worker_main(void *arg)
             else
                 conn_event(p, ev[i].events);
         }
+        flood_check(w);
         if (w->newest)
             drain(w);
         int64_t now = now_ms();

@@ -23,17 +23,21 @@
  *
  * Under a flood, the newest request first (adaptive LIFO). Normally a
  * request is read as soon as epoll reports it. But in a flood (ops.flood:
- * more requests wait than the server answers in a while), reading in that
- * order would make every request wait for all the others, longer as the
- * flood goes on. Then a connection whose next request begins to arrive goes
- * on its worker's ready stack unread, and after each batch of events the
- * worker reads the newest first, only while the server has room (ops.full),
- * and none that has waited park_ms: those are parked, unread and costing
- * nothing. Whatever has waited refuse_ms is read and refused (net_overdue:
- * the server answers 503 and the connection stays). So in a flood the
- * requests served have waited at most park_ms, and refusals come at most at
- * connections / refuse_ms a second, however hard the flood. When it is
- * over, what is left on the stack is read oldest first. park_ms 0: never.
+ * more requests wait than the server answers in a while, counting those in
+ * its hands and those epoll reported in the worker's last batch, which is
+ * large enough to hold what waits), reading in that order would make every
+ * request wait for all the others, longer as the flood goes on. Then a
+ * connection whose next request begins to arrive goes on its worker's ready
+ * stack unread, and after each batch of events the worker reads the newest
+ * first, only while the server has room (ops.full), and none that has waited
+ * park_ms: those are parked, unread and costing nothing. Whatever has waited
+ * refuse_ms is read and refused (net_overdue: the server answers 503 and the
+ * connection stays). So in a flood the requests served have waited at most
+ * park_ms, and refusals come at most at connections / refuse_ms a second,
+ * however hard the flood. A flood begins once ops.flood has said so for
+ * 100 ms on end and ends once it has said otherwise for a second (net.c:
+ * why); what is left on the stack then is read oldest first. park_ms 0:
+ * never.
  *
  * TLS, when cert and key are given: GnuTLS, non-blocking, per connection.
  */

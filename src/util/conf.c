@@ -79,7 +79,7 @@ void conf_defaults(struct conf *c)
     c->shed_cpu_percent = 90;
     c->shed_target_ms = 3;
     c->shed_p99_ms = 10;
-    c->shed_park_ms = 10;         /* net.h: the ready stack */
+    c->shed_park_ms = 2;          /* net.h: the ready stack; README: why */
     c->shed_flood_ms = 50;
     c->shed_refuse_ms = 1000;
     c->auth_fail_per_minute = 30;

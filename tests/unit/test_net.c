@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 
 #include "http/net.h"
 
@@ -190,6 +191,8 @@ static int dial_one(int port)
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct timeval tv = {.tv_sec = 10};   /* an answer that never comes fails the test */
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
     return fd;
 }
@@ -211,6 +214,16 @@ static int status_of(int fd)
     return atoi(buf + 9);
 }
 
+/* A flood begins once ops.flood has said so for 100 ms (net.c), asked
+ * whenever a worker wakes: a request wakes it, then it asks every ms. */
+static void flood_now(int fd)
+{
+    flooding = 1;
+    send_get(fd, 'x');
+    assert_int_equal(status_of(fd), 200);
+    usleep(200000);
+}
+
 #define PARK_MS 100
 #define REFUSE_MS 600
 
@@ -223,7 +236,8 @@ static struct net *stack_start(int *port)
     return start_with(1, port, &ops, PARK_MS, REFUSE_MS);
 }
 
-/* No flood: every request is read at once, room or not. */
+/* No flood: every request is read at once, room or not; a moment's excess
+ * is not a flood. */
 static void test_stack_in_order_without_flood(void **state)
 {
     (void)state;
@@ -233,6 +247,14 @@ static void test_stack_in_order_without_flood(void **state)
     int fd[4];
     for (int i = 0; i < 4; i++)
         fd[i] = dial_one(port);
+    /* ops.flood saying so for less than 100 ms begins none */
+    flooding = 1;
+    send_get(fd[0], 'p');
+    assert_int_equal(status_of(fd[0]), 200);
+    usleep(50000);
+    flooding = 0;
+    usleep(100000);
+    seen_n = 0;
     for (int i = 0; i < 4; i++)
         send_get(fd[i], (char)('a' + i));
     for (int i = 0; i < 4; i++)
@@ -250,11 +272,13 @@ static void test_stack_newest_first_in_flood(void **state)
     (void)state;
     int port;
     struct net *n = stack_start(&port);
-    flooding = no_room = 1;
     int fd[4];
     for (int i = 0; i < 4; i++)
         fd[i] = dial_one(port);
-    usleep(10000);   /* net asks about the flood once a millisecond */
+    flood_now(fd[0]);
+    no_room = 1;
+    seen_n = 0;
+    memset(seen, 0, sizeof seen);
     for (int i = 0; i < 4; i++) {
         send_get(fd[i], (char)('a' + i));
         usleep(5000);   /* each its own batch of events: an order to keep */
@@ -278,9 +302,11 @@ static void test_stack_parks_then_refuses(void **state)
     (void)state;
     int port;
     struct net *n = stack_start(&port);
-    flooding = no_room = 1;
     int a = dial_one(port), b = dial_one(port);
-    usleep(10000);
+    flood_now(a);
+    no_room = 1;
+    seen_n = 0;
+    memset(seen, 0, sizeof seen);
     int64_t t0 = mono_ms();
     send_get(a, 'a');
     usleep((PARK_MS + 50) * 1000);   /* a is parked now */
@@ -292,8 +318,10 @@ static void test_stack_parks_then_refuses(void **state)
     assert_int_equal(status_of(a), 503);
     assert_true(mono_ms() - t0 >= REFUSE_MS);
     assert_string_equal(seen, "ba");
-    flooding = 0;
-    usleep(10000);
+    flooding = 0;   /* over once ops.flood has said so for a second */
+    send_get(b, 'y');
+    assert_int_equal(status_of(b), 200);
+    usleep(1200000);
     send_get(a, 'c');   /* the same connection, served */
     assert_int_equal(status_of(a), 200);
     close(a);
@@ -307,11 +335,12 @@ static void test_stack_close_while_parked(void **state)
     (void)state;
     int port;
     struct net *n = stack_start(&port);
-    flooding = no_room = 1;
     int fd[3];
     for (int i = 0; i < 3; i++)
         fd[i] = dial_one(port);
-    usleep(10000);
+    flood_now(fd[0]);
+    no_room = 1;
+    seen_n = 0;
     for (int i = 0; i < 3; i++)
         send_get(fd[i], (char)('a' + i));
     usleep(20000);
