@@ -4,6 +4,10 @@
  * E6), but under a flood the CPUs run out first: every request must still be
  * read, parsed and answered, and what is admitted competes with that. Then
  * requests wait in socket buffers, unseen by any queue, and everyone is late.
+ * In a flood proper, net.c's ready stack (net.h) reads the newest requests
+ * first and leaves the oldest unread; it asks loadshed_flood whether this is
+ * one and loadshed_full whether to read more. The limit below is what else
+ * holds: commands refused by the engine's bounds while the CPUs are busy.
  *
  * So, as BBR does for a network path: the limiter remembers the most commands
  * completed in one 100 ms window over the last ten seconds (the throughput

@@ -46,7 +46,9 @@ def test_serve_refuses_bad_configuration(tmp_path):
     for pair, key in (("topup_min=abc", "topup_min"), ("max_body=1", "max_body"), ("no_such_key=1", "no_such_key"),
                       ("grace_days=-1", "grace_days"),
                       ("shed_cpu_percent=0", "shed_cpu_percent"), ("shed_target_ms=-1", "shed_target_ms"),
-                      ("cache_mb=1", "cache_mb"), ("log_max_mb=0", "log_max_mb")):
+                      ("cache_mb=1", "cache_mb"), ("log_max_mb=0", "log_max_mb"),
+                      ("shed_park_ms=-1", "shed_park_ms"), ("shed_flood_ms=0", "shed_flood_ms"),
+                      ("shed_refuse_ms=0", "shed_refuse_ms")):
         cp = _run("serve", "--listen", "127.0.0.1:%d" % free_port(), "--db", db, "--set", pair, cwd=tmp_path,
                   timeout=10)
         assert cp.returncode != 0, pair
