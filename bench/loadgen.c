@@ -28,7 +28,7 @@
  * One JSON line on stdout.
  *
  * Caps: request 2 KiB, response headers 16 KiB, response body 1 MiB (the
- * connection is dropped beyond), 1..4096 connections, import 4M rows, import
+ * connection is dropped beyond), 1..16384 connections, import 4M rows, import
  * answer 64 MiB. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -54,7 +54,7 @@
 #define REQ_CAP 2048
 #define HDR_CAP 16384
 #define BODY_CAP (1 << 20)
-#define MAX_CONNS 4096
+#define MAX_CONNS 16384
 #define IMPORT_MAX_ROWS 4000000
 #define IMPORT_ANSWER_CAP (64 << 20)
 #define IMPORT_RETRIES 60          /* 503s an import waits out, a second apart */
