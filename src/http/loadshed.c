@@ -26,7 +26,7 @@ struct loadshed {
     double cpu_limit, cpu_busy;
     int64_t target_us;
     int64_t p99_us;       /* 0: the product is the limit, whatever the latency */
-    int64_t flood_ms;
+    int64_t flood_ms, flood_min;
     double gain;          /* the share of the product admitted, GAIN_MIN..1 */
     int64_t inflight;
     int64_t refused_at;   /* ms; 0: never */
@@ -38,7 +38,7 @@ struct loadshed {
     struct window w[WINDOWS];
 };
 
-struct loadshed *loadshed_new(double cpu_limit, int64_t target_ms, int64_t p99_ms, int64_t flood_ms)
+struct loadshed *loadshed_new(double cpu_limit, int64_t target_ms, int64_t p99_ms, int64_t flood_ms, int64_t flood_min)
 {
     struct loadshed *ls = calloc(1, sizeof *ls);
     if (!ls)
@@ -48,6 +48,7 @@ struct loadshed *loadshed_new(double cpu_limit, int64_t target_ms, int64_t p99_m
     ls->target_us = target_ms * 1000;
     ls->p99_us = p99_ms * 1000;
     ls->flood_ms = flood_ms;
+    ls->flood_min = flood_min;
     ls->gain = 1;
     ls->product_at = -1;
     for (int i = 0; i < WINDOWS; i++)
@@ -170,6 +171,8 @@ int loadshed_flood(struct loadshed *ls, int64_t now_ms, int64_t waiting, int was
     pthread_mutex_lock(&ls->mu);
     product(ls, now_ms);
     double worth = (double)ls->max_done * (double)ls->flood_ms / WINDOW_MS;
+    if (worth < (double)ls->flood_min)
+        worth = (double)ls->flood_min;
     /* a throughput shown over less than a second may be the demand's, not the machine's */
     int flood = ls->known >= RTT_WINDOWS && (double)(ls->inflight + waiting) > (was ? FLOOD_EXIT * worth : worth);
     pthread_mutex_unlock(&ls->mu);

@@ -52,7 +52,7 @@ struct loadshed;
  * 10): 6.3-8.5k/s, 34-94 ms: the wait is mostly outside the command. With
  * the CPUs too: 2.6-2.7k/s, p99 8.2-9.2 ms (the peak's: 13-16 ms); at
  * cpu_limit 95-97%: 3.9-4.1k/s, 15-37 ms. */
-struct loadshed *loadshed_new(double cpu_limit, int64_t target_ms, int64_t p99_ms, int64_t flood_ms);
+struct loadshed *loadshed_new(double cpu_limit, int64_t target_ms, int64_t p99_ms, int64_t flood_ms, int64_t flood_min);
 void loadshed_free(struct loadshed *ls);
 
 /* 1: admitted (counted in flight until loadshed_done); 0: refuse it. */
@@ -62,7 +62,9 @@ void loadshed_done(struct loadshed *ls, int64_t now_ms, int64_t took_us);
 /* 1 when the commands in flight and `waiting` requests not read yet are
  * more than the machine completes in flood_ms at its best (the throughput
  * above, once shown in at least ten windows: over less, it may be the
- * demand's): a flood, which net.c meets with its ready stack (net.h). was:
+ * demand's), and more than flood_min (a light load's best is its demand's,
+ * not the machine's: eight commands behind a long import were "50 ms' worth";
+ * below flood_min the engine's queue bounds, E6, are what sheds): a flood, which net.c meets with its ready stack (net.h). was:
  * it was one at the last asking; it then lasts until they are fewer than
  * half that, so that it does not flap. A client pool that merely keeps the
  * machine busy (a benchmark's closed loop of 1,024 connections at 45k/s:

@@ -725,7 +725,7 @@ int server_open(struct server **out, const struct server_opts *o)
     s->per_token = ratelimit_new((double)s->cf.token_rate, 2.0 * (double)s->cf.token_rate, 65536);
     s->per_address = ratelimit_new((double)s->cf.address_rate, 2.0 * (double)s->cf.address_rate, 65536);
     s->shed = loadshed_new((double)s->cf.shed_cpu_percent / 100.0, s->cf.shed_target_ms, s->cf.shed_p99_ms,
-                           s->cf.shed_flood_ms);
+                           s->cf.shed_flood_ms, s->cf.shed_flood_min);
     if (!s->auth_fail || !s->per_token || !s->per_address || !s->shed || render_errors(s))
         return 1;
 

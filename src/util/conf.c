@@ -42,6 +42,7 @@ static const struct key {
     I(shed_p99_ms, 0, 10000),
     I(shed_park_ms, 0, 10000),
     I(shed_flood_ms, 1, 60000),
+    I(shed_flood_min, 1, 1000000),
     I(shed_refuse_ms, 1, 60000),
     I(auth_fail_per_minute, 1, 1000000),
     I(token_rate, 1, 100000000),
@@ -81,6 +82,7 @@ void conf_defaults(struct conf *c)
     c->shed_p99_ms = 10;
     c->shed_park_ms = 2;          /* net.h: the ready stack; README: why */
     c->shed_flood_ms = 50;
+    c->shed_flood_min = 256;
     c->shed_refuse_ms = 1000;
     c->auth_fail_per_minute = 30;
     c->token_rate = 100000;

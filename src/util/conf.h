@@ -44,6 +44,7 @@ struct conf {
     int64_t shed_p99_ms;         /* ... cut while more than 1% of admitted commands take longer; 0: never */
     int64_t shed_park_ms;        /* in a flood, a request not read this long waits unread (net.h); 0: no stack */
     int64_t shed_flood_ms;       /* a flood: more requests waiting than are answered in this long */
+    int64_t shed_flood_min;      /* ... and more than this many */
     int64_t shed_refuse_ms;      /* a request not read this long is read and refused */
     int64_t auth_fail_per_minute;   /* failed authentications per client address */
     int64_t token_rate;          /* requests per second per token (burst: 2 s worth) */

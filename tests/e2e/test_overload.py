@@ -117,7 +117,8 @@ def test_flood_parks_old_requests_then_refuses_them(server_factory):
     import http.client
     import json
 
-    srv = server_factory("--set", "shed_flood_ms=1", "--set", "shed_park_ms=1", "--set", "shed_refuse_ms=300",
+    srv = server_factory("--set", "shed_flood_ms=1", "--set", "shed_flood_min=4", "--set", "shed_park_ms=1",
+                         "--set", "shed_refuse_ms=300",
                          "--set", "auth_fail_per_minute=1000000")
     sims = [srv.new_sim() for _ in range(8)]
     # more than a second of history: the throughput a flood is judged against
@@ -135,7 +136,10 @@ def test_flood_parks_old_requests_then_refuses_them(server_factory):
         conn.connect()
         sock = conn.sock
         start.wait()
-        for j in range(12):
+        until = time.monotonic() + 2.5   # long enough for a flood to begin (100 ms on end) and be met
+        j = 0
+        while time.monotonic() < until:
+            j += 1
             iccid = sims[(n + j) % len(sims)]
             t0 = time.monotonic()
             conn.request("POST", "/v1/sims/%s/topups" % iccid, body=body,

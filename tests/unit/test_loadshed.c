@@ -16,7 +16,7 @@ static void run(struct loadshed *ls, int64_t t, int n, int64_t took_ms)
 static void test_idle_machine_admits_everything(void **state)
 {
     (void)state;
-    struct loadshed *ls = loadshed_new(0.9, 0, 0, 50);
+    struct loadshed *ls = loadshed_new(0.9, 0, 0, 50, 1);
     loadshed_sample(ls, 1000, 0.5);
     loadshed_refused(ls, 1000);   /* refusals alone do not make it apply */
     for (int i = 0; i < 10000; i++)
@@ -32,7 +32,7 @@ static void test_busy_cpus_without_refusals_admit_everything(void **state)
 {
     (void)state;
     /* A closed-loop benchmark at its peak: CPUs busy, but nobody refused. */
-    struct loadshed *ls = loadshed_new(0.9, 0, 0, 50);
+    struct loadshed *ls = loadshed_new(0.9, 0, 0, 50, 1);
     run(ls, 1000, 50, 2);
     loadshed_sample(ls, 1100, 0.99);
     for (int i = 0; i < 5000; i++)
@@ -43,7 +43,7 @@ static void test_busy_cpus_without_refusals_admit_everything(void **state)
 static void test_limit_is_throughput_times_latency(void **state)
 {
     (void)state;
-    struct loadshed *ls = loadshed_new(0.9, 0, 0, 50);
+    struct loadshed *ls = loadshed_new(0.9, 0, 0, 50, 1);
     /* 100 ms windows: 500 done in [1000, 1100) at best 2 ms each, 200 in the next. */
     run(ls, 1000, 500, 2);
     run(ls, 1100, 200, 4);
@@ -69,7 +69,7 @@ static void test_limit_is_throughput_times_latency(void **state)
 static void test_target_latency_is_a_floor(void **state)
 {
     (void)state;
-    struct loadshed *ls = loadshed_new(0.9, 10, 0, 50);   /* 10 ms */
+    struct loadshed *ls = loadshed_new(0.9, 10, 0, 50, 1);   /* 10 ms */
     run(ls, 1000, 500, 1);
     loadshed_sample(ls, 1100, 0.95);
     loadshed_refused(ls, 1150);
@@ -85,7 +85,7 @@ static void test_target_latency_is_a_floor(void **state)
 static void test_flood_and_full(void **state)
 {
     (void)state;
-    struct loadshed *ls = loadshed_new(0.9, 3, 10, 50);
+    struct loadshed *ls = loadshed_new(0.9, 3, 10, 50, 1);
     assert_false(loadshed_flood(ls, 1000, 100000, 0));   /* nothing known: never */
     assert_false(loadshed_full(ls, 1000));
     run(ls, 1000, 400, 1);   /* 400 per 100 ms: 200 in 50 ms; x 3 ms = 12 in flight */
@@ -109,12 +109,22 @@ static void test_flood_and_full(void **state)
     assert_true(loadshed_flood(ls, 11099, 190, 0));
     assert_false(loadshed_flood(ls, 12300, 100000, 1));
     loadshed_free(ls);
+
+    /* a light load's best is its demand's: below flood_min, no flood */
+    ls = loadshed_new(0.9, 3, 10, 50, 256);
+    for (int t = 1000; t < 2100; t += 100)
+        run(ls, t, 5, 1);
+    assert_false(loadshed_flood(ls, 2150, 256, 0));   /* 2.5 worth, but not more than 256 */
+    assert_true(loadshed_flood(ls, 2150, 257, 0));
+    assert_true(loadshed_flood(ls, 2150, 129, 1));
+    assert_false(loadshed_flood(ls, 2150, 128, 1));
+    loadshed_free(ls);
 }
 
 static void test_limit_lapses_a_second_after_the_last_refusal(void **state)
 {
     (void)state;
-    struct loadshed *ls = loadshed_new(0.9, 0, 0, 50);
+    struct loadshed *ls = loadshed_new(0.9, 0, 0, 50, 1);
     run(ls, 1000, 100, 1);                    /* 100 per 100 ms x 1 ms: 1 in flight */
     run(ls, 1100, 100, 1);
     for (int64_t t = 1200; t <= 3000; t += 100)
@@ -135,7 +145,7 @@ static void test_limit_holds_through_a_moment_of_idle_cpus(void **state)
     /* A flood: busy CPUs and refusals. Then the writer waits 300 ms for the
      * disk, and the CPUs idle: the flood has not gone, and what is admitted
      * now only waits with the rest. */
-    struct loadshed *ls = loadshed_new(0.9, 0, 0, 50);
+    struct loadshed *ls = loadshed_new(0.9, 0, 0, 50, 1);
     run(ls, 1000, 100, 1);                    /* 1 in flight */
     run(ls, 1100, 100, 1);
     loadshed_sample(ls, 1200, 0.99);
@@ -164,7 +174,7 @@ static void busy_then_calm(struct loadshed *ls, int64_t t)
 static void test_slow_commands_cut_the_limit_fast_ones_restore_it(void **state)
 {
     (void)state;
-    struct loadshed *ls = loadshed_new(0.9, 0, 10, 50);   /* p99 aim: 10 ms */
+    struct loadshed *ls = loadshed_new(0.9, 0, 10, 50, 1);   /* p99 aim: 10 ms */
     run(ls, 1000, 500, 2);                 /* 500 per 100 ms x 2 ms = 10 in flight */
     run(ls, 1100, 500, 2);
     busy_then_calm(ls, 1150);
@@ -219,7 +229,7 @@ static void test_busy_cpus_cut_the_limit(void **state)
     (void)state;
     /* Fast commands, but the flood keeps the CPUs above cpu_limit: admitted
      * requests would wait for a CPU outside any queue of ours. */
-    struct loadshed *ls = loadshed_new(0.9, 0, 10, 50);
+    struct loadshed *ls = loadshed_new(0.9, 0, 10, 50, 1);
     run(ls, 1000, 500, 2);
     run(ls, 1100, 500, 2);                 /* [1000, 1100) judged at 1100: CPUs not sampled yet */
     loadshed_sample(ls, 1150, 0.97);
@@ -244,7 +254,7 @@ static void test_busy_cpus_cut_the_limit(void **state)
 static void test_no_aim_no_gain(void **state)
 {
     (void)state;
-    struct loadshed *ls = loadshed_new(0.9, 0, 0, 50);
+    struct loadshed *ls = loadshed_new(0.9, 0, 0, 50, 1);
     run(ls, 1000, 500, 2);
     run(ls, 1100, 500, 50);                /* all slow: nobody is counting */
     loadshed_done(ls, 1200, 2000);
@@ -260,7 +270,7 @@ static void test_no_aim_no_gain(void **state)
 static void test_throughput_is_remembered_ten_seconds(void **state)
 {
     (void)state;
-    struct loadshed *ls = loadshed_new(0.9, 0, 0, 50);
+    struct loadshed *ls = loadshed_new(0.9, 0, 0, 50, 1);
     run(ls, 1000, 1000, 1);            /* 1000 per 100 ms, once */
     for (int64_t t = 1100; t < 9000; t += 100)
         run(ls, t, 10, 1);             /* then little, at 1 ms */
