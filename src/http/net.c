@@ -126,7 +126,7 @@ struct net {
     struct worker *w;
     atomic_int conns;
     atomic_int flood;               /* a flood (flood_check) */
-    int64_t flood_from;             /* ... since then (written by the worker that began it) */
+    _Atomic int64_t flood_from;     /* ... since then */
     atomic_uint rr;
     int tls;
     gnutls_certificate_credentials_t cred;
@@ -832,12 +832,14 @@ static void unstack_run(struct net_conn *c, int overdue)
     c->overdue = 0;
 }
 
-/* Whether this is a flood, asked at most once a millisecond (the requests
- * waiting on all the stacks are counted then). A flood begins once ops.flood
- * has said so for FLOOD_BEGIN_MS on end, so that a client pool opening (a
- * closed loop starting, its throughput not shown yet) is not one; it ends
- * once ops.flood has said otherwise for FLOOD_END_MS, so that the dip as
- * the commands read before it complete does not end it. */
+/* Whether this is a flood, asked at most once a millisecond, counting what
+ * waits: on every worker's stack, and what each read at once in its last
+ * batch of events (a batch holds what piled up while the one before ran).
+ * A flood begins once ops.flood has said so for FLOOD_BEGIN_MS on end, so
+ * that a client pool opening (a closed loop starting, its throughput not
+ * shown yet) is not one; it ends once ops.flood has said otherwise for
+ * FLOOD_END_MS, so that the dip as the commands read before it complete
+ * does not end it. */
 static void flood_check(struct worker *w)
 {
     struct net *n = w->n;
@@ -857,10 +859,10 @@ static void flood_check(struct worker *w)
              atomic_compare_exchange_strong(&n->flood, &on, !on)) {
         w->differs_at = 0;
         if (!on) {
-            n->flood_from = w->batch_ms;
+            atomic_store_explicit(&n->flood_from, w->batch_ms, memory_order_relaxed);
             log_warn("http: a flood (%d requests waiting): the newest are read first, the oldest parked", waiting);
         } else {
-            log_info("http: the flood is over after %lld ms", (long long)(w->batch_ms - n->flood_from));
+            log_info("http: the flood is over after %lld ms", (long long)(w->batch_ms - atomic_load_explicit(&n->flood_from, memory_order_relaxed)));
         }
     }
     w->flood = atomic_load(&n->flood);
