@@ -238,7 +238,7 @@ static struct net *stack_start(int *port)
 
 /* No flood: every request is read at once, room or not; a moment's excess
  * is not a flood. */
-static void test_stack_in_order_without_flood(void **state)
+static void test_stack_unused_without_flood(void **state)
 {
     (void)state;
     int port;
@@ -356,7 +356,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_connections_dealt_round_robin),
                                        cmocka_unit_test(test_stop_while_connecting),
-                                       cmocka_unit_test(test_stack_in_order_without_flood),
+                                       cmocka_unit_test(test_stack_unused_without_flood),
                                        cmocka_unit_test(test_stack_newest_first_in_flood),
                                        cmocka_unit_test(test_stack_parks_then_refuses),
                                        cmocka_unit_test(test_stack_close_while_parked)};
