@@ -215,13 +215,17 @@ static int status_of(int fd)
 }
 
 /* A flood begins once ops.flood has said so for 100 ms (net.c), asked
- * whenever a worker wakes: a request wakes it, then it asks every ms. */
+ * whenever a worker wakes: a request wakes it, then it asks every ms. Then
+ * the server has no room, and the probe is forgotten. */
 static void flood_now(int fd)
 {
     flooding = 1;
     send_get(fd, 'x');
     assert_int_equal(status_of(fd), 200);
     usleep(200000);
+    no_room = 1;
+    seen_n = 0;
+    memset(seen, 0, sizeof seen);
 }
 
 #define PARK_MS 100
@@ -276,9 +280,6 @@ static void test_stack_newest_first_in_flood(void **state)
     for (int i = 0; i < 4; i++)
         fd[i] = dial_one(port);
     flood_now(fd[0]);
-    no_room = 1;
-    seen_n = 0;
-    memset(seen, 0, sizeof seen);
     for (int i = 0; i < 4; i++) {
         send_get(fd[i], (char)('a' + i));
         usleep(5000);   /* each its own batch of events: an order to keep */
@@ -304,9 +305,6 @@ static void test_stack_parks_then_refuses(void **state)
     struct net *n = stack_start(&port);
     int a = dial_one(port), b = dial_one(port);
     flood_now(a);
-    no_room = 1;
-    seen_n = 0;
-    memset(seen, 0, sizeof seen);
     int64_t t0 = mono_ms();
     send_get(a, 'a');
     usleep((PARK_MS + 50) * 1000);   /* a is parked now */
@@ -339,8 +337,6 @@ static void test_stack_close_while_parked(void **state)
     for (int i = 0; i < 3; i++)
         fd[i] = dial_one(port);
     flood_now(fd[0]);
-    no_room = 1;
-    seen_n = 0;
     for (int i = 0; i < 3; i++)
         send_get(fd[i], (char)('a' + i));
     usleep(20000);
