@@ -40,6 +40,10 @@
  *      from per-thread free lists of a few size classes (smalloc.c), bounded
  *      per thread and given back when the thread exits; larger ones, and
  *      every one under AddressSanitizer, from malloc.
+ *  S10. What topupd reads into the kernel's page cache itself (store_prefetch)
+ *      goes in single pages, not large folios: SQLite writes the file a
+ *      page at a time at random, and a 2 KiB write into a large folio costs
+ *      the kernel work in proportion to the folio (sqlite.c: the figures).
  *
  * A connection is not thread-safe: one thread uses it at a time.
  */
@@ -136,8 +140,11 @@ int64_t store_checkpointed(struct store *st);
 /* Has the database file read into the kernel's page cache, by a process of
  * its own: a restarted server on a large database then serves from memory
  * within seconds instead of paging it in one random read at a time. Returns
- * at once; best effort. */
+ * at once; best effort (S10). */
 void store_prefetch(const char *path);
+/* What that process does: asks the kernel to read all of fd's file, in
+ * single pages (S10), without waiting for the reads. 0, or -1 with errno. */
+int store_prefetch_fd(int fd);
 
 /* Sets the connection's page cache to mib MiB (it is 64 MiB on writers, 16 on readers). */
 int store_cache_size(struct store *st, int64_t mib);
