@@ -379,10 +379,11 @@ int store_log_sync(struct store *st)
  * with read(2), the kernel's readahead puts the file in large folios (up to
  * 2 MiB here: Linux 6.18, ext4), and each checkpoint then writes 2 KiB pages
  * into them at random, which cost 44 us of CPU per write on this machine
- * against 1.9 us into single pages (bench/folios, 2.8 GB file). readahead(2)
+ * against 1.8 us into single pages (bench/folios, 2.8 GB file). readahead(2)
  * fills the cache with single pages and marks none for more readahead. The
- * kernel caps one call at the device's readahead window, so the file goes in
- * chunks no larger than any window. */
+ * kernel caps one call at the device's readahead window (which is why one
+ * posix_fadvise(WILLNEED) of the whole file read next to nothing), so the
+ * file goes in chunks no larger than any window. */
 #define PREFETCH_CHUNK (128 << 10)
 
 int store_prefetch_fd(int fd)
