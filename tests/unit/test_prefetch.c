@@ -24,7 +24,27 @@
 
 static char path[64];
 
-/* A file of SIZE bytes on a disk, out of the page cache; -1 if it cannot be. */
+static long resident(int fd)
+{
+    void *p = mmap(NULL, SIZE, PROT_READ, MAP_SHARED, fd, 0);
+    assert_true(p != MAP_FAILED);
+    static unsigned char vec[PAGES];
+    assert_int_equal(mincore(p, SIZE, vec), 0);
+    munmap(p, SIZE);
+    long n = 0;
+    for (long i = 0; i < PAGES; i++)
+        n += vec[i] & 1;
+    return n;
+}
+
+static void finish(int fd)
+{
+    close(fd);
+    unlink(path);
+}
+
+/* A file of SIZE bytes on a disk, out of the page cache; the test skips if
+ * the kernel keeps it in memory whatever we ask (tmpfs). */
 static int cold_file(void)
 {
     snprintf(path, sizeof path, "/var/tmp/topup-prefetch-XXXXXX");   /* a disk, more often than /tmp */
@@ -42,20 +62,11 @@ static int cold_file(void)
     }
     assert_int_equal(fdatasync(fd), 0);
     assert_int_equal(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
+    if (resident(fd) > PAGES / 2) {
+        finish(fd);
+        skip();
+    }
     return fd;
-}
-
-static long resident(int fd)
-{
-    void *p = mmap(NULL, SIZE, PROT_READ, MAP_SHARED, fd, 0);
-    assert_true(p != MAP_FAILED);
-    static unsigned char vec[PAGES];
-    assert_int_equal(mincore(p, SIZE, vec), 0);
-    munmap(p, SIZE);
-    long n = 0;
-    for (long i = 0; i < PAGES; i++)
-        n += vec[i] & 1;
-    return n;
 }
 
 /* Waits up to 10 s for every page of the file to be in the page cache. */
@@ -67,20 +78,10 @@ static long wait_resident(int fd)
     return n;
 }
 
-static void finish(int fd)
-{
-    close(fd);
-    unlink(path);
-}
-
 static void test_reads_the_whole_file(void **state)
 {
     (void)state;
     int fd = cold_file();
-    if (resident(fd) > PAGES / 2) {
-        finish(fd);
-        skip();   /* the kernel keeps this file in memory whatever we ask */
-    }
     assert_int_equal(store_prefetch_fd(fd), 0);
     assert_int_equal(wait_resident(fd), PAGES);
     finish(fd);
@@ -90,10 +91,6 @@ static void test_prefetch_by_path(void **state)
 {
     (void)state;
     int fd = cold_file();
-    if (resident(fd) > PAGES / 2) {
-        finish(fd);
-        skip();
-    }
     store_prefetch(path);   /* a process of its own; returns at once */
     assert_int_equal(wait_resident(fd), PAGES);
     store_prefetch("/nonexistent/topup.db");   /* best effort: nothing to read, nothing fails */
@@ -139,10 +136,6 @@ static void test_single_pages(void **state)
 {
     (void)state;
     int fd = cold_file();
-    if (resident(fd) > PAGES / 2) {
-        finish(fd);
-        skip();
-    }
     static char big[1 << 20];
     for (off_t off = 0; off < SIZE; off += sizeof big)
         assert_true(pread(fd, big, sizeof big, off) >= 0);
