@@ -146,7 +146,8 @@ void store_prefetch(const char *path);
  * single pages (S10), without waiting for the reads. 0, or -1 with errno. */
 int store_prefetch_fd(int fd);
 
-/* Sets the connection's page cache to mib MiB (it is 64 MiB on writers, 16 on readers). */
+/* Sets the connection's page cache to mib MiB (a connection opens with 64 MiB
+ * on writers, 16 on readers; the engine's writer then takes cache_mb). */
 int store_cache_size(struct store *st, int64_t mib);
 
 /* Run a whole script (migrations, tests). Not for statements with parameters. */

@@ -72,7 +72,7 @@ void conf_defaults(struct conf *c)
     c->max_connections = 4096;
     c->batch_max = 1000;
     c->commit_delay_us = 1000;    /* engine.c: why */
-    c->cache_mb = 64;             /* README: why not more */
+    c->cache_mb = 256;            /* README: why this much */
     c->log_max_mb = 512;          /* engine.c: why */
     c->writer_nice = -5;          /* engine.c: why */
     c->queue_max = 20000;
