@@ -7,8 +7,8 @@
  * number as its largest key. At the end of the transaction SQLite asks it to
  * drop every page past the end of the database. Because that largest key is
  * far past the end, the default cache walks its whole hash table, about one
- * bucket per cached page, so 16k buckets for the writer's 64 MiB of then. This was
- * 14% of the writer's time at 9k top-ups/s on a database under 1 GiB (perf
+ * bucket per cached page, so 16k buckets for the writer's cache (64 MiB
+ * then). This was 14% of the writer's time at 9k top-ups/s on a database under 1 GiB (perf
  * with call graphs, against Debian's libsqlite3.a).
  *
  * This shim forwards every call to the default cache. It also keeps, per
