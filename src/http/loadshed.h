@@ -64,9 +64,10 @@ void loadshed_done(struct loadshed *ls, int64_t now_ms, int64_t took_us);
  * above, once shown in at least ten windows: over less, it may be the
  * demand's), and more than flood_min (a light load's best is its demand's,
  * not the machine's: eight commands behind a long import were "50 ms' worth";
- * below flood_min the engine's queue bounds, E6, are what sheds): a flood, which net.c meets with its ready stack (net.h). was:
- * it was one at the last asking; it then lasts until they are fewer than
- * half that, so that it does not flap. A client pool that merely keeps the
+ * below flood_min the engine's queue bounds, E6, are what sheds): a flood,
+ * which net.c meets with its ready stack (net.h). was: it was one at the
+ * last asking; it then lasts until they are fewer than half that, so that
+ * it does not flap. A client pool that merely keeps the
  * machine busy (a benchmark's closed loop of 1,024 connections at 45k/s:
  * 23 ms' worth) is not one. */
 int loadshed_flood(struct loadshed *ls, int64_t now_ms, int64_t waiting, int was);

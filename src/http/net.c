@@ -862,7 +862,8 @@ static void flood_check(struct worker *w)
             atomic_store_explicit(&n->flood_from, w->batch_ms, memory_order_relaxed);
             log_warn("http: a flood (%d requests waiting): the newest are read first, the oldest parked", waiting);
         } else {
-            log_info("http: the flood is over after %lld ms", (long long)(w->batch_ms - atomic_load_explicit(&n->flood_from, memory_order_relaxed)));
+            int64_t from = atomic_load_explicit(&n->flood_from, memory_order_relaxed);
+            log_info("http: the flood is over after %lld ms", (long long)(w->batch_ms - from));
         }
     }
     w->flood = atomic_load(&n->flood);
