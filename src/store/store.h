@@ -44,6 +44,8 @@
  *      goes in single pages, not large folios: SQLite writes the file a
  *      page at a time at random, and a 2 KiB write into a large folio costs
  *      the kernel work in proportion to the folio (sqlite.c: the figures).
+ *      So does what SQLite reads, even a scan: the database file is opened
+ *      with readahead off. A migration reads the file in bulk first.
  *
  * A connection is not thread-safe: one thread uses it at a time.
  */

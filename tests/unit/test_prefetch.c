@@ -1,5 +1,6 @@
 /* store_prefetch (store.h S10): the whole database file comes into the page
- * cache, and in single pages, not large folios. A file the kernel cannot drop
+ * cache, and in single pages, not large folios; and so does what SQLite
+ * itself reads, even in order. A file the kernel cannot drop
  * from its cache (tmpfs) cannot show either; those tests then skip. The folio
  * sizes are read from /proc/kpageflags, which needs root; without it, skip. */
 #include <setjmp.h>
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -99,14 +101,14 @@ static void test_prefetch_by_path(void **state)
 
 /* How many of the file's pages sit in large folios, by the page flags of
  * the frames behind a read-only mapping of it; -1 if they cannot be read. */
-static long in_large_folios(int fd)
+static long in_large_folios_of(int fd, off_t size)
 {
     int pm = open("/proc/self/pagemap", O_RDONLY), kf = open("/proc/kpageflags", O_RDONLY);
-    char *p = mmap(NULL, SIZE, PROT_READ, MAP_SHARED, fd, 0);
+    char *p = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
     assert_true(p != MAP_FAILED);
     long large = 0;
     volatile char sink = 0;
-    for (long i = 0; i < PAGES && large >= 0; i++) {
+    for (long i = 0; i < (size + PAGE - 1) / PAGE && large >= 0; i++) {
         sink += p[i * PAGE];   /* map it: the frame is then in pagemap */
         uint64_t entry = 0, flags = 0;
         if (pm < 0 || kf < 0 || pread(pm, &entry, 8, (off_t)((uintptr_t)p / PAGE + (uintptr_t)i) * 8) != 8) {
@@ -121,13 +123,15 @@ static long in_large_folios(int fd)
         large += (flags >> 15 & 1) || (flags >> 16 & 1);   /* KPF_COMPOUND_HEAD, KPF_COMPOUND_TAIL */
     }
     (void)sink;
-    munmap(p, SIZE);
+    munmap(p, size);
     if (pm >= 0)
         close(pm);
     if (kf >= 0)
         close(kf);
     return large;
 }
+
+static long in_large_folios(int fd) { return in_large_folios_of(fd, SIZE); }
 
 /* The control: read(2) in big pieces, which on kernels with large folios
  * for this file system puts most of the file in them; then the prefetch,
@@ -153,6 +157,49 @@ static void test_single_pages(void **state)
     finish(fd);
 }
 
+STORE_SQL(SQL_SCAN, "SELECT sum(length(b)) FROM t");
+
+/* A scan through SQLite (a migration building an index, the ledger check)
+ * reads the file in order, a page at a time; without readahead turned off
+ * on SQLite's descriptors it leaves the file in large folios, as read(2)
+ * does above (sqlite.c: open_at_random). */
+static void test_sqlite_scan_single_pages(void **state)
+{
+    (void)state;
+    char db[64];
+    snprintf(db, sizeof db, "/var/tmp/topup-scan-XXXXXX");
+    int fd = mkstemp(db);
+    assert_true(fd >= 0);
+    close(fd);
+    struct store *st;
+    assert_int_equal(store_open(&st, db, STORE_WRITER), 0);
+    assert_int_equal(store_script(st, "CREATE TABLE t(b BLOB);"
+                                      "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 40000)"
+                                      " INSERT INTO t SELECT randomblob(600) FROM n;"
+                                      "PRAGMA wal_checkpoint(TRUNCATE);"),
+                     0);
+    store_close(st);
+    fd = open(db, O_RDONLY);
+    struct stat sb;
+    assert_int_equal(fstat(fd, &sb), 0);
+    assert_int_equal(fdatasync(fd), 0);
+    assert_int_equal(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
+
+    struct store_q *q;
+    assert_int_equal(store_open(&st, db, STORE_READER), 0);
+    assert_int_equal(store_one(st, &q, &SQL_SCAN, ""), 0);
+    assert_int_equal(store_i64(q, 0), 40000 * 600);
+    assert_int_equal(store_end(q), 0);
+    store_close(st);
+
+    long large = in_large_folios_of(fd, sb.st_size);
+    close(fd);
+    unlink(db);
+    if (large < 0)
+        skip();   /* not root */
+    assert_int_equal(large, 0);
+}
+
 static void test_bad_descriptor(void **state)
 {
     (void)state;
@@ -167,6 +214,7 @@ int main(void)
         cmocka_unit_test(test_reads_the_whole_file),
         cmocka_unit_test(test_prefetch_by_path),
         cmocka_unit_test(test_single_pages),
+        cmocka_unit_test(test_sqlite_scan_single_pages),
         cmocka_unit_test(test_bad_descriptor),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
