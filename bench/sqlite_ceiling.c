@@ -236,7 +236,8 @@ int main(int argc, char **argv)
         "WHERE id = ? AND check_at IS ?");
     sqlite3_stmt *w_sim_check = prep(
         "UPDATE sims SET state = ?, active_until = ?, day_start = ?, day_total = ?, updated_at = ?, check_at = ?, "
-        "last_txn = COALESCE(?, last_txn), w_credits_posted = w_credits_posted + ?, room = NULL WHERE id = ?");
+        "check_seq = ?, last_txn = COALESCE(?, last_txn), w_credits_posted = w_credits_posted + ?, room = NULL "
+        "WHERE id = ?");
     sqlite3_stmt *w_idem = prep(
         "INSERT INTO idempotency(scope, key, request_hash, status, body, sign_off, sign_len, created_at, topup_id) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
@@ -326,9 +327,10 @@ int main(int argc, char **argv)
             if (check_moves) {
                 s->check_at = s->active_until;
                 sqlite3_bind_int64(w, 6, s->check_at);
-                sqlite3_bind_int64(w, 7, link);
-                sqlite3_bind_int64(w, 8, amount);   /* ledger L7: the wallet's credit, with its SIM's row */
-                sqlite3_bind_int64(w, 9, sid);
+                sqlite3_bind_int64(w, 7, tid);      /* check_seq: the record's id (migration 011) */
+                sqlite3_bind_int64(w, 8, link);
+                sqlite3_bind_int64(w, 9, amount);   /* ledger L7: the wallet's credit, with its SIM's row */
+                sqlite3_bind_int64(w, 10, sid);
                 step(w);
             } else {
                 sqlite3_bind_int64(w, 6, link);

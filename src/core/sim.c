@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/ledger.h"
@@ -127,7 +128,9 @@ STORE_SQL(SQL_SIM_INSERT,
           "INSERT INTO sims(id, iccid, msisdn, imsi, lang, state, active_until, wallet_id, created_at, updated_at, "
           "room) VALUES (?, ?, ?, ?, ?, 'inactive', NULL, ?, ?, ?, zeroblob(24))");
 /* check_at is named in SET only when it moves: naming it there rewrites its
- * index entry even with the value unchanged. Otherwise the row must still
+ * index entry even with the value unchanged. When it moves, check_seq takes
+ * the id of the record heading the chain, so that the index keeps the entries
+ * of one second in the order they were made (migration 011). Otherwise the row must still
  * have the check_at of the caller's copy, which the WHERE checks: a copy
  * older than the row changes nothing, and is saved again once it knows the
  * stored one. (RETURNING would tell it too, but costs SQLite a temporary
@@ -139,7 +142,8 @@ STORE_SQL(SQL_SIM_SAVE,
 STORE_SQL(SQL_SIM_CHECK_OF, "SELECT COALESCE(check_at, 0) FROM sims WHERE id = ?");
 STORE_SQL(SQL_SIM_SAVE_CHECK,
           "UPDATE sims SET state = ?, active_until = ?, day_start = ?, day_total = ?, updated_at = ?, check_at = ?, "
-          "last_txn = COALESCE(?, last_txn), w_credits_posted = w_credits_posted + ?, room = NULL WHERE id = ?");
+          "check_seq = ?, last_txn = COALESCE(?, last_txn), w_credits_posted = w_credits_posted + ?, room = NULL "
+          "WHERE id = ?");
 STORE_SQL(SQL_SIM_RECHECK, "UPDATE sims SET check_at = ? WHERE id = ?");
 STORE_SQL(SQL_SIM_BALANCE, "SELECT w_credits_posted - w_debits_posted FROM sims WHERE id = ?");
 
@@ -293,8 +297,8 @@ int sim_save(struct tx *tx, struct sim *s)
     int rc;
     if (check != s->check_at) {
         s->check_at = check;
-        rc = store_exec(tx->st, &SQL_SIM_SAVE_CHECK, "sziiizzii", sim_state_name(s->state), s->active_until,
-                        s->day_start, s->day_total, tx->now, check, s->link, s->credit, s->id);
+        rc = store_exec(tx->st, &SQL_SIM_SAVE_CHECK, "sziiizzzii", sim_state_name(s->state), s->active_until,
+                        s->day_start, s->day_total, tx->now, check, llabs(s->link), s->link, s->credit, s->id);
         if (!rc && !store_changes(tx->st))
             rc = ERR_SIM_NOT_FOUND;
     } else {

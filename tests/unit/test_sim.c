@@ -8,6 +8,9 @@
 
 STORE_SQL(Q_STORED_STATE, "SELECT state = 'terminated' FROM sims WHERE id = ?");
 STORE_SQL(Q_CHECK_AT, "SELECT COALESCE(check_at, 0) FROM sims WHERE id = ?");
+STORE_SQL(Q_CHECK_QUEUE_AT, "SELECT id FROM sims INDEXED BY sims_check WHERE check_at IS NOT NULL "
+                           "ORDER BY check_at, check_seq LIMIT 1 OFFSET ?");
+STORE_SQL(Q_CHECK_SEQ, "SELECT COALESCE(check_seq, 0) FROM sims WHERE id = ?");
 STORE_SQL(Q_DUE_INDEX_ENTRIES, "SELECT COUNT(*) FROM sims INDEXED BY sims_check WHERE check_at <= ?");
 STORE_SQL(Q_BUNDLES_FORFEITED, "SELECT COUNT(*) FROM bundles WHERE sim_id = ? AND state = 'forfeited'");
 
@@ -661,6 +664,32 @@ static void test_sweep_moves_check_on(void **state)
     tu_ledger_ok(t);
 }
 
+/* SIMs activated in the same second come in the sweeper's queue in the order
+ * they were activated, not by id (migration 011): a new entry goes at the
+ * end of the index, not among the second's earlier ones. A top-up that
+ * leaves check_at where it is leaves its place in the queue too. */
+static void test_check_queue_in_activation_order(void **state)
+{
+    struct tu *t = *state;
+    struct sim s[4];
+    for (int i = 0; i < 4; i++)
+        tu_sim(t, &s[i]);
+    const int order[4] = {3, 1, 2, 0};
+    for (int i = 0; i < 4; i++)
+        topup(t, &s[order[i]], 1000);
+    int64_t first_seq = tu_scalar_i(t, &Q_CHECK_SEQ, s[0].id);
+    topup(t, &s[0], 1000);   /* extends the validity; check_at and its place stay */
+    assert_int_equal(tu_scalar_i(t, &Q_CHECK_SEQ, s[0].id), first_seq);
+    int64_t prev = 0;
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(tu_scalar_i(t, &Q_CHECK_QUEUE_AT, i), s[order[i]].id);
+        int64_t seq = tu_scalar_i(t, &Q_CHECK_SEQ, s[order[i]].id);
+        assert_true(seq > prev);
+        prev = seq;
+    }
+    tu_ledger_ok(t);
+}
+
 /* A copy of a SIM older than its row (here: suspended through another copy
  * meanwhile) is saved as it says, and with the check_at its state needs:
  * the row's, not the copy's, decides whether check_at moves. */
@@ -819,6 +848,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_settle_terminates, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_settle_empty_wallet, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_sweep, tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_check_queue_in_activation_order, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_sweep_moves_check_on, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_save_from_an_older_copy, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_sweep_limit_counts_bundles, tu_setup, tu_teardown),
