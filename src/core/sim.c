@@ -129,12 +129,13 @@ STORE_SQL(SQL_SIM_INSERT,
           "room) VALUES (?, ?, ?, ?, ?, 'inactive', NULL, ?, ?, ?, zeroblob(24))");
 /* check_at is named in SET only when it moves: naming it there rewrites its
  * index entry even with the value unchanged. When it moves, check_seq takes
- * the id of the record heading the chain, so that the index keeps the entries
- * of one second in the order they were made (migration 011). Otherwise the row must still
- * have the check_at of the caller's copy, which the WHERE checks: a copy
- * older than the row changes nothing, and is saved again once it knows the
- * stored one. (RETURNING would tell it too, but costs SQLite a temporary
- * table per statement: 4x the time of this UPDATE, measured.) */
+ * the id of the record heading the chain, so that the index keeps the
+ * entries of one second in the order they were made (migration 011).
+ * Otherwise the row must still have the check_at of the caller's copy,
+ * which the WHERE checks: a copy older than the row changes nothing, and is
+ * saved again once it knows the stored one. (RETURNING would tell it too,
+ * but costs SQLite a temporary table per statement: 4x the time of this
+ * UPDATE, measured.) */
 STORE_SQL(SQL_SIM_SAVE,
           "UPDATE sims SET state = ?, active_until = ?, day_start = ?, day_total = ?, updated_at = ?, "
           "last_txn = COALESCE(?, last_txn), w_credits_posted = w_credits_posted + ?, room = NULL "
