@@ -568,7 +568,7 @@ int store_migrate(struct store *st, int *applied)
         int v = atoi(base);
         if (v <= have)
             continue;
-        if (!*applied)   /* a migration may scan a table: the file comes in in bulk, beside it (S10) */
+        if (have && !*applied)   /* a migration may scan a table: the file comes in in bulk, beside it (S10) */
             store_prefetch(st->path);
         rc = store_begin(st);
         if (!rc)
