@@ -104,8 +104,32 @@ struct engine {
  * longer kept up); 600 did not (36.5/36.1k against 34.2/38.1k), nor the 10M
  * rate (24.8/28.6k against 26.6/25.8k). Pacing only while the log is short
  * of its restart point left the half-peak bursts unpaced: they come after
- * it. */
+ * it.
+ *
+ * Short of the restart point, the slower CHECKPOINT_PACE_CALM. At 600 MiB/s
+ * a run still copied 64 MiB of log in 45-60 ms, a CPU's worth, and traced at
+ * half of peak (21.3k top-ups/s open loop, 100k SIMs, right after a sweep and
+ * a closed-loop peak as `make bench` runs them; each request's latency
+ * against the engine's commits, syncs and checkpoint runs) the requests over
+ * 10 ms came mostly during those runs: batches fell from ten per 10 ms to one
+ * or two, at 44-80 us a command instead of 18. At 150 MiB/s, six alternating
+ * pairs on a quiet host: no request over 10 ms during a run (0-146 before),
+ * p99 2.6, 2.4, 3.4, 2.5, 2.8, 2.5 against 3.3, 3.8, 3.1, 4.5, 2.8, 6.9 ms;
+ * the closed-loop peak before them 48.2-53.7k against 45.6-57.0k. The runs of
+ * the restart chase (tend_log) and of a log on its way to its bound keep
+ * 600: 150 MiB/s up to half the bound cost the 10M rate 6% (37.3/35.8k
+ * against 39.6/38.0k: there the copy is what limits it); short of the
+ * restart point only, four pairs at 10M read 38.3, 40.0, 38.9 and 39.7k
+ * against 41.8, 37.7, 38.4 and 41.5k. */
+#define CHECKPOINT_PACE_CALM (INT64_C(150) << 20)
 #define CHECKPOINT_PACE (INT64_C(600) << 20)
+
+int64_t engine_checkpoint_pace(int64_t pages, int64_t restart, int64_t bound)
+{
+    if (pages >= bound / 2)
+        return 0;   /* the bound comes first, wherever the restart point is */
+    return pages < restart ? CHECKPOINT_PACE_CALM : CHECKPOINT_PACE;
+}
 
 /* E7. Only a little: after one big commit (an import of 1M SIMs writes 500 MB
  * of log at once) the writer would otherwise copy all of it, for seconds,
@@ -378,7 +402,7 @@ static void *checkpointer(void *arg)
 static void tend_log(struct engine *e)
 {
     int64_t pages = store_log_pages(e->st);
-    atomic_store(&e->cpace, pages < e->log_max_pages / 2 ? CHECKPOINT_PACE : 0);
+    atomic_store(&e->cpace, engine_checkpoint_pace(pages, e->restart_pages, e->log_max_pages));
     int over = pages >= e->log_max_pages;
     if (pages < e->casked)
         e->casked = 0;   /* the log started over */

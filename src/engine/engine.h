@@ -138,6 +138,10 @@ void engine_stats(struct engine *e, struct engine_stats *out);
 #define ENGINE_LOG_RESTART_BYTES (INT64_C(128) << 20)    /* engine.c: why */
 #define ENGINE_LOG_SELF_COPY_BYTES (INT64_C(4) << 20)
 int engine_writer_copies_log(int64_t pages, int64_t restart, int64_t little, int64_t ckpt_copied, int ckpt_busy);
+/* The checkpointer's pace in bytes a second after a commit that left `pages`
+ * pages of log (walbuf.c W7), 0 for none: calm short of `restart`, faster up
+ * to half the log's bound `bound`, unpaced past it (engine.c: why). */
+int64_t engine_checkpoint_pace(int64_t pages, int64_t restart, int64_t bound);
 /* Finishes the queued commands, stops the thread, closes the store. The
  * engine stays valid: later submissions get ERR_SHUTTING_DOWN (so threads
  * still serving requests may call it until they are stopped too). */

@@ -1040,6 +1040,24 @@ static void test_writer_copies_little(void **state)
     assert_int_equal(engine_writer_copies_log(300, 256, little, 250, 0), 1);   /* a bound below the restart point */
 }
 
+/* E7: the checkpointer goes calmly while the log is short, faster past its
+ * restart point, and unpaced past half its bound, wherever that is. */
+static void test_checkpoint_pace(void **state)
+{
+    (void)state;
+    const int64_t restart = ENGINE_LOG_RESTART_BYTES / STORE_PAGE_SIZE, bound = 4 * restart;
+    int64_t calm = engine_checkpoint_pace(0, restart, bound), fast = engine_checkpoint_pace(restart, restart, bound);
+    assert_true(calm > 0);
+    assert_true(fast > calm);
+    assert_int_equal(engine_checkpoint_pace(restart - 1, restart, bound), calm);
+    assert_int_equal(engine_checkpoint_pace(bound / 2 - 1, restart, bound), fast);
+    assert_int_equal(engine_checkpoint_pace(bound / 2, restart, bound), 0);
+    assert_int_equal(engine_checkpoint_pace(bound + 1000, restart, bound), 0);
+    /* log_max_mb below the restart point: the restart point is the bound */
+    assert_int_equal(engine_checkpoint_pace(200, 512, 512), calm);
+    assert_int_equal(engine_checkpoint_pace(256, 512, 512), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1064,6 +1082,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_commit_failure_halts, fx_setup, fx_teardown),
         cmocka_unit_test(test_cache_size),
         cmocka_unit_test(test_writer_copies_little),
+        cmocka_unit_test(test_checkpoint_pace),
     };
     return cmocka_run_group_tests_name("engine", tests, NULL, NULL);
 }
