@@ -106,10 +106,13 @@ pg_tps = get("pgbench", "tps")
 engine = need("engine", "topups_per_s")
 if get("engine", "ledger_ok") is False:
     problems.append("engine: the ledger check failed after the run")
-for n in ("peak", "half", "get"):
+for n in ("peak", "half-1", "half-2", "half-3", "get"):   # "half" is a copy of one of them
     check_load(n)
 peak = get("peak", "ok_per_s")
 half_p99 = get("half", "latency_us", "p99")
+# bench/run: three windows at half of peak; "half" is the median one's copy
+half_windows = [round(v / 1000.0, 2) for v in (get("half-%d" % k, "latency_us", "p99") for k in (1, 2, 3))
+                if v is not None]
 get_rate = get("get", "ok_per_s")
 
 scale = {}
@@ -162,7 +165,8 @@ figures = {
     "http_half_peak": {"rate": get("half", "rate"), "topups_per_s": get("half", "ok_per_s"),
                        "latency_ms": lat_ms("half"), "unsent": get("half", "errors", "unsent"),
                        "write_bytes_per_topup": get("half", "topupd_write_bytes_per_ok"),
-                       "status": get("half", "status")},
+                       "status": get("half", "status"),
+                       "p99_ms_of_each_window": half_windows},
     "get_sim": {"per_s": get_rate, "connections": get("get", "connections"), "latency_ms": lat_ms("get")},
     "http_rss_kib": get("rss-http", "vmhwm_kib"),
     "cpu_cores_during": {k: get(k, "cpu") for k in ["ceiling", "engine", "peak", "half", "get"] +
@@ -295,6 +299,9 @@ if sweep:
                     ", ".join("%d: %s/s" % (s["connections"], n(s["topups_per_s"])) for s in sweep)))
 w("%-62s %s   %s" % ("(3) HTTP top-ups at half peak (open loop, %s/s, %s conns)" % (
     n(get("half", "rate")), get("half", "connections")), n(get("half", "ok_per_s"), " /s"), lat("half") + busy("half")))
+if len(half_windows) > 1:
+    w("%-62s %s" % ("    p99 of each %g s window (the median one is shown)" % get("half", "seconds"),
+                    ", ".join("%s ms" % v for v in half_windows)))
 if get("half", "errors", "unsent"):
     w("%-62s %s" % ("    requests never sent (server behind schedule)", n(get("half", "errors", "unsent"))))
 w("%-62s %s   %s" % ("(4) GET /v1/sims/{iccid} (%s conns)" % get("get", "connections"), n(get_rate, " /s"),
