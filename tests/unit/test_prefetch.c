@@ -99,9 +99,10 @@ static void test_prefetch_by_path(void **state)
     finish(fd);
 }
 
-/* How many of the file's pages sit in large folios, by the page flags of
- * the frames behind a read-only mapping of it; -1 if they cannot be read. */
-static long in_large_folios_of(int fd, off_t size)
+/* How many pages of the file's first `size` bytes sit in large folios, by
+ * the page flags of the frames behind a read-only mapping of them; -1 if
+ * they cannot be read. */
+static long in_large_folios(int fd, off_t size)
 {
     int pm = open("/proc/self/pagemap", O_RDONLY), kf = open("/proc/kpageflags", O_RDONLY);
     char *p = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
@@ -131,8 +132,6 @@ static long in_large_folios_of(int fd, off_t size)
     return large;
 }
 
-static long in_large_folios(int fd) { return in_large_folios_of(fd, SIZE); }
-
 /* The control: read(2) in big pieces, which on kernels with large folios
  * for this file system puts most of the file in them; then the prefetch,
  * which must put none there. */
@@ -143,7 +142,7 @@ static void test_single_pages(void **state)
     static char big[1 << 20];
     for (off_t off = 0; off < SIZE; off += sizeof big)
         assert_true(pread(fd, big, sizeof big, off) >= 0);
-    long by_read = in_large_folios(fd);
+    long by_read = in_large_folios(fd, SIZE);
     if (by_read < 0) {
         finish(fd);
         skip();   /* not root */
@@ -153,7 +152,7 @@ static void test_single_pages(void **state)
     assert_int_equal(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
     assert_int_equal(store_prefetch_fd(fd), 0);
     assert_int_equal(wait_resident(fd), PAGES);
-    assert_int_equal(in_large_folios(fd), 0);
+    assert_int_equal(in_large_folios(fd, SIZE), 0);
     finish(fd);
 }
 
@@ -192,7 +191,7 @@ static void test_sqlite_scan_single_pages(void **state)
     assert_int_equal(store_end(q), 0);
     store_close(st);
 
-    long large = in_large_folios_of(fd, sb.st_size);
+    long large = in_large_folios(fd, sb.st_size);
     close(fd);
     unlink(db);
     if (large < 0)
