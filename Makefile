@@ -22,7 +22,7 @@ LIB      := $(B)/libtopup.a
 EMBED    := $(sort $(wildcard src/store/migrations/*.sql) $(wildcard web/i18n/*.json))
 TESTS    := $(patsubst tests/unit/%.c,$(B)/tests/%,$(sort $(wildcard tests/unit/test_*.c)))
 
-.PHONY: all check unit e2e clean demo san valgrind crashloop
+.PHONY: all check unit e2e clean demo san valgrind crashloop FORCE
 all: $(B)/topupd bin/topupd
 
 bin/topupd: $(B)/topupd
@@ -47,9 +47,17 @@ build/embed: tools/embed.c
 	@mkdir -p build
 	$(CC) -O2 -Wall -Werror -o $@ $<
 
-build/gen/embedded.c build/gen/embedded.h: build/embed $(EMBED)
+# The list of files is a prerequisite as well, kept in a file rewritten only
+# when the list changes: a file removed or renamed leaves every timestamp as
+# it was, and the table would otherwise keep it.
+build/gen/embedded.c build/gen/embedded.h: build/embed $(EMBED) build/gen/embed.list
 	@mkdir -p build/gen
 	build/embed build/gen/embedded $(EMBED)
+
+build/gen/embed.list: FORCE
+	@mkdir -p build/gen
+	@echo '$(EMBED)' | cmp -s - $@ || echo '$(EMBED)' >$@
+FORCE:
 
 $(B)/obj/embedded.o: build/gen/embedded.c
 	@mkdir -p $(dir $@)
