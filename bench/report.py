@@ -106,11 +106,11 @@ pg_tps = get("pgbench", "tps")
 engine = need("engine", "topups_per_s")
 if get("engine", "ledger_ok") is False:
     problems.append("engine: the ledger check failed after the run")
-for n in ("peak", "half-1", "half-2", "half-3", "get"):   # "half" is a copy of one of them
+# bench/run: three windows at half of peak; "half" is a copy of the median one's
+for n in ("peak", "half-1", "half-2", "half-3", "get"):
     check_load(n)
 peak = get("peak", "ok_per_s")
 half_p99 = get("half", "latency_us", "p99")
-# bench/run: three windows at half of peak; "half" is the median one's copy
 half_windows = [round(v / 1000.0, 2) for v in (get("half-%d" % k, "latency_us", "p99") for k in (1, 2, 3))
                 if v is not None]
 get_rate = get("get", "ok_per_s")
