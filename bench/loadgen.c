@@ -872,8 +872,10 @@ static int run_load(struct opts *o)
     if (o->watch_pid) {
         /* topupd's writes (database, WAL, sockets) per 2xx answer in the window */
         double rate = cpu_write_rate(&cpu0, &cpu1), ok_rate = (double)L.ok_in_window_time / o->seconds;
-        printf(",\"topupd_write_bytes_per_s\":%.0f,\"topupd_write_bytes_per_ok\":%.0f", rate,
+        printf(",\"topupd_write_bytes_per_s\":%.0f,\"topupd_write_bytes_per_ok\":%.0f,", rate,
                ok_rate > 0 ? rate / ok_rate : 0.0);
+        /* per 2xx answer, over the window's own span (the same as the rate's) */
+        cpu_print_threads(stdout, "topupd_thread_cpu_us_per_ok", &cpu0, &cpu1, ok_rate * (cpu1.t - cpu0.t));
     }
     printf("}\n");
     fflush(stdout);

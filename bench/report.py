@@ -130,6 +130,7 @@ for n in scales:
         "import_rss_kib": get("build-%s" % k, "import_vmhwm_kib"),
         "build_s": get("build-%s" % k, "seconds"),
         "write_bytes_per_topup": get("scale-%s" % k, "topupd_write_bytes_per_ok"),
+        "thread_cpu_us_per_topup": get("scale-%s" % k, "topupd_thread_cpu_us_per_ok"),
     }
 
 # The smallest population run again just before and just after the largest
@@ -141,7 +142,9 @@ if raw.get("bracket-before") or raw.get("bracket-after"):
     b = [get("bracket-%s" % k, "ok_per_s") for k in ("before", "after")]
     bracket = {"sims": scales[0] if scales else None, "before": b[0], "after": b[1],
                "mean": round((b[0] + b[1]) / 2, 1) if None not in b else None,
-               "latency_ms": {"before": lat_ms("bracket-before"), "after": lat_ms("bracket-after")}}
+               "latency_ms": {"before": lat_ms("bracket-before"), "after": lat_ms("bracket-after")},
+               "thread_cpu_us_per_topup": {k: get("bracket-%s" % k, "topupd_thread_cpu_us_per_ok")
+                                           for k in ("before", "after")}}
 
 imports = {k: v for k, v in raw.items() if k.startswith("import-") and v}
 for k, v in imports.items():
@@ -252,6 +255,15 @@ def busy(name):
     return "  [others busy: %.2f cores]" % o if o is not None and o >= 0.2 else ""
 
 
+def thread_us(size, name):
+    """A scale run's CPU microseconds per top-up: one thread name's, or all of topupd's (name None)."""
+    t = scale[str(size)]["thread_cpu_us_per_topup"]
+    if not t:
+        return "—"
+    v = t.get(name) if name else sum(t.values())
+    return "—" if v is None else "%.1f us" % v
+
+
 def label(n_):
     return {100000: "100k", 1000000: "1M", 10000000: "10M"}.get(n_, "{:,}".format(n_))
 
@@ -314,6 +326,10 @@ if scales:
     w("    %-22s" % "written per top-up" + "".join(
         "%16s" % ("—" if get("scale-%s" % x, "topupd_write_bytes_per_ok") is None else
                   "%.0f KB" % (get("scale-%s" % x, "topupd_write_bytes_per_ok") / 1000)) for x in scales))
+    # The one writer is the stage every top-up passes through in turn: its CPU
+    # per top-up at each size is what the rates' ratio follows (bench/README.md).
+    w("    %-22s" % "writer CPU per top-up" + "".join("%16s" % thread_us(x, "topupd-writer") for x in scales))
+    w("    %-22s" % "topupd CPU per top-up" + "".join("%16s" % thread_us(x, None) for x in scales))
     w("    %-22s" % "others busy (cores)" + "".join(
         "%16s" % n(get("scale-%s" % x, "cpu", "others")) for x in scales))
     w("    %-22s" % "database size" + "".join("%16s" % size(scale[str(x)]["db_bytes"]) for x in scales))
@@ -328,6 +344,9 @@ if scales:
 if bracket:
     w("    %s again just before and after the %s run: %s and %s top-ups/s (mean %s: the ratio's base)" % (
         label(bracket["sims"]), label(scales[-1]), n(bracket["before"]), n(bracket["after"]), n(bracket["mean"])))
+    wr = [(bracket["thread_cpu_us_per_topup"].get(k) or {}).get("topupd-writer") for k in ("before", "after")]
+    if None not in wr:
+        w("    the writer's CPU per top-up in those two runs: %.1f and %.1f us" % tuple(wr))
 w("%-62s %s" % ("(6) CSV import of %s SIMs (one POST /v1/sims/import)" % n(get("import-figure6", "count")),
                 "—" if imp_s is None else "%.1f s (%s rows/s)" % (imp_s, n(get("import-figure6", "rows_per_s")))))
 w("")
