@@ -81,6 +81,7 @@ struct req {
     size_t resp_len;
     int replayed;
     int retry_after;           /* seconds, for 429 and 503 */
+    int overloaded;            /* answered ERR_OVERLOADED: its connection is held (net_hold) */
     char *inflight;            /* the idempotency key held while the command runs */
     size_t cap;
     int shed_slot;            /* counted in flight by the load shedder (loadshed.h) */

@@ -162,6 +162,8 @@ int loadshed_full(struct loadshed *ls, int64_t now_ms)
     pthread_mutex_lock(&ls->mu);
     double p = product(ls, now_ms);
     int full = p >= 0 && (double)ls->inflight >= (p < 1 ? 1 : p);
+    if (applies(ls, now_ms) && p >= 0)   /* a command read now would be refused */
+        full = ls->inflight >= limit(ls, now_ms);
     pthread_mutex_unlock(&ls->mu);
     return full;
 }

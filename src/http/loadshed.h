@@ -72,8 +72,10 @@ void loadshed_done(struct loadshed *ls, int64_t now_ms, int64_t took_us);
  * 23 ms' worth) is not one. */
 int loadshed_flood(struct loadshed *ls, int64_t now_ms, int64_t waiting, int was);
 /* 1 while as many commands are in flight as the machine carries without
- * queueing (the product above, whatever the gain; never below one), excess
- * demand or not. In a flood, net.c reads no more requests then. */
+ * queueing (the product above; never below one), excess demand or not, or,
+ * while the limit applies, as many as it admits (a command read then would
+ * only be refused). In a flood, and for a connection just refused (net.h,
+ * net_hold), net.c reads no more requests then. */
 int loadshed_full(struct loadshed *ls, int64_t now_ms);
 /* A command was refused (by anyone): demand exceeds what is served. */
 void loadshed_refused(struct loadshed *ls, int64_t now_ms);

@@ -65,6 +65,7 @@ struct net_conn {
     struct net_conn *up, *down;     /* on the worker's ready stack (stacked): newer, older */
     int64_t ready_ms;               /* when it went on the stack */
     int stacked, overdue;
+    int held;                       /* refused for overload: the next request goes on the stack (net_hold) */
 
     char *in;                       /* the current request's head, then what followed it */
     size_t in_len, in_cap, in_off;  /* in[0, in_off) belongs to the current request */
@@ -406,6 +407,7 @@ void net_suspend(struct net_conn *c) { c->suspended = 1; }
 const char *net_peer(const struct net_conn *c) { return c->peer; }
 
 int net_overdue(const struct net_conn *c) { return c->overdue; }
+void net_hold(struct net_conn *c) { c->held = c->w->n->o.park_ms > 0; }
 
 /* Wakes the worker up (its eventfd): something waits in its queues. */
 static void kick(struct worker *w)
@@ -792,8 +794,9 @@ static void conn_run(struct net_conn *c)
     }
 }
 
-/* What epoll reported for connection c. In a flood, a new request goes on
- * the ready stack; the worker reads it from there (drain). */
+/* What epoll reported for connection c. In a flood, or after c was refused
+ * for overload (net_hold), a new request goes on the ready stack; the worker
+ * reads it from there (drain). */
 static void conn_event(struct net_conn *c, uint32_t events)
 {
     if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
@@ -804,7 +807,7 @@ static void conn_event(struct net_conn *c, uint32_t events)
     if (c->stacked)
         return;
     struct worker *w = c->w;
-    if (readable && w->flood && c->state == S_HEAD && !c->in_len) {
+    if (readable && (w->flood || c->held) && c->state == S_HEAD && !c->in_len) {
         c->ready_ms = c->active_ms = w->batch_ms;
         c->up = NULL;
         c->down = w->newest;
@@ -827,6 +830,7 @@ static void wakeup(struct worker *w);
 static void unstack_run(struct net_conn *c, int overdue)
 {
     unstack(c);
+    c->held = 0;   /* until the server refuses this one too */
     c->overdue = overdue;
     conn_run(c);
     c->overdue = 0;
@@ -872,8 +876,9 @@ static void flood_check(struct worker *w)
 /* After a batch of events, while the stack holds requests. First, whatever
  * waited refuse_ms is read to be refused. Then, in a flood, the newest while
  * the server has room and none that waited park_ms (those stay: parked);
- * once the flood is over, all of them, oldest first. Answered commands go
- * out between the reads, as between events. */
+ * once the flood is over, all of them, oldest first, except the requests of
+ * held connections (net_hold), which are met as in a flood. Answered
+ * commands go out between the reads, as between events. */
 static void drain(struct worker *w)
 {
     struct net *n = w->n;
@@ -883,11 +888,19 @@ static void drain(struct worker *w)
             wakeup(w);
         unstack_run(c, 1);
     }
-    int flood = w->flood;
-    for (struct net_conn *c; (c = flood ? w->newest : w->oldest) && (!flood || now - c->ready_ms <= n->o.park_ms);) {
+    if (!w->flood)   /* what a flood left: oldest first */
+        for (struct net_conn *c = w->oldest, *up; c; c = up) {
+            up = c->up;
+            if (c->held)
+                continue;
+            if (atomic_load_explicit(&w->queued, memory_order_relaxed))
+                wakeup(w);
+            unstack_run(c, 0);
+        }
+    for (struct net_conn *c; (c = w->newest) && now - c->ready_ms <= n->o.park_ms;) {
         if (atomic_load_explicit(&w->queued, memory_order_relaxed))
             wakeup(w);
-        if (flood && n->ops.full && n->ops.full(n->ops.cls))
+        if (n->ops.full && n->ops.full(n->ops.cls))
             break;
         unstack_run(c, 0);
     }

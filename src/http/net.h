@@ -39,6 +39,14 @@
  * why); what is left on the stack then is read oldest first. park_ms 0:
  * never.
  *
+ * A connection just refused for overload (net_hold) is met the same way,
+ * flood or not: its next request goes on the stack, is read at once if the
+ * server has room and otherwise parked, and at refuse_ms read to be refused.
+ * A client that comes back at once, as told Retry-After, is then refused at
+ * most once per refuse_ms: refusals cannot become the load that keeps the
+ * machine overloaded (a closed loop of clients that never wait, refused in
+ * microseconds, would otherwise resend as fast as it is refused).
+ *
  * TLS, when cert and key are given: GnuTLS, non-blocking, per connection.
  */
 #pragma once
@@ -107,6 +115,10 @@ const char *net_peer(const struct net_conn *c);
 /* 1 when c's request was read only to be refused: it was parked on the ready
  * stack for refuse_ms. The server answers it 503 unless serving costs less. */
 int net_overdue(const struct net_conn *c);
+/* c's request is being refused for overload: c's next request goes on the
+ * ready stack, read as soon as the server has room (ops.full) or at
+ * refuse_ms to be refused (see the top). park_ms 0: nothing. */
+void net_hold(struct net_conn *c);
 
 /* From any thread, once per net_suspend: the answer is ready to be given. */
 void net_resume(struct net_conn *c);

@@ -109,6 +109,7 @@ static json_t *error_json(int err, enum lang lang)
 
 int req_error(struct req *r, int err, const char *param)
 {
+    r->overloaded = err == ERR_OVERLOADED;
     if (!param && err >= 0 && err < ERR__COUNT) {   /* the usual case, shed requests too: no JSON work */
         r->status = err_status(err);
         r->resp = r->srv->errors[err][r->lang];
@@ -424,6 +425,8 @@ static void send_answer(struct req *r)
         snprintf(extra + n, sizeof extra - (size_t)n, "Retry-After: %d\r\n", r->retry_after > 0 ? r->retry_after : 1);
     if (!r->resp)
         req_error(r, ERR_INTERNAL, NULL);
+    if (r->overloaded)   /* a client told to come back later is not read again at once (net.h) */
+        net_hold(r->conn);
     net_answer(r->conn, r->status, extra, r->resp, r->resp_len);
 }
 
@@ -439,7 +442,7 @@ static int on_flood(void *cls, int waiting, int was)
 static int on_full(void *cls)
 {
     struct server *s = cls;
-    return loadshed_full(s->shed, clock_mono_ms());
+    return loadshed_full(s->shed, clock_mono_ms()) || engine_admits(s->eng) == ERR_OVERLOADED;
 }
 
 static void *on_head(void *cls, struct net_conn *conn, const struct h1_req *h, size_t *cap)

@@ -172,3 +172,60 @@ def test_flood_parks_old_requests_then_refuses_them(server_factory):
         assert srv.balance(iccid) == base[iccid] + 100 * ok
     srv.ledger_ok()
     assert srv.topup(sims[1], 100, key=make_key("after")).status == 201
+
+
+def test_clients_that_never_wait_are_held_and_answered(server_factory):
+    """Clients on kept connections that send again the moment they are
+    refused (Retry-After unheeded): a connection refused for overload has its
+    next request held, read when the server has room or at shed_refuse_ms to
+    be refused (src/http/net.h, net_hold). No held request is left unanswered
+    (each client waits at most 10 s for any answer), every answer is 201 or
+    503 on the connection it was sent on, and every top-up answered 201 is
+    there exactly once."""
+    import http.client
+    import json
+
+    srv = server_factory("--set", "queue_max=2", "--set", "batch_max=1", "--set", "shed_refuse_ms=300",
+                         "--set", "daily_cap=4000000000000")
+    sims = [srv.new_sim() for _ in range(8)]
+    auth = "Bearer " + srv._auth("operator")
+    body = json.dumps({"amount": 100, "currency": "CNY", "channel": "portal", "method": "alipay"})
+    counts, lock = [], threading.Lock()
+    start = threading.Barrier(32)
+
+    def client(n):
+        conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+        conn.connect()
+        sock = conn.sock
+        ok, refused = {}, 0
+        start.wait()
+        until = time.monotonic() + 2.0
+        j = 0
+        while time.monotonic() < until:
+            j += 1
+            iccid = sims[(n + j) % len(sims)]
+            conn.request("POST", "/v1/sims/%s/topups" % iccid, body=body,
+                         headers={"Authorization": auth, "Content-Type": "application/json",
+                                  "Idempotency-Key": make_key("never-wait")})
+            r = conn.getresponse()
+            r.read()
+            assert r.status in (201, 503), r.status
+            assert conn.sock is sock, "a refusal cost the client its connection"
+            if r.status == 503:
+                refused += 1
+            else:
+                ok[iccid] = ok.get(iccid, 0) + 1
+        conn.close()
+        with lock:
+            counts.append((ok, refused))
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(32)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(counts) == 32, "a client failed (see its thread's exception above)"
+    assert sum(refused for _, refused in counts), "32 clients against a queue of 2 were never refused"
+    for iccid in sims:
+        assert srv.balance(iccid) == 100 * sum(ok.get(iccid, 0) for ok, _ in counts)
+    srv.ledger_ok()

@@ -251,6 +251,32 @@ static void test_busy_cpus_cut_the_limit(void **state)
     loadshed_free(ls);
 }
 
+/* While the limit applies, full means the limit is reached: a command read
+ * then would only be refused (net.h: held connections and floods wait). */
+static void test_full_at_the_limit_while_it_applies(void **state)
+{
+    (void)state;
+    struct loadshed *ls = loadshed_new(0.9, 0, 10, 50, 1);
+    run(ls, 1000, 500, 2);                 /* 500 per 100 ms x 2 ms = 10 in flight */
+    run(ls, 1100, 500, 2);
+    for (int i = 0; i < 4; i++)
+        assert_true(loadshed_admit(ls, 1150));
+    assert_false(loadshed_full(ls, 1150));  /* no limit: the product, 10 */
+    loadshed_sample(ls, 1150, 0.97);
+    loadshed_refused(ls, 1150);
+    run(ls, 1200, 100, 2);                 /* [1100, 1200) judged: busy, x 0.7 */
+    run(ls, 1300, 100, 2);                 /* and again: 10 x 0.49, rounded up: 5 */
+    struct loadshed_state st;
+    loadshed_state(ls, 1300, &st);
+    assert_int_equal(st.limit, 5);
+    assert_int_equal(st.inflight, 4);
+    assert_false(loadshed_full(ls, 1300));
+    assert_true(loadshed_admit(ls, 1300));
+    assert_true(loadshed_full(ls, 1300));  /* 5 of 5, though the product is 10 */
+    assert_false(loadshed_admit(ls, 1300));
+    loadshed_free(ls);
+}
+
 static void test_no_aim_no_gain(void **state)
 {
     (void)state;
@@ -311,6 +337,7 @@ int main(void)
         cmocka_unit_test(test_limit_holds_through_a_moment_of_idle_cpus),
         cmocka_unit_test(test_slow_commands_cut_the_limit_fast_ones_restore_it),
         cmocka_unit_test(test_busy_cpus_cut_the_limit),
+        cmocka_unit_test(test_full_at_the_limit_while_it_applies),
         cmocka_unit_test(test_no_aim_no_gain),
         cmocka_unit_test(test_throughput_is_remembered_ten_seconds),
         cmocka_unit_test(test_cpu_reading),

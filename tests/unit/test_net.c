@@ -164,7 +164,9 @@ static _Atomic int flooding, no_room, seen_n;
 static _Atomic int net_says;   /* whether net was in a flood, as it last told stack_flood */
 static char seen[16];   /* the first letter of each path read, in order */
 
-/* Answers 200, or 503 to a request net read only to refuse (net_overdue). */
+/* Answers 200, or 503 to a request net read only to refuse (net_overdue),
+ * or 503 holding the connection to GET /h (the server refusing a command
+ * for overload: net_hold). */
 static void *stack_head(void *cls, struct net_conn *c, const struct h1_req *h, size_t *cap)
 {
     (void)cls;
@@ -172,8 +174,10 @@ static void *stack_head(void *cls, struct net_conn *c, const struct h1_req *h, s
     if (i < (int)sizeof seen - 1)
         seen[i] = h->path[1];
     *cap = 0;
-    int st = net_overdue(c) ? 503 : 200;
-    net_answer(c, st, NULL, "{}", 2);
+    int refused = h->path[1] == 'h' || net_overdue(c);
+    if (h->path[1] == 'h')
+        net_hold(c);
+    net_answer(c, refused ? 503 : 200, NULL, "{}", 2);
     return &mu;
 }
 
@@ -340,6 +344,45 @@ static void test_stack_parks_then_refuses(void **state)
     net_stop(n);
 }
 
+/* No flood, but a connection just refused for overload (net_hold): its next
+ * request waits unread while the server has no room, other connections'
+ * requests are read at once, and at refuse_ms it is read to be refused, the
+ * connection kept. Once refused that way it is no longer held. With room, a
+ * held connection's next request is read at once. */
+static void test_held_connection_waits_for_room(void **state)
+{
+    (void)state;
+    int port;
+    struct net *n = stack_start(&port);
+    int a = dial_one(port), b = dial_one(port);
+    no_room = 1;   /* asked for held connections' requests, flood or not */
+    send_get(a, 'h');
+    assert_int_equal(status_of(a), 503);
+    int64_t t0 = mono_ms();
+    send_get(a, 'a');
+    usleep(50000);
+    send_get(b, 'b');   /* not held: read at once, room or not */
+    assert_int_equal(status_of(b), 200);
+    assert_string_equal(seen, "hb");
+    assert_int_equal(status_of(a), 503);   /* read at refuse_ms, to be refused */
+    assert_true(mono_ms() - t0 >= REFUSE_MS);
+    assert_string_equal(seen, "hba");
+    send_get(a, 'c');   /* no longer held */
+    assert_int_equal(status_of(a), 200);
+    no_room = 0;
+    send_get(a, 'h');
+    assert_int_equal(status_of(a), 503);
+    t0 = mono_ms();
+    send_get(a, 'd');   /* held, but there is room */
+    assert_int_equal(status_of(a), 200);
+    assert_true(mono_ms() - t0 < REFUSE_MS);
+    assert_string_equal(seen, "hbachd");
+    assert_int_equal(net_says, 0);   /* never a flood */
+    close(a);
+    close(b);
+    net_stop(n);
+}
+
 /* A connection closed while parked leaves the stack (ASan, valgrind). */
 static void test_stack_close_while_parked(void **state)
 {
@@ -368,6 +411,7 @@ int main(void)
                                        cmocka_unit_test(test_stack_unused_without_flood),
                                        cmocka_unit_test(test_stack_newest_first_in_flood),
                                        cmocka_unit_test(test_stack_parks_then_refuses),
-                                       cmocka_unit_test(test_stack_close_while_parked)};
+                                       cmocka_unit_test(test_stack_close_while_parked),
+                                       cmocka_unit_test(test_held_connection_waits_for_room)};
     return cmocka_run_group_tests_name("net", tests, NULL, NULL);
 }
