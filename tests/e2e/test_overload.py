@@ -6,6 +6,54 @@ import time
 from e2e_util import assert_error, make_iccid, make_key
 
 
+def kept_connection_clients(srv, sims, clients, seconds, timeout=30):
+    """`clients` threads, each on one kept connection, sending top-ups of 100
+    CNY to the SIMs in turn, back to back, for `seconds` from a common start.
+    Returns every request's (iccid, status, Retry-After, body, seconds taken,
+    whether it came on the client's first connection); a client that failed
+    (no answer within `timeout`, say) fails the test."""
+    import http.client
+    import json
+
+    auth = "Bearer " + srv._auth("operator")
+    body = json.dumps({"amount": 100, "currency": "CNY", "channel": "portal", "method": "alipay"})
+    results, failures, lock = [], [], threading.Lock()
+    start = threading.Barrier(clients)
+
+    def client(n):
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=timeout)
+            conn.connect()
+            sock = conn.sock
+            start.wait()
+            until = time.monotonic() + seconds
+            j = 0
+            while time.monotonic() < until:
+                j += 1
+                iccid = sims[(n + j) % len(sims)]
+                t0 = time.monotonic()
+                conn.request("POST", "/v1/sims/%s/topups" % iccid, body=body,
+                             headers={"Authorization": auth, "Content-Type": "application/json",
+                                      "Idempotency-Key": make_key("kept")})
+                r = conn.getresponse()
+                raw = r.read()
+                with lock:
+                    results.append((iccid, r.status, r.getheader("Retry-After"), raw, time.monotonic() - t0,
+                                    conn.sock is sock))
+            conn.close()
+        except Exception as e:   # reported below, on the test's thread
+            with lock:
+                failures.append(repr(e))
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not failures, failures
+    return results
+
+
 def test_full_queue_sheds_with_503_and_admitted_work_is_exact(server_factory):
     srv = server_factory("--set", "queue_max=2", "--set", "batch_max=1")
     sims = [srv.new_sim() for _ in range(4)]
@@ -114,7 +162,6 @@ def test_flood_parks_old_requests_then_refuses_them(server_factory):
     first, one not read within shed_park_ms waits unread, and at
     shed_refuse_ms it is read and refused (503 overloaded + Retry-After) on a
     connection kept open. Every top-up answered 201 is there exactly once."""
-    import http.client
     import json
 
     # (a daily cap no client here comes near: thousands of top-ups go to eight SIMs)
@@ -127,37 +174,8 @@ def test_flood_parks_old_requests_then_refuses_them(server_factory):
     while time.time() < until:
         srv.topup_ok(sims[0], 100)
     base = {i: srv.balance(i) for i in sims}
-    auth = "Bearer " + srv._auth("operator")
-    body = json.dumps({"amount": 100, "currency": "CNY", "channel": "portal", "method": "alipay"})
-    results, lock = [], threading.Lock()
-    start = threading.Barrier(48)
-
-    def client(n):
-        conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
-        conn.connect()
-        sock = conn.sock
-        start.wait()
-        until = time.monotonic() + 2.5   # long enough for a flood to begin (100 ms on end) and be met
-        j = 0
-        while time.monotonic() < until:
-            j += 1
-            iccid = sims[(n + j) % len(sims)]
-            t0 = time.monotonic()
-            conn.request("POST", "/v1/sims/%s/topups" % iccid, body=body,
-                         headers={"Authorization": auth, "Content-Type": "application/json",
-                                  "Idempotency-Key": make_key("flood")})
-            r = conn.getresponse()
-            raw = r.read()
-            with lock:
-                results.append((iccid, r.status, r.getheader("Retry-After"), raw, time.monotonic() - t0,
-                                conn.sock is sock))
-        conn.close()
-
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(48)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    # long enough for a flood to begin (100 ms on end) and be met
+    results = kept_connection_clients(srv, sims, 48, 2.5)
     statuses = sorted({st for _, st, _, _, _, _ in results})
     assert set(statuses) <= {201, 503}, statuses
     refused = [x for x in results if x[1] == 503]
@@ -182,50 +200,13 @@ def test_clients_that_never_wait_are_held_and_answered(server_factory):
     (each client waits at most 10 s for any answer), every answer is 201 or
     503 on the connection it was sent on, and every top-up answered 201 is
     there exactly once."""
-    import http.client
-    import json
-
     srv = server_factory("--set", "queue_max=2", "--set", "batch_max=1", "--set", "shed_refuse_ms=300",
                          "--set", "daily_cap=4000000000000")
     sims = [srv.new_sim() for _ in range(8)]
-    auth = "Bearer " + srv._auth("operator")
-    body = json.dumps({"amount": 100, "currency": "CNY", "channel": "portal", "method": "alipay"})
-    counts, lock = [], threading.Lock()
-    start = threading.Barrier(32)
-
-    def client(n):
-        conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
-        conn.connect()
-        sock = conn.sock
-        ok, refused = {}, 0
-        start.wait()
-        until = time.monotonic() + 2.0
-        j = 0
-        while time.monotonic() < until:
-            j += 1
-            iccid = sims[(n + j) % len(sims)]
-            conn.request("POST", "/v1/sims/%s/topups" % iccid, body=body,
-                         headers={"Authorization": auth, "Content-Type": "application/json",
-                                  "Idempotency-Key": make_key("never-wait")})
-            r = conn.getresponse()
-            r.read()
-            assert r.status in (201, 503), r.status
-            assert conn.sock is sock, "a refusal cost the client its connection"
-            if r.status == 503:
-                refused += 1
-            else:
-                ok[iccid] = ok.get(iccid, 0) + 1
-        conn.close()
-        with lock:
-            counts.append((ok, refused))
-
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(32)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len(counts) == 32, "a client failed (see its thread's exception above)"
-    assert sum(refused for _, refused in counts), "32 clients against a queue of 2 were never refused"
+    results = kept_connection_clients(srv, sims, 32, 2.0, timeout=10)
+    assert {st for _, st, *_ in results} <= {201, 503}
+    assert any(st == 503 for _, st, *_ in results), "32 clients against a queue of 2 were never refused"
+    assert all(kept for *_, kept in results), "a refusal cost the client its connection"
     for iccid in sims:
-        assert srv.balance(iccid) == 100 * sum(ok.get(iccid, 0) for ok, _ in counts)
+        assert srv.balance(iccid) == 100 * sum(1 for i, st, *_ in results if i == iccid and st == 201)
     srv.ledger_ok()
