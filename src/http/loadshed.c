@@ -64,11 +64,21 @@ void loadshed_free(struct loadshed *ls)
     free(ls);
 }
 
-/* The window just ended moves the gain: cut when more than 1% of its
- * commands took longer than p99_us, or the CPUs are still busier than
- * cpu_limit; grown back a step otherwise. */
-static void judge(struct loadshed *ls, const struct window *w)
+static int applies(const struct loadshed *ls, int64_t now_ms);
+
+/* The window just ended, at now_ms, moves the gain while the limit applies:
+ * cut when more than 1% of its commands took longer than p99_us, or the CPUs
+ * are still busier than cpu_limit; grown back a step otherwise. While the
+ * limit does not apply the gain is whole again: busy CPUs that keep up with
+ * their demand (a closed loop at its peak) say nothing about an overload to
+ * come, and would otherwise have the first refusal of one apply GAIN_MIN of
+ * the product at once. */
+static void judge(struct loadshed *ls, const struct window *w, int64_t now_ms)
 {
+    if (!applies(ls, now_ms)) {
+        ls->gain = 1;
+        return;
+    }
     if (!ls->p99_us || w->done < SLOW_MIN)
         return;
     if (w->slow * 100 > w->done || ls->cpu_busy > ls->cpu_limit)
@@ -86,7 +96,7 @@ static struct window *current(struct loadshed *ls, int64_t now_ms)
     if (w->start != start) {
         const struct window *prev = &ls->w[(start / WINDOW_MS + WINDOWS - 1) % WINDOWS];
         if (prev->start == start - WINDOW_MS)
-            judge(ls, prev);
+            judge(ls, prev, now_ms);
         *w = (struct window){.start = start, .done = 0, .slow = 0, .min_us = INT64_MAX};
     }
     return w;

@@ -42,9 +42,10 @@ struct loadshed;
  * but refusing a flood takes CPU too (and the load generator, on a test
  * machine), and then admitted requests wait for a CPU before and after their
  * command, where no queue of ours sees them. So the limit is the product x a
- * gain: a 100 ms window with more than 1% of its commands over p99_ms, or
- * with the CPUs still busier than cpu_limit, cuts the gain by 30%; any other
- * window grows it back by 5% of the product, up to all of it.
+ * gain: while the limit applies, a 100 ms window with more than 1% of its
+ * commands over p99_ms, or with the CPUs still busier than cpu_limit, cuts
+ * the gain by 30%; any other window grows it back by 5% of the product, up
+ * to all of it. While the limit does not apply, the gain is whole.
  * Measured by bench/overload (3x a 17-20k/s peak over 4,000 connections, the
  * load generator on the same two cores; admitted top-ups, p99 from their
  * scheduled time): with no gain, target 3 ms: 8.5-10.2k/s, p99 18-109 ms;

@@ -251,6 +251,32 @@ static void test_busy_cpus_cut_the_limit(void **state)
     loadshed_free(ls);
 }
 
+/* Busy CPUs that keep up with their demand (no refusals) leave the gain
+ * whole: the first refusal of an overload applies the whole product, and
+ * cuts follow from there, window by window. */
+static void test_busy_without_refusals_keeps_the_gain_whole(void **state)
+{
+    (void)state;
+    struct loadshed *ls = loadshed_new(0.9, 0, 10, 50, 1);
+    for (int64_t t = 1000; t < 2000; t += 100) {   /* a closed loop at its peak: busy, nothing refused */
+        loadshed_sample(ls, t, 0.97);
+        run(ls, t, 500, 2);
+    }
+    loadshed_done(ls, 2000, 2000);
+    struct loadshed_state st;
+    loadshed_state(ls, 2000, &st);
+    assert_true(st.gain == 1.0);
+    assert_int_equal(st.limit, -1);
+    loadshed_refused(ls, 2010);
+    loadshed_state(ls, 2010, &st);
+    assert_int_equal(st.limit, 10);        /* 500 per 100 ms x 2 ms, all of it */
+    run(ls, 2010, 20, 2);                  /* [2000, 2100): 21 commands, the CPUs busy */
+    loadshed_done(ls, 2100, 2000);         /* judged: x 0.7 */
+    loadshed_state(ls, 2100, &st);
+    assert_int_equal(st.limit, 7);
+    loadshed_free(ls);
+}
+
 /* While the limit applies, full means the limit is reached: a command read
  * then would only be refused (net.h: held connections and floods wait). */
 static void test_full_at_the_limit_while_it_applies(void **state)
@@ -338,6 +364,7 @@ int main(void)
         cmocka_unit_test(test_slow_commands_cut_the_limit_fast_ones_restore_it),
         cmocka_unit_test(test_busy_cpus_cut_the_limit),
         cmocka_unit_test(test_full_at_the_limit_while_it_applies),
+        cmocka_unit_test(test_busy_without_refusals_keeps_the_gain_whole),
         cmocka_unit_test(test_no_aim_no_gain),
         cmocka_unit_test(test_throughput_is_remembered_ten_seconds),
         cmocka_unit_test(test_cpu_reading),
