@@ -40,12 +40,13 @@
  * never.
  *
  * A connection just refused for overload (net_hold) is met the same way,
- * flood or not: its next request goes on the stack, is read at once if the
- * server has room and otherwise parked, and at refuse_ms read to be refused.
- * A client that comes back at once, as told Retry-After, is then refused at
- * most once per refuse_ms: refusals cannot become the load that keeps the
- * machine overloaded (a closed loop of clients that never wait, refused in
- * microseconds, would otherwise resend as fast as it is refused).
+ * flood or not: its next request goes on the stack, is read if the server
+ * has room within park_ms and otherwise parked, and at refuse_ms read to be
+ * refused. A client that comes back at once instead of after Retry-After is
+ * then refused at most once per refuse_ms while there is no room: refusals
+ * cannot become the load that keeps the machine overloaded (a closed loop of
+ * clients that never wait, refused in microseconds, would otherwise resend
+ * as fast as it is refused).
  *
  * TLS, when cert and key are given: GnuTLS, non-blocking, per connection.
  */
