@@ -64,7 +64,13 @@ void loadshed_free(struct loadshed *ls)
     free(ls);
 }
 
-static int applies(const struct loadshed *ls, int64_t now_ms);
+/* Whether the limit applies: commands refused and the CPUs busier than
+ * cpu_limit, both within the last second (loadshed.h). */
+static int applies(const struct loadshed *ls, int64_t now_ms)
+{
+    return ls->refused_at && now_ms - ls->refused_at < RTT_WINDOWS * WINDOW_MS && ls->busy_at &&
+           now_ms - ls->busy_at < RTT_WINDOWS * WINDOW_MS;
+}
 
 /* The window just ended, at now_ms, moves the gain while the limit applies:
  * cut when more than 1% of its commands took longer than p99_us, or the CPUs
@@ -145,12 +151,6 @@ static int64_t limit(struct loadshed *ls, int64_t now_ms)
     return n < 1 ? 1 : n;
 }
 
-static int applies(const struct loadshed *ls, int64_t now_ms)
-{
-    return ls->refused_at && now_ms - ls->refused_at < RTT_WINDOWS * WINDOW_MS && ls->busy_at &&
-           now_ms - ls->busy_at < RTT_WINDOWS * WINDOW_MS;
-}
-
 int loadshed_admit(struct loadshed *ls, int64_t now_ms)
 {
     pthread_mutex_lock(&ls->mu);
@@ -171,9 +171,9 @@ int loadshed_full(struct loadshed *ls, int64_t now_ms)
 {
     pthread_mutex_lock(&ls->mu);
     double p = product(ls, now_ms);
-    int full = p >= 0 && (double)ls->inflight >= (p < 1 ? 1 : p);
-    if (applies(ls, now_ms) && p >= 0)   /* a command read now would be refused */
-        full = ls->inflight >= limit(ls, now_ms);
+    int full = 0;
+    if (p >= 0)   /* while the limit applies, a command read past it would only be refused */
+        full = applies(ls, now_ms) ? ls->inflight >= limit(ls, now_ms) : (double)ls->inflight >= (p < 1 ? 1 : p);
     pthread_mutex_unlock(&ls->mu);
     return full;
 }
