@@ -94,14 +94,14 @@ static int install_random_reads(void)
 
 /* Connections are never shared between threads (S2), so SQLite's own mutexes
  * and its allocation statistics are only overhead. The page cache is
- * SQLite's own behind a shim (pcache.c, S7); small blocks come from
+ * the project's own (pcache.c, S7); small blocks come from
  * per-thread lists (smalloc.c, S9). */
 static void configure_once(void)
 {
     sqlite3_config(SQLITE_CONFIG_MULTITHREAD);
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
     if (store_pcache_install())
-        log_warn("sqlite: page cache shim not installed; SQLite's own is used as is");
+        log_warn("sqlite: page cache not installed; SQLite's own is used");
     if (store_malloc_install() < 0)
         log_warn("sqlite: small-block allocator not installed; SQLite allocates from malloc");
     if (install_random_reads())

@@ -26,8 +26,10 @@
  *      ERR_STORAGE, which the engine treats as fatal to the batch.
  *  S6. Faults can be injected beneath the database (fault.c): failed writes,
  *      a full disk, failed fsyncs at the Nth call. Test-only; off by default.
- *  S7. The page cache is SQLite's own, behind a shim (pcache.c) that only
- *      skips truncations that cannot drop a page; what is cached never differs.
+ *  S7. SQLite keeps its pages in the project's own cache (pcache.c): an
+ *      open-addressed table evicted by CLOCK, which reads fewer cache lines
+ *      per lookup than SQLite's chained table and LRU list, and which keeps
+ *      every rule SQLite sets for a page cache (pcache.c, P1-P5).
  *  S8. A STORE_LOGGED connection writes its log through a shim (walbuf.c)
  *      that gathers SQLite's many small appends into large writes; a commit
  *      is in the file before COMMIT returns, and whatever reads, sizes or
@@ -157,7 +159,7 @@ int store_script(struct store *st, const char *sql);
 /* The path this store was opened with. */
 const char *store_path(struct store *st);
 
-/* S7: installs the page-cache shim (pcache.c) before SQLite starts; 0 or -1. */
+/* S7: installs the page cache (pcache.c) before SQLite starts; 0 or -1. */
 int store_pcache_install(void);
 /* S9: installs the small-block allocator (smalloc.c) before SQLite starts:
  * 0; 1 when it stays out on purpose (under AddressSanitizer); -1 on failure.

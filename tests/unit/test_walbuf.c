@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "store/store.h"
+#include "testutil.h"
 
 struct fix {
     char dir[64], path[96];
@@ -40,26 +41,6 @@ static int teardown(void **state)
     return 0;
 }
 
-static void run(sqlite3 *db, const char *sql)
-{
-    char *msg = NULL;
-    int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
-    if (rc != SQLITE_OK)
-        print_error("%s: %s\n", sql, msg ? msg : "?");
-    sqlite3_free(msg);
-    assert_int_equal(rc, SQLITE_OK);
-}
-
-static int64_t scalar(sqlite3 *db, const char *sql)
-{
-    sqlite3_stmt *s;
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-    int64_t v = sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
-    return v;
-}
-
 /* The engine's writer: through the shim, WAL, synchronous=NORMAL; a small
  * cache so that big transactions spill frames and read them back. */
 static sqlite3 *open_writer(const char *path, int cache_pages)
@@ -71,7 +52,7 @@ static sqlite3 *open_writer(const char *path, int cache_pages)
     char sql[160];
     snprintf(sql, sizeof sql, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=%d;"
              "PRAGMA wal_autocheckpoint=0", cache_pages);
-    run(db, sql);
+    tu_sql(db, sql);
     return db;
 }
 
@@ -89,7 +70,7 @@ static void test_commit_visible_at_once(void **state)
 {
     struct fix *f = *state;
     sqlite3 *w = open_writer(f->path, 2000), *r = NULL;
-    run(w, "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)");
+    tu_sql(w, "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)");
     r = open_reader(f->path);
     static const int rows[] = {1, 3, 250, 1000, 4000};
     int64_t total = 0;
@@ -100,14 +81,14 @@ static void test_commit_visible_at_once(void **state)
                      "BEGIN; WITH RECURSIVE n(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM n WHERE k < %d) "
                      "INSERT INTO t(v) SELECT randomblob(700) FROM n; COMMIT",
                      rows[i]);
-            run(w, sql);
+            tu_sql(w, sql);
             total += rows[i];
-            assert_int_equal(scalar(r, "SELECT COUNT(*) FROM t"), total);
+            assert_int_equal(tu_sql_int(r, "SELECT COUNT(*) FROM t"), total);
         }
         /* the reader copies the log into the database and starts it over */
-        run(r, "PRAGMA wal_checkpoint(TRUNCATE)");
+        tu_sql(r, "PRAGMA wal_checkpoint(TRUNCATE)");
     }
-    assert_int_equal(scalar(r, "SELECT COUNT(*) FROM t WHERE length(v) = 700"), total);
+    assert_int_equal(tu_sql_int(r, "SELECT COUNT(*) FROM t WHERE length(v) = 700"), total);
     sqlite3_close(r);
     sqlite3_close(w);
 }
@@ -118,13 +99,13 @@ static void test_spilled_frames_read_back(void **state)
 {
     struct fix *f = *state;
     sqlite3 *w = open_writer(f->path, 16);
-    run(w, "CREATE TABLE t(id INTEGER PRIMARY KEY, n INTEGER, pad BLOB)");
-    run(w, "BEGIN; WITH RECURSIVE n(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM n WHERE k < 5000) "
+    tu_sql(w, "CREATE TABLE t(id INTEGER PRIMARY KEY, n INTEGER, pad BLOB)");
+    tu_sql(w, "BEGIN; WITH RECURSIVE n(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM n WHERE k < 5000) "
            "INSERT INTO t(n, pad) SELECT k, zeroblob(300) FROM n;"
            "UPDATE t SET n = n * 2; UPDATE t SET n = n + 1 WHERE id % 3 = 0");
-    assert_int_equal(scalar(w, "SELECT SUM(n) FROM t"), 5000 * 5001 + 1666);
-    run(w, "COMMIT");
-    assert_int_equal(scalar(w, "SELECT SUM(n) FROM t"), 5000 * 5001 + 1666);
+    assert_int_equal(tu_sql_int(w, "SELECT SUM(n) FROM t"), 5000 * 5001 + 1666);
+    tu_sql(w, "COMMIT");
+    assert_int_equal(tu_sql_int(w, "SELECT SUM(n) FROM t"), 5000 * 5001 + 1666);
     sqlite3_stmt *s;
     assert_int_equal(sqlite3_prepare_v2(w, "PRAGMA integrity_check", -1, &s, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(s), SQLITE_ROW);
@@ -142,19 +123,19 @@ static void test_commit_survives_a_kill(void **state)
     assert_true(pid >= 0);
     if (pid == 0) {
         sqlite3 *w = open_writer(f->path, 2000);
-        run(w, "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)");
+        tu_sql(w, "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)");
         for (int i = 0; i < 40; i++)
-            run(w, "BEGIN; WITH RECURSIVE n(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM n WHERE k < 97) "
+            tu_sql(w, "BEGIN; WITH RECURSIVE n(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM n WHERE k < 97) "
                    "INSERT INTO t(v) SELECT randomblob(300) FROM n; COMMIT");
         /* an open transaction that never commits: none of it may show */
-        run(w, "BEGIN; INSERT INTO t(v) VALUES (randomblob(300))");
+        tu_sql(w, "BEGIN; INSERT INTO t(v) VALUES (randomblob(300))");
         _exit(0);
     }
     int status = 0;
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     sqlite3 *r = open_reader(f->path);
-    assert_int_equal(scalar(r, "SELECT COUNT(*) FROM t"), 40 * 97);
+    assert_int_equal(tu_sql_int(r, "SELECT COUNT(*) FROM t"), 40 * 97);
     sqlite3_close(r);
 }
 
@@ -170,22 +151,22 @@ static void test_syncer_leaves_the_open_transaction(void **state)
 {
     struct fix *f = *state;
     sqlite3 *w = open_writer(f->path, 16);   /* the transaction spills frames into the buffer */
-    run(w, "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)");
+    tu_sql(w, "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)");
     sqlite3_file *log = NULL;
     assert_int_equal(sqlite3_file_control(w, "main", SQLITE_FCNTL_JOURNAL_POINTER, &log), SQLITE_OK);
     assert_non_null(log);
     char wal[128];
     snprintf(wal, sizeof wal, "%s-wal", f->path);
     int64_t committed = file_size(wal);
-    run(w, "BEGIN; WITH RECURSIVE n(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM n WHERE k < 3000) "
+    tu_sql(w, "BEGIN; WITH RECURSIVE n(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM n WHERE k < 3000) "
            "INSERT INTO t(v) SELECT randomblob(500) FROM n");
     assert_int_equal(log->pMethods->xSync(log, SQLITE_SYNC_FULL | STORE_SYNC_WRITTEN), SQLITE_OK);
     int64_t after_syncer = file_size(wal);
     assert_true(after_syncer - committed < 1 << 20);   /* at most the buffer's overflow went out */
     assert_int_equal(log->pMethods->xSync(log, SQLITE_SYNC_NORMAL), SQLITE_OK);
     assert_true(file_size(wal) > after_syncer);
-    run(w, "COMMIT");
-    assert_int_equal(scalar(w, "SELECT COUNT(*) FROM t"), 3000);
+    tu_sql(w, "COMMIT");
+    assert_int_equal(tu_sql_int(w, "SELECT COUNT(*) FROM t"), 3000);
     sqlite3_close(w);
 }
 
@@ -202,21 +183,21 @@ static void test_paced_checkpoint(void **state)
 {
     struct fix *f = *state;
     sqlite3 *w = open_writer(f->path, 2000);
-    run(w, "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)");
-    run(w, "BEGIN; WITH RECURSIVE n(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM n WHERE k < 6000) "
+    tu_sql(w, "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)");
+    tu_sql(w, "BEGIN; WITH RECURSIVE n(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM n WHERE k < 6000) "
            "INSERT INTO t(v) SELECT randomblob(700) FROM n; COMMIT");   /* ~5 MiB of log */
     _Atomic int64_t rate = 8 << 20;   /* 8 MiB/s: the copy takes over half a second */
     long hints = store_walbuf_hints();
     store_pace_writes(&rate);
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    run(w, "PRAGMA wal_checkpoint(TRUNCATE)");
+    tu_sql(w, "PRAGMA wal_checkpoint(TRUNCATE)");
     double paced = seconds_since(&t0);
     store_pace_writes(NULL);
     assert_true(store_walbuf_hints() - hints >= 16);   /* the copy went through the shim's hints */
     assert_true(paced >= 0.4);
     sqlite3 *r = open_reader(f->path);
-    assert_int_equal(scalar(r, "SELECT COUNT(*) FROM t WHERE length(v) = 700"), 6000);
+    assert_int_equal(tu_sql_int(r, "SELECT COUNT(*) FROM t WHERE length(v) = 700"), 6000);
     sqlite3_close(r);
     sqlite3_close(w);
 }
