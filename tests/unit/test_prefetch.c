@@ -80,12 +80,25 @@ static long wait_resident(int fd)
     return n;
 }
 
+/* The file came into the page cache. readahead(2) is advice, and the kernel
+ * may drop a piece of it: once, in a fresh clone's run under the
+ * sanitizers, 16 pages of 6,145 never came. So nearly all of it is asked
+ * for, which a prefetch that reads next to nothing (one WILLNEED of the
+ * whole file) or stops part of the way still fails. */
+static void assert_read_in(int fd)
+{
+    long n = wait_resident(fd);
+    if (n < PAGES)
+        print_message("%ld of %ld pages in the page cache\n", n, (long)PAGES);
+    assert_true(n >= PAGES - PAGES / 100);
+}
+
 static void test_reads_the_whole_file(void **state)
 {
     (void)state;
     int fd = cold_file();
     assert_int_equal(store_prefetch_fd(fd), 0);
-    assert_int_equal(wait_resident(fd), PAGES);
+    assert_read_in(fd);
     finish(fd);
 }
 
@@ -94,7 +107,7 @@ static void test_prefetch_by_path(void **state)
     (void)state;
     int fd = cold_file();
     store_prefetch(path);   /* a process of its own; returns at once */
-    assert_int_equal(wait_resident(fd), PAGES);
+    assert_read_in(fd);
     store_prefetch("/nonexistent/topup.db");   /* best effort: nothing to read, nothing fails */
     finish(fd);
 }
@@ -151,7 +164,7 @@ static void test_single_pages(void **state)
 
     assert_int_equal(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
     assert_int_equal(store_prefetch_fd(fd), 0);
-    assert_int_equal(wait_resident(fd), PAGES);
+    assert_read_in(fd);
     assert_int_equal(in_large_folios(fd, SIZE), 0);
     finish(fd);
 }
