@@ -91,12 +91,22 @@ struct cache {
     struct entry *tab;
     unsigned bits, mask, used, hand;   /* used: the pages cached, one entry each */
     unsigned spare;          /* the lock-byte page: SQLite's spare number for swaps */
-    struct entry front[1 << FRONT_BITS];   /* pages fetched lately, by key: a lookup that stays in L1 */
     unsigned max_key;        /* no page above it, the spare one aside */
+    struct entry front[1 << FRONT_BITS];   /* pages fetched lately, by key: a lookup that stays in L1 */
 };
 
-static unsigned home(const struct cache *c, unsigned key) { return (key * 0x9E3779B1u) >> (32 - c->bits); }
-static struct entry *front(struct cache *c, unsigned key) { return &c->front[(key * 0x9E3779B1u) >> (32 - FRONT_BITS)]; }
+/* The top bits of a multiplicative hash: page numbers run in long
+ * sequences, which the low bits of the number itself would pile up. */
+static unsigned hash(unsigned key, unsigned bits) { return (key * 0x9E3779B1u) >> (32 - bits); }
+static unsigned home(const struct cache *c, unsigned key) { return hash(key, c->bits); }
+static struct entry *front(struct cache *c, unsigned key) { return &c->front[hash(key, FRONT_BITS)]; }
+
+/* Keeps max_key an upper bound of the numbers in the table, the spare one aside. */
+static void note_key(struct cache *c, unsigned key)
+{
+    if (key != c->spare && key > c->max_key)
+        c->max_key = key;
+}
 
 /* A page leaving the table leaves the front too. */
 static void forget(struct cache *c, struct page *p)
@@ -270,8 +280,7 @@ static sqlite3_pcache_page *fetch(sqlite3_pcache *pc, unsigned key, int create_f
     place(c, key, p);
     *f = (struct entry){key, p};
     c->pinned++;
-    if (key != c->spare && key > c->max_key)
-        c->max_key = key;
+    note_key(c, key);
     return &p->pg;
 }
 
@@ -304,8 +313,7 @@ static void rekey(sqlite3_pcache *pc, sqlite3_pcache_page *pg, unsigned old_key,
         drop(c, (unsigned)other);   /* P5: never pinned, SQLite says */
     p->key = new_key;
     place(c, new_key, p);
-    if (new_key != c->spare && new_key > c->max_key)
-        c->max_key = new_key;
+    note_key(c, new_key);
 }
 
 static void truncate_from(sqlite3_pcache *pc, unsigned limit)

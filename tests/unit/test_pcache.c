@@ -155,9 +155,7 @@ static void model_run(int purgeable, unsigned seed)
     srand(seed);
     for (int step = 0; step < 20000; step++) {
         unsigned key = 1 + (unsigned)rand() % KEYS;
-        int op = rand() % 100, npinned = 0;
-        for (unsigned k = 1; k <= KEYS; k++)
-            npinned += md.pinned[k];
+        int op = rand() % 100;
         if (op < 45) {
             model_fetch(c, &md, key, rand() % 3, &tag);
         } else if (op < 80) {
@@ -187,8 +185,7 @@ static void model_run(int purgeable, unsigned seed)
             m.xShrink(c);
         }
         /* P3, P4: what the cache holds. */
-        int count = m.xPagecount(c);
-        npinned = 0;
+        int count = m.xPagecount(c), npinned = 0;
         for (unsigned k = 1; k <= KEYS; k++)
             npinned += md.pinned[k];
         assert_true(count >= npinned);
