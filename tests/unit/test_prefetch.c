@@ -24,7 +24,20 @@
 #define SIZE ((off_t)24 << 20 | 1234)   /* not a whole number of chunks or pages */
 #define PAGES ((SIZE + PAGE - 1) / PAGE)
 
-static char path[64];
+static char path[64];   /* the test's file; removed after it, passed or failed */
+
+static int remove_files(void **state)
+{
+    (void)state;
+    static const char *const tails[] = {"", "-wal", "-shm"};
+    char name[sizeof path + 8];
+    for (size_t i = 0; path[0] && i < sizeof tails / sizeof tails[0]; i++) {
+        snprintf(name, sizeof name, "%s%s", path, tails[i]);
+        unlink(name);
+    }
+    path[0] = 0;
+    return 0;
+}
 
 static long resident(int fd)
 {
@@ -39,11 +52,6 @@ static long resident(int fd)
     return n;
 }
 
-static void finish(int fd)
-{
-    close(fd);
-    unlink(path);
-}
 
 /* A file of SIZE bytes on a disk, out of the page cache; the test skips if
  * the kernel keeps it in memory whatever we ask (tmpfs). */
@@ -65,7 +73,7 @@ static int cold_file(void)
     assert_int_equal(fdatasync(fd), 0);
     assert_int_equal(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
     if (resident(fd) > PAGES / 2) {
-        finish(fd);
+        close(fd);
         skip();
     }
     return fd;
@@ -99,7 +107,7 @@ static void test_reads_the_whole_file(void **state)
     int fd = cold_file();
     assert_int_equal(store_prefetch_fd(fd), 0);
     assert_read_in(fd);
-    finish(fd);
+    close(fd);
 }
 
 static void test_prefetch_by_path(void **state)
@@ -109,7 +117,7 @@ static void test_prefetch_by_path(void **state)
     store_prefetch(path);   /* a process of its own; returns at once */
     assert_read_in(fd);
     store_prefetch("/nonexistent/topup.db");   /* best effort: nothing to read, nothing fails */
-    finish(fd);
+    close(fd);
 }
 
 /* How many pages of the file's first `size` bytes sit in large folios, by
@@ -157,7 +165,7 @@ static void test_single_pages(void **state)
         assert_true(pread(fd, big, sizeof big, off) >= 0);
     long by_read = in_large_folios(fd, SIZE);
     if (by_read < 0) {
-        finish(fd);
+        close(fd);
         skip();   /* not root */
     }
     print_message("read(2): %ld of %ld pages in large folios\n", by_read, (long)PAGES);
@@ -166,7 +174,7 @@ static void test_single_pages(void **state)
     assert_int_equal(store_prefetch_fd(fd), 0);
     assert_read_in(fd);
     assert_int_equal(in_large_folios(fd, SIZE), 0);
-    finish(fd);
+    close(fd);
 }
 
 STORE_SQL(SQL_SCAN, "SELECT sum(length(b)) FROM t");
@@ -178,8 +186,8 @@ STORE_SQL(SQL_SCAN, "SELECT sum(length(b)) FROM t");
 static void test_sqlite_scan_single_pages(void **state)
 {
     (void)state;
-    char db[64];
-    snprintf(db, sizeof db, "/var/tmp/topup-scan-XXXXXX");
+    char *db = path;
+    snprintf(db, sizeof path, "/var/tmp/topup-scan-XXXXXX");
     int fd = mkstemp(db);
     assert_true(fd >= 0);
     close(fd);
@@ -206,7 +214,6 @@ static void test_sqlite_scan_single_pages(void **state)
 
     long large = in_large_folios(fd, sb.st_size);
     close(fd);
-    unlink(db);
     if (large < 0)
         skip();   /* not root */
     assert_int_equal(large, 0);
@@ -223,10 +230,10 @@ static void test_bad_descriptor(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_reads_the_whole_file),
-        cmocka_unit_test(test_prefetch_by_path),
-        cmocka_unit_test(test_single_pages),
-        cmocka_unit_test(test_sqlite_scan_single_pages),
+        cmocka_unit_test_teardown(test_reads_the_whole_file, remove_files),
+        cmocka_unit_test_teardown(test_prefetch_by_path, remove_files),
+        cmocka_unit_test_teardown(test_single_pages, remove_files),
+        cmocka_unit_test_teardown(test_sqlite_scan_single_pages, remove_files),
         cmocka_unit_test(test_bad_descriptor),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
