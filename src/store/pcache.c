@@ -108,14 +108,6 @@ static void note_key(struct cache *c, unsigned key)
         c->max_key = key;
 }
 
-/* A page leaving the table leaves the front too. */
-static void forget(struct cache *c, struct page *p)
-{
-    struct entry *f = front(c, p->key);
-    if (f->page == p)
-        f->page = NULL;
-}
-
 static int find(const struct cache *c, unsigned key)
 {
     for (unsigned i = home(c, key);; i = (i + 1) & c->mask) {
@@ -174,6 +166,15 @@ static void erase(struct cache *c, unsigned i)
     }
 }
 
+/* Takes entry i's page out of the table, and out of the front. */
+static void take_out(struct cache *c, unsigned i)
+{
+    struct entry *f = front(c, c->tab[i].key);
+    if (f->page == c->tab[i].page)
+        f->page = NULL;
+    erase(c, i);
+}
+
 static struct page *page_new(struct cache *c)
 {
     struct page *p = malloc(sizeof *p + c->size_extra + c->size_page);
@@ -201,8 +202,7 @@ static struct page *evict(struct cache *c)
             p->flags &= ~REFERENCED;
             continue;
         }
-        forget(c, p);
-        erase(c, at);
+        take_out(c, at);
         return p;
     }
 }
@@ -212,8 +212,7 @@ static void drop(struct cache *c, unsigned i)
     struct page *p = c->tab[i].page;
     if (p->flags & PINNED)
         c->pinned--;
-    forget(c, p);
-    erase(c, i);
+    take_out(c, i);
     free(p);
 }
 
@@ -306,8 +305,7 @@ static void rekey(sqlite3_pcache *pc, sqlite3_pcache_page *pg, unsigned old_key,
     int i = find(c, old_key);
     if (i < 0 || c->tab[i].page != p)
         return;
-    forget(c, p);
-    erase(c, (unsigned)i);
+    take_out(c, (unsigned)i);
     int other = find(c, new_key);
     if (other >= 0)
         drop(c, (unsigned)other);   /* P5: never pinned, SQLite says */

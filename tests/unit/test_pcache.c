@@ -274,7 +274,7 @@ static void test_sqlite_on_a_tiny_cache(void **state)
     sqlite3 *db;
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
     tu_sql(db, "PRAGMA page_size=1024; PRAGMA journal_mode=WAL; PRAGMA cache_size=10;"
-             "CREATE TABLE t(id INTEGER PRIMARY KEY, k TEXT UNIQUE, v INTEGER, pad BLOB)");
+               "CREATE TABLE t(id INTEGER PRIMARY KEY, k TEXT UNIQUE, v INTEGER, pad BLOB)");
     int64_t want = 0;
     srand(7);
     for (int round = 0; round < 40; round++) {
@@ -291,7 +291,7 @@ static void test_sqlite_on_a_tiny_cache(void **state)
             delta += v;
         }
         tu_sql(db, "SAVEPOINT s; DELETE FROM t WHERE id % 7 = 3; UPDATE t SET pad = randomblob(900) WHERE id % 5 = 1;"
-                 "ROLLBACK TO s; RELEASE s");
+                   "ROLLBACK TO s; RELEASE s");
         if (round % 3 == 2) {
             tu_sql(db, "ROLLBACK");
         } else {
@@ -304,11 +304,7 @@ static void test_sqlite_on_a_tiny_cache(void **state)
             tu_sql(db, "PRAGMA wal_checkpoint(TRUNCATE)");
         }
     }
-    sqlite3_stmt *q;
-    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &q, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
-    assert_string_equal((const char *)sqlite3_column_text(q, 0), "ok");
-    sqlite3_finalize(q);
+    tu_integrity_ok(db);
     assert_int_equal(sqlite3_close(db), SQLITE_OK);
     /* Read again from the file, through a fresh cache. */
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);

@@ -102,16 +102,12 @@ static void test_spilled_frames_read_back(void **state)
     sqlite3 *w = open_writer(f->path, 16);
     tu_sql(w, "CREATE TABLE t(id INTEGER PRIMARY KEY, n INTEGER, pad BLOB)");
     tu_sql(w, "BEGIN; WITH RECURSIVE n(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM n WHERE k < 5000) "
-           "INSERT INTO t(n, pad) SELECT k, zeroblob(300) FROM n;"
-           "UPDATE t SET n = n * 2; UPDATE t SET n = n + 1 WHERE id % 3 = 0");
+              "INSERT INTO t(n, pad) SELECT k, zeroblob(300) FROM n;"
+              "UPDATE t SET n = n * 2; UPDATE t SET n = n + 1 WHERE id % 3 = 0");
     assert_int_equal(tu_sql_int(w, "SELECT SUM(n) FROM t"), 5000 * 5001 + 1666);
     tu_sql(w, "COMMIT");
     assert_int_equal(tu_sql_int(w, "SELECT SUM(n) FROM t"), 5000 * 5001 + 1666);
-    sqlite3_stmt *s;
-    assert_int_equal(sqlite3_prepare_v2(w, "PRAGMA integrity_check", -1, &s, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-    assert_string_equal((const char *)sqlite3_column_text(s, 0), "ok");
-    sqlite3_finalize(s);
+    tu_integrity_ok(w);
     sqlite3_close(w);
 }
 
@@ -127,7 +123,7 @@ static void test_commit_survives_a_kill(void **state)
         tu_sql(w, "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)");
         for (int i = 0; i < 40; i++)
             tu_sql(w, "BEGIN; WITH RECURSIVE n(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM n WHERE k < 97) "
-                   "INSERT INTO t(v) SELECT randomblob(300) FROM n; COMMIT");
+                      "INSERT INTO t(v) SELECT randomblob(300) FROM n; COMMIT");
         /* an open transaction that never commits: none of it may show */
         tu_sql(w, "BEGIN; INSERT INTO t(v) VALUES (randomblob(300))");
         raise(SIGKILL);   /* nothing runs after it: no exit handler, no leak report under valgrind */
@@ -161,7 +157,7 @@ static void test_syncer_leaves_the_open_transaction(void **state)
     snprintf(wal, sizeof wal, "%s-wal", f->path);
     int64_t committed = file_size(wal);
     tu_sql(w, "BEGIN; WITH RECURSIVE n(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM n WHERE k < 3000) "
-           "INSERT INTO t(v) SELECT randomblob(500) FROM n");
+              "INSERT INTO t(v) SELECT randomblob(500) FROM n");
     assert_int_equal(log->pMethods->xSync(log, SQLITE_SYNC_FULL | STORE_SYNC_WRITTEN), SQLITE_OK);
     int64_t after_syncer = file_size(wal);
     assert_true(after_syncer - committed < 1 << 20);   /* at most the buffer's overflow went out */
@@ -187,7 +183,7 @@ static void test_paced_checkpoint(void **state)
     sqlite3 *w = open_writer(f->path, 2000);
     tu_sql(w, "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)");
     tu_sql(w, "BEGIN; WITH RECURSIVE n(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM n WHERE k < 6000) "
-           "INSERT INTO t(v) SELECT randomblob(700) FROM n; COMMIT");   /* ~5 MiB of log */
+              "INSERT INTO t(v) SELECT randomblob(700) FROM n; COMMIT");   /* ~5 MiB of log */
     _Atomic int64_t rate = 8 << 20;   /* 8 MiB/s: the copy takes over half a second */
     long hints = store_walbuf_hints();
     store_pace_writes(&rate);

@@ -102,6 +102,16 @@ static inline int64_t tu_sql_int(sqlite3 *db, const char *sql)
     return v;
 }
 
+/* PRAGMA integrity_check finds nothing wrong with the database. */
+static inline void tu_integrity_ok(sqlite3 *db)
+{
+    sqlite3_stmt *q;
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &q, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(q, 0), "ok");
+    sqlite3_finalize(q);
+}
+
 static inline void tu_rm_dir(const char *dir)
 {
     DIR *d = opendir(dir);
