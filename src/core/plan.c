@@ -135,13 +135,9 @@ static void load_bundle(struct store_q *q, struct bundle *b)
 
 int plan_buy(struct tx *tx, struct sim *s, const struct plan *p, struct bundle *b, int64_t *balance_after)
 {
-    int rc = sim_settle(tx, s, NULL);
+    int rc = sim_settle_for_money(tx, s);
     if (rc)
         return rc;
-    if (s->state == SIM_TERMINATED)
-        return ERR_SIM_TERMINATED;
-    if (s->state == SIM_SUSPENDED)
-        return ERR_SIM_SUSPENDED;
     if (s->state != SIM_ACTIVE)
         return ERR_SIM_NOT_ACTIVE;
     if (!p->active)

@@ -313,6 +313,16 @@ int sim_save(struct tx *tx, struct sim *s)
     return rc;
 }
 
+int sim_settle_for_money(struct tx *tx, struct sim *s)
+{
+    int rc = sim_settle(tx, s, NULL);
+    if (rc)
+        return rc;
+    if (s->state == SIM_TERMINATED)
+        return ERR_SIM_TERMINATED;
+    return s->state == SIM_SUSPENDED ? ERR_SIM_SUSPENDED : 0;
+}
+
 int sim_balance(struct tx *tx, const struct sim *s, int64_t *balance)
 {
     struct store_q *q;

@@ -93,6 +93,9 @@ int sim_create(struct tx *tx, struct sim *s, int *existed);
 int sim_save(struct tx *tx, struct sim *s);
 /* Applies the transition the clock asks for (forfeiting on termination). *changed set if it moved. */
 int sim_settle(struct tx *tx, struct sim *s, int *changed);
+/* Settles the SIM (sim_settle), then refuses to move money on one that is
+ * terminated or suspended: ERR_SIM_TERMINATED, ERR_SIM_SUSPENDED, or 0. */
+int sim_settle_for_money(struct tx *tx, struct sim *s);
 /* Suspends (on=1) or resumes (on=0); ERR_SIM_TERMINATED. Suspending a
  * suspended SIM or resuming one that is not suspended changes nothing. */
 int sim_suspend(struct tx *tx, struct sim *s, int on);

@@ -79,13 +79,9 @@ int topup_apply(struct tx *tx, const struct topup_req *req, struct topup_result 
         return ERR_INVALID_METHOD;
     rc = sim_get(tx, req->iccid, s);
     if (!rc)
-        rc = sim_settle(tx, s, NULL);
+        rc = sim_settle_for_money(tx, s);
     if (rc)
         return rc;
-    if (s->state == SIM_TERMINATED)
-        return ERR_SIM_TERMINATED;
-    if (s->state == SIM_SUSPENDED)
-        return ERR_SIM_SUSPENDED;
 
     int64_t day = conf_day_start(cf, tx->now);
     if (s->day_start != day) {
