@@ -850,6 +850,26 @@ static void test_plan_buy(void **state)
     tu_ledger_ok(t);
 }
 
+/* A terminated SIM buys nothing, even a plan its state would not otherwise
+ * refuse first, and the refusal changes nothing (sim_settle_for_money). */
+static void test_plan_buy_terminated(void **state)
+{
+    struct tu *t = *state;
+    struct plan free_plan;
+    make_plan(t, &free_plan, "gone", 0, 7, 1000000, 0, 0);
+    struct sim s;
+    tu_sim(t, &s);
+    topup_ok(t, s.iccid, 1000, NULL);
+    tu_at(t, TU_T0 + 151 * TU_DAY);   /* past 30 + 30 + 90 days: terminated when settled */
+    s = tu_sim_get(t, s.iccid);
+    struct snap before = snap(t, s.iccid);
+    struct bundle b;
+    int64_t after;
+    assert_int_equal(TU_CMD(t, plan_buy(&t->tx, &s, &free_plan, &b, &after)), ERR_SIM_TERMINATED);
+    same_snap(snap(t, s.iccid), before);   /* the settlement rolled back with the refusal */
+    tu_ledger_ok(t);
+}
+
 /* bundle_sweep expires bundles at expires_at and moves what is left to expiry:<unit>. */
 static void test_bundle_sweep(void **state)
 {
@@ -1138,6 +1158,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_expired_reactivation_fee, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_plan_create, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_plan_buy, tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_plan_buy_terminated, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_bundle_sweep, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_bundle_sweep_limit, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_bundle_sweep_with_reservation, tu_setup, tu_teardown),
