@@ -52,7 +52,6 @@ static long resident(int fd)
     return n;
 }
 
-
 /* A file of SIZE bytes on a disk, out of the page cache; the test skips if
  * the kernel keeps it in memory whatever we ask (tmpfs). */
 static int cold_file(void)
