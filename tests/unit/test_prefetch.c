@@ -185,7 +185,7 @@ STORE_SQL(SQL_SCAN, "SELECT sum(length(b)) FROM t");
 static void test_sqlite_scan_single_pages(void **state)
 {
     (void)state;
-    char *db = path;
+    char *db = path;   /* the teardown removes it, with its -wal and -shm */
     snprintf(db, sizeof path, "/var/tmp/topup-scan-XXXXXX");
     int fd = mkstemp(db);
     assert_true(fd >= 0);
