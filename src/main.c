@@ -1,9 +1,11 @@
 /* topupd — one binary, Git-style subcommands dispatched from commands[]. */
+#include <errno.h>
 #include <malloc.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "api/api.h"
 #include "core/ledger.h"
@@ -71,6 +73,19 @@ static int need_db(const struct opts *o)
         return 0;
     fprintf(stderr, "--db PATH is required\n");
     return -1;
+}
+
+/* Commands that read or change what a database already holds never create
+ * one: a mistyped path would otherwise "check" a new, empty ledger and pass.
+ * Returns the exit status to give, or 0 to go on. */
+static int need_existing_db(const struct opts *o, const char *cmd)
+{
+    if (need_db(o))
+        return 2;
+    if (access(o->db, F_OK) == 0)
+        return 0;
+    fprintf(stderr, "%s: no database at '%s'\n", cmd, o->db);
+    return 1;
 }
 
 /* Runs fn in one write transaction on the database (outside the server). */
@@ -156,12 +171,33 @@ static void print_token(void *arg, int64_t id, const char *prefix, const char *r
 
 static int token_list(struct tx *tx, void *arg) { return auth_token_list(tx, print_token, NULL); }
 
+#define TOKEN_USAGE "token create|list|revoke ID --db PATH [--role admin|operator] [--name NAME]"
+
+/* A token id as `token list` prints it: a positive decimal, nothing after it. */
+static int parse_id(const char *s, int64_t *id)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end || v <= 0)
+        return -1;
+    *id = v;
+    return 0;
+}
+
 static int cmd_token(struct opts *o)
 {
-    if (!o->arg || need_db(o))
-        return fprintf(stderr, "usage: topupd token create|list|revoke ID --db PATH [--role admin|operator]\n"), 2;
-    int rc;
-    if (!strcmp(o->arg, "create")) {
+    int create = o->arg && !strcmp(o->arg, "create"), list = o->arg && !strcmp(o->arg, "list");
+    int revoke = o->arg && !strcmp(o->arg, "revoke") && o->arg2;
+    if (!create && !list && !revoke)
+        return fprintf(stderr, "usage: topupd " TOKEN_USAGE "\n"), 2;
+    int64_t id = 0;
+    if (revoke && parse_id(o->arg2, &id))
+        return fprintf(stderr, "token: '%s' is not a token id (see 'topupd token list')\n", o->arg2), 2;
+    int rc = create ? (need_db(o) ? 2 : 0) : need_existing_db(o, "token");   /* create may make the database */
+    if (rc)
+        return rc;
+    if (create) {
         struct token_arg t = {.role = auth_role_parse(o->role ? o->role : "admin"), .name = o->name};
         if (t.role < 0)
             return fprintf(stderr, "--role must be admin or operator\n"), 2;
@@ -172,19 +208,17 @@ static int cmd_token(struct opts *o)
                     auth_role_name(t.role));
         }
         sodium_memzero(t.secret, sizeof t.secret);
-    } else if (!strcmp(o->arg, "list")) {
+    } else if (list) {
         rc = with_tx(o, token_list, NULL);
-    } else if (!strcmp(o->arg, "revoke") && o->arg2) {
-        int64_t id = strtoll(o->arg2, NULL, 10);
+    } else {
         rc = with_tx(o, token_revoke, &id);
         if (!rc && auth_share(o->db, 1))   /* a running server forgets the token (auth.h A2) */
             fprintf(stderr, "token: could not tell a running server; it refuses the token within %d ms\n",
                     AUTH_REMEMBER_MS);
-    } else {
-        fprintf(stderr, "usage: topupd token create|list|revoke\n");
-        return 2;
     }
-    if (rc)
+    if (rc == ERR_NOT_FOUND)
+        fprintf(stderr, "token: %s: there is no token %lld (see 'topupd token list')\n", err_code(rc), (long long)id);
+    else if (rc)
         fprintf(stderr, "token: %s\n", err_code(rc));
     return rc ? 1 : 0;
 }
@@ -197,10 +231,11 @@ static int ledger_report(struct tx *tx, void *arg)
 
 static int cmd_check(struct opts *o)
 {
-    if (need_db(o))
-        return 2;
+    int rc = need_existing_db(o, "check");
+    if (rc)
+        return rc;
     struct ledger_report r;
-    int rc = with_tx(o, ledger_report, &r);
+    rc = with_tx(o, ledger_report, &r);
     if (rc)
         return fprintf(stderr, "check: %s\n", err_code(rc)), 1;
     for (int i = 0; i < r.nunits; i++)
@@ -330,7 +365,7 @@ static const struct command {
                                   "               [--tls-cert PEM --tls-key PEM]\n"
                                   "               [--test-clock] [--fault write@N|full@N|fsync@N[,once]]  (tests only)"},
     {"migrate",      cmd_migrate, "migrate --db PATH        apply the schema migrations"},
-    {"token",        cmd_token,   "token create|list|revoke ID --db PATH [--role admin|operator] [--name NAME]"},
+    {"token",        cmd_token,   TOKEN_USAGE},
     {"check",        cmd_check,   "check --db PATH          verify the ledger (exit 1 on a violation)"},
     {"routes",       cmd_routes,  "routes                   print the route table and its roles as JSON"},
     {"demo",         cmd_demo,    "demo [--db PATH] [--listen IP:PORT]  seed demo data and serve"},

@@ -79,6 +79,7 @@ class Server:
         self.tokens = {}
         self.secrets = []          # every credential handed out; must never reach the log
         self.ssl_context = None    # set for a server started with --tls-cert/--tls-key
+        self.stdout_path = None    # stdout apart from the log (the demo's banner shows a token)
         self.starts = 0
 
     # ------------------------------------------------------------------ CLI
@@ -126,8 +127,10 @@ class Server:
             log.write(("\n===== start #%d: %s\n" % (self.starts, " ".join(self.serve_argv()))).encode())
             log.flush()
             self.log_mark = log.tell()
-            self.proc = subprocess.Popen(self.serve_argv(), cwd=self.workdir, stdin=subprocess.DEVNULL,
-                                         stdout=log, stderr=log, start_new_session=True)
+            out = open(self.stdout_path, "ab") if self.stdout_path else log
+            with out:
+                self.proc = subprocess.Popen(self.serve_argv(), cwd=self.workdir, stdin=subprocess.DEVNULL,
+                                             stdout=out, stderr=log, start_new_session=True)
         self.wait_ready()
         return self
 

@@ -1,8 +1,12 @@
-"""The topupd command line: migrate, token create, serve argument checks."""
+"""The topupd command line: every subcommand, its usage errors, and the demo."""
+import json
 import os
+import re
 import subprocess
+import time
 
-from conftest import TOPUPD, free_port
+from conftest import HOST, TOPUPD, Server, free_port
+from e2e_util import has_cjk, luhn_check_digit, luhn_valid
 
 
 def _run(*args, cwd, timeout=15):
@@ -60,3 +64,141 @@ def test_serve_refuses_busy_port(server):
               cwd=server.workdir, timeout=10)
     assert cp.returncode != 0
     assert server.running()
+
+
+def test_help_lists_every_command(tmp_path):
+    cp = _run("help", cwd=tmp_path)
+    assert cp.returncode == 0
+    for name in ("serve", "migrate", "token", "check", "routes", "demo", "help"):
+        assert "topupd %s" % name in cp.stdout, name
+
+
+def test_usage_errors_exit_2_and_say_why(tmp_path):
+    db = str(tmp_path / "u.db")
+    assert _run("migrate", "--db", db, cwd=tmp_path).returncode == 0
+    for args, says in (((), "usage: topupd COMMAND"),
+                       (("frob",), "'frob' is not a command"),
+                       (("serve",), "--db PATH is required"),
+                       (("migrate", "--db"), "--db needs a value"),
+                       (("check", "--db", db, "--bogus"), "unknown argument '--bogus'"),
+                       (("check", "--db", db, "--set"), "--set needs a value"),
+                       (("check", "--db", db, "--config", str(tmp_path / "none.conf")), "configuration:"),
+                       (("token",), "usage: topupd token"),
+                       (("token", "frob", "--db", db), "usage: topupd token"),
+                       (("token", "revoke", "--db", db), "usage: topupd token"),
+                       (("token", "list"), "--db PATH is required"),
+                       (("token", "create", "--db", db, "--role", "root"), "--role must be admin or operator")):
+        cp = _run(*args, cwd=tmp_path)
+        assert cp.returncode == 2, (args, cp.returncode, cp.stderr)
+        assert says in cp.stdout + cp.stderr, (args, cp.stdout, cp.stderr)
+    cp = _run("token", "list", "--db", db, cwd=tmp_path)
+    assert cp.returncode == 0 and cp.stdout == "", "a refused command created a token: %r" % cp.stdout
+
+
+def test_commands_that_read_a_database_never_create_one(tmp_path):
+    typo = tmp_path / "typo.db"
+    for args in (("check",), ("token", "list"), ("token", "revoke", "1")):
+        cp = _run(*args, "--db", str(typo), cwd=tmp_path)
+        assert cp.returncode == 1, (args, cp.returncode, cp.stderr)
+        assert "no database at '%s'" % typo in cp.stderr, (args, cp.stderr)
+        assert not typo.exists(), args
+
+
+def test_token_list_shows_prefixes_roles_and_revocation(tmp_path):
+    db = str(tmp_path / "t.db")
+    secrets = []
+    for args in (("--role", "admin"), ("--role", "operator", "--name", "kiosk 7")):
+        cp = _run("token", "create", *args, "--db", db, cwd=tmp_path)
+        assert cp.returncode == 0, cp.stderr
+        secrets.append(cp.stdout.strip())
+
+    def listed():
+        cp = _run("token", "list", "--db", db, cwd=tmp_path)
+        assert cp.returncode == 0, cp.stderr
+        for secret in secrets:
+            assert secret not in cp.stdout, "token list printed a secret"
+        return [ln.split("\t") for ln in cp.stdout.splitlines()]
+
+    rows = listed()
+    assert [(r[2], r[3], r[4]) for r in rows] == [("admin", "active", ""), ("operator", "active", "kiosk 7")]
+    for row, secret in zip(rows, secrets):
+        prefix = row[1].rstrip("…")
+        assert len(prefix) >= 8 and secret.startswith(prefix) and len(prefix) < len(secret), row
+
+    first = rows[0][0]
+    for _ in range(2):   # revoking a revoked token changes nothing and succeeds
+        cp = _run("token", "revoke", first, "--db", db, cwd=tmp_path)
+        assert cp.returncode == 0, cp.stderr
+        assert [r[3] for r in listed()] == ["revoked", "active"]
+
+    cp = _run("token", "revoke", "99", "--db", db, cwd=tmp_path)
+    assert cp.returncode == 1 and "there is no token 99" in cp.stderr, cp.stderr
+    for bad in ("abc", "0", "2x", "99999999999999999999999"):
+        cp = _run("token", "revoke", bad, "--db", db, cwd=tmp_path)
+        assert cp.returncode == 2 and "'%s' is not a token id" % bad in cp.stderr, (bad, cp.stderr)
+    assert [r[3] for r in listed()] == ["revoked", "active"]
+
+
+class DemoServer(Server):
+    """`topupd demo` as scripts/demo runs it: its default database, demo/topup.db,
+    below the working directory, and a banner on stdout, which shows the admin
+    token and so is kept out of the log."""
+
+    def __init__(self, workdir):
+        super().__init__(workdir, name="demo")
+        self.db = os.path.join(self.workdir, "demo", "topup.db")
+        self.stdout_path = os.path.join(self.workdir, "banner.txt")
+
+    def serve_argv(self):
+        return [self.binary, "demo", "--listen", "%s:%d" % (HOST, self.port)]
+
+    def banner(self):
+        """(admin token, ICCID, top-up body) from this start's banner."""
+        for _ in range(500):   # printed just after the log's "listening" line: one a start
+            with open(self.stdout_path, encoding="utf-8") as f:
+                banners = f.read().split("topupd demo is running")
+            if len(banners) == self.starts + 1 and "Ctrl-C" in banners[-1]:
+                break
+            time.sleep(0.01)
+        text = banners[-1]
+        token = re.search(r"^admin token: (\S+)$", text, re.M).group(1)
+        iccid = re.search(r"/v1/sims/(\d+) ", text).group(1)
+        body = json.loads(re.search(r"-d '(\{.*\})'", text).group(1))
+        assert text.startswith(" on http://%s:%d (database demo/topup.db)" % (HOST, self.port)), text
+        return token, iccid, body
+
+
+def test_demo_seeds_serves_and_starts_again_on_its_data(tmp_path):
+    (tmp_path / "demo").mkdir()
+    srv = DemoServer(tmp_path)
+    try:
+        srv.start()
+        token, iccid, body = srv.banner()
+        assert luhn_valid(iccid)
+        for i, lang in enumerate(("zh", "en", "ru", "zh", "en"), start=1):   # five SIMs, in every language
+            other = "897010000000000%03d" % i
+            other += luhn_check_digit(other)
+            r = srv.request("GET", "/v1/sims/" + other, token=token)
+            assert r.status == 200 and r.body["language"] == lang, r
+        assert iccid == "897010000000000001" + luhn_check_digit("897010000000000001")
+
+        r = srv.request("POST", "/v1/sims/%s/topups" % iccid, body, token=token, idem="demo-1")
+        assert r.status == 201, r
+        r = srv.request("GET", "/v1/plans", token=None, lang="zh")
+        assert r.status == 200, r
+        assert [p["code"] for p in r.body["data"]] == ["data5", "travel10", "talk100"]
+        assert all(has_cjk(p["name"]["zh"]) for p in r.body["data"])
+        assert srv.stop() == 0
+
+        srv.start()   # scripts/demo again: the same data, one more token, nothing seeded twice
+        token2, iccid2, _ = srv.banner()
+        assert token2 != token and iccid2 == iccid
+        r = srv.request("POST", "/v1/sims/%s/topups" % iccid, body, token=token, idem="demo-1")
+        assert r.status == 201 and r.headers.get("idempotent-replayed") == "true", r
+        r = srv.request("GET", "/v1/sims/" + iccid, token=token2)
+        assert r.status == 200 and r.body["balance"]["amount"] == body["amount"], r
+        assert len(srv.request("GET", "/v1/plans", token=None).body["data"]) == 3
+        assert srv.request("GET", "/v1/ledger/check", token=token2).status == 200
+    finally:
+        problems = srv.teardown()
+    assert not problems, problems
