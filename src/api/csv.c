@@ -4,28 +4,43 @@
 
 #include "util/err.h"
 
-/* Splits a line at commas, trimming spaces and a trailing CR; returns the field count. */
+/* Splits a line into fields at commas, in place; returns the field count
+ * (fields past max are counted, not kept). Spaces around a field and a
+ * trailing CR go. A field in double quotes (RFC 4180) loses them; inside, ""
+ * is one quote and a comma is text. */
 static int split(char *line, char **cols, int max)
 {
     int n = 0;
-    for (char *p = line;; p++) {
+    char *r = line;
+    for (;;) {
+        while (*r == ' ')
+            r++;
+        char *field = r, *w = r, *kept = r;   /* kept: the end of what trimming may not cut */
+        if (*r == '"') {
+            for (r++; *r; r++) {
+                if (*r == '"' && r[1] != '"') {   /* the closing quote */
+                    r++;
+                    break;
+                }
+                if (*r == '"')                    /* "" is one quote */
+                    r++;
+                *w++ = *r;
+            }
+            kept = w;
+        }
+        while (*r && *r != ',')
+            *w++ = *r++;
+        while (w > kept && (w[-1] == ' ' || w[-1] == '\r'))
+            w--;
+        int last = !*r;
+        *w = 0;   /* w <= r: at most the separator is overwritten */
         if (n < max)
-            cols[n] = p;
+            cols[n] = field;
         n++;
-        p = strchr(p, ',');
-        if (!p)
-            break;
-        *p = 0;
+        if (last)
+            return n;
+        r++;
     }
-    for (int i = 0; i < n && i < max; i++) {
-        char *s = cols[i], *e = s + strlen(s);
-        while (*s == ' ')
-            s++;
-        while (e > s && (e[-1] == ' ' || e[-1] == '\r'))
-            *--e = 0;
-        cols[i] = s;
-    }
-    return n;
 }
 
 int csv_parse_sims(char *text, size_t len, const char **param, void (*row)(void *arg, const struct csv_row *r),
@@ -47,7 +62,7 @@ int csv_parse_sims(char *text, size_t len, const char **param, void (*row)(void 
     if (ncols > CSV_MAX_COLS)
         return ERR_INVALID_CSV;
     for (int i = 0; i < ncols; i++) {
-        int known = 0;
+        int known = !cols[i][0];   /* an unnamed column (a spreadsheet's trailing commas) is not read */
         for (int k = 0; k < C__N; k++)
             if (!strcmp(cols[i], names[k]) && idx[k] < 0)
                 idx[k] = i, known = 1;

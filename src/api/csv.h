@@ -1,7 +1,10 @@
 /* csv — the SIM import format: a header line naming the columns (iccid
  * required; msisdn, imsi, language optional; any order), then one SIM a line.
- * No quoting: no field of ours may contain a comma. A UTF-8 BOM, CRLF line
- * ends, spaces around fields and blank lines are tolerated. */
+ * Fields may be quoted as RFC 4180 has it ("" for a quote, a comma inside is
+ * text), as spreadsheets and vendor files write them; a line is still one
+ * row, since no field of ours holds a newline. A UTF-8 BOM, CRLF line ends,
+ * spaces around fields, blank lines and columns without a name (whose fields
+ * are not read) are tolerated. */
 #pragma once
 #include <stddef.h>
 

@@ -167,7 +167,7 @@ static void import_bad(void *arg, int line)
     struct import_parse *p = arg;
     p->ic->total++;
     p->ic->failed++;
-    row_error(p->ic->errors, p->ic->lang, line, ERR_INVALID_CSV, NULL);
+    row_error(p->ic->errors, p->ic->lang, line, ERR_INVALID_CSV_ROW, NULL);
 }
 
 int api_sims_import(struct req *r)

@@ -95,13 +95,3 @@ int ratelimit_take(struct ratelimit *rl, const char *key, int64_t now_ms, int *r
     return rc;
 }
 
-int ratelimit_exhausted(struct ratelimit *rl, const char *key, int64_t now_ms, int *retry_after)
-{
-    pthread_mutex_lock(&rl->mu);
-    struct bucket *b = find(rl, key, now_ms);
-    int out = b->tokens < 1;
-    if (out)
-        *retry_after = wait_secs(rl, b->tokens);
-    pthread_mutex_unlock(&rl->mu);
-    return out;
-}

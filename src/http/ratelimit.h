@@ -19,5 +19,3 @@ void ratelimit_free(struct ratelimit *rl);
 /* Takes one token for key at now_ms. 0 when allowed; otherwise -1 and
  * *retry_after (seconds, >= 1) says when one token will be back. */
 int ratelimit_take(struct ratelimit *rl, const char *key, int64_t now_ms, int *retry_after);
-/* 1 when key has no token left (does not take one). */
-int ratelimit_exhausted(struct ratelimit *rl, const char *key, int64_t now_ms, int *retry_after);

@@ -27,6 +27,7 @@
     X(INVALID_CHANNEL,        400, "invalid_channel",            D) \
     X(INVALID_METHOD,         400, "invalid_method",             D) \
     X(INVALID_CSV,            400, "invalid_csv",                D) \
+    X(INVALID_CSV_ROW,        400, "invalid_csv_row",            D) \
     X(IDEMPOTENCY_KEY_MISSING,400, "idempotency_key_required",   D) \
     X(IDEMPOTENCY_KEY_INVALID,400, "idempotency_key_invalid",    D) \
     X(INVALID_CURSOR,         400, "invalid_cursor",             D) \

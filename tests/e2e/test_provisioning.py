@@ -2,7 +2,7 @@
 import os
 
 from conftest import ROOT
-from e2e_util import assert_error, bad_luhn, make_iccid, make_msisdn
+from e2e_util import assert_error, bad_luhn, has_cjk, has_cyrillic, make_iccid, make_msisdn
 
 
 def test_healthz(server):
@@ -184,6 +184,31 @@ def test_csv_import_columns_any_order_and_repeat(server):
     assert (body["rows"], body["imported"], body["existing"], body["failed"]) == (2, 0, 2, 0)
 
 
+def test_csv_import_as_spreadsheets_write_it(server):
+    """A BOM, CRLF, every field quoted, trailing unnamed columns, a blank line."""
+    a, b, c, d = make_iccid(), make_iccid(), make_iccid(), make_iccid()
+    ma = make_msisdn()
+    csv = ('\ufeff"iccid","msisdn","language",,\r\n'
+           '"%s","%s","ru",,\r\n'
+           '\r\n'
+           '%s, ,"zh",,\r\n'
+           '"%s,%s",,en,,\r\n'
+           '%s,,en,,,\r\n' % (a, ma, b, c, c, d))
+    r = server.request("POST", "/v1/sims/import", csv.encode(), token="admin", content_type="text/csv", lang="ru")
+    assert r.status == 200, r
+    body = r.body
+    assert (body["rows"], body["imported"], body["existing"], body["failed"]) == (4, 2, 0, 2)
+    assert [(e["line"], e["code"], e.get("param")) for e in body["errors"]] == [
+        (5, "invalid_iccid", "iccid"), (6, "invalid_csv_row", None)]
+    assert all(has_cyrillic(e["message"]) for e in body["errors"])
+    sa = server.sim(a)
+    assert (sa["msisdn"], sa["language"]) == (ma, "ru")
+    sb = server.sim(b)
+    assert (sb["msisdn"], sb["language"]) == (None, "zh")
+    for never in (c, d):
+        assert_error(server.request("GET", "/v1/sims/" + never), 404, "sim_not_found")
+
+
 def test_csv_import_only_iccid_column(server):
     ids = [make_iccid() for _ in range(5)]
     csv = "iccid\n" + "\n".join(ids) + "\n"
@@ -195,9 +220,12 @@ def test_csv_import_only_iccid_column(server):
 
 
 def test_csv_import_without_iccid_column_is_invalid_csv(server):
-    csv = "msisdn,language\n%s,en\n" % make_msisdn()
-    r = server.request("POST", "/v1/sims/import", csv, token="admin", content_type="text/csv")
-    assert_error(r, 400, "invalid_csv")
+    iccid = make_iccid()
+    for csv, param in (("msisdn,language\n%s,en\n" % make_msisdn(), "iccid"),
+                       ("iccid,msisdn,colour\n%s,,red\n" % iccid, "colour")):
+        r = server.request("POST", "/v1/sims/import", csv, token="admin", content_type="text/csv", lang="zh")
+        assert has_cjk(assert_error(r, 400, "invalid_csv", param)["message"])
+    assert_error(server.request("GET", "/v1/sims/" + iccid), 404, "sim_not_found")
 
 
 def test_csv_import_requires_admin(server):

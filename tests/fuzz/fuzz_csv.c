@@ -6,9 +6,10 @@
  *  - a text with a NUL byte is refused; a refused text produces no callback;
  *  - every non-blank data line is reported exactly once, in order, with its
  *    1-based line number (row() or bad()), and blank lines are not reported;
- *  - each field is a NUL-terminated string inside the buffer, without a comma,
- *    a newline, leading spaces or trailing spaces/CR; iccid is never NULL and
- *    the optional columns are present on every row or on none;
+ *  - each field is a NUL-terminated string inside the buffer without a
+ *    newline and, on a line without a double quote, without a comma, leading
+ *    spaces or trailing spaces/CR; iccid is never NULL and the optional
+ *    columns are present on every row or on none;
  *  - sim_iccid_valid / sim_msisdn_valid / sim_imsi_valid agree with a
  *    reference written from docs/API.md and src/core/sim.h.
  */
@@ -25,6 +26,8 @@ struct seen {
     int *lines;        /* line numbers reported, in order */
     size_t nlines;
     int has[3];        /* msisdn, imsi, lang presence on the first row; -1 before */
+    const uint8_t *quoted;   /* by line number: whether the line holds a '"' */
+    size_t nquoted;
 };
 
 static int ref_digits(const char *s, size_t min, size_t max)
@@ -57,13 +60,32 @@ static int ref_iccid(const char *s)
 static int ref_msisdn(const char *s) { return s[0] == '+' && s[1] && s[1] != '0' && ref_digits(s + 1, 8, 15); }
 static int ref_imsi(const char *s) { return ref_digits(s, 6, 15); }
 
-static void check_field(struct seen *sn, const char *f, const char *what)
+static void check_field(struct seen *sn, int line, const char *f, const char *what)
 {
     FUZZ_CHECK(f >= sn->buf && f <= sn->buf + sn->len, "%s points outside the buffer", what);
     size_t n = strnlen(f, (size_t)(sn->buf + sn->len - f) + 1);
     FUZZ_CHECK(f + n <= sn->buf + sn->len, "%s is not NUL-terminated inside the buffer", what);
-    FUZZ_CHECK(!memchr(f, ',', n) && !memchr(f, '\n', n), "%s '%s' holds a separator", what, f);
+    FUZZ_CHECK(!memchr(f, '\n', n), "%s '%s' holds a newline", what, f);
+    if ((size_t)line < sn->nquoted && sn->quoted[line])
+        return;   /* quoted: a comma and spaces may be text */
+    FUZZ_CHECK(!memchr(f, ',', n), "%s '%s' holds a separator", what, f);
     FUZZ_CHECK(!n || (f[0] != ' ' && f[n - 1] != ' ' && f[n - 1] != '\r'), "%s '%s' is not trimmed", what, f);
+}
+
+/* quoted[i]: whether line i (1-based) holds a double quote. */
+static size_t quoted_lines(const uint8_t *data, size_t size, uint8_t **out)
+{
+    size_t n = 2;
+    for (size_t i = 0; i < size; i++)
+        n += data[i] == '\n';
+    *out = calloc(n, 1);
+    if (!*out)
+        abort();
+    for (size_t i = 0, line = 1; i < size; i++) {
+        line += data[i] == '\n';
+        (*out)[line] |= data[i] == '"';
+    }
+    return n;
 }
 
 static void note_line(struct seen *sn, int line)
@@ -88,21 +110,21 @@ static void on_row(void *arg, const struct csv_row *r)
             sn->has[i] = opt[i] != NULL;
         FUZZ_CHECK(sn->has[i] == (opt[i] != NULL), "optional column %d present on some rows only", i);
     }
-    check_field(sn, r->iccid, "iccid");
+    check_field(sn, r->line, r->iccid, "iccid");
     FUZZ_CHECK(!!sim_iccid_valid(r->iccid) == ref_iccid(r->iccid), "sim_iccid_valid('%s') = %d", r->iccid,
                sim_iccid_valid(r->iccid));
     if (r->msisdn) {
-        check_field(sn, r->msisdn, "msisdn");
+        check_field(sn, r->line, r->msisdn, "msisdn");
         FUZZ_CHECK(!!sim_msisdn_valid(r->msisdn) == ref_msisdn(r->msisdn), "sim_msisdn_valid('%s') = %d",
                    r->msisdn, sim_msisdn_valid(r->msisdn));
     }
     if (r->imsi) {
-        check_field(sn, r->imsi, "imsi");
+        check_field(sn, r->line, r->imsi, "imsi");
         FUZZ_CHECK(!!sim_imsi_valid(r->imsi) == ref_imsi(r->imsi), "sim_imsi_valid('%s') = %d", r->imsi,
                    sim_imsi_valid(r->imsi));
     }
     if (r->lang) {
-        check_field(sn, r->lang, "language");
+        check_field(sn, r->line, r->lang, "language");
         int ref = !strcmp(r->lang, "zh") || !strcmp(r->lang, "en") || !strcmp(r->lang, "ru");
         FUZZ_CHECK(!!sim_lang_valid(r->lang) == ref, "sim_lang_valid('%s')", r->lang);
     }
@@ -141,7 +163,9 @@ static size_t expected_lines(const uint8_t *data, size_t size, int **out)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *text = fuzz_strndup(data, size);
-    struct seen sn = {.buf = text, .len = size, .has = {-1, -1, -1}};
+    uint8_t *quoted;
+    size_t nquoted = quoted_lines(data, size, &quoted);
+    struct seen sn = {.buf = text, .len = size, .has = {-1, -1, -1}, .quoted = quoted, .nquoted = nquoted};
     const char *param = NULL;
     int rc = csv_parse_sims(text, size, &param, on_row, on_bad, &sn);
     int has_nul = memchr(data, 0, size) != NULL;
@@ -160,6 +184,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         free(want);
     }
     free(sn.lines);
+    free(quoted);
     free(text);
     return 0;
 }
