@@ -54,6 +54,23 @@ static int str_into(const struct jv *o, const char *key, char *dst, size_t cap)
     return rc;
 }
 
+/* zones: at most PLAN_ZONES visited networks, each an MCC (3 digits) or an
+ * MCC and MNC (5 or 6), none twice. */
+static int zones_valid(const struct jv *zones)
+{
+    if (zones->kind != JV_ARRAY || zones->len > PLAN_ZONES)
+        return 0;
+    jv_foreach(z, zones) {
+        if (z->kind != JV_STRING || (z->len != 3 && z->len != 5 && z->len != 6) ||
+            strspn(z->s, "0123456789") != z->len)   /* jv J2: NUL-terminated */
+            return 0;
+        for (const struct jv *y = zones->first; y != z; y = y->next)
+            if (y->len == z->len && !memcmp(y->s, z->s, z->len))
+                return 0;
+    }
+    return 1;
+}
+
 int api_plans_create(struct req *r)
 {
     static const char *const keys[] = {"code", "name", "price", "currency", "validity_days", "allowances",
@@ -93,13 +110,8 @@ int api_plans_create(struct req *r)
     for (int v = 0; !rc && allow && v < SVC__COUNT; v++)
         if ((rc = json_field_int(allow, service_allowance[v], 0, &p->allowance[v])) || p->allowance[v] < 0)
             rc = ERR_INVALID_PARAMETER, bad = "allowances";
-    if (!rc && zones) {
-        int ok = zones->kind == JV_ARRAY && zones->len <= 32;
-        if (ok)
-            jv_foreach(z, zones) ok = ok && z->kind == JV_STRING && z->len >= 1 && z->len <= 6;
-        if (!ok)
-            rc = ERR_INVALID_PARAMETER, bad = "zones";
-    }
+    if (!rc && zones && !zones_valid(zones))
+        rc = ERR_INVALID_PARAMETER, bad = "zones";
     if (!rc && (rc = json_field_bool(b, "payg", 0, &p->payg)))
         bad = "payg";
     if (rc) {

@@ -13,7 +13,8 @@
 
 #define PLAN_CODE_MAX 32
 #define PLAN_NAME_MAX 128
-#define PLAN_ZONES_MAX 256
+#define PLAN_ZONES 32   /* networks a plan may name, each at most 6 digits */
+#define PLAN_ZONES_MAX (2 + PLAN_ZONES * 9)   /* their JSON text: ["310410",…] */
 
 enum service { SVC_DATA, SVC_VOICE, SVC_SMS, SVC__COUNT };
 extern const char *const service_unit[SVC__COUNT];       /* "bytes", "seconds", "sms" */

@@ -1,7 +1,9 @@
 """Plans and bundle purchases."""
 import time
 
-from e2e_util import DAY, assert_error, make_iccid, make_key, parse_time
+import pytest
+
+from e2e_util import DAY, assert_error, has_cyrillic, make_iccid, make_key, parse_time
 
 
 def _buy(server, iccid, plan, key=None, token="operator"):
@@ -38,6 +40,76 @@ def test_create_plan_requires_admin(server):
     assert_error(server.request("POST", "/v1/plans", body, token=None), 401, "unauthenticated")
     st, _, listing = server.request("GET", "/v1/plans", token=None)
     assert st == 200 and all(p["code"] != "nope" for p in listing["data"])
+
+
+def _plan_body(**over):
+    body = {"code": "bad-plan", "name": {"zh": "测试", "en": "test", "ru": "тест"}, "price": 1000, "currency": "CNY",
+            "validity_days": 30, "allowances": {"data_bytes": 1, "voice_seconds": 0, "sms": 0},
+            "zones": ["250", "46000"], "payg": False}
+    for k, v in over.items():
+        if v is _ABSENT:
+            del body[k]
+        else:
+            body[k] = v
+    return body
+
+
+_ABSENT = object()
+BAD_PLANS = [
+    (dict(code=_ABSENT), 400, "missing_parameter", "code"),
+    (dict(code=""), 400, "invalid_parameter", "code"),
+    (dict(code="Data 10"), 400, "invalid_parameter", "code"),
+    (dict(code=10), 400, "invalid_parameter", "code"),
+    (dict(name=_ABSENT), 400, "missing_parameter", "name"),
+    (dict(name="10 GB"), 400, "invalid_parameter", "name"),
+    (dict(name={"zh": "测试", "en": "test"}), 400, "missing_parameter", "name"),
+    (dict(name={"zh": "测试", "en": "", "ru": "тест"}), 400, "invalid_parameter", "name"),
+    (dict(price=_ABSENT), 400, "missing_parameter", "price"),
+    (dict(price=-1), 400, "invalid_parameter", "price"),
+    (dict(price="1000"), 400, "invalid_parameter", "price"),
+    (dict(price=10.5), 400, "invalid_parameter", "price"),
+    (dict(currency="USD"), 400, "currency_mismatch", "currency"),
+    (dict(validity_days=0), 400, "invalid_parameter", "validity_days"),
+    (dict(validity_days=3651), 400, "invalid_parameter", "validity_days"),
+    (dict(allowances=[1, 0, 0]), 400, "invalid_parameter", "allowances"),
+    (dict(allowances={"data_bytes": -1}), 400, "invalid_parameter", "allowances"),
+    (dict(allowances={"minutes": 100}), 400, "invalid_parameter", "allowances"),
+    (dict(zones="250"), 400, "invalid_parameter", "zones"),
+    (dict(zones=[250]), 400, "invalid_parameter", "zones"),
+    (dict(zones=["RU"]), 400, "invalid_parameter", "zones"),
+    (dict(zones=["2500"]), 400, "invalid_parameter", "zones"),
+    (dict(zones=["2500011"]), 400, "invalid_parameter", "zones"),
+    (dict(zones=["250", "250"]), 400, "invalid_parameter", "zones"),
+    (dict(zones=["%03d" % (200 + i) for i in range(33)]), 400, "invalid_parameter", "zones"),
+    (dict(code="a" * 33), 400, "invalid_parameter", "code"),
+    (dict(name={"zh": "测试", "en": "x" * 129, "ru": "тест"}), 400, "invalid_parameter", "name"),
+    (dict(payg="no"), 400, "invalid_parameter", "payg"),
+    (dict(colour="red"), 400, "invalid_parameter", "colour"),
+]
+
+
+@pytest.mark.parametrize("over,status,code,param", BAD_PLANS,
+                         ids=["%s=%s" % next(iter(c[0].items())) if c[0] else "" for c in BAD_PLANS])
+def test_bad_plan_is_refused_and_changes_nothing(server, over, status, code, param):
+    before = server.request("GET", "/v1/plans", token=None).body["data"]
+    r = server.request("POST", "/v1/plans", _plan_body(**over), token="admin", lang="ru")
+    err = assert_error(r, status, code, param)
+    assert has_cyrillic(err["message"]), err
+    assert server.request("GET", "/v1/plans", token=None).body["data"] == before
+
+
+def test_plan_zones_are_networks(server):
+    """A zone lists visited networks: an MCC (3 digits) or an MCC and MNC (5 or 6)."""
+    body = _plan_body(code="zones-ok", zones=["250", "46000", "310410"])
+    r = server.request("POST", "/v1/plans", body, token="admin")
+    assert r.status == 201 and r.body["zones"] == ["250", "46000", "310410"], r
+    r = server.request("POST", "/v1/plans", _plan_body(code="no-zones", zones=[]), token="admin")
+    assert r.status == 201 and r.body["zones"] == [], r
+    most = ["%06d" % (310410 + i) for i in range(32)]   # the longest list, kept whole
+    r = server.request("POST", "/v1/plans", _plan_body(code="most-zones", zones=most), token="admin")
+    assert r.status == 201 and r.body["zones"] == most, r
+    listed = [p for p in server.request("GET", "/v1/plans", token=None).body["data"] if p["code"] == "most-zones"]
+    assert listed[0]["zones"] == most
 
 
 def test_buy_bundle(server):
