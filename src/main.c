@@ -20,6 +20,7 @@
 #include "util/err.h"
 #include "util/i18n.h"
 #include "util/log.h"
+#include "util/text.h"
 
 struct opts {
     const char *listen, *db, *key, *role, *name, *fault, *tls_cert, *tls_key;
@@ -201,6 +202,9 @@ static int cmd_token(struct opts *o)
         struct token_arg t = {.role = auth_role_parse(o->role ? o->role : "admin"), .name = o->name};
         if (t.role < 0)
             return fprintf(stderr, "--role must be admin or operator\n"), 2;
+        if (t.name && !text_printable(t.name, TOKEN_NAME_MAX))
+            return fprintf(stderr, "--name must be text of at most %d bytes, without control characters\n",
+                           TOKEN_NAME_MAX), 2;
         rc = with_tx(o, token_create, &t);
         if (!rc) {
             printf("%s\n", t.secret);

@@ -8,6 +8,7 @@
 #include "core/plan.h"
 #include "util/conf.h"
 #include "util/err.h"
+#include "util/text.h"
 
 static void add_plan(void *arg, const struct plan *p) { json_array_append_new(arg, view_plan(p)); }
 
@@ -47,7 +48,7 @@ static int str_into(const struct jv *o, const char *key, char *dst, size_t cap)
 {
     const char *v;
     int rc = json_field_str(o, key, 1, cap - 1, &v);
-    if (!rc && !*v)
+    if (!rc && (!*v || !text_printable(v, cap - 1)))
         rc = ERR_INVALID_PARAMETER;
     if (!rc)
         memcpy(dst, v, strlen(v) + 1);

@@ -7,6 +7,7 @@
 #include "api/api.h"
 #include "http/auth.h"
 #include "util/err.h"
+#include "util/text.h"
 
 struct token_cmd {
     int role;
@@ -39,8 +40,9 @@ int api_tokens_create(struct req *r)
     int rc = json_only_keys(b, keys, &param);
     if (!rc && ((rc = json_field_str(b, "role", 1, 16, &role)) || (tc->role = auth_role_parse(role)) < 0))
         rc = rc ? rc : ERR_INVALID_PARAMETER, param = "role";
-    if (!rc && (rc = json_field_str(b, "name", 0, 64, &name)))
-        param = "name";
+    if (!rc && ((rc = json_field_str(b, "name", 0, TOKEN_NAME_MAX, &name)) ||
+                (name && !text_printable(name, TOKEN_NAME_MAX))))
+        rc = rc ? rc : ERR_INVALID_PARAMETER, param = "name";
     if (rc) {
         req_error(r, rc, param);   /* param may point into b */
         return 0;

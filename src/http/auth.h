@@ -22,6 +22,7 @@
 #include "http/http.h"
 
 #define TOKEN_LEN 48   /* "tpk_" + 43 + NUL, rounded */
+#define TOKEN_NAME_MAX 64   /* bytes of a token's name: text_printable (util/text.h) */
 
 int auth_role_parse(const char *s);        /* ROLE_ADMIN, ROLE_OPERATOR, or -1 */
 const char *auth_role_name(int role);

@@ -7,6 +7,7 @@
 
 #include "util/arena.h"
 #include "util/err.h"
+#include "util/text.h"
 
 #define PAIRWISE_MAX 16   /* objects up to this size check duplicate names pairwise */
 
@@ -67,28 +68,6 @@ static size_t put_utf8(unsigned char *o, unsigned cp)
     return 4;
 }
 
-/* Length of the valid UTF-8 sequence at p (a byte >= 0x80), or 0: no
- * overlong forms, no surrogates, nothing past U+10FFFF. */
-static size_t utf8_len(const unsigned char *p, const unsigned char *end)
-{
-    unsigned c = p[0], lo = 0x80, hi = 0xbf;
-    size_t n;
-    if (c >= 0xc2 && c <= 0xdf)
-        n = 2;
-    else if (c >= 0xe0 && c <= 0xef)
-        n = 3, lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
-    else if (c >= 0xf0 && c <= 0xf4)
-        n = 4, lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
-    else
-        return 0;
-    if ((size_t)(end - p) < n || p[1] < lo || p[1] > hi)
-        return 0;
-    for (size_t i = 2; i < n; i++)
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-    return n;
-}
-
 /* A string, the opening quote already consumed. The decoded text is never
  * longer than its source, so one allocation of the source's length holds it. */
 static int string(struct jp *j, const char **out, size_t *out_len)
@@ -122,7 +101,7 @@ static int string(struct jp *j, const char **out, size_t *out_len)
         if (c < 0x20)
             return ERR_INVALID_JSON;
         if (c >= 0x80) {
-            size_t n = utf8_len(p, j->end);
+            size_t n = text_utf8_len(p, j->end);
             if (!n)
                 return ERR_INVALID_JSON;
             memcpy(o, p, n);

@@ -17,3 +17,10 @@ size_t text_cat_int(char *dst, size_t cap, int64_t v);
  * HTTP heads share). */
 #define TEXT_INT_MAX 21   /* a sign, 19 digits and the NUL */
 char *text_int(char buf[TEXT_INT_MAX], int64_t v);
+
+/* Length of the valid UTF-8 sequence at p (a byte >= 0x80), or 0: no
+ * overlong forms, no surrogates, nothing past U+10FFFF. */
+size_t text_utf8_len(const unsigned char *p, const unsigned char *end);
+/* 1 when s is at most max bytes of valid UTF-8 without a control character
+ * (C0, DEL, C1): a name a person gave, safe in JSON and in a line of text. */
+int text_printable(const char *s, size_t max);

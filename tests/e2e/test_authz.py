@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from conftest import TOPUPD
-from e2e_util import make_iccid, make_key
+from e2e_util import assert_error, has_cjk, make_iccid, make_key
 
 DOCUMENTED = {
     ("GET", "/healthz"): {"anonymous", "operator", "admin"},
@@ -97,6 +97,26 @@ def test_revoked_token_is_refused_everywhere(server):
         r = server.request(method, path, {} if method == "POST" else None, token=tok, idem=make_key())
         assert (r.status, r.body["error"]["code"]) == (401, "unauthenticated"), (method, path, r)
     assert server.snapshot(iccid) == ("inactive", 0, 0)
+
+
+def test_bad_token_requests_change_nothing(server):
+    before = server.request("GET", "/v1/tokens", token="admin").body["data"]
+    for body, code, param in (({}, "missing_parameter", "role"),
+                              ({"role": "root"}, "invalid_parameter", "role"),
+                              ({"role": 1}, "invalid_parameter", "role"),
+                              ({"role": "operator", "name": "x" * 65}, "invalid_parameter", "name"),
+                              ({"role": "operator", "name": 7}, "invalid_parameter", "name"),
+                              ({"role": "operator", "name": "till\n7"}, "invalid_parameter", "name"),
+                              ({"role": "operator", "name": "\u0085"}, "invalid_parameter", "name"),
+                              ({"role": "operator", "colour": "red"}, "invalid_parameter", "colour")):
+        r = server.request("POST", "/v1/tokens", body, token="admin", lang="zh")
+        assert has_cjk(assert_error(r, 400, code, param)["message"]), body
+    for tid in ("abc", "0", "-1", "99999", "1x"):
+        assert_error(server.request("DELETE", "/v1/tokens/" + tid, token="admin"), 404, "not_found")
+    assert server.request("GET", "/v1/tokens", token="admin").body["data"] == before
+    r = server.request("POST", "/v1/tokens", {"role": "operator", "name": "收银台 №7"}, token="admin")
+    assert r.status == 201 and r.body["name"] == "收银台 №7", r
+    server.secrets.append(r.body["token"])
 
 
 def _get(conn, path, tok):

@@ -83,6 +83,7 @@ BAD_PLANS = [
     (dict(zones=["%03d" % (200 + i) for i in range(33)]), 400, "invalid_parameter", "zones"),
     (dict(code="a" * 33), 400, "invalid_parameter", "code"),
     (dict(name={"zh": "测试", "en": "x" * 129, "ru": "тест"}), 400, "invalid_parameter", "name"),
+    (dict(name={"zh": "测试", "en": "10 GB\n", "ru": "тест"}), 400, "invalid_parameter", "name"),
     (dict(payg="no"), 400, "invalid_parameter", "payg"),
     (dict(colour="red"), 400, "invalid_parameter", "colour"),
 ]

@@ -42,11 +42,34 @@ static void test_cat_int(void **state)
     assert_string_equal(small, "R123");
 }
 
+static void test_printable(void **state)
+{
+    (void)state;
+    const struct {
+        const char *s;
+        int ok;
+    } cases[] = {
+        {"", 1}, {"till 7", 1}, {"收银台 7", 1}, {"Касса №7", 1}, {"\xF0\x9F\x93\xB1 kiosk", 1},
+        {"\xC2\xA0nbsp", 1},          /* U+00A0: the first after the C1 controls */
+        {"till\n7", 0}, {"tab\there", 0}, {"\x1b[31m", 0}, {"del\x7f", 0},
+        {"\xC2\x85next-line", 0},     /* U+0085, a C1 control */
+        {"\xff", 0}, {"\xC0\xAF", 0},  /* not UTF-8; an overlong '/' */
+        {"\xED\xA0\x80", 0},          /* a surrogate */
+        {"\xE6\x94", 0},              /* cut short */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        assert_int_equal(text_printable(cases[i].s, 64), cases[i].ok);
+    assert_int_equal(text_printable("12345", 5), 1);
+    assert_int_equal(text_printable("123456", 5), 0);
+    assert_int_equal(text_printable("收银", 5), 0);   /* 6 bytes */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_copy_and_cat),
         cmocka_unit_test(test_cat_int),
+        cmocka_unit_test(test_printable),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
