@@ -276,3 +276,27 @@ def test_unsupported_language_is_400(server):
     assert st == 400, body
     assert body["error"]["code"] in ("invalid_parameter",), body
     assert_error(server.request("GET", "/v1/sims/" + iccid), 404, "sim_not_found")
+
+
+_ABSENT = object()
+
+
+def test_bad_sim_fields_name_their_field(server):
+    cases = [
+        ({"iccid": _ABSENT}, 400, "missing_parameter", "iccid"),
+        ({"iccid": ""}, 400, "missing_parameter", "iccid"),
+        ({"iccid": 897010000000000001}, 400, "invalid_iccid", "iccid"),
+        ({"msisdn": 79161234567}, 400, "invalid_msisdn", "msisdn"),
+        ({"imsi": "25001"}, 400, "invalid_parameter", "imsi"),                # 5 digits
+        ({"imsi": "2500112345678901"}, 400, "invalid_parameter", "imsi"),     # 16 digits
+        ({"imsi": "25001123456789x"}, 400, "invalid_parameter", "imsi"),
+        ({"imsi": 250011234567890}, 400, "invalid_parameter", "imsi"),
+        ({"language": "english"}, 400, "invalid_parameter", "language"),
+        ({"colour": "red"}, 400, "invalid_parameter", "colour"),
+    ]
+    for extra, status, code, param in cases:
+        iccid = make_iccid()
+        body = {k: v for k, v in dict({"iccid": iccid}, **extra).items() if v is not _ABSENT}
+        r = server.request("POST", "/v1/sims", body, token="admin", lang="ru")
+        assert has_cyrillic(assert_error(r, status, code, param)["message"]), body
+        assert_error(server.request("GET", "/v1/sims/" + iccid), 404, "sim_not_found")
