@@ -527,6 +527,23 @@ static void conn_idle(struct load *L, int i)
     L->idle[L->nidle++] = i;
 }
 
+/* A connection in progress became writable: 1 when it is up (now waiting
+ * for answers), 0 when it failed (counted and closed). */
+static int conn_connected(struct load *L, int i)
+{
+    int err = 0;
+    socklen_t len = sizeof err;
+    getsockopt(L->c[i].fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    if (err) {
+        L->err_connect++;
+        conn_close(L, i);
+        return 0;
+    }
+    struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
+    epoll_ctl(L->ep, EPOLL_CTL_MOD, L->c[i].fd, &ev);
+    return 1;
+}
+
 /* ,"name":{count, mean and percentiles} */
 static void print_hist(const char *name, const struct hist *h)
 {
@@ -685,18 +702,9 @@ static int run_load(struct opts *o)
             uint32_t i = evs[k].data.u32;
             if (L.c[i].state != C_CONNECTING)
                 continue;
-            int err = 0;
-            socklen_t len = sizeof err;
-            getsockopt(L.c[i].fd, SOL_SOCKET, SO_ERROR, &err, &len);
             connecting--;
-            if (err) {
-                L.err_connect++;
-                conn_close(&L, (int)i);
-                continue;
-            }
-            struct epoll_event ev = {.events = EPOLLIN, .data.u32 = i};
-            epoll_ctl(L.ep, EPOLL_CTL_MOD, L.c[i].fd, &ev);
-            conn_idle(&L, (int)i);
+            if (conn_connected(&L, (int)i))
+                conn_idle(&L, (int)i);
         }
     }
     if (!L.nidle)
@@ -753,16 +761,8 @@ static int run_load(struct opts *o)
             uint32_t i = evs[k].data.u32;
             struct conn *c = &L.c[i];
             if (c->state == C_CONNECTING) {
-                int err = 0;
-                socklen_t len = sizeof err;
-                getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
-                if (err) {
-                    L.err_connect++;
-                    conn_close(&L, (int)i);
+                if (!conn_connected(&L, (int)i))
                     continue;
-                }
-                struct epoll_event ev = {.events = EPOLLIN, .data.u32 = i};
-                epoll_ctl(L.ep, EPOLL_CTL_MOD, c->fd, &ev);
                 uint64_t t = mono_ns();
                 if (!open_loop && t < L.win1)
                     conn_send(&L, (int)i, t);
