@@ -44,9 +44,10 @@
  *  - every receipt served by GET /v1/receipts/{n} verifies with the server's
  *    key; a top-up's answer carries its receipt numbered and unsigned.
  *
- * TOPUP_KNOWN_BUGS=1 lifts the limits put on the test clock, and the fresh
- * server past 2200 (README.md, known bugs), as the unit tests' TU_KNOWN_BUG()
- * does.
+ * TOPUP_KNOWN_BUGS=1 lifts the limits put on the test clock (at most 400
+ * days a call, "now" before 2100, a fresh server past 2200), which keep the
+ * clock in years where SIMs and bundles still live; the server's own bounds
+ * (regressions/fuzz_http/test-clock-*) are then what the fuzzer meets.
  *
  * Environment: FUZZ_HTTP_RECYCLE (runs between fresh databases, default
  * 20000), FUZZ_HTTP_HANG_MS (default 10000), FUZZ_HTTP_LEDGER_EVERY (check the

@@ -337,9 +337,9 @@ static void test_timefmt(void **state)
     }
 }
 
-/* Known bug: timefmt_parse is not exact. strptime skips leading blanks and
- * takes one-digit fields, and timegm normalises days and seconds that do not
- * exist, so each of these is accepted as some other instant. */
+/* timefmt_parse is exact (a regression, fixed in 005bc3d): strptime skipped
+ * leading blanks and took one-digit fields, and timegm normalised days and
+ * seconds that do not exist, so each of these was taken for another instant. */
 static void test_timefmt_not_exact(void **state)
 {
     const char *bad[] = {

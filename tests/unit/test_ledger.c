@@ -438,8 +438,8 @@ static void test_expire_pending(void **state)
     tu_ledger_ok(t);
 }
 
-/* Known bug: ledger_expire_pending(limit = 1) expires every due pending (up
- * to 64 per query), not at most `limit`. */
+/* ledger_expire_pending(limit = 1) expires one due pending, not every one the
+ * query finds (up to 64), as it did until 005bc3d. */
 static void test_expire_pending_limit(void **state)
 {
     struct tu *t = *state;
@@ -524,8 +524,8 @@ static void test_check_detects_corruption(void **state)
         corrupt_and_check(t, i, sql[i], want[i].violations, want[i].first);
 }
 
-/* Known bug: the text of a unit-level violation ends in a stray "0" (the
- * account id printed even when there is none): "... in CNY0". */
+/* The text of a unit-level violation names the unit alone; until 005bc3d it
+ * ended in the account id there is none of: "... in CNY0". */
 static void test_violation_text(void **state)
 {
     struct tu *t = *state;

@@ -619,8 +619,6 @@ static void test_sweep(void **state)
     tu_ledger_ok(t);
 }
 
-/* Known bug: sim_sweep(limit) settles up to `limit` SIMs and then expires up
- * to `limit` bundles more, so it can move twice the limit. */
 /* Top-ups that extend an active SIM leave check_at (and its index entry)
  * where it was; the sweeper, finding nothing due there, moves it to the new
  * validity without touching the state; it then comes due once more. */
@@ -718,6 +716,8 @@ static void test_save_from_an_older_copy(void **state)
     tu_ledger_ok(t);
 }
 
+/* sim_sweep(limit) moves at most `limit` in all, SIMs settled and bundles
+ * expired together; until 005bc3d it could move twice the limit. */
 static void test_sweep_limit_counts_bundles(void **state)
 {
     struct tu *t = *state;
@@ -740,10 +740,10 @@ static void test_sweep_limit_counts_bundles(void **state)
     assert_true(moved <= 1);
 }
 
-/* Known bug (latent until charging reserves money): forfeit() moves the
- * wallet's posted balance, ignoring pending debits, so a SIM with an open
- * reservation cannot terminate (ERR_INSUFFICIENT_BALANCE), and sim_sweep,
- * which stops at the first error, then settles no SIM at all. */
+/* A SIM with an open reservation of money still terminates, and the sweep
+ * goes on to the next SIM. Until 005bc3d forfeit() moved the posted balance,
+ * ignoring pending debits: ERR_INSUFFICIENT_BALANCE, and sim_sweep, which
+ * stops at the first error, settled no SIM at all. */
 static void test_sweep_with_reservation(void **state)
 {
     struct tu *t = *state;

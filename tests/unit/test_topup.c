@@ -928,8 +928,8 @@ static void test_bundle_sweep(void **state)
     tu_ledger_ok(t);
 }
 
-/* Known bug: bundle_sweep(limit = 1) expires every due bundle (up to 64 per
- * query), not "up to limit" as plan.h says. */
+/* bundle_sweep(limit = 1) expires one due bundle, as plan.h says; until
+ * 005bc3d it expired every one its query found (up to 64). */
 static void test_bundle_sweep_limit(void **state)
 {
     struct tu *t = *state;
@@ -949,11 +949,10 @@ static void test_bundle_sweep_limit(void **state)
     assert_int_equal(n, 1);
 }
 
-/* Known bug (latent until charging reserves units): close_bundle moves the
- * bucket's posted balance, ignoring pending debits, so a bundle with an open
- * reservation cannot expire (ERR_INSUFFICIENT_BALANCE from the NO_OVERDRAFT
- * check) and, since bundle_sweep stops at the first error, no other bundle
- * expires either: the sweeper is stuck while the reservation stays open. */
+/* A bundle with an open reservation of units still expires, and so do the
+ * others. Until 005bc3d close_bundle moved the bucket's posted balance,
+ * ignoring pending debits (ERR_INSUFFICIENT_BALANCE from the NO_OVERDRAFT
+ * check), and bundle_sweep, which stops at the first error, was stuck. */
 static void test_bundle_sweep_with_reservation(void **state)
 {
     struct tu *t = *state;
