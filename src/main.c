@@ -89,13 +89,15 @@ static int need_existing_db(const struct opts *o, const char *cmd)
     return 1;
 }
 
-/* Runs fn in one write transaction on the database (outside the server). */
-static int with_tx(const struct opts *o, int (*fn)(struct tx *tx, void *arg), void *arg)
+/* Runs fn in one transaction on the database, outside the server: a write
+ * transaction (STORE_WRITER), or a snapshot (STORE_READER) that a running
+ * server's writer goes on beside. */
+static int in_tx(const struct opts *o, enum store_mode mode, int (*fn)(struct tx *tx, void *arg), void *arg)
 {
     int rc = server_prepare_db(o->db, &o->cf, NULL);
     struct store *st = NULL;
     if (!rc)
-        rc = store_open(&st, o->db, STORE_WRITER);
+        rc = store_open(&st, o->db, mode);
     if (rc) {
         store_close(st);
         return rc;
@@ -114,6 +116,11 @@ static int with_tx(const struct opts *o, int (*fn)(struct tx *tx, void *arg), vo
     store_close(st);
     arena_free(&a);
     return rc;
+}
+
+static int with_tx(const struct opts *o, int (*fn)(struct tx *tx, void *arg), void *arg)
+{
+    return in_tx(o, STORE_WRITER, fn, arg);
 }
 
 /* glibc adapts its trim and mmap thresholds to the last large free, and then
@@ -213,7 +220,7 @@ static int cmd_token(struct opts *o)
         }
         sodium_memzero(t.secret, sizeof t.secret);
     } else if (list) {
-        rc = with_tx(o, token_list, NULL);
+        rc = in_tx(o, STORE_READER, token_list, NULL);
     } else {
         rc = with_tx(o, token_revoke, &id);
         if (!rc && auth_share(o->db, 1))   /* a running server forgets the token (auth.h A2) */
@@ -239,7 +246,7 @@ static int cmd_check(struct opts *o)
     if (rc)
         return rc;
     struct ledger_report r;
-    rc = with_tx(o, ledger_report, &r);
+    rc = in_tx(o, STORE_READER, ledger_report, &r);   /* a snapshot: a running server's writes go on */
     if (rc)
         return fprintf(stderr, "check: %s\n", err_code(rc)), 1;
     for (int i = 0; i < r.nunits; i++)
