@@ -135,6 +135,8 @@ struct ledger_report {
     int violations;
     char first_violation[256];
 };
-/* Proves L1 (the accounts exist), L2, L3, L6 and L7 over the whole ledger
- * (a full scan: admin use). */
+/* Proves L1 (the accounts exist), L2, L3, L6 and L7 over the whole ledger:
+ * one scan of the accounts, the SIMs and the transfers each (admin use; 4.5 s
+ * at 10M SIMs). Violations are counted; the first is named, L1 before L2, L3,
+ * L6 and L7. */
 int ledger_check(struct tx *tx, struct ledger_report *out);

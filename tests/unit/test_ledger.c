@@ -462,7 +462,10 @@ static void test_expire_pending_limit(void **state)
 static void corrupt_and_check(struct tu *t, int row, const char *sql, int violations, const char *first)
 {
     tu_sp_begin(t);
-    assert_int_equal(store_script(t->st, sql), 0);
+    int rc = store_script(t->st, sql);
+    if (rc)
+        print_error("row %d: the corrupting SQL failed\n", row);
+    assert_int_equal(rc, 0);
     struct ledger_report r;
     assert_int_equal(ledger_check(&t->tx, &r), 0);
     if (r.violations != violations)
@@ -653,7 +656,7 @@ static void test_check_sees_wallets(void **state)
     int64_t src = account_new(t, "CNY", 0);
     assert_int_equal(xfer(t, "in", src, s.wallet_id, 500, "CNY"), 0);
     tu_ledger_ok(t);
-    char sql[3][200];
+    char sql[5][400];
     /* the SIM's row credits grow: L2 and L6 */
     snprintf(sql[0], sizeof sql[0], "UPDATE sims SET w_credits_posted = w_credits_posted + 1 WHERE id = %lld",
              (long long)s.id);
@@ -667,15 +670,27 @@ static void test_check_sees_wallets(void **state)
              "PRAGMA ignore_check_constraints = ON; UPDATE sims SET w_debits_posted = 600 WHERE id = %lld; "
              "UPDATE accounts SET credits_posted = 600 WHERE id = %lld; PRAGMA ignore_check_constraints = OFF",
              (long long)s.id, (long long)src);
+    /* the wallet's accounts row gone: its transfer is on a missing account (L1), its money uncounted (L2) */
+    snprintf(sql[3], sizeof sql[3], "PRAGMA defer_foreign_keys = ON; DELETE FROM accounts WHERE id = %lld",
+             (long long)s.wallet_id);
+    /* a wallet row without its SIM, credited: it holds nothing (L6), so the money moved is nowhere (L2) */
+    snprintf(sql[4], sizeof sql[4],
+             "INSERT INTO accounts(id, kind, unit, flags, created_at) VALUES (-777777, 'wallet', 'CNY', 1, 0);"
+             "INSERT INTO transfers(xid, debit_id, credit_id, amount, unit, kind, flags, state, created_at) "
+             "VALUES ('lost', %lld, -777777, 9, 'CNY', 'test', 0, 0, 0);"
+             "UPDATE accounts SET debits_posted = debits_posted + 9 WHERE id = %lld",
+             (long long)src, (long long)src);
     const struct {
         int violations;
         const char *first;
-    } want[3] = {
+    } want[5] = {
         {2, "posted debits differ from credits in CNY"},
         {3, "posted debits differ from credits in CNY"},
         {3, "overdraft on"},
+        {2, "transfers on a missing account -"},
+        {2, "posted debits differ from credits in CNY"},
     };
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 5; i++)
         corrupt_and_check(t, i, sql[i], want[i].violations, want[i].first);
 }
 
