@@ -210,7 +210,7 @@ def test_demo_seeds_serves_and_starts_again_on_its_data(tmp_path):
 def test_check_and_token_list_read_beside_a_writer(tmp_path):
     """`check` and `token list` read a snapshot: they neither wait for a writer
     (a running server's) nor hold one up. A write transaction for the check
-    stalled a server's writes for as long as it ran: 23 s at 10M SIMs."""
+    stalled a server's writes for as long as it ran: 20 s at 10M SIMs then."""
     db = str(tmp_path / "w.db")
     assert _run("token", "create", "--db", db, cwd=tmp_path).returncode == 0
     con = sqlite3.connect(db, isolation_level=None, timeout=0)
