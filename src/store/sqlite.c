@@ -56,8 +56,6 @@ static int map_rc(struct store *st, int rc, const char *what)
     return ERR_STORAGE;
 }
 
-const char *store_path(struct store *st) { return st->path; }
-
 /* SQLite reads its files a page at a time, and a scan reads them in order
  * (CREATE INDEX in a migration, the ledger check). The kernel's readahead
  * then fills the page cache with large folios, as read(2) in big pieces

@@ -156,8 +156,6 @@ int store_cache_size(struct store *st, int64_t mib);
 
 /* Run a whole script (migrations, tests). Not for statements with parameters. */
 int store_script(struct store *st, const char *sql);
-/* The path this store was opened with. */
-const char *store_path(struct store *st);
 
 /* S7: installs the page cache (pcache.c) before SQLite starts; 0 or -1. */
 int store_pcache_install(void);
