@@ -92,7 +92,7 @@ static int need_existing_db(const struct opts *o, const char *cmd)
 /* Runs fn in one transaction on the database, outside the server: a write
  * transaction (STORE_WRITER), or a snapshot (STORE_READER) that a running
  * server's writer goes on beside. */
-static int in_tx(const struct opts *o, enum store_mode mode, int (*fn)(struct tx *tx, void *arg), void *arg)
+static int in_tx(struct opts *o, enum store_mode mode, int (*fn)(struct tx *tx, void *arg), void *arg)
 {
     int rc = server_prepare_db(o->db, &o->cf, NULL);
     struct store *st = NULL;
@@ -118,7 +118,7 @@ static int in_tx(const struct opts *o, enum store_mode mode, int (*fn)(struct tx
     return rc;
 }
 
-static int with_tx(const struct opts *o, int (*fn)(struct tx *tx, void *arg), void *arg)
+static int with_tx(struct opts *o, int (*fn)(struct tx *tx, void *arg), void *arg)
 {
     return in_tx(o, STORE_WRITER, fn, arg);
 }

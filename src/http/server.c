@@ -612,7 +612,7 @@ static void *cpu_sampler(void *arg)
 STORE_SQL(SQL_META_GET, "SELECT value FROM meta WHERE key = ?");
 STORE_SQL(SQL_META_PUT, "INSERT INTO meta(key, value) VALUES (?, ?)");
 
-int server_prepare_db(const char *db_path, const struct conf *cf, int *version)
+int server_prepare_db(const char *db_path, struct conf *cf, int *version)
 {
     struct store *st;
     int applied = 0, rc = store_open(&st, db_path, STORE_WRITER);
@@ -625,9 +625,12 @@ int server_prepare_db(const char *db_path, const struct conf *cf, int *version)
     if (!rc)
         rc = store_one(st, &q, &SQL_META_GET, "s", "currency");
     if (rc == 0) {
-        if (strcmp(store_text(q, 0), cf->currency)) {
-            log_error("database %s keeps %s; the configuration says %s", db_path, store_text(q, 0), cf->currency);
+        const char *kept = store_text(q, 0);
+        if (strcmp(kept, cf->currency) && cf->currency_set) {
+            log_error("database %s keeps %s; the configuration says %s", db_path, kept, cf->currency);
             rc = ERR_CURRENCY_MISMATCH;
+        } else if (strlen(kept) == 3) {
+            memcpy(cf->currency, kept, 4);
         }
         store_end(q);
     } else if (rc == ERR_NOT_FOUND) {

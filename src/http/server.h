@@ -37,7 +37,9 @@ void server_close(struct server *s);
  * c->status receives how many moved. */
 int server_sweep_exec(struct tx *tx, struct cmd *c);
 
-/* Opens the database as the writer, applies migrations and checks that the
- * deployment's currency matches the one it was created with. *version (may be
- * NULL) receives the schema version. */
-int server_prepare_db(const char *db_path, const struct conf *cf, int *version);
+/* Opens the database as the writer and applies migrations. A database keeps
+ * the currency it was created with: cf->currency becomes it, or, when the
+ * configuration named another (cf->currency_set), ERR_CURRENCY_MISMATCH. A new
+ * database takes cf->currency. *version (may be NULL) receives the schema
+ * version. */
+int server_prepare_db(const char *db_path, struct conf *cf, int *version);

@@ -103,6 +103,7 @@ int conf_set(struct conf *c, const char *key, const char *value, char *eb, size_
                 return -1;
             }
             memcpy(p, value, 4);
+            c->currency_set = 1;
             return 0;
         }
         if (k->kind == K_RULE) {

@@ -18,6 +18,7 @@ enum validity_rule {
 
 struct conf {
     char currency[4];            /* ISO 4217, the wallet unit */
+    int currency_set;            /* named by a file or a flag; else a database's own is taken */
     int64_t topup_min;           /* per top-up, minor units */
     int64_t topup_max;
     int64_t daily_cap;           /* per SIM per local day */

@@ -7,7 +7,7 @@ import subprocess
 import time
 
 from conftest import HOST, TOPUPD, Server, free_port
-from e2e_util import has_cjk, luhn_check_digit, luhn_valid
+from e2e_util import assert_error, has_cjk, luhn_check_digit, luhn_valid
 
 
 def _run(*args, cwd, timeout=15):
@@ -222,3 +222,26 @@ def test_check_and_token_list_read_beside_a_writer(tmp_path):
         con.execute("ROLLBACK")
     finally:
         con.close()
+
+
+def test_a_database_keeps_its_currency(tmp_path):
+    """Created in RUB, the database stays in RUB: every command without a
+    currency of its own takes the database's, and one that names another is
+    refused (a deployment pointed at the wrong database, or the wrong file)."""
+    srv = Server(tmp_path, name="rub")
+    try:
+        srv.cli("migrate", "--db", srv.db, "--set", "currency=RUB")
+        srv.setup()   # migrate and token create, as the README has them: no currency named
+        srv.start()
+        iccid = srv.new_sim()
+        r = srv.topup(iccid, 5000, currency="RUB")
+        assert r.status == 201 and r.body["balance"] == {"amount": 5000, "currency": "RUB"}, r
+        assert_error(srv.topup(iccid, 5000, currency="CNY"), 400, "currency_mismatch", "currency")
+        assert srv.cli("check", "--db", srv.db).stdout.startswith("RUB ")
+        assert srv.stop() == 0
+    finally:
+        problems = srv.teardown()
+    assert not problems, problems
+    for args in (("serve", "--listen", "%s:%d" % (HOST, free_port())), ("check",), ("token", "list")):
+        cp = _run(*args, "--db", srv.db, "--set", "currency=CNY", cwd=tmp_path)
+        assert cp.returncode == 1 and "keeps RUB; the configuration says CNY" in cp.stderr, (args, cp.stderr)
