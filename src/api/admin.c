@@ -6,16 +6,14 @@
 #include "util/err.h"
 #include "util/timefmt.h"
 
-int api_ledger_check(struct req *r)
+/* The check reads every account (4.5 s at 10M SIMs): apart from the HTTP
+ * thread, in a snapshot the writer goes on beside. */
+static int read_check(struct tx *tx, struct cmd *c)
 {
-    struct tx tx;
-    if (req_read_begin(r, &tx))
-        return 0;
     struct ledger_report rep;
-    int rc = ledger_check(&tx, &rep);
-    rc = req_read_end(r, &tx, rc);
+    int rc = ledger_check(tx, &rep);
     if (rc)
-        return req_error(r, rc, NULL);
+        return rc;
     json_t *units = json_array(), *violations = json_array();
     for (int i = 0; i < rep.nunits; i++)
         json_array_append_new(units, json_pack("{s:s, s:I, s:I, s:I}", "unit", rep.units[i].unit, "debits",
@@ -24,9 +22,13 @@ int api_ledger_check(struct req *r)
                                                (json_int_t)rep.units[i].accounts));
     if (rep.violations)
         json_array_append_new(violations, json_string(rep.first_violation));
-    return req_json(r, 200, json_pack("{s:b, s:o, s:I, s:o}", "ok", rep.violations == 0, "units", units,
-                                      "violation_count", (json_int_t)rep.violations, "violations", violations));
+    c->status = 200;
+    c->body = json_text(tx->a, json_pack("{s:b, s:o, s:I, s:o}", "ok", rep.violations == 0, "units", units,
+                                         "violation_count", (json_int_t)rep.violations, "violations", violations));
+    return 0;
 }
+
+int api_ledger_check(struct req *r) { return req_read_apart(r, read_check); }
 
 /* Moves time and sweeps everything that became due, in one command. */
 static int exec_clock(struct tx *tx, struct cmd *c)

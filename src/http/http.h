@@ -2,9 +2,10 @@
  * answer. The server (server.c) owns the connection; a handler owns nothing
  * but what it allocates from r->a, which is freed when the response is sent.
  *
- * A handler either answers at once (req_json, req_raw, req_error; returns 0)
- * or hands a command to the engine with req_submit() (returns HANDLER_ASYNC);
- * the connection is then suspended and answered when the command is durable.
+ * A handler either answers at once (req_json, req_raw, req_error; returns 0),
+ * or hands a command to the engine with req_submit() or a slow read to
+ * req_read_apart() (returns HANDLER_ASYNC); the connection is then suspended
+ * and answered when the command is durable or the read is done.
  *
  * Limits: a JSON body is capped by conf max_body, a CSV body by
  * max_import_body (413 body_too_large before the rest is read); the request
@@ -104,6 +105,13 @@ int req_body_object(struct req *r, const struct jv **out);
  * never will be (engine_read_fence): rc = req_read_end(r, &tx, rc). */
 int req_read_begin(struct req *r, struct tx *tx);
 int req_read_end(struct req *r, struct tx *tx, int rc);
+
+/* A read that takes seconds (the ledger check): read runs in a snapshot on
+ * the server's thread for slow reads, one at a time, while the connection is
+ * suspended, so that the other connections of this HTTP thread are not held
+ * up. It answers as a command's exec does (c->status, c->body from tx->a).
+ * Returns HANDLER_ASYNC. */
+int req_read_apart(struct req *r, int (*read)(struct tx *tx, struct cmd *c));
 
 /* Queues a command: exec runs on the writer (see engine.h); the answer is
  * c->status/c->body, or an error rendered in the caller's language. */

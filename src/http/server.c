@@ -36,6 +36,7 @@
 
 #define IDEM_KEY_MAX 128
 #define MAX_READERS 512
+#define SLOW_READS_MAX 4   /* slow reads waiting for their thread; more: 503 overloaded */
 #define HEAD_MAX 16384   /* request line and headers */
 
 struct server {
@@ -56,11 +57,17 @@ struct server {
     pthread_t cpu_thread;
     int sampling;
 
-    pthread_mutex_t mu;          /* readers and the sweeper's sleep */
+    pthread_t slow_thread;       /* req_read_apart's reads */
+    int slow_reading;
+    pthread_cond_t slow_cv;      /* with mu: a slow read waits, or the server stops */
+
+    pthread_mutex_t mu;          /* readers, the sweeper's sleep, the slow reads' queue */
     pthread_cond_t cv;
     int stopping;
     struct store *readers[MAX_READERS];
     int nreaders;
+    struct req *slow[SLOW_READS_MAX];   /* waiting, oldest first */
+    int nslow;
 };
 
 static __thread struct store *tl_reader;
@@ -189,6 +196,79 @@ int req_read_end(struct req *r, struct tx *tx, int rc)
     store_rollback(tx->st);
     int fenced = engine_read_fence(r->srv->eng);   /* engine.h E3 */
     return rc ? rc : fenced;
+}
+
+/* ---- slow reads ------------------------------------------------------------ */
+
+/* Runs a slow read on the calling thread (its own reader connection) and
+ * hands the answer back to the request's HTTP thread. */
+static void run_slow(struct server *s, struct req *r, int err)
+{
+    struct cmd *c = &r->cmd;
+    struct store *st = NULL;
+    int rc = err ? err : reader(s, &st);
+    if (!rc)
+        rc = store_begin(st);
+    if (!rc) {
+        struct tx tx = {.st = st, .now = clock_now(&s->clk), .cf = &s->cf, .keys = &s->keys, .a = c->a,
+                        .principal = c->principal};
+        rc = c->exec(&tx, c);
+        store_rollback(st);
+        int fenced = engine_read_fence(s->eng);   /* engine.h E3 */
+        rc = rc ? rc : fenced;
+    }
+    c->err = rc;
+    net_resume(r->conn);
+}
+
+/* The thread of req_read_apart: one read at a time, oldest first; once the
+ * server stops, what still waits is answered 503 shutting_down. */
+static void *slow_reads(void *arg)
+{
+    pthread_setname_np(pthread_self(), "topupd-slow");
+    struct server *s = arg;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        while (!s->nslow && !s->stopping)
+            pthread_cond_wait(&s->slow_cv, &s->mu);
+        if (!s->nslow)
+            break;
+        struct req *r = s->slow[0];
+        memmove(s->slow, s->slow + 1, (size_t)--s->nslow * sizeof *s->slow);
+        int err = s->stopping ? ERR_SHUTTING_DOWN : 0;
+        pthread_mutex_unlock(&s->mu);
+        run_slow(s, r, err);
+        pthread_mutex_lock(&s->mu);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+int req_read_apart(struct req *r, int (*read)(struct tx *tx, struct cmd *c))
+{
+    struct server *s = r->srv;
+    struct cmd *c = &r->cmd;
+    memset(c, 0, sizeof *c);
+    c->exec = read;
+    c->a = &r->a;
+    c->principal = r->who.name;
+    net_suspend(r->conn);
+    if (!s->slow_reading) {   /* no thread for it: read here, answered all the same */
+        run_slow(s, r, 0);
+        return HANDLER_ASYNC;
+    }
+    pthread_mutex_lock(&s->mu);
+    int err = s->stopping ? ERR_SHUTTING_DOWN : s->nslow == SLOW_READS_MAX ? ERR_OVERLOADED : 0;
+    if (!err) {
+        s->slow[s->nslow++] = r;
+        pthread_cond_signal(&s->slow_cv);
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (err) {
+        c->err = err;
+        net_resume(r->conn);
+    }
+    return HANDLER_ASYNC;
 }
 
 /* ---- commands ------------------------------------------------------------- */
@@ -660,11 +740,14 @@ void server_close(struct server *s)
     pthread_mutex_lock(&s->mu);
     s->stopping = 1;
     pthread_cond_broadcast(&s->cv);
+    pthread_cond_broadcast(&s->slow_cv);
     pthread_mutex_unlock(&s->mu);
     if (s->sweeping)
         pthread_join(s->sweep_thread, NULL);
     if (s->sampling)
         pthread_join(s->cpu_thread, NULL);
+    if (s->slow_reading)   /* the read under way ends; those waiting are refused */
+        pthread_join(s->slow_thread, NULL);
     /* New mutations meet a stopping engine (503 shutting_down). */
     engine_stop(s->eng);           /* finishes queued commands and resumes their requests */
     net_stop(s->net);              /* answers them; no request can reach the engine after this */
@@ -684,6 +767,7 @@ void server_close(struct server *s)
             free(s->errors[err][l]);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
+    pthread_cond_destroy(&s->slow_cv);
     free(s);
 }
 
@@ -698,6 +782,7 @@ int server_open(struct server **out, const struct server_opts *o)
     clock_init_system(&s->clk);
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
+    pthread_cond_init(&s->slow_cv, NULL);
     *out = s;
 
     struct sockaddr_in sa;
@@ -775,6 +860,7 @@ int server_run(const struct server_opts *o)
     }
     s->sweeping = !pthread_create(&s->sweep_thread, NULL, sweeper, s);
     s->sampling = !pthread_create(&s->cpu_thread, NULL, cpu_sampler, s);
+    s->slow_reading = !pthread_create(&s->slow_thread, NULL, slow_reads, s);
     log_info("topupd listening on %s://%s (db %s, currency %s%s)", s->tls_cert ? "https" : "http", o->listen,
              o->db_path, s->cf.currency, s->test_clock ? ", test clock ON" : "");
     if (o->banner) {

@@ -3,9 +3,10 @@ must answer with the documented errors and stay up."""
 import http.client
 import json
 import socket
+import threading
 import time
 
-from e2e_util import assert_error, make_key
+from e2e_util import assert_error, luhn_check_digit, make_key
 
 GOOD = {"amount": 1000, "currency": "CNY", "channel": "portal", "method": "alipay"}
 
@@ -149,6 +150,41 @@ def test_slow_clients_do_not_block_others(server):
         for s in socks:
             s.close()
     _healthy(server)
+
+
+def test_a_ledger_check_holds_up_no_other_connection(server_factory):
+    """The check reads every account (4.5 s at 10M SIMs) apart from the HTTP
+    threads: with one HTTP thread, requests on other connections are answered
+    while it runs. Run on that thread, it held them all until it was done."""
+    srv = server_factory("--set", "http_threads=1")
+    ids = []
+    for i in range(300000):
+        digits = "8970199%012d" % i
+        ids.append(digits + luhn_check_digit(digits))
+    r = srv.request("POST", "/v1/sims/import", ("iccid\n" + "\n".join(ids) + "\n").encode(), token="admin",
+                    content_type="text/csv", timeout=120)
+    assert r.status == 200 and r.body["imported"] == len(ids), r
+    answered = []
+
+    def check():
+        answered.append(srv.request("GET", "/v1/ledger/check", token="admin", timeout=60))
+
+    conn = srv.connection(timeout=10)
+    try:
+        t = threading.Thread(target=check)
+        t.start()
+        during = 0
+        while not answered and t.is_alive():
+            conn.request("GET", "/healthz")
+            reply = conn.getresponse()
+            reply.read()
+            assert reply.status == 200
+            during += not answered
+        t.join()
+    finally:
+        conn.close()
+    assert answered[0].status == 200 and answered[0].body["ok"] is True, answered
+    assert during >= 20, "only %d requests answered while the check ran" % during
 
 
 def test_verify_rejects_garbage_without_crashing(server):
