@@ -221,12 +221,13 @@ static int run_one(struct engine *e, struct cmd *c, int64_t now, int safe)
     if (rc)
         return c->err = rc;
     int64_t written = store_total_changes(e->st);
-    int look_first = safe || now < e->look_first_until;   /* E4 */
+    int look_first = safe || c->look_first || now < e->look_first_until;   /* E4, E9 */
     if (!(c->idem_key && look_first && replay(&tx, c))) {
         c->answer_ref = 0;
+        c->more = 0;
         c->err = c->exec(&tx, c);
         int by_ref = c->answer_ref && c->render;
-        if (!c->err && c->idem_key) {
+        if (!c->err && c->idem_key && !c->more) {   /* E9: a slice before the last stores no key */
             c->err = store_exec(e->st, &SQL_IDEM_PUT, "ssbdsiiiz", c->idem_scope, c->idem_key, c->req_hash,
                                 sizeof c->req_hash, c->status, by_ref || !c->body ? "" : c->body,
                                 (int64_t)c->sign_off, (int64_t)c->sign_len, now, by_ref ? c->answer_ref : 0);
@@ -711,13 +712,15 @@ int engine_admits(struct engine *e)
     return rc;
 }
 
-int engine_submit(struct engine *e, struct cmd *c)
+static int enqueue(struct engine *e, struct cmd *c, int again)
 {
     c->next = NULL;
     c->err = 0;
     c->queued_at = clock_mono_ms();
     pthread_mutex_lock(&e->mu);
-    int rc = admits(e, c->queued_at);
+    int rc = !again ? admits(e, c->queued_at)
+           : e->stopping ? ERR_SHUTTING_DOWN
+           : e->halted ? ERR_WRITES_HALTED : 0;
     if (!rc) {
         if (e->tail)
             e->tail->next = c;
@@ -730,6 +733,10 @@ int engine_submit(struct engine *e, struct cmd *c)
     pthread_mutex_unlock(&e->mu);
     return rc;
 }
+
+int engine_submit(struct engine *e, struct cmd *c) { return enqueue(e, c, 0); }
+
+int engine_resubmit(struct engine *e, struct cmd *c) { return enqueue(e, c, 1); }
 
 struct waiter {
     pthread_mutex_t mu;

@@ -54,6 +54,15 @@
  *      after it began, while it is small, for the commands that concurrency
  *      says are coming (PostgreSQL's commit_delay): it never makes anyone
  *      wait longer than that, and takes in nothing once it is over.
+ *  E9. A long command (an import) runs in slices, one a batch: its exec does
+ *      a slice and sets more; done() then advances the command's state and
+ *      queues it again (engine_resubmit), so the writer spends at most one
+ *      slice on it between other commands' batches. Its key is looked up
+ *      before the first slice (look_first: a repeat or a reused key changes
+ *      nothing) and stored with the last, with the whole answer. A failure
+ *      or a crash between slices leaves the slices before it committed and
+ *      nothing answered; each slice must therefore be one a retry can run
+ *      again (an import's rows are: an identical SIM counts as existing).
  */
 #pragma once
 #include <stddef.h>
@@ -83,6 +92,11 @@ struct cmd {
      * exec left in arg, on the submitter's thread once done() has run, so
      * that the one writer spends nothing on formatting. */
     void (*compose)(struct cmd *c);
+    /* E9, for a command that runs in slices: called from done() once a slice
+     * is durable, before the next is queued (engine_resubmit); advances the
+     * command's own state in arg past that slice. */
+    void (*advance)(struct cmd *c);
+    int look_first;           /* look the key up before exec runs (E4): a sliced command's first slice */
 
     /* Results. */
     int err;                  /* enum err; 0 on success */
@@ -93,6 +107,7 @@ struct cmd {
     size_t sign_off, sign_len;   /* legacy: a receipt inside body to sign when answering (rows stored
                                     before receipts were signed on fetch; 0 for every new command) */
     int replayed;             /* answered from a stored idempotency row */
+    int more;                 /* set by exec: a slice done, more to come (E9) */
     int64_t answer_ref;       /* set by exec (with render): the row the answer is rendered from, stored
                                  in place of the body */
 
@@ -113,6 +128,10 @@ int engine_open(struct engine **out, const char *db_path, const struct conf *cf,
 /* Queues a command. Returns 0 (done() will be called) or ERR_OVERLOADED,
  * ERR_WRITES_HALTED, ERR_SHUTTING_DOWN (done() will not be called). */
 int engine_submit(struct engine *e, struct cmd *c);
+/* E9: queues the next slice of a command, from its done(): admitted whatever
+ * the queue holds (E6 admitted the command once); 0, or ERR_WRITES_HALTED,
+ * ERR_SHUTTING_DOWN (done() will not be called). */
+int engine_resubmit(struct engine *e, struct cmd *c);
 /* What engine_submit would answer now, without queuing anything: 0 or
  * ERR_OVERLOADED, ERR_WRITES_HALTED, ERR_SHUTTING_DOWN. Lets the HTTP layer
  * shed a command before it spends anything on it (E6). */

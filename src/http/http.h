@@ -121,6 +121,11 @@ int req_submit(struct req *r, int (*exec)(struct tx *tx, struct cmd *c), void *a
 int req_submit_rendered(struct req *r, int (*exec)(struct tx *tx, struct cmd *c),
                         int (*render)(struct tx *tx, int64_t ref, const char **body, size_t *len), void *arg);
 
+/* The same for a command that runs in slices (engine.h E9): exec does one and
+ * sets c->more while there are more; advance moves arg past a durable one. */
+int req_submit_sliced(struct req *r, int (*exec)(struct tx *tx, struct cmd *c), void (*advance)(struct cmd *c),
+                      void *arg);
+
 /* The server's shared state, read-only for handlers. */
 const struct conf *req_conf(struct req *r);
 struct clock *req_clock(struct req *r);

@@ -289,6 +289,12 @@ static void release_slot(struct req *r, int ran)
 static void on_done(struct cmd *c)
 {
     struct req *r = (struct req *)((char *)c - offsetof(struct req, cmd));
+    if (c->more && !c->err) {   /* a slice is durable: the next one (engine.h E9) */
+        c->advance(c);
+        c->look_first = 0;
+        if (!(c->err = engine_resubmit(r->srv->eng, c)))
+            return;
+    }
     release_slot(r, 1);
     if (r->route->flags & ROUTE_AUTH)
         auth_forget();   /* durable, not yet answered (auth.h A1) */
@@ -297,18 +303,37 @@ static void on_done(struct cmd *c)
     net_resume(r->conn);
 }
 
+static int submit(struct req *r, int (*exec)(struct tx *tx, struct cmd *c),
+                  int (*render)(struct tx *tx, int64_t ref, const char **body, size_t *len),
+                  void (*advance)(struct cmd *c), void *arg);
+
 int req_submit(struct req *r, int (*exec)(struct tx *tx, struct cmd *c), void *arg)
 {
-    return req_submit_rendered(r, exec, NULL, arg);
+    return submit(r, exec, NULL, NULL, arg);
 }
 
 int req_submit_rendered(struct req *r, int (*exec)(struct tx *tx, struct cmd *c),
                         int (*render)(struct tx *tx, int64_t ref, const char **body, size_t *len), void *arg)
 {
+    return submit(r, exec, render, NULL, arg);
+}
+
+int req_submit_sliced(struct req *r, int (*exec)(struct tx *tx, struct cmd *c), void (*advance)(struct cmd *c),
+                      void *arg)
+{
+    return submit(r, exec, NULL, advance, arg);
+}
+
+static int submit(struct req *r, int (*exec)(struct tx *tx, struct cmd *c),
+                  int (*render)(struct tx *tx, int64_t ref, const char **body, size_t *len),
+                  void (*advance)(struct cmd *c), void *arg)
+{
     struct cmd *c = &r->cmd;
     memset(c, 0, sizeof *c);
     c->exec = exec;
     c->render = render;
+    c->advance = advance;
+    c->look_first = advance != NULL;   /* E9: a repeat or a reused key is found before the first slice */
     c->done = on_done;
     c->arg = arg;
     c->a = &r->a;

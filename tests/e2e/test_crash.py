@@ -18,7 +18,8 @@ import random
 import threading
 import time
 
-from e2e_util import DAY
+from db_invariants import open_ro
+from e2e_util import DAY, luhn_check_digit
 
 N_SIMS = 4
 N_THREADS = 8
@@ -224,4 +225,50 @@ def test_kill9_during_sweep(server_factory):
             assert [t["kind"] for t in txns] == ["topup"], txns
     if getattr(result.get("r"), "status", None) == 200:
         assert terminated == len(sims), "the sweep was acknowledged but only %d SIMs terminated" % terminated
+    srv.ledger_ok()
+
+
+def test_kill9_during_an_import_in_slices(server_factory):
+    """kill -9 between the slices of a large import (engine.h E9): the slices
+    before it stay, nothing was answered, the ledger and the database hold, and
+    the client's retry with the same key completes the import."""
+    srv = server_factory()
+    ids = []
+    for i in range(200000):
+        digits = "8970155%012d" % i
+        ids.append(digits + luhn_check_digit(digits))
+    csv = ("iccid\n" + "\n".join(ids) + "\n").encode()
+    key = "crash-import-1"
+    answered = []
+
+    def post():
+        try:
+            answered.append(srv.request("POST", "/v1/sims/import", csv, token="admin", content_type="text/csv",
+                                        idem=key, timeout=60))
+        except (OSError, http.client.HTTPException):
+            pass
+
+    def count():
+        con = open_ro(srv.db)
+        try:
+            return con.execute("SELECT count(*) FROM sims WHERE iccid LIKE '8970155%'").fetchone()[0]
+        finally:
+            con.close()
+
+    t = threading.Thread(target=post)
+    t.start()
+    started = time.monotonic()
+    while time.monotonic() - started < 30 and not count():
+        time.sleep(0.002)   # a slice has committed
+    srv.kill9()
+    t.join()
+    assert not answered, "answered before the whole import was durable: %r" % (answered,)
+    kept = count()
+    assert 0 < kept < len(ids), kept   # killed between slices
+    srv.integrity_ok()
+    srv.start()
+    srv.ledger_ok()
+    r = srv.request("POST", "/v1/sims/import", csv, token="admin", content_type="text/csv", idem=key, timeout=60)
+    assert r.status == 200, r
+    assert (r.body["rows"], r.body["imported"] + r.body["existing"], r.body["existing"]) == (len(ids), len(ids), kept)
     srv.ledger_ok()

@@ -2,7 +2,8 @@
 import os
 
 from conftest import ROOT
-from e2e_util import assert_error, bad_luhn, has_cjk, has_cyrillic, make_iccid, make_msisdn
+from e2e_util import (assert_error, bad_luhn, has_cjk, has_cyrillic, luhn_check_digit, make_iccid, make_key,
+                      make_msisdn)
 
 
 def test_healthz(server):
@@ -300,3 +301,41 @@ def test_bad_sim_fields_name_their_field(server):
         r = server.request("POST", "/v1/sims", body, token="admin", lang="ru")
         assert has_cyrillic(assert_error(r, status, code, param)["message"]), body
         assert_error(server.request("GET", "/v1/sims/" + iccid), 404, "sim_not_found")
+
+
+def _numbered_iccids(prefix, n):
+    out = []
+    for i in range(n):
+        digits = "%s%012d" % (prefix, i)
+        out.append(digits + luhn_check_digit(digits))
+    return out
+
+
+def test_csv_import_in_slices_answers_as_one(server):
+    """An import runs in slices of 5,000 rows (engine.h E9); the answer is the
+    whole file's, errors in line order across slices, and the key's answer
+    replays byte for byte. A reused key with another file imports nothing:
+    the key is looked up before the first slice."""
+    ids = _numbered_iccids("8970188", 12345)
+    existing = ids[7000]   # provisioned before: counted in the second slice
+    server.new_sim(iccid=existing, msisdn=False)
+    lines = ["iccid"] + ids[:6000] + ["12345"] + ids[6000:] + [ids[3]]   # a bad line; a repeat in the last slice
+    csv = ("\n".join(lines) + "\n").encode()
+    key = make_key("imp")
+    r = server.request("POST", "/v1/sims/import", csv, token="admin", content_type="text/csv", idem=key, timeout=60)
+    assert r.status == 200, r
+    assert (r.body["rows"], r.body["imported"], r.body["existing"], r.body["failed"]) == (12347, 12344, 2, 1)
+    assert [(e["line"], e["code"]) for e in r.body["errors"]] == [(6002, "invalid_iccid")]
+    for i in (ids[0], ids[4999], ids[5000], ids[12344]):
+        assert server.sim(i)["state"] == "inactive"
+    other = _numbered_iccids("8970177", 6000)   # first: a repeat would open the engine's look-first window
+    csv2 = ("iccid\n" + "\n".join(other) + "\n").encode()
+    reused = server.request("POST", "/v1/sims/import", csv2, token="admin", content_type="text/csv", idem=key,
+                            timeout=60)
+    assert_error(reused, 422, "idempotency_key_reused")
+    for i in (other[0], other[-1]):
+        assert_error(server.request("GET", "/v1/sims/" + i), 404, "sim_not_found")
+    again = server.request("POST", "/v1/sims/import", csv, token="admin", content_type="text/csv", idem=key,
+                           timeout=60)
+    assert again.status == 200 and again.raw == r.raw and again.headers.get("idempotent-replayed") == "true"
+    server.ledger_ok()

@@ -187,6 +187,33 @@ def test_a_ledger_check_holds_up_no_other_connection(server_factory):
     assert during >= 20, "only %d requests answered while the check ran" % during
 
 
+def test_top_ups_go_on_during_a_large_import(server):
+    """An import runs in slices (engine.h E9): top-ups are answered between
+    them. As one command, 1M SIMs held every top-up for 7 s."""
+    iccid = server.new_sim()
+    ids = []
+    for i in range(300000):
+        digits = "8970166%012d" % i
+        ids.append(digits + luhn_check_digit(digits))
+    answered = []
+
+    def big_import():
+        answered.append(server.request("POST", "/v1/sims/import", ("iccid\n" + "\n".join(ids) + "\n").encode(),
+                                       token="admin", content_type="text/csv", timeout=120))
+
+    t = threading.Thread(target=big_import)
+    t.start()
+    during = 0
+    while not answered and t.is_alive():
+        r = server.topup(iccid, 100)
+        assert r.status == 201, r
+        during += not answered
+    t.join()
+    assert answered[0].status == 200 and answered[0].body["imported"] == len(ids), answered
+    assert during >= 10, "only %d top-ups answered during the import" % during
+    server.ledger_ok()
+
+
 def test_verify_rejects_garbage_without_crashing(server):
     iccid = server.new_sim()
     number = server.topup_ok(iccid, 1000)["receipt"]["number"]
