@@ -200,22 +200,31 @@ static void import_bad(void *arg, int line)
     row_error(p->ic->done.errors, p->ic->lang, line, ERR_INVALID_CSV_ROW, NULL);
 }
 
+/* The CSV is parsed apart from the HTTP thread (req_submit_sliced): 1M rows
+ * took it 0.4-0.7 s, while every other connection of that thread waited. */
+static int prepare_import(struct req *r, struct cmd *c)
+{
+    struct import_cmd *ic = c->arg;
+    struct import_parse p = {.ic = ic, .cap = 1024};
+    ic->rows = malloc(p.cap * sizeof *ic->rows);
+    if (!ic->rows)
+        abort();
+    const char *param = NULL;
+    char *text = arena_strndup(&r->a, r->body, r->body_len);
+    int rc = csv_parse_sims(text, r->body_len, &param, import_row, import_bad, &p);
+    c->err_param = param;
+    return rc;
+}
+
 int api_sims_import(struct req *r)
 {
     struct import_cmd *ic = arena_alloc(&r->a, sizeof *ic);
-    struct import_parse p = {.ic = ic, .cap = 1024};
     ic->lang = r->lang;
-    ic->rows = malloc(p.cap * sizeof *ic->rows);
     ic->done.errors = json_array();
     arena_defer(&r->a, free_rows, &ic->rows);
     arena_defer(&r->a, free_json, ic->done.errors);
     arena_defer(&r->a, free_json_at, &ic->slice.errors);
-    const char *param = NULL;
-    char *text = arena_strndup(&r->a, r->body, r->body_len);
-    int rc = csv_parse_sims(text, r->body_len, &param, import_row, import_bad, &p);
-    if (rc)
-        return req_error(r, rc, param);
-    return req_submit_sliced(r, exec_import, import_advance, ic);
+    return req_submit_sliced(r, prepare_import, exec_import, import_advance, ic);
 }
 
 /* ---- reading -------------------------------------------------------------- */

@@ -84,6 +84,7 @@ struct req {
     int retry_after;           /* seconds, for 429 and 503 */
     int overloaded;            /* answered ERR_OVERLOADED: its connection is held (net_hold) */
     char *inflight;            /* the idempotency key held while the command runs */
+    int (*prepare)(struct req *r, struct cmd *c);   /* req_submit_sliced's, on the slow thread */
     size_t cap;
     int shed_slot;            /* counted in flight by the load shedder (loadshed.h) */
     int64_t admitted_us;      /* monotonic, when it was admitted */
@@ -122,9 +123,12 @@ int req_submit_rendered(struct req *r, int (*exec)(struct tx *tx, struct cmd *c)
                         int (*render)(struct tx *tx, int64_t ref, const char **body, size_t *len), void *arg);
 
 /* The same for a command that runs in slices (engine.h E9): exec does one and
- * sets c->more while there are more; advance moves arg past a durable one. */
-int req_submit_sliced(struct req *r, int (*exec)(struct tx *tx, struct cmd *c), void (*advance)(struct cmd *c),
-                      void *arg);
+ * sets c->more while there are more; advance moves arg past a durable one.
+ * prepare (the parse of a large body) runs first, on the thread for slow
+ * reads, not this HTTP thread; an error it returns (c->err_param naming the
+ * field) is the answer, and nothing is queued. */
+int req_submit_sliced(struct req *r, int (*prepare)(struct req *r, struct cmd *c),
+                      int (*exec)(struct tx *tx, struct cmd *c), void (*advance)(struct cmd *c), void *arg);
 
 /* The server's shared state, read-only for handlers. */
 const struct conf *req_conf(struct req *r);

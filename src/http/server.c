@@ -200,11 +200,25 @@ int req_read_end(struct req *r, struct tx *tx, int rc)
 
 /* ---- slow reads ------------------------------------------------------------ */
 
+static void on_done(struct cmd *c);
+static void queue_cmd(struct req *r);
+static void release_slot(struct req *r, int ran);
+
 /* Runs a slow read on the calling thread (its own reader connection) and
  * hands the answer back to the request's HTTP thread. */
 static void run_slow(struct server *s, struct req *r, int err)
 {
     struct cmd *c = &r->cmd;
+    if (r->prepare) {   /* a command's preparation: then to the engine (req_submit_sliced) */
+        if (!err && !(err = r->prepare(r, c))) {
+            queue_cmd(r);
+            return;
+        }
+        release_slot(r, 0);   /* never ran as a command */
+        c->err = err;
+        on_done(c);
+        return;
+    }
     struct store *st = NULL;
     int rc = err ? err : reader(s, &st);
     if (!rc)
@@ -244,18 +258,14 @@ static void *slow_reads(void *arg)
     return NULL;
 }
 
-int req_read_apart(struct req *r, int (*read)(struct tx *tx, struct cmd *c))
+/* Hands a suspended request to the slow thread (or runs it here when there is
+ * none); refused with ERR_OVERLOADED past SLOW_READS_MAX waiting. */
+static void slow_queue(struct req *r)
 {
     struct server *s = r->srv;
-    struct cmd *c = &r->cmd;
-    memset(c, 0, sizeof *c);
-    c->exec = read;
-    c->a = &r->a;
-    c->principal = r->who.name;
-    net_suspend(r->conn);
-    if (!s->slow_reading) {   /* no thread for it: read here, answered all the same */
+    if (!s->slow_reading) {   /* no thread for it: run here, answered all the same */
         run_slow(s, r, 0);
-        return HANDLER_ASYNC;
+        return;
     }
     pthread_mutex_lock(&s->mu);
     int err = s->stopping ? ERR_SHUTTING_DOWN : s->nslow == SLOW_READS_MAX ? ERR_OVERLOADED : 0;
@@ -264,10 +274,19 @@ int req_read_apart(struct req *r, int (*read)(struct tx *tx, struct cmd *c))
         pthread_cond_signal(&s->slow_cv);
     }
     pthread_mutex_unlock(&s->mu);
-    if (err) {
-        c->err = err;
-        net_resume(r->conn);
-    }
+    if (err)
+        run_slow(s, r, err);
+}
+
+int req_read_apart(struct req *r, int (*read)(struct tx *tx, struct cmd *c))
+{
+    struct cmd *c = &r->cmd;
+    memset(c, 0, sizeof *c);
+    c->exec = read;
+    c->a = &r->a;
+    c->principal = r->who.name;
+    net_suspend(r->conn);
+    slow_queue(r);
     return HANDLER_ASYNC;
 }
 
@@ -318,10 +337,25 @@ int req_submit_rendered(struct req *r, int (*exec)(struct tx *tx, struct cmd *c)
     return submit(r, exec, render, NULL, arg);
 }
 
-int req_submit_sliced(struct req *r, int (*exec)(struct tx *tx, struct cmd *c), void (*advance)(struct cmd *c),
-                      void *arg)
+int req_submit_sliced(struct req *r, int (*prepare)(struct req *r, struct cmd *c),
+                      int (*exec)(struct tx *tx, struct cmd *c), void (*advance)(struct cmd *c), void *arg)
 {
+    r->prepare = prepare;
     return submit(r, exec, NULL, advance, arg);
+}
+
+/* To the engine; not queued, it is answered on the resumed call like any other result. */
+static void queue_cmd(struct req *r)
+{
+    struct cmd *c = &r->cmd;
+    int rc = engine_submit(r->srv->eng, c);
+    if (rc) {
+        release_slot(r, 0);
+        if (rc == ERR_OVERLOADED)
+            loadshed_refused(r->srv->shed, clock_mono_ms());
+        c->err = rc;
+        on_done(c);
+    }
 }
 
 static int submit(struct req *r, int (*exec)(struct tx *tx, struct cmd *c),
@@ -357,15 +391,10 @@ static int submit(struct req *r, int (*exec)(struct tx *tx, struct cmd *c),
         r->inflight = k;
     }
     net_suspend(r->conn);
-    int rc = engine_submit(r->srv->eng, c);
-    if (rc) {
-        /* Not queued: answer on the resumed call like any other result. */
-        release_slot(r, 0);
-        if (rc == ERR_OVERLOADED)
-            loadshed_refused(r->srv->shed, clock_mono_ms());
-        c->err = rc;
-        on_done(c);
-    }
+    if (r->prepare)
+        slow_queue(r);
+    else
+        queue_cmd(r);
     return HANDLER_ASYNC;
 }
 
