@@ -36,7 +36,7 @@
 
 #define IDEM_KEY_MAX 128
 #define MAX_READERS 512
-#define SLOW_READS_MAX 4   /* slow reads waiting for their thread; more: 503 overloaded */
+#define SLOW_READS_MAX 4   /* slow work waiting for its thread; more: 503 overloaded */
 #define HEAD_MAX 16384   /* request line and headers */
 
 struct server {
@@ -57,7 +57,7 @@ struct server {
     pthread_t cpu_thread;
     int sampling;
 
-    pthread_t slow_thread;       /* req_read_apart's reads */
+    pthread_t slow_thread;       /* req_read_apart's reads, req_submit_sliced's preparations */
     int slow_reading;
     pthread_cond_t slow_cv;      /* with mu: a slow read waits, or the server stops */
 
@@ -198,14 +198,15 @@ int req_read_end(struct req *r, struct tx *tx, int rc)
     return rc ? rc : fenced;
 }
 
-/* ---- slow reads ------------------------------------------------------------ */
+/* ---- slow work: reads and preparations that take seconds ------------------- */
 
 static void on_done(struct cmd *c);
 static void queue_cmd(struct req *r);
 static void release_slot(struct req *r, int ran);
 
 /* Runs a slow read on the calling thread (its own reader connection) and
- * hands the answer back to the request's HTTP thread. */
+ * hands the answer back to the request's HTTP thread; or a command's
+ * preparation, and then queues the command. */
 static void run_slow(struct server *s, struct req *r, int err)
 {
     struct cmd *c = &r->cmd;
@@ -235,8 +236,9 @@ static void run_slow(struct server *s, struct req *r, int err)
     net_resume(r->conn);
 }
 
-/* The thread of req_read_apart: one read at a time, oldest first; once the
- * server stops, what still waits is answered 503 shutting_down. */
+/* The slow thread (req_read_apart, req_submit_sliced's prepare): one at a
+ * time, oldest first; once the server stops, what still waits is answered
+ * 503 shutting_down. */
 static void *slow_reads(void *arg)
 {
     pthread_setname_np(pthread_self(), "topupd-slow");
