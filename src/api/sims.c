@@ -110,9 +110,14 @@ static void row_error(json_t *errors, enum lang l, int line, int err, const char
     json_array_append_new(errors, e);
 }
 
-/* Rows an import slice: about 30 ms of the writer, which spent 7 s on 1M SIMs
- * in one command while every top-up waited (p99 6.4 s at 5k top-ups/s). */
-#define IMPORT_SLICE 5000
+/* Rows an import slice: about 12 ms of the writer, which spent 6-7 s on 1M
+ * SIMs in one command while every top-up waited. bench/import_beside (5k
+ * top-ups/s beside an import of 1M SIMs), top-up p99 / p99.9 / max and the
+ * import's time: one command 5.6-6.0 s / 6.1-6.8 s / 6.4-6.9 s, 6.1-6.5 s;
+ * slices of 5,000 rows 36-38 / 64-69 / 74-80 ms; 2,000: 14-16 / 22-27 / 30-35
+ * ms; 1,000: 12-13 / 14-17 / 18-29 ms. Alone, the import took 5.9-6.8, 6.2-6.4
+ * and 6.4-6.7 s in slices of 5,000, 2,000 and 1,000. */
+#define IMPORT_SLICE 2000
 
 /* One slice (engine E9); may run twice (E2), so it starts its tally afresh. */
 static int exec_import(struct tx *tx, struct cmd *c)

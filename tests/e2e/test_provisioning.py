@@ -312,12 +312,12 @@ def _numbered_iccids(prefix, n):
 
 
 def test_csv_import_in_slices_answers_as_one(server):
-    """An import runs in slices of 5,000 rows (engine.h E9); the answer is the
+    """An import runs in slices of 2,000 rows (engine.h E9); the answer is the
     whole file's, errors in line order across slices, and the key's answer
     replays byte for byte. A reused key with another file imports nothing:
     the key is looked up before the first slice."""
     ids = _numbered_iccids("8970188", 12345)
-    existing = ids[7000]   # provisioned before: counted in the second slice
+    existing = ids[7000]   # provisioned before: counted in a later slice
     server.new_sim(iccid=existing, msisdn=False)
     lines = ["iccid"] + ids[:6000] + ["12345"] + ids[6000:] + [ids[3]]   # a bad line; a repeat in the last slice
     csv = ("\n".join(lines) + "\n").encode()
