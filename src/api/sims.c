@@ -119,6 +119,12 @@ static void row_error(json_t *errors, enum lang l, int line, int err, const char
  * and 6.4-6.7 s in slices of 5,000, 2,000 and 1,000. */
 #define IMPORT_SLICE 2000
 
+/* Where the slice that begins at ic->next ends. */
+static size_t slice_end(const struct import_cmd *ic)
+{
+    return ic->nrows - ic->next > IMPORT_SLICE ? ic->next + IMPORT_SLICE : ic->nrows;
+}
+
 /* One slice (engine E9); may run twice (E2), so it starts its tally afresh. */
 static int exec_import(struct tx *tx, struct cmd *c)
 {
@@ -126,7 +132,7 @@ static int exec_import(struct tx *tx, struct cmd *c)
     struct import_tally *t = &ic->slice;
     json_decref(t->errors);
     *t = (struct import_tally){.errors = json_array()};
-    size_t end = ic->nrows - ic->next > IMPORT_SLICE ? ic->next + IMPORT_SLICE : ic->nrows;
+    size_t end = slice_end(ic);
     for (size_t i = ic->next; i < end; i++) {
         int existed = 0;
         int rc = sim_create(tx, &ic->rows[i].s, &existed);
@@ -161,7 +167,7 @@ static void import_advance(struct cmd *c)
     ic->done.existing += ic->slice.existing;
     ic->done.failed += ic->slice.failed;
     json_array_extend(ic->done.errors, ic->slice.errors);
-    ic->next = ic->nrows - ic->next > IMPORT_SLICE ? ic->next + IMPORT_SLICE : ic->nrows;
+    ic->next = slice_end(ic);
 }
 
 static void free_rows(void *p) { free(*(struct import_row **)p); }

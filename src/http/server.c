@@ -176,19 +176,25 @@ static int reader(struct server *s, struct store **out)
     return 0;
 }
 
-int req_read_begin(struct req *r, struct tx *tx)
+/* A read transaction for r on the calling thread's reader connection. */
+static int read_begin(struct req *r, struct tx *tx)
 {
     struct store *st;
     int rc = reader(r->srv, &st);
     if (!rc)
         rc = store_begin(st);
-    if (rc) {
+    if (!rc)
+        *tx = (struct tx){.st = st, .now = clock_now(&r->srv->clk), .cf = &r->srv->cf, .keys = &r->srv->keys,
+                          .a = &r->a, .principal = r->who.name};
+    return rc;
+}
+
+int req_read_begin(struct req *r, struct tx *tx)
+{
+    int rc = read_begin(r, tx);
+    if (rc)
         req_error(r, rc, NULL);
-        return rc;
-    }
-    *tx = (struct tx){.st = st, .now = clock_now(&r->srv->clk), .cf = &r->srv->cf, .keys = &r->srv->keys,
-                      .a = &r->a, .principal = r->who.name};
-    return 0;
+    return rc;
 }
 
 int req_read_end(struct req *r, struct tx *tx, int rc)
@@ -207,7 +213,7 @@ static void release_slot(struct req *r, int ran);
 /* Runs a slow read on the calling thread (its own reader connection) and
  * hands the answer back to the request's HTTP thread; or a command's
  * preparation, and then queues the command. */
-static void run_slow(struct server *s, struct req *r, int err)
+static void run_slow(struct req *r, int err)
 {
     struct cmd *c = &r->cmd;
     if (r->prepare) {   /* a command's preparation: then to the engine (req_submit_sliced) */
@@ -220,18 +226,10 @@ static void run_slow(struct server *s, struct req *r, int err)
         on_done(c);
         return;
     }
-    struct store *st = NULL;
-    int rc = err ? err : reader(s, &st);
+    struct tx tx;
+    int rc = err ? err : read_begin(r, &tx);
     if (!rc)
-        rc = store_begin(st);
-    if (!rc) {
-        struct tx tx = {.st = st, .now = clock_now(&s->clk), .cf = &s->cf, .keys = &s->keys, .a = c->a,
-                        .principal = c->principal};
-        rc = c->exec(&tx, c);
-        store_rollback(st);
-        int fenced = engine_read_fence(s->eng);   /* engine.h E3 */
-        rc = rc ? rc : fenced;
-    }
+        rc = req_read_end(r, &tx, c->exec(&tx, c));
     c->err = rc;
     net_resume(r->conn);
 }
@@ -253,7 +251,7 @@ static void *slow_reads(void *arg)
         memmove(s->slow, s->slow + 1, (size_t)--s->nslow * sizeof *s->slow);
         int err = s->stopping ? ERR_SHUTTING_DOWN : 0;
         pthread_mutex_unlock(&s->mu);
-        run_slow(s, r, err);
+        run_slow(r, err);
         pthread_mutex_lock(&s->mu);
     }
     pthread_mutex_unlock(&s->mu);
@@ -266,7 +264,7 @@ static void slow_queue(struct req *r)
 {
     struct server *s = r->srv;
     if (!s->slow_reading) {   /* no thread for it: run here, answered all the same */
-        run_slow(s, r, 0);
+        run_slow(r, 0);
         return;
     }
     pthread_mutex_lock(&s->mu);
@@ -277,7 +275,7 @@ static void slow_queue(struct req *r)
     }
     pthread_mutex_unlock(&s->mu);
     if (err)
-        run_slow(s, r, err);
+        run_slow(r, err);
 }
 
 int req_read_apart(struct req *r, int (*read)(struct tx *tx, struct cmd *c))
