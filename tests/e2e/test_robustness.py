@@ -6,7 +6,7 @@ import socket
 import threading
 import time
 
-from e2e_util import assert_error, luhn_check_digit, make_key
+from e2e_util import assert_error, has_cyrillic, luhn_check_digit, make_key
 
 GOOD = {"amount": 1000, "currency": "CNY", "channel": "portal", "method": "alipay"}
 
@@ -185,6 +185,36 @@ def test_a_ledger_check_holds_up_no_other_connection(server_factory):
         conn.close()
     assert answered[0].status == 200 and answered[0].body["ok"] is True, answered
     assert during >= 20, "only %d requests answered while the check ran" % during
+
+    # The slow thread takes one check at a time and keeps at most 4 waiting
+    # (server.c SLOW_READS_MAX): twelve sent at once, while the first runs,
+    # are 1 running + 4 waiting, and the rest are refused at once, 503
+    # overloaded with Retry-After, in the caller's language. What was taken
+    # is answered in full, and the thread serves again afterwards.
+    conns = [srv.connection(timeout=60) for _ in range(12)]
+    try:
+        for c in conns:
+            c.connect()
+        for c in conns:
+            c.request("GET", "/v1/ledger/check",
+                      headers={"Authorization": "Bearer " + srv.tokens["admin"], "Accept-Language": "ru"})
+        replies = []
+        for c in conns:
+            r = c.getresponse()
+            replies.append((r.status, r.getheader("Retry-After"), json.loads(r.read())))
+    finally:
+        for c in conns:
+            c.close()
+    ok = [body for status, _, body in replies if status == 200]
+    refused = [(after, body) for status, after, body in replies if status == 503]
+    assert len(ok) + len(refused) == 12, replies
+    assert len(ok) >= 5 and refused, [status for status, _, _ in replies]
+    assert all(body["ok"] is True for body in ok), ok
+    for after, body in refused:
+        assert body["error"]["code"] == "overloaded" and after and int(after) >= 1, (after, body)
+        assert has_cyrillic(body["error"]["message"]), body
+    r = srv.request("GET", "/v1/ledger/check", token="admin", timeout=60)
+    assert r.status == 200 and r.body["ok"] is True, r
 
 
 def test_top_ups_go_on_during_a_large_import(server):
