@@ -311,6 +311,36 @@ static int demo_seed(struct tx *tx, void *arg)
     return rc;
 }
 
+/* The demo's admin token: a new one at each start (only its hash is kept, so
+ * the last one cannot be shown again), and the ones earlier starts printed
+ * revoked in the same transaction, so that one demo token works at a time. */
+struct demo_tokens {
+    int64_t ids[64];
+    int n;
+};
+
+static void note_demo_token(void *arg, int64_t id, const char *prefix, const char *role, const char *name,
+                            int64_t created_at, int64_t revoked_at)
+{
+    struct demo_tokens *d = arg;
+    int room = d->n < (int)(sizeof d->ids / sizeof d->ids[0]);
+    if (room && !revoked_at && !strcmp(name, "demo") && !strcmp(role, "admin"))
+        d->ids[d->n++] = id;
+}
+
+static int demo_token(struct tx *tx, void *arg)
+{
+    struct demo_tokens d;
+    int rc;
+    do {   /* a listing notes at most 64; the next one skips those revoked */
+        d.n = 0;
+        rc = auth_token_list(tx, note_demo_token, &d);
+        for (int i = 0; !rc && i < d.n; i++)
+            rc = auth_token_revoke(tx, d.ids[i]);
+    } while (!rc && d.n == (int)(sizeof d.ids / sizeof d.ids[0]));
+    return rc ? rc : token_create(tx, arg);
+}
+
 static int cmd_demo(struct opts *o)
 {
     if (!o->db)
@@ -321,7 +351,7 @@ static int cmd_demo(struct opts *o)
     struct token_arg t = {.role = ROLE_ADMIN, .name = "demo"};
     int rc = with_tx(o, demo_seed, iccid);
     if (!rc)
-        rc = with_tx(o, token_create, &t);
+        rc = with_tx(o, demo_token, &t);
     if (rc)
         return fprintf(stderr, "demo: %s\n", err_code(rc)), 1;
     char banner[2048];

@@ -193,13 +193,14 @@ def test_demo_seeds_serves_and_starts_again_on_its_data(tmp_path):
         assert all(has_cjk(p["name"]["zh"]) for p in r.body["data"])
         assert srv.stop() == 0
 
-        srv.start()   # scripts/demo again: the same data, one more token, nothing seeded twice
+        srv.start()   # scripts/demo again: the same data, a new token in place of the last, nothing seeded twice
         token2, iccid2, _ = srv.banner()
         assert token2 != token and iccid2 == iccid
-        r = srv.request("POST", "/v1/sims/%s/topups" % iccid, body, token=token, idem="demo-1")
+        assert_error(srv.request("GET", "/v1/sims/" + iccid, token=token), 401, "unauthenticated")
+        r = srv.request("POST", "/v1/sims/%s/topups" % iccid, body, token=token2, idem="demo-1")
+        assert r.status == 201 and r.body["balance"]["amount"] == 2 * body["amount"], r
+        r = srv.request("POST", "/v1/sims/%s/topups" % iccid, body, token=token2, idem="demo-1")
         assert r.status == 201 and r.headers.get("idempotent-replayed") == "true", r
-        r = srv.request("GET", "/v1/sims/" + iccid, token=token2)
-        assert r.status == 200 and r.body["balance"]["amount"] == body["amount"], r
         assert len(srv.request("GET", "/v1/plans", token=None).body["data"]) == 3
         assert srv.request("GET", "/v1/ledger/check", token=token2).status == 200
     finally:
