@@ -187,10 +187,11 @@ def test_a_ledger_check_holds_up_no_other_connection(server_factory):
     assert during >= 20, "only %d requests answered while the check ran" % during
 
     # The slow thread takes one check at a time and keeps at most 4 waiting
-    # (server.c SLOW_READS_MAX): twelve sent at once, while the first runs,
-    # are 1 running + 4 waiting, and the rest are refused at once, 503
-    # overloaded with Retry-After, in the caller's language. What was taken
-    # is answered in full, and the thread serves again afterwards.
+    # (server.c SLOW_READS_MAX): of twelve sent at once, 4 or 5 are taken (5
+    # when the thread has picked up the first before the fifth arrives), and
+    # the rest are refused at once, 503 overloaded with Retry-After, in the
+    # caller's language. What was taken is answered in full, and the thread
+    # serves again afterwards.
     conns = [srv.connection(timeout=60) for _ in range(12)]
     try:
         for c in conns:
@@ -208,7 +209,7 @@ def test_a_ledger_check_holds_up_no_other_connection(server_factory):
     ok = [body for status, _, body in replies if status == 200]
     refused = [(after, body) for status, after, body in replies if status == 503]
     assert len(ok) + len(refused) == 12, replies
-    assert len(ok) >= 5 and refused, [status for status, _, _ in replies]
+    assert len(ok) >= 4 and refused, [status for status, _, _ in replies]
     assert all(body["ok"] is True for body in ok), ok
     for after, body in refused:
         assert body["error"]["code"] == "overloaded" and after and int(after) >= 1, (after, body)
