@@ -94,7 +94,7 @@ static int need_existing_db(const struct opts *o, const char *cmd)
  * server's writer goes on beside. */
 static int in_tx(struct opts *o, enum store_mode mode, int (*fn)(struct tx *tx, void *arg), void *arg)
 {
-    int rc = server_prepare_db(o->db, &o->cf, NULL);
+    int rc = server_prepare_db(o->db, &o->cf, NULL, NULL, NULL);
     struct store *st = NULL;
     if (!rc)
         rc = store_open(&st, o->db, mode);
@@ -150,7 +150,7 @@ static int cmd_migrate(struct opts *o)
 {
     if (need_db(o))
         return 2;
-    int rc = server_prepare_db(o->db, &o->cf, NULL);
+    int rc = server_prepare_db(o->db, &o->cf, NULL, NULL, NULL);
     if (rc)
         fprintf(stderr, "migrate: %s\n", err_code(rc));
     return rc ? 1 : 0;

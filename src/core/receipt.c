@@ -28,7 +28,9 @@ int receipt_keys_load(struct receipt_keys *k, const char *path, int create)
     unsigned char seed[32];
     char text[64] = {0};
     int fd = open(path, O_RDONLY);
-    if (fd < 0 && errno == ENOENT && create) {
+    if (fd < 0 && errno == ENOENT && !create)
+        return ERR_NOT_FOUND;
+    if (fd < 0 && errno == ENOENT) {
         randombytes_buf(seed, sizeof seed);
         sodium_bin2base64(text, sizeof text, seed, sizeof seed, sodium_base64_VARIANT_ORIGINAL);
         fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);

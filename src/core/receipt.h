@@ -28,7 +28,9 @@ struct receipt_keys {
     char pk_b64[48];
 };
 
-/* Loads the key from `path`, creating it (0600) if absent and create is set. */
+/* Loads the key from `path`; if there is no such file, creates it (0600) when
+ * create is set, else ERR_NOT_FOUND. Which key a database's receipts need is
+ * the caller's to check (server_prepare_db). */
 int receipt_keys_load(struct receipt_keys *k, const char *path, int create);
 /* Derives a key from a seed (tests). */
 void receipt_keys_from_seed(struct receipt_keys *k, const unsigned char seed[32]);

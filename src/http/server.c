@@ -746,7 +746,49 @@ static void *cpu_sampler(void *arg)
 STORE_SQL(SQL_META_GET, "SELECT value FROM meta WHERE key = ?");
 STORE_SQL(SQL_META_PUT, "INSERT INTO meta(key, value) VALUES (?, ?)");
 
-int server_prepare_db(const char *db_path, struct conf *cf, int *version)
+STORE_SQL(SQL_ANY_TOPUP, "SELECT EXISTS (SELECT 1 FROM topups)");
+
+/* The receipt key (server.h): the one the database names in meta, or, for a
+ * database that names none yet, the file's, or a new one when the database
+ * has issued no receipt. */
+static int prepare_key(struct store *st, const char *db_path, const char *path, struct receipt_keys *k)
+{
+    char kept[sizeof k->key_id] = "";
+    struct store_q *q;
+    int rc = store_one(st, &q, &SQL_META_GET, "s", "receipt_key");
+    if (!rc) {
+        text_copy(kept, sizeof kept, store_text(q, 0));
+        store_end(q);
+    } else if (rc != ERR_NOT_FOUND) {
+        return rc;
+    }
+    rc = receipt_keys_load(k, path, 0);
+    if (rc == ERR_NOT_FOUND) {
+        int issued = 0;
+        if (!kept[0] && !(rc = store_one(st, &q, &SQL_ANY_TOPUP, ""))) {
+            issued = (int)store_i64(q, 0);
+            store_end(q);
+        }
+        if (kept[0] || issued) {
+            log_error("receipt key %s is missing, and the receipts %s has issued are signed with %s%s: "
+                      "restore that file (or name it with --key); a new key would make every one of them fail "
+                      "to verify", path, db_path, kept[0] ? "key " : "a key it does not name", kept);
+            return ERR_NOT_FOUND;
+        }
+        rc = receipt_keys_load(k, path, 1);
+    }
+    if (rc)
+        return rc;
+    if (kept[0] && strcmp(kept, k->key_id)) {
+        log_error("receipt key %s is key %s, but the receipts %s has issued are signed with key %s: "
+                  "name that key's file with --key", path, k->key_id, db_path, kept);
+        return ERR_INTERNAL;
+    }
+    return kept[0] ? 0 : store_exec(st, &SQL_META_PUT, "ss", "receipt_key", k->key_id);
+}
+
+int server_prepare_db(const char *db_path, struct conf *cf, int *version, const char *key_path,
+                      struct receipt_keys *keys)
 {
     struct store *st;
     int applied = 0, rc = store_open(&st, db_path, STORE_WRITER);
@@ -770,6 +812,8 @@ int server_prepare_db(const char *db_path, struct conf *cf, int *version)
     } else if (rc == ERR_NOT_FOUND) {
         rc = store_exec(st, &SQL_META_PUT, "ss", "currency", cf->currency);
     }
+    if (!rc && keys)
+        rc = prepare_key(st, db_path, key_path, keys);
     store_close(st);
     return rc;
 }
@@ -844,11 +888,9 @@ int server_open(struct server **out, const struct server_opts *o)
         log_error("--listen wants IPv4:PORT, got '%s'", o->listen);
         return 2;
     }
-    if (i18n_init() || server_prepare_db(o->db_path, &s->cf, &s->schema))
-        return 1;
     char keypath[4096];
     snprintf(keypath, sizeof keypath, "%s%s", o->key_path ? o->key_path : o->db_path, o->key_path ? "" : ".ed25519");
-    if (receipt_keys_load(&s->keys, keypath, 1))
+    if (i18n_init() || server_prepare_db(o->db_path, &s->cf, &s->schema, keypath, &s->keys))
         return 1;
     if (auth_share(o->db_path, 0))
         log_warn("cannot map %s.token-epoch: every request looks its token up", o->db_path);

@@ -41,5 +41,15 @@ int server_sweep_exec(struct tx *tx, struct cmd *c);
  * the currency it was created with: cf->currency becomes it, or, when the
  * configuration named another (cf->currency_set), ERR_CURRENCY_MISMATCH. A new
  * database takes cf->currency. *version (may be NULL) receives the schema
- * version. */
-int server_prepare_db(const char *db_path, struct conf *cf, int *version);
+ * version.
+ *
+ * With keys (else key_path is unused), loads the receipt signing key from
+ * key_path into it. A database keeps the id of the key its receipts are
+ * signed with (meta "receipt_key", noted at the first start): a file that is
+ * missing, or holds another key, is refused (ERR_NOT_FOUND, ERR_INTERNAL)
+ * with what to do in the log, rather than a new key made, under which every
+ * receipt already issued would fail to verify. A key is created only when
+ * the database names none and has issued no receipt. */
+struct receipt_keys;
+int server_prepare_db(const char *db_path, struct conf *cf, int *version, const char *key_path,
+                      struct receipt_keys *keys);

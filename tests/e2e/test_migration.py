@@ -98,9 +98,15 @@ class OldDb:
 
 
 def _old_server(request, tmp_path):
+    """A server for a database an older topupd wrote: with the receipt key
+    that topupd made beside it at its first start (a database that issued
+    receipts and has no key is refused; test_receipts.py)."""
     d = tmp_path / "srv"
     d.mkdir()
     srv = Server(d)
+    key = srv.db + ".ed25519"
+    with open(os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+        f.write(base64.b64encode(os.urandom(32)).decode() + "\n")
     request.node._topup_servers = [srv]
     return srv
 

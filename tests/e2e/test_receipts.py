@@ -4,6 +4,11 @@ A top-up answers with its receipt's content, unsigned; the receipt is signed
 when it is fetched (Ed25519 is deterministic: the same bytes every time)."""
 import base64
 import copy
+import os
+import sqlite3
+
+import pytest
+from conftest import ServerError
 
 from e2e_util import assert_error, ed25519_verify, make_msisdn, parse_time, receipt_signed_bytes
 
@@ -138,6 +143,53 @@ def test_receipts_survive_restart(server):
     rc2 = _signed(server, iccid, 100)
     assert rc2["key_id"] == pk_before["key_id"]
     assert _verify(server, rc2) is True
+    server.ledger_ok()
+
+
+def test_a_database_refuses_a_missing_or_other_receipt_key(server):
+    """The database names the key its receipts are signed with. Started
+    without that key file (a database restored on another host, a mistyped
+    --key), topupd used to make a new key, and every receipt it had issued
+    failed to verify from then on; it now refuses to start and says what to
+    restore, and starts with the key named."""
+    iccid = server.new_sim()
+    rc = _signed(server, iccid, 2500)
+    pk, pub = _public_key(server)
+    assert server.stop() == 0
+    key = server.db + ".ed25519"
+    kept = os.path.join(server.workdir, "kept.ed25519")
+    os.rename(key, kept)
+
+    with pytest.raises(ServerError):
+        server.start()
+    log = server.log_tail(5)
+    assert "receipt key %s is missing" % key in log and "key " + pk["key_id"] in log, log
+    assert not os.path.exists(key), "a new key was made"
+
+    with open(os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:   # another key
+        f.write(base64.b64encode(os.urandom(32)).decode() + "\n")
+    with pytest.raises(ServerError):
+        server.start()
+    log = server.log_tail(5)
+    assert "but the receipts" in log and "signed with key " + pk["key_id"] in log, log
+
+    # A database from before keys were named (no meta row): refused all the
+    # same while it has issued receipts; started with a key, it names that one.
+    os.remove(key)
+    con = sqlite3.connect(server.db)
+    with con:
+        con.execute("DELETE FROM meta WHERE key = 'receipt_key'")
+    con.close()
+    with pytest.raises(ServerError):
+        server.start()
+    log = server.log_tail(5)
+    assert "signed with a key it does not name" in log and not os.path.exists(key), log
+
+    server.extra_args += ["--key", kept]   # the key named: as before
+    server.start()
+    assert _public_key(server) == (pk, pub)
+    st, _, fetched = server.request("GET", "/v1/receipts/" + rc["number"])
+    assert st == 200 and fetched == rc and _verify(server, fetched) is True, fetched
     server.ledger_ok()
 
 
