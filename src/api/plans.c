@@ -95,7 +95,7 @@ int api_plans_create(struct req *r)
                 (rc = str_into(name, "en", p->name_en, sizeof p->name_en)) ||
                 (rc = str_into(name, "ru", p->name_ru, sizeof p->name_ru))))
         bad = "name";
-    if (!rc && ((rc = json_field_int(b, "price", 1, &p->price)) || p->price < 0))
+    if (!rc && ((rc = json_field_int(b, "price", 1, &p->price)) || p->price < 0 || p->price > PLAN_QUANTITY_MAX))
         rc = rc ? rc : ERR_INVALID_PARAMETER, bad = "price";
     if (!rc && (rc = json_field_str(b, "currency", 0, 3, &cur)) == 0 && cur && strcmp(cur, req_conf(r)->currency))
         rc = ERR_CURRENCY_MISMATCH;
@@ -109,7 +109,8 @@ int api_plans_create(struct req *r)
     if (!rc && allow && json_only_keys(allow, allowance_keys, &bad))
         rc = ERR_INVALID_PARAMETER, bad = "allowances";
     for (int v = 0; !rc && allow && v < SVC__COUNT; v++)
-        if ((rc = json_field_int(allow, service_allowance[v], 0, &p->allowance[v])) || p->allowance[v] < 0)
+        if ((rc = json_field_int(allow, service_allowance[v], 0, &p->allowance[v])) || p->allowance[v] < 0 ||
+            p->allowance[v] > PLAN_QUANTITY_MAX)
             rc = ERR_INVALID_PARAMETER, bad = "allowances";
     if (!rc && zones && !zones_valid(zones))
         rc = ERR_INVALID_PARAMETER, bad = "zones";

@@ -93,10 +93,12 @@ static int defer_posted(struct tx *tx, int64_t account, const char *unit, int64_
     struct ledger_cache *c = tx->sys;
     for (int i = 0; c && c->defer && i < c->n; i++)
         if (c->e[i].id == account) {
-            if (strcmp(c->e[i].unit, unit))
-                return 0;   /* let the UPDATE find the mismatch */
-            c->e[i].debits += dpost;
-            c->e[i].credits += cpost;
+            int64_t debits, credits;
+            if (strcmp(c->e[i].unit, unit) || __builtin_add_overflow(c->e[i].debits, dpost, &debits) ||
+                __builtin_add_overflow(c->e[i].credits, cpost, &credits))
+                return 0;   /* let the UPDATE find the mismatch, or the overflow */
+            c->e[i].debits = debits;
+            c->e[i].credits = credits;
             return 1;
         }
     return 0;

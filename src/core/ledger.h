@@ -37,7 +37,10 @@
  *      rows are written at once as always, so a command that moved a total
  *      has written a row (the engine's test for re-running a batch). Every
  *      read of account totals on the writer flushes first, and a rollback
- *      drops the sums with the cache.
+ *      drops the sums with the cache. A sum the flush cannot write (a
+ *      total past int64: ERR_NUMBER_OVERFLOW) re-runs the batch with a
+ *      savepoint a command, so that it fails the command that moved it,
+ *      never the batch.
  */
 #pragma once
 #include <stdint.h>

@@ -15,6 +15,11 @@
 #define PLAN_NAME_MAX 128
 #define PLAN_ZONES 32   /* networks a plan may name, each at most 6 digits */
 #define PLAN_ZONES_MAX (2 + PLAN_ZONES * 9)   /* their JSON text: ["310410",…] */
+/* The largest price or allowance (2^50: 1 PiB, or 11 billion CNY in fen). A
+ * sale moves it through a system account whose totals only grow (int64), so
+ * no single sale may come near their bound; past it a sale is refused,
+ * ERR_NUMBER_OVERFLOW (ledger.h L8). */
+#define PLAN_QUANTITY_MAX (1LL << 50)
 
 enum service { SVC_DATA, SVC_VOICE, SVC_SMS, SVC__COUNT };
 extern const char *const service_unit[SVC__COUNT];       /* "bytes", "seconds", "sms" */

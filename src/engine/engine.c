@@ -532,6 +532,8 @@ static void run_batch(struct engine *e, struct cmd *batch, size_t n)
         for (; last->next; last = last->next)
             n++;
     }
+    if (!fatal && flush_ledger(e))
+        fatal = RERUN_SAFELY;   /* L8: a sum the UPDATE refuses (a total past int64) fails its own command alone */
     if (fatal == RERUN_SAFELY) {
         store_rollback(e->st);
         ledger_cache_clear(&e->sys);
@@ -542,8 +544,6 @@ static void run_batch(struct engine *e, struct cmd *batch, size_t n)
         if (!fatal)
             fatal = run_list(e, batch, now, 1);
     }
-    if (!fatal)
-        fatal = flush_ledger(e);
     pthread_mutex_lock(&e->mu);
     uint64_t seq = ++e->stats.batches;
     pthread_mutex_unlock(&e->mu);

@@ -50,6 +50,8 @@ static int map_rc(struct store *st, int rc, const char *what)
 {
     if (rc == SQLITE_OK || rc == SQLITE_DONE || rc == SQLITE_ROW)
         return 0;
+    if (rc == SQLITE_CONSTRAINT_DATATYPE)   /* an INTEGER sum past int64 is REAL, which STRICT refuses */
+        return ERR_NUMBER_OVERFLOW;
     if ((rc & 0xff) == SQLITE_CONSTRAINT)
         return ERR_CONSTRAINT;
     log_error("sqlite: %s: %s (%d)", what, sqlite3_errmsg(st->db), rc);

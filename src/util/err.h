@@ -67,6 +67,7 @@
     X(PENDING_EXPIRED,        409, "pending_expired",            D) \
     X(POST_EXCEEDS_PENDING,   409, "post_exceeds_pending",       D) \
     X(CONSTRAINT,             409, "constraint_violation",       D) \
+    X(NUMBER_OVERFLOW,        409, "number_overflow",            D) \
     /* the server */ \
     X(STORAGE,                503, "storage_unavailable",        F) \
     X(OUTCOME_UNKNOWN,        503, "outcome_unknown",            F) \

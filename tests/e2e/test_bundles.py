@@ -1,4 +1,6 @@
 """Plans and bundle purchases."""
+import sqlite3
+import threading
 import time
 
 import pytest
@@ -6,9 +8,9 @@ import pytest
 from e2e_util import DAY, assert_error, has_cyrillic, make_iccid, make_key, parse_time
 
 
-def _buy(server, iccid, plan, key=None, token="operator"):
+def _buy(server, iccid, plan, key=None, token="operator", lang=None):
     return server.request("POST", "/v1/sims/%s/bundles" % iccid, {"plan": plan}, token=token,
-                          idem=key or make_key("bu"))
+                          idem=key or make_key("bu"), lang=lang)
 
 
 def test_create_plan_and_list(server):
@@ -68,11 +70,14 @@ BAD_PLANS = [
     (dict(price=-1), 400, "invalid_parameter", "price"),
     (dict(price="1000"), 400, "invalid_parameter", "price"),
     (dict(price=10.5), 400, "invalid_parameter", "price"),
+    (dict(price=2 ** 50 + 1), 400, "invalid_parameter", "price"),
     (dict(currency="USD"), 400, "currency_mismatch", "currency"),
     (dict(validity_days=0), 400, "invalid_parameter", "validity_days"),
     (dict(validity_days=3651), 400, "invalid_parameter", "validity_days"),
     (dict(allowances=[1, 0, 0]), 400, "invalid_parameter", "allowances"),
     (dict(allowances={"data_bytes": -1}), 400, "invalid_parameter", "allowances"),
+    (dict(allowances={"data_bytes": 2 ** 63 - 1}), 400, "invalid_parameter", "allowances"),
+    (dict(allowances={"sms": 2 ** 50 + 1}), 400, "invalid_parameter", "allowances"),
     (dict(allowances={"minutes": 100}), 400, "invalid_parameter", "allowances"),
     (dict(zones="250"), 400, "invalid_parameter", "zones"),
     (dict(zones=[250]), 400, "invalid_parameter", "zones"),
@@ -111,6 +116,59 @@ def test_plan_zones_are_networks(server):
     assert r.status == 201 and r.body["zones"] == most, r
     listed = [p for p in server.request("GET", "/v1/plans", token=None).body["data"] if p["code"] == "most-zones"]
     assert listed[0]["zones"] == most
+
+
+def test_a_sale_past_the_ledgers_bound_fails_alone(server):
+    """The issuance account's totals only grow. Once a sale would take them
+    past int64, that sale is refused, 409 number_overflow, and changes
+    nothing; the top-ups written in the same batch are not held up by it.
+    Summed in the writer's cache (ledger L8), the overflow used to fail the
+    whole batch at its end: the sale and every top-up beside it 503, and
+    every later sale of that unit the same."""
+    code = server.create_plan(price=0, validity_days=7, data_bytes=2 ** 50, voice_seconds=0, sms=0)[0]["code"]
+    iccid = server.new_sim()
+    server.topup_ok(iccid, 1000)
+    assert _buy(server, iccid, code).status == 201   # the issuance account of bytes now exists
+    # Years of sales, in one transfer to an account of its own: every total
+    # still equals its transfers, so the ledger stays sound.
+    assert server.stop() == 0
+    con = sqlite3.connect(server.db)
+    with con:
+        issuer = con.execute("SELECT id FROM accounts WHERE name = 'issuance:bytes'").fetchone()[0]
+        con.execute("INSERT INTO accounts(kind, unit, name, created_at) VALUES ('test', 'bytes', 'sold:bytes', 0)")
+        sold = con.execute("SELECT id FROM accounts WHERE name = 'sold:bytes'").fetchone()[0]
+        big = 2 ** 63 - 1 - 2 ** 50 - con.execute("SELECT debits_posted FROM accounts WHERE id = ?",
+                                                      (issuer,)).fetchone()[0] + 1
+        con.execute("INSERT INTO transfers(xid, debit_id, credit_id, amount, unit, kind, flags, created_at) "
+                    "VALUES ('test:years', ?, ?, ?, 'bytes', 'test', 0, 0)", (issuer, sold, big))
+        con.execute("UPDATE accounts SET debits_posted = debits_posted + ? WHERE id = ?", (big, issuer))
+        con.execute("UPDATE accounts SET credits_posted = credits_posted + ? WHERE id = ?", (big, sold))
+    con.close()
+    server.start()
+    server.ledger_ok()
+    others = [server.new_sim() for _ in range(8)]
+    before = server.snapshot(iccid)
+    for _ in range(3):
+        results = {}
+
+        def sale():
+            results["sale"] = _buy(server, iccid, code, lang="ru")
+
+        def topups(i):
+            results[i] = [server.topup(others[i], 100) for _ in range(5)]
+
+        threads = [threading.Thread(target=sale)] + [threading.Thread(target=topups, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        err = assert_error(results.pop("sale"), 409, "number_overflow")
+        assert has_cyrillic(err["message"]), err
+        assert all(r.status == 201 for rs in results.values() for r in rs), \
+            [(r.status, r.body) for rs in results.values() for r in rs if r.status != 201]
+    assert server.snapshot(iccid) == before
+    assert all(server.balance(o) == 1500 for o in others)
+    server.ledger_ok()
 
 
 def test_buy_bundle(server):

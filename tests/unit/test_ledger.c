@@ -614,6 +614,39 @@ static void test_deferred_system_totals(void **state)
     t->tx.sys = NULL;
 }
 
+/* A total past int64 fails the move that would take it there,
+ * ERR_NUMBER_OVERFLOW, and moves nothing: written at once, or summed in the
+ * cache (L8), where a sum that would itself overflow is written at once
+ * instead, and a flush past the bound fails (the engine then re-runs the
+ * batch with savepoints, so that the move fails alone). */
+static void test_totals_past_int64(void **state)
+{
+    struct tu *t = *state;
+    int64_t a, b, c, d;
+    assert_int_equal(ledger_account_create(&t->tx, "plain", "CNY", 0, 0, &a), 0);
+    assert_int_equal(ledger_account_create(&t->tx, "plain", "CNY", 0, 0, &b), 0);
+    post(t, "o:1", a, b, INT64_MAX - 10, XFER_POSTED);
+    assert_int_equal(TU_CMD(t, ledger_transfer(&t->tx, &(struct transfer){.xid = "o:2", .debit = a, .credit = b,
+                                                                          .amount = 11, .unit = "CNY",
+                                                                          .kind = "test"})),
+                     ERR_NUMBER_OVERFLOW);
+    assert_int_equal(tu_account(t, a).debits_posted, INT64_MAX - 10);
+    assert_int_equal(tu_account(t, b).credits_posted, INT64_MAX - 10);
+    post(t, "o:3", a, b, 10, XFER_POSTED);   /* up to the bound itself */
+    assert_int_equal(tu_account(t, a).debits_posted, INT64_MAX);
+
+    struct ledger_cache cache = {.defer = 1};
+    t->tx.sys = &cache;
+    assert_int_equal(ledger_system_account(&t->tx, "issuance_x", "CNY", &c), 0);
+    assert_int_equal(ledger_system_account(&t->tx, "sold_x", "CNY", &d), 0);
+    post(t, "o:4", c, d, INT64_MAX - 10, XFER_POSTED);   /* summed */
+    post(t, "o:5", c, d, 11, XFER_POSTED);               /* the sum would overflow: written at once */
+    assert_int_equal(tu_scalar_i(t, &SQL_STORED_TOTALS, c), 11 * 1000000);
+    assert_int_equal(ledger_flush(&t->tx), ERR_NUMBER_OVERFLOW);
+    ledger_cache_clear(&cache);
+    t->tx.sys = NULL;
+}
+
 /* L7: a SIM's wallet is account -sim_id; its totals move in the SIM's row,
  * its accounts row keeps zeros, and the ledger treats it like any other. */
 static void test_wallet_in_sim_row(void **state)
@@ -709,6 +742,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_violation_text, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_system_account, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_deferred_system_totals, tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_totals_past_int64, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_wallet_in_sim_row, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_check_sees_wallets, tu_setup, tu_teardown),
     };
