@@ -351,6 +351,8 @@ static int forfeit(struct tx *tx, struct sim *s)
         if (!rc)
             rc = record_add(tx, &(struct record){.sim_id = s->id, .kind = "forfeiture", .amount = -balance,
                                                  .currency = tx->cf->currency, .balance_after = 0}, &s->head);
+        if (!rc)
+            s->balance = 0;   /* what the caller shows (a resume's answer) */
     }
     if (!rc)
         rc = bundle_forfeit_all(tx, s->id);

@@ -283,6 +283,26 @@ def test_terminated_with_zero_balance_and_bundle(clock_server):
     srv.ledger_ok()
 
 
+def test_resume_past_the_retention_window_terminates(clock_server):
+    """Time goes on while a SIM is suspended: resumed past its retention
+    window, it is terminated then and its balance forfeited, and the answer
+    says so (it used to show the balance from before the forfeiture)."""
+    srv = clock_server
+    iccid = srv.new_sim()
+    srv.topup_ok(iccid, 1000)
+    _, gu = _times(srv, iccid)
+    r = srv.request("POST", "/v1/sims/%s/suspend" % iccid, token="admin")
+    assert r.status == 200 and r.body["state"] == "suspended", r
+    srv.advance_to(gu + 100 * DAY, margin=DAY)
+    assert srv.snapshot(iccid) == ("suspended", 1000, 1)
+    r = srv.request("POST", "/v1/sims/%s/resume" % iccid, token="admin")
+    assert r.status == 200 and r.body["state"] == "terminated", r
+    assert r.body["balance"] == {"amount": 0, "currency": "CNY"}, r
+    assert srv.snapshot(iccid) == ("terminated", 0, 2)
+    assert srv.txns(iccid)[0]["kind"] == "forfeiture"
+    srv.ledger_ok()
+
+
 def test_suspend_inactive_then_resume(server):
     iccid = server.new_sim()
     st, _, sim = server.request("POST", "/v1/sims/%s/suspend" % iccid, token="admin")
