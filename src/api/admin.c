@@ -33,8 +33,8 @@ int api_ledger_check(struct req *r) { return req_read_apart(r, read_check); }
 /* Moves time and sweeps everything that became due, in one command. */
 static int exec_clock(struct tx *tx, struct cmd *c)
 {
-    int limit = 1000000;
-    struct cmd sweep = {.arg = &limit};
+    struct sweep w = {.limit = 1000000};
+    struct cmd sweep = {.arg = &w};
     int rc = server_sweep_exec(tx, &sweep);
     if (rc)
         return rc;

@@ -398,7 +398,7 @@ int sim_suspend(struct tx *tx, struct sim *s, int on)
 
 STORE_SQL(SQL_DUE, "SELECT id FROM sims WHERE check_at <= ? LIMIT ?");
 
-int sim_sweep(struct tx *tx, int limit, int *moved)
+int sim_sweep(struct tx *tx, int limit, int *moved, int *more)
 {
     int64_t ids[256];
     int looked = 0;
@@ -427,8 +427,11 @@ int sim_sweep(struct tx *tx, int limit, int *moved)
             break;
     }
     int expired = 0, rc = 0;
-    if (*moved < limit)
-        rc = bundle_sweep(tx, limit - *moved, &expired);
+    *more = looked >= limit;
+    if (!*more) {
+        rc = bundle_sweep(tx, limit - looked, &expired);
+        *more = expired >= limit - looked;
+    }
     *moved += expired;
     return rc;
 }

@@ -100,8 +100,9 @@ int sim_settle_for_money(struct tx *tx, struct sim *s);
  * suspended SIM or resuming one that is not suspended changes nothing. */
 int sim_suspend(struct tx *tx, struct sim *s, int on);
 /* Looks at up to `limit` SIMs whose check_at has come, settling them (or
- * only moving check_at on, if nothing was due), then at bundles; *moved
- * counts the SIMs and bundles that changed state. */
-int sim_sweep(struct tx *tx, int limit, int *moved);
+ * only moving check_at on, if nothing was due), then, within what is left
+ * of the limit, at bundles; *moved counts the SIMs and bundles that changed
+ * state, and *more is 1 when it stopped at the limit (more may be due). */
+int sim_sweep(struct tx *tx, int limit, int *moved, int *more);
 /* Wallet balance (posted) of a SIM. */
 int sim_balance(struct tx *tx, const struct sim *s, int64_t *balance);

@@ -680,10 +680,12 @@ static int render_errors(struct server *s)
 
 int server_sweep_exec(struct tx *tx, struct cmd *c)
 {
-    int limit = c->arg ? *(int *)c->arg : 1000, moved = 0, expired = 0;
-    int rc = sim_sweep(tx, limit, &moved);
+    struct sweep *w = c->arg;
+    int moved = 0, expired = 0;
+    int rc = sim_sweep(tx, w->limit, &moved, &w->more);
     if (!rc)
-        rc = ledger_expire_pending(tx, limit, &expired);
+        rc = ledger_expire_pending(tx, w->limit, &expired);
+    w->more |= expired >= w->limit;
     c->status = moved + expired;
     c->body = "";
     return rc;
@@ -706,11 +708,11 @@ static void *sweeper(void *arg)
     pthread_setname_np(pthread_self(), "topupd-sweep");
     struct server *s = arg;
     while (!nap(s, s->cf.sweep_interval * 1000)) {
-        int limit = 1000;
         for (;;) {
             struct arena a;
             arena_init(&a);
-            struct cmd c = {.exec = server_sweep_exec, .arg = &limit, .a = &a, .principal = "sweeper"};
+            struct sweep w = {.limit = 1000};
+            struct cmd c = {.exec = server_sweep_exec, .arg = &w, .a = &a, .principal = "sweeper"};
             int rc = engine_run(s->eng, &c);
             arena_free(&a);
             if (rc) {
@@ -719,7 +721,7 @@ static void *sweeper(void *arg)
             }
             if (c.status)
                 log_info("sweep moved %d", c.status);
-            if (c.status < limit)
+            if (!w.more)
                 break;
         }
     }

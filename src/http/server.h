@@ -33,8 +33,15 @@ int server_add_connection(struct server *s, int fd);
 void server_close(struct server *s);
 
 /* The lifecycle sweep as an engine command: settles due SIMs and bundles and
- * expires pending transfers, up to *(int *)c->arg items (default 1000);
- * c->status receives how many moved. */
+ * expires pending transfers, up to limit items each (c->arg, a struct
+ * sweep); c->status receives how many moved, and more is 1 when it stopped
+ * at a limit: the sweeper sweeps again at once. (Counting only what moved
+ * would stop it after SIMs topped up since they came due, which are looked
+ * at and move nothing, and leave the rest due until the next interval.) */
+struct sweep {
+    int limit;
+    int more;
+};
 int server_sweep_exec(struct tx *tx, struct cmd *c);
 
 /* Opens the database as the writer and applies migrations. A database keeps

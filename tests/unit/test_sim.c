@@ -599,8 +599,8 @@ static void test_sweep(void **state)
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         tu_at(t, rows[i].at);
-        int moved = -1;
-        assert_int_equal(TU_CMD(t, sim_sweep(&t->tx, rows[i].limit, &moved)), 0);
+        int moved = -1, more = -1;
+        assert_int_equal(TU_CMD(t, sim_sweep(&t->tx, rows[i].limit, &moved, &more)), 0);
         if (moved != rows[i].moved)
             print_error("row %zu: moved %d\n", i, moved);
         assert_int_equal(moved, rows[i].moved);
@@ -635,19 +635,19 @@ static void test_sweep_moves_check_on(void **state)
     topup(t, &a, 1000);                                       /* until T0 + 90 d */
     assert_int_equal(tu_scalar_i(t, &Q_CHECK_AT, a.id), TU_T0 + 30 * TU_DAY);
 
-    int moved = -1;
+    int moved = -1, more = -1;
     tu_at(t, TU_T0 + 30 * TU_DAY);
     assert_int_equal(tu_scalar_i(t, &Q_DUE_INDEX_ENTRIES, t->tx.now), 1);
-    assert_int_equal(TU_CMD(t, sim_sweep(&t->tx, 100, &moved)), 0);
+    assert_int_equal(TU_CMD(t, sim_sweep(&t->tx, 100, &moved, &more)), 0);
     assert_int_equal(moved, 0);
     assert_int_equal(tu_sim_get(t, a.iccid).state, SIM_ACTIVE);
     assert_int_equal(tu_scalar_i(t, &Q_CHECK_AT, a.id), TU_T0 + 90 * TU_DAY);
     assert_int_equal(tu_scalar_i(t, &Q_DUE_INDEX_ENTRIES, t->tx.now), 0);
-    assert_int_equal(TU_CMD(t, sim_sweep(&t->tx, 100, &moved)), 0);   /* nothing left to look at */
+    assert_int_equal(TU_CMD(t, sim_sweep(&t->tx, 100, &moved, &more)), 0);   /* nothing left to look at */
     assert_int_equal(moved, 0);
 
     tu_at(t, TU_T0 + 90 * TU_DAY);
-    assert_int_equal(TU_CMD(t, sim_sweep(&t->tx, 100, &moved)), 0);
+    assert_int_equal(TU_CMD(t, sim_sweep(&t->tx, 100, &moved, &more)), 0);
     assert_int_equal(moved, 1);
     assert_int_equal(tu_sim_get(t, a.iccid).state, SIM_GRACE);
     assert_int_equal(tu_scalar_i(t, &Q_CHECK_AT, a.id), TU_T0 + 120 * TU_DAY);   /* grace ends */
@@ -716,6 +716,40 @@ static void test_save_from_an_older_copy(void **state)
     tu_ledger_ok(t);
 }
 
+/* A sweep that stopped at its limit says so (*more), though nothing it
+ * looked at moved: SIMs topped up since they came due are looked at and move
+ * nothing. The sweeper went on only while a limit's worth moved, so a run of
+ * them left every SIM due behind them for the next interval (60 s for 1,000,
+ * at 10M SIMs a day's lag for a day's worth). */
+static void test_sweep_says_more(void **state)
+{
+    struct tu *t = *state;
+    struct sim s[4];
+    for (int i = 0; i < 4; i++) {
+        tu_sim(t, &s[i]);
+        topup(t, &s[i], 1000);   /* until T0 + 30 d */
+    }
+    tu_at(t, TU_T0 + 10 * TU_DAY);
+    for (int i = 0; i < 3; i++)
+        topup(t, &s[i], 1000);   /* extended; check_at stays at T0 + 30 d */
+    tu_at(t, TU_T0 + 30 * TU_DAY);
+    const struct {
+        int moved, more;
+    } rows[] = {{0, 1}, {1, 1}, {0, 0}};   /* s0 s1 nothing due; s2 nothing, s3 to grace; done */
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        int moved = -1, more = -1;
+        assert_int_equal(TU_CMD(t, sim_sweep(&t->tx, 2, &moved, &more)), 0);
+        if (moved != rows[i].moved || more != rows[i].more)
+            print_error("row %zu: moved %d, more %d\n", i, moved, more);
+        assert_int_equal(moved, rows[i].moved);
+        assert_int_equal(more, rows[i].more);
+    }
+    assert_int_equal(tu_sim_get(t, s[3].iccid).state, SIM_GRACE);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(tu_sim_get(t, s[i].iccid).state, SIM_ACTIVE);
+    tu_ledger_ok(t);
+}
+
 /* sim_sweep(limit) moves at most `limit` in all, SIMs settled and bundles
  * expired together; until 005bc3d it could move twice the limit. */
 static void test_sweep_limit_counts_bundles(void **state)
@@ -735,9 +769,10 @@ static void test_sweep_limit_counts_bundles(void **state)
     b = tu_sim_get(t, b.iccid);
     assert_int_equal(TU_CMD(t, plan_buy(&t->tx, &b, &p, &bu, &after)), 0);
     tu_at(t, TU_T0 + 30 * TU_DAY);   /* a's validity and b's bundle both end */
-    int moved = -1;
-    assert_int_equal(TU_CMD(t, sim_sweep(&t->tx, 1, &moved)), 0);
+    int moved = -1, more = -1;
+    assert_int_equal(TU_CMD(t, sim_sweep(&t->tx, 1, &moved, &more)), 0);
     assert_true(moved <= 1);
+    assert_int_equal(more, 1);
 }
 
 /* A SIM with an open reservation of money still terminates, and the sweep
@@ -760,8 +795,8 @@ static void test_sweep_with_reservation(void **state)
                                                                           .flags = XFER_PENDING})),
                      0);
     tu_at(t, TU_T0 + 200 * TU_DAY);
-    int moved = -1;
-    int rc = TU_CMD(t, sim_sweep(&t->tx, 100, &moved));
+    int moved = -1, more = -1;
+    int rc = TU_CMD(t, sim_sweep(&t->tx, 100, &moved, &more));
     if (rc)
         print_error("sim_sweep: %s\n", err_code(rc));
     assert_int_equal(rc, 0);
@@ -791,8 +826,8 @@ static void test_suspend_resume(void **state)
                             .method = METHOD_adjustment};
     assert_int_equal(TU_CMD(t, topup_apply(&t->tx, &req, &out)), ERR_SIM_SUSPENDED);
     tu_at(t, TU_T0 + 35 * TU_DAY);
-    int moved = -1;
-    assert_int_equal(TU_CMD(t, sim_sweep(&t->tx, 100, &moved)), 0);
+    int moved = -1, more = -1;
+    assert_int_equal(TU_CMD(t, sim_sweep(&t->tx, 100, &moved, &more)), 0);
     assert_int_equal(moved, 0);
     assert_int_equal(tu_sim_get(t, s.iccid).state, SIM_SUSPENDED);
 
@@ -852,6 +887,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sweep_moves_check_on, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_save_from_an_older_copy, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_sweep_limit_counts_bundles, tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_sweep_says_more, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_sweep_with_reservation, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_suspend_resume, tu_setup, tu_teardown),
     };

@@ -596,8 +596,9 @@ static void test_refused_states(void **state)
     assert_int_equal(TU_CMD(t, sim_suspend(&t->tx, &susp, 1)), 0);
 
     tu_at(t, TU_T0 + 151 * TU_DAY);   /* past 30 + 30 + 90 days */
-    int moved = 0;
-    assert_int_equal(TU_CMD(t, sim_sweep(&t->tx, 100, &moved)), 0);
+    int moved = 0, more = -1;
+    assert_int_equal(TU_CMD(t, sim_sweep(&t->tx, 100, &moved, &more)), 0);
+    assert_int_equal(more, 0);
     assert_int_equal(moved, 1);
     assert_int_equal(tu_sim_get(t, term.iccid).state, SIM_TERMINATED);
 
