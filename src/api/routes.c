@@ -1,5 +1,6 @@
-/* The route table: every route declares the roles that may call it.
- * Exact paths come before parameterised ones that could match them. */
+/* The route table: every route declares the roles that may call it. A path
+ * a route names exactly is never taken by another's parameter, whatever the
+ * method (server.c route). */
 #include "api/api.h"
 
 const struct route api_routes[] = {

@@ -82,6 +82,7 @@ struct req {
     size_t resp_len;
     int replayed;
     int retry_after;           /* seconds, for 429 and 503 */
+    int allow;                 /* for 405: the methods (enum http_method) the path has */
     int overloaded;            /* answered ERR_OVERLOADED: its connection is held (net_hold) */
     char *inflight;            /* the idempotency key held while the command runs */
     int (*prepare)(struct req *r, struct cmd *c);   /* req_submit_sliced's, on the slow thread */

@@ -421,17 +421,28 @@ static int match(struct req *r, const char *pattern, const char *path, const cha
     return !*pattern && !*path;
 }
 
+/* A path some route names exactly is never a parameter of another: GET
+ * /v1/receipts/verify is that route's 405, not receipt number "verify". */
+static int named_exactly(const char *path)
+{
+    for (size_t i = 0; i < api_route_count; i++)
+        if (!strchr(api_routes[i].pattern, '{') && !strcmp(api_routes[i].pattern, path))
+            return 1;
+    return 0;
+}
+
 static int route(struct req *r)
 {
-    int path_known = 0;
+    int path_known = 0, named = named_exactly(r->path);
     for (size_t i = 0; i < api_route_count; i++) {
         const struct route *rt = &api_routes[i];
         if ((rt->flags & ROUTE_TEST_CLOCK) && !r->srv->test_clock)
             continue;
         const char *params[ROUTE_MAX_PARAMS] = {0};
-        if (!match(r, rt->pattern, r->path, params))
+        if ((named && strchr(rt->pattern, '{')) || !match(r, rt->pattern, r->path, params))
             continue;
         path_known = 1;
+        r->allow |= (int)rt->method;
         if (rt->method != r->method)
             continue;
         r->route = rt;
@@ -555,6 +566,15 @@ static void send_answer(struct req *r)
 {
     char extra[96] = "";
     int n = r->replayed ? snprintf(extra, sizeof extra, "Idempotent-Replayed: true\r\n") : 0;
+    if (r->status == 405) {   /* RFC 9110 15.5.6: the methods the path has */
+        static const struct { int m; const char *name; } ms[] = {{HTTP_GET, "GET"}, {HTTP_POST, "POST"},
+                                                                 {HTTP_DELETE, "DELETE"}};
+        n = snprintf(extra, sizeof extra, "Allow:");
+        for (size_t i = 0, k = 0; i < sizeof ms / sizeof ms[0]; i++)
+            if (r->allow & ms[i].m)
+                n += snprintf(extra + n, sizeof extra - (size_t)n, "%s %s", k++ ? "," : "", ms[i].name);
+        n += snprintf(extra + n, sizeof extra - (size_t)n, "\r\n");
+    }
     if (r->status == 503 || r->status == 429)   /* both lines, when a replay is a refusal */
         snprintf(extra + n, sizeof extra - (size_t)n, "Retry-After: %d\r\n", r->retry_after > 0 ? r->retry_after : 1);
     if (!r->resp)

@@ -5,7 +5,7 @@ import socket
 
 import pytest
 
-from e2e_util import DAY, assert_error, bad_luhn, make_iccid, make_key
+from e2e_util import DAY, assert_error, bad_luhn, has_cjk, make_iccid, make_key
 
 GOOD = {"amount": 1000, "currency": "CNY", "channel": "portal", "method": "alipay"}
 
@@ -104,6 +104,25 @@ def test_unknown_route(server):
     for method, path in [("GET", "/v1/nope"), ("GET", "/v2/sims"), ("POST", "/v1/sims/x/y/z")]:
         r = server.request(method, path, {} if method == "POST" else None, token="admin", idem=make_key())
         assert_error(r, 404, "not_found")
+
+
+def test_a_known_path_with_another_method_is_405_with_allow(server):
+    """405 method_not_allowed, with the path's methods in Allow (RFC 9110
+    15.5.6), before any authentication. A path a route names exactly is never
+    another route's parameter: GET /v1/receipts/verify was receipt number
+    "verify", 404 for staff and 401 for anyone else."""
+    for method, path, allow in [("GET", "/v1/receipts/verify", "POST"),
+                                ("POST", "/v1/receipts/public-key", "GET"),
+                                ("DELETE", "/v1/plans", "GET, POST"),
+                                ("PUT", "/v1/sims/%s" % make_iccid(), "GET"),
+                                ("GET", "/v1/tokens/1", "DELETE"),
+                                ("DELETE", "/v1/sims/import", "POST")]:
+        for token in (None, "admin"):
+            r = server.request(method, path, token=token, lang="zh")
+            err = assert_error(r, 405, "method_not_allowed")
+            assert r.headers.get("allow") == allow, (method, path, r.headers)
+            assert has_cjk(err["message"]), err
+    assert server.request("GET", "/v1/receipts/R0000000001", token="admin").status == 404   # a number still
 
 
 def test_admin_routes_forbidden_for_operator(funded):
