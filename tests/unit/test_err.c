@@ -106,6 +106,16 @@ static void test_pick_language(void **state)
         {"rus", LANG_EN},                             /* a prefix of a tag is not the tag */
         {"zhx-CN", LANG_EN},                          /* nor is a longer primary tag */
         {"*", LANG_EN},                               /* anything: English */
+        {"ru ;q=0.9, en;q=0.5", LANG_RU},             /* whitespace before the ; (RFC 9110 OWS) */
+        {" zh\t; q=0.7 ,en;q=0.6", LANG_ZH},           /* and around the q */
+        {"zh;q=0.9, ru;q=1.5", LANG_ZH},              /* a q past 1 is malformed: ignored */
+        {"zh;q=0.9, ru;q=0.9999", LANG_ZH},           /* more than three decimals too */
+        {"zh;q=0.9, ru;q=x", LANG_ZH},                /* and one that is no number */
+        {"en;q=0, *", LANG_ZH},                       /* English refused: the wildcard takes another */
+        {"ru;q=0.5, *;q=0.8", LANG_EN},               /* the wildcard's q for those not named */
+        {"zh-CN;q=0.3, zh;q=0.8, ru;q=0.5", LANG_ZH}, /* a language takes its highest q */
+        {"ru;q=1.0, zh", LANG_RU},                    /* 1.0 is 1: the first of equals */
+        {"ru;level=1;q=0.4, zh;q=0.3", LANG_RU},      /* other parameters are ignored */
         {"", LANG_EN},                                /* empty */
         {NULL, LANG_EN},                              /* no header */
     };
