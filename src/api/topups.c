@@ -64,6 +64,8 @@ int api_topup_exec(struct tx *tx, struct cmd *c)
 {
     struct topup_cmd *tc = c->arg;
     int rc = topup_apply(tx, &tc->req, &tc->res);
+    if (rc == ERR_DAILY_LIMIT || rc == ERR_INSUFFICIENT_BALANCE)   /* a fee the amount does not cover */
+        c->err_param = "amount";
     if (rc)
         return rc;
     topup_answer_from(tx, &tc->req, &tc->res, &tc->answer);
@@ -135,8 +137,9 @@ static int exec_bundle(struct tx *tx, struct cmd *c)
     int rc = sim_get(tx, bc->iccid, &s);
     if (!rc && (rc = plan_get(tx, bc->plan, &p)))
         c->err_param = "plan";
-    if (!rc)
-        rc = plan_buy(tx, &s, &p, &b, &balance);
+    if (!rc && (rc = plan_buy(tx, &s, &p, &b, &balance)) &&
+        (rc == ERR_INSUFFICIENT_BALANCE || rc == ERR_PLAN_NOT_SOLD))
+        c->err_param = "plan";
     if (rc)
         return rc;
     c->status = 201;

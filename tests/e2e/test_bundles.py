@@ -232,7 +232,7 @@ def test_insufficient_balance(server):
     server.topup_ok(iccid, 3000)
     before = server.snapshot(iccid)
     r = _buy(server, iccid, pbody["code"])
-    assert_error(r, 402, "insufficient_balance")
+    assert_error(r, 402, "insufficient_balance", "plan")
     assert server.snapshot(iccid) == before == ("active", 3000, 1)
     assert server.sim(iccid)["bundles"] == []
     # once the wallet can pay, a purchase goes through

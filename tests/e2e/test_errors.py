@@ -210,7 +210,7 @@ def test_daily_limit(clock_server):
     server.topup_ok(iccid, 200000)
     server.topup_ok(iccid, 200000)
     # 400,000 so far; 100,001 would pass 5,000 CNY
-    assert_error(server.topup(iccid, 100001), 422, "daily_limit_exceeded")
+    assert_error(server.topup(iccid, 100001), 422, "daily_limit_exceeded", "amount")
     assert server.snapshot(iccid) == ("active", 400000, 2)
     server.topup_ok(iccid, 100000)            # exactly the cap
     before = server.snapshot(iccid)

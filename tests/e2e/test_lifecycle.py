@@ -123,7 +123,7 @@ def test_expired_topup_not_covering_fee_is_402(server_factory):
     before = srv.snapshot(iccid)
     assert before == ("expired", 0, 2)
 
-    assert_error(srv.topup(iccid, 499), 402, "insufficient_balance")
+    assert_error(srv.topup(iccid, 499), 402, "insufficient_balance", "amount")
     assert srv.snapshot(iccid) == before
     assert_error(srv.topup(iccid, 100), 402, "insufficient_balance")
     assert srv.snapshot(iccid) == before
