@@ -212,7 +212,7 @@ int main(int argc, char **argv)
     randombytes_buf(seed, sizeof seed);
     receipt_keys_from_seed(&keys, seed);
     int schema_version = 0;
-    if (server_prepare_db(path, &cf, &schema_version))
+    if (server_prepare_db(path, &cf, &schema_version, NULL, NULL))
         DIE("cannot prepare %s", path);
     struct engine *e;
     if (engine_open(&e, path, &cf, &clk, &keys))

@@ -141,9 +141,12 @@ int receipt_verify(const struct receipt_keys *k, const char *json_text, size_t l
         return 0;
     }
     const char *sig64 = json_string_value(json_object_get(o, "signature"));
+    json_t *key_id = json_object_get(o, "key_id");
     unsigned char sig[crypto_sign_BYTES];
     size_t siglen = 0;
     int ok = 0;
+    if (key_id && (!json_is_string(key_id) || strcmp(json_string_value(key_id), k->key_id)))
+        sig64 = NULL;   /* names another key (or none we could have): not ours to vouch for */
     if (sig64 && !sodium_base642bin(sig, sizeof sig, sig64, strlen(sig64), NULL, &siglen, NULL,
                                     sodium_base64_VARIANT_ORIGINAL) && siglen == sizeof sig) {
         json_object_del(o, "signature");

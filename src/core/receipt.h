@@ -8,7 +8,8 @@
  * top-up spends nothing on a signature nobody asked for (its answer carries
  * the payload unsigned). Verification takes
  * any JSON object, drops "signature" and "key_id", re-serialises canonically
- * and checks the signature with the deployment's public key.
+ * and checks the signature with the deployment's public key; a receipt whose
+ * key_id names another key is not valid, whatever its signature.
  *
  * The signing key lives in a file of its own (mode 0600), not in the database:
  * a copy of the database is not enough to forge receipts.
@@ -60,7 +61,8 @@ void receipt_number(int64_t topup_id, char number[RECEIPT_NUMBER_MAX]);
 /* The top-up id in a receipt number, or 0 unless the number is exactly what
  * receipt_number prints for it: "R" and the id zero-padded to ten digits. */
 int64_t receipt_number_topup(const char *number);
-/* 1 when the JSON object json_text carries a valid "signature" of its canonical form. */
+/* 1 when the JSON object json_text carries a valid "signature" of its
+ * canonical form, and a "key_id", if any, that is this key's. */
 int receipt_verify(const struct receipt_keys *k, const char *json_text, size_t len);
 /* The receipt as served: the payload (len bytes of a JSON object) with
  * "key_id" and "signature" spliced in before its closing brace; from a. */

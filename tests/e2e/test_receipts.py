@@ -98,6 +98,11 @@ def test_receipt_verify_valid_and_tampered(server):
     sig[5] ^= 0x01
     flipped = dict(rc, signature=base64.b64encode(bytes(sig)).decode())
     assert _verify(server, flipped) is False
+    # a key_id that names another key (or is no key id), the signature intact
+    for key_id in ("0000000000000000", "", 7, None):
+        assert _verify(server, dict(rc, key_id=key_id)) is False, key_id
+    # without its key_id: the signature alone speaks for it
+    assert _verify(server, {k: v for k, v in rc.items() if k != "key_id"}) is True
     # the original still verifies after all that
     assert _verify(server, rc) is True
     assert _verify(server, other) is True

@@ -486,7 +486,7 @@ static void make_tokens(void)
     struct store *st;
     struct arena a;
     arena_init(&a);
-    FUZZ_CHECK(server_prepare_db(db, &cf, NULL) == 0, "server_prepare_db %s", db);
+    FUZZ_CHECK(server_prepare_db(db, &cf, NULL, NULL, NULL) == 0, "server_prepare_db %s", db);
     FUZZ_CHECK(store_open(&st, db, STORE_WRITER) == 0, "store_open %s", db);
     struct tx tx = {.st = st, .now = (int64_t)time(NULL), .cf = &cf, .a = &a, .principal = "fuzz"};
     int64_t id_revoked;
