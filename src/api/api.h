@@ -32,6 +32,7 @@ int api_topups_create(struct req *r);
 int api_bundles_create(struct req *r);
 int api_transactions_list(struct req *r);
 int api_receipts_get(struct req *r);
+int api_receipts_print(struct req *r);
 int api_receipts_verify(struct req *r);
 int api_receipts_public_key(struct req *r);
 int api_ledger_check(struct req *r);

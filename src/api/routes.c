@@ -18,6 +18,7 @@ const struct route api_routes[] = {
     {HTTP_GET,  "/v1/receipts/public-key",          api_receipts_public_key, ROLES_ANY,   0},
     {HTTP_POST, "/v1/receipts/verify",              api_receipts_verify,     ROLES_ANY,   ROUTE_READ},
     {HTTP_GET,  "/v1/receipts/{number}",            api_receipts_get,        ROLES_STAFF, 0},
+    {HTTP_GET,  "/v1/receipts/{number}/print",      api_receipts_print,      ROLES_STAFF, 0},
     {HTTP_GET,  "/v1/ledger/check",                 api_ledger_check,        ROLE_ADMIN,  0},
     {HTTP_GET,  "/v1/tokens",                       api_tokens_list,         ROLE_ADMIN,  0},
     {HTTP_POST, "/v1/tokens",                       api_tokens_create,       ROLE_ADMIN,  0},

@@ -10,6 +10,7 @@
 
 #include "util/arena.h"
 #include "util/err.h"
+#include "util/i18n.h"
 #include "util/log.h"
 #include "util/text.h"
 #include "util/timefmt.h"
@@ -123,14 +124,129 @@ int64_t receipt_number_topup(const char *number)
     return id;
 }
 
-char *receipt_signed(struct arena *a, const struct receipt_keys *k, const char *payload, size_t len)
+#define SIG64_LEN sodium_base64_ENCODED_LEN(crypto_sign_BYTES, sodium_base64_VARIANT_ORIGINAL)
+
+static void sign64(const struct receipt_keys *k, const char *payload, size_t len, char out[SIG64_LEN])
 {
     unsigned char sig[crypto_sign_BYTES];
-    char sig64[sodium_base64_ENCODED_LEN(crypto_sign_BYTES, sodium_base64_VARIANT_ORIGINAL)];
     crypto_sign_detached(sig, NULL, (const unsigned char *)payload, len, k->sk);
-    sodium_bin2base64(sig64, sizeof sig64, sig, sizeof sig, sodium_base64_VARIANT_ORIGINAL);
+    sodium_bin2base64(out, SIG64_LEN, sig, sizeof sig, sodium_base64_VARIANT_ORIGINAL);
+}
+
+char *receipt_signed(struct arena *a, const struct receipt_keys *k, const char *payload, size_t len)
+{
+    char sig64[SIG64_LEN];
+    sign64(k, payload, len, sig64);
     return arena_printf(a, "%.*s,\"key_id\":\"%s\",\"signature\":\"%s\"}", (int)(len - 1), payload, k->key_id,
                         sig64);
+}
+
+/* Digits after the point in a currency's major unit (ISO 4217): 2 but for
+ * the few that have none or three. */
+static int minor_digits(const char *currency)
+{
+    static const char *const none = "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX VND VUV XAF XOF XPF";
+    static const char *const three = "BHD IQD JOD KWD LYD OMR TND";
+    if (strlen(currency) != 3)
+        return 2;
+    return strstr(none, currency) ? 0 : strstr(three, currency) ? 3 : 2;
+}
+
+static void money(struct arena_text *t, int64_t minor, const char *currency)
+{
+    int digits = minor_digits(currency);
+    int64_t scale = digits == 0 ? 1 : digits == 3 ? 1000 : 100;
+    char frac[8];
+    if (minor < 0) {   /* never on a receipt; shown whole all the same */
+        arena_text_cat(t, "-", NULL);
+        minor = minor == INT64_MIN ? INT64_MAX : -minor;
+    }
+    arena_text_int(t, minor / scale);
+    if (digits) {
+        snprintf(frac, sizeof frac, ".%0*lld", digits, (long long)(minor % scale));
+        arena_text_cat(t, frac, NULL);
+    }
+    arena_text_cat(t, " ", currency, NULL);
+}
+
+/* An RFC 3339 UTC time at the deployment's offset: "2026-12-08 01:30 (UTC+08:00)". */
+static void local_time(struct arena_text *t, const char *rfc3339, int offset_minutes)
+{
+    int64_t at;
+    if (!rfc3339 || timefmt_parse(rfc3339, &at)) {
+        arena_text_cat(t, rfc3339 ? rfc3339 : "", NULL);
+        return;
+    }
+    char buf[TIMEFMT_LEN], tail[24];
+    timefmt_rfc3339(at + (int64_t)offset_minutes * 60, buf);
+    int off = offset_minutes < 0 ? -offset_minutes : offset_minutes;
+    snprintf(tail, sizeof tail, " (UTC%c%02d:%02d)", offset_minutes < 0 ? '-' : '+', off / 60, off % 60);
+    buf[10] = ' ';
+    buf[16] = 0;   /* to the minute */
+    arena_text_cat(t, buf, tail, NULL);
+}
+
+static void line(struct arena_text *t, int lang, const char *label_key, const char *value)
+{
+    arena_text_cat(t, i18n_text(lang, label_key), ": ", value, "\n", NULL);
+}
+
+char *receipt_printable(struct arena *a, const struct receipt_keys *k, const char *payload, size_t len, int lang,
+                        int tz_offset_minutes)
+{
+    json_t *o = json_loadb(payload, len, 0, NULL);
+    const char *number = json_string_value(json_object_get(o, "number"));
+    const char *currency = json_string_value(json_object_get(o, "currency"));
+    json_t *amount = json_object_get(o, "amount"), *fee = json_object_get(o, "reactivation_fee"),
+           *balance = json_object_get(o, "balance_after");
+    if (!number || !currency || !json_is_integer(amount) || !json_is_integer(balance)) {
+        json_decref(o);
+        return NULL;
+    }
+    const char *iccid = json_string_value(json_object_get(o, "iccid")),
+               *msisdn = json_string_value(json_object_get(o, "msisdn")),
+               *channel = json_string_value(json_object_get(o, "channel")),
+               *method = json_string_value(json_object_get(o, "method")),
+               *served = json_string_value(json_object_get(o, "served_by"));
+    char key[48];
+    struct arena_text t;
+    arena_text_init(&t, a, 1024);
+    arena_text_cat(&t, i18n_text(lang, "receipt.title"), "\n", NULL);
+    line(&t, lang, "receipt.number", number);
+    arena_text_cat(&t, i18n_text(lang, "receipt.issued_at"), ": ", NULL);
+    local_time(&t, json_string_value(json_object_get(o, "issued_at")), tz_offset_minutes);
+    arena_text_cat(&t, "\n", NULL);
+    line(&t, lang, "receipt.iccid", iccid ? iccid : "");
+    if (msisdn && *msisdn)
+        line(&t, lang, "receipt.msisdn", msisdn);
+    snprintf(key, sizeof key, "channel.%s", channel ? channel : "");
+    line(&t, lang, "receipt.channel", i18n_text(lang, key));
+    snprintf(key, sizeof key, "method.%s", method ? method : "");
+    line(&t, lang, "receipt.method", i18n_text(lang, key));
+    arena_text_cat(&t, i18n_text(lang, "receipt.amount"), ": ", NULL);
+    money(&t, json_integer_value(amount), currency);
+    if (json_integer_value(fee) > 0) {
+        arena_text_cat(&t, "\n", i18n_text(lang, "receipt.reactivation_fee"), ": ", NULL);
+        money(&t, json_integer_value(fee), currency);
+    }
+    arena_text_cat(&t, "\n", i18n_text(lang, "receipt.balance_after"), ": ", NULL);
+    money(&t, json_integer_value(balance), currency);
+    arena_text_cat(&t, "\n", i18n_text(lang, "receipt.active_until"), ": ", NULL);
+    local_time(&t, json_string_value(json_object_get(o, "active_until")), tz_offset_minutes);
+    arena_text_cat(&t, "\n", NULL);
+    line(&t, lang, "receipt.served_by",
+         !served || !strcmp(served, "system") ? i18n_text(lang, "receipt.system") : served);
+
+    char sig64[SIG64_LEN];
+    sign64(k, payload, len, sig64);
+    size_t half = strlen(sig64) / 2;
+    arena_text_cat(&t, "\n", NULL);
+    line(&t, lang, "receipt.key", k->key_id);
+    arena_text_cat(&t, i18n_text(lang, "receipt.signature"), ":\n", NULL);
+    arena_text_cat(&t, arena_printf(a, "%.*s\n%s\n", (int)half, sig64, sig64 + half), NULL);
+    arena_text_cat(&t, i18n_text(lang, "receipt.verify"), "\n", NULL);
+    json_decref(o);
+    return arena_text_end(&t, NULL);
 }
 
 int receipt_verify(const struct receipt_keys *k, const char *json_text, size_t len)

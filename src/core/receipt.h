@@ -67,3 +67,11 @@ int receipt_verify(const struct receipt_keys *k, const char *json_text, size_t l
 /* The receipt as served: the payload (len bytes of a JSON object) with
  * "key_id" and "signature" spliced in before its closing brace; from a. */
 char *receipt_signed(struct arena *a, const struct receipt_keys *k, const char *payload, size_t len);
+/* The receipt as a person reads it, to print (UTF-8 text, a "label: value"
+ * line a field, for a till's or kiosk's printer): labels, channel and method
+ * in lang (util/i18n.h, loaded), amounts in major units of the currency
+ * (50.00 CNY), times at tz_offset_minutes from UTC, and the key and the
+ * signature, so that the slip can be checked against the receipt. From a;
+ * NULL when the payload is not a receipt. */
+char *receipt_printable(struct arena *a, const struct receipt_keys *k, const char *payload, size_t len, int lang,
+                        int tz_offset_minutes);

@@ -171,7 +171,7 @@ const char *topup_receipt(struct arena *a, const struct topup_answer *v)
 /* Everything the answer and its receipt show, in one read (receipt.h R1). */
 STORE_SQL(SQL_TOPUP_ANSWER,
           "SELECT t.amount, t.fee, t.balance_after, t.active_until, t.created_at, t.reactivated, s.iccid, "
-          "t.currency, t.channel, t.method, s.msisdn, t.principal, t.receipt FROM topups t "
+          "t.currency, t.channel, t.method, s.msisdn, t.principal, t.receipt, s.lang FROM topups t "
           "JOIN sims s ON s.id = t.sim_id WHERE t.id = ?");
 
 int topup_answer_get(struct tx *tx, int64_t id, struct topup_answer *out)
@@ -191,11 +191,12 @@ int topup_answer_get(struct tx *tx, int64_t id, struct topup_answer *out)
                                  .msisdn = arena_strdup(tx->a, store_text(q, 10)),
                                  .served_by = arena_strdup(tx->a, store_text(q, 11)),
                                  .receipt_payload = store_is_null(q, 12) ? NULL   /* stored before R1 */
-                                                                         : arena_strdup(tx->a, store_text(q, 12))};
+                                                                         : arena_strdup(tx->a, store_text(q, 12)),
+                                 .lang = arena_strdup(tx->a, store_text(q, 13))};
     return store_end(q);
 }
 
-int topup_receipt_get(struct tx *tx, const char *number, const char **payload)
+int topup_receipt_get(struct tx *tx, const char *number, const char **payload, const char **lang)
 {
     int64_t id = receipt_number_topup(number);
     struct topup_answer v;
@@ -203,5 +204,7 @@ int topup_receipt_get(struct tx *tx, const char *number, const char **payload)
     if (rc)
         return rc == ERR_NOT_FOUND ? ERR_RECEIPT_NOT_FOUND : rc;
     *payload = topup_receipt(tx->a, &v);
+    if (lang)
+        *lang = v.lang;
     return 0;
 }

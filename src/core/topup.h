@@ -66,6 +66,7 @@ struct topup_answer {
     enum sim_state state;
     const char *iccid, *msisdn, *currency, *channel, *method, *served_by;
     const char *receipt_payload;   /* as stored, or NULL: topup_receipt composes it */
+    const char *lang;              /* the SIM's (topup_answer_get only) */
 };
 void topup_answer_from(struct tx *tx, const struct topup_req *req, const struct topup_result *res,
                        struct topup_answer *out);
@@ -75,6 +76,6 @@ int topup_answer_get(struct tx *tx, int64_t id, struct topup_answer *out);   /* 
  * composes it on the HTTP thread: the writer spends nothing on it. */
 const char *topup_receipt(struct arena *a, const struct topup_answer *v);
 /* The receipt the number names, from its top-up's row (receipt.h R1), from
- * tx->a. ERR_RECEIPT_NOT_FOUND for no such top-up, and for any string
- * receipt_number would not have printed. */
-int topup_receipt_get(struct tx *tx, const char *number, const char **payload);
+ * tx->a, and (lang not NULL) its SIM's language. ERR_RECEIPT_NOT_FOUND for
+ * no such top-up, and for any string receipt_number would not have printed. */
+int topup_receipt_get(struct tx *tx, const char *number, const char **payload, const char **lang);

@@ -83,6 +83,7 @@ struct req {
     int replayed;
     int retry_after;           /* seconds, for 429 and 503 */
     int allow;                 /* for 405: the methods (enum http_method) the path has */
+    const char *type;          /* the answer's Content-Type; NULL: JSON (req_text sets it) */
     int overloaded;            /* answered ERR_OVERLOADED: its connection is held (net_hold) */
     char *inflight;            /* the idempotency key held while the command runs */
     int (*prepare)(struct req *r, struct cmd *c);   /* req_submit_sliced's, on the slow thread */
@@ -94,6 +95,7 @@ struct req {
 /* Answers. Each returns 0 so a handler can `return req_error(...)`. */
 int req_json(struct req *r, int status, json_t *body);          /* steals body */
 int req_raw(struct req *r, int status, const char *json_text);  /* copies */
+int req_text(struct req *r, int status, const char *text);      /* text/plain in UTF-8; copies */
 int req_error(struct req *r, int err, const char *param);
 
 const char *req_query(struct req *r, const char *name);

@@ -390,7 +390,9 @@ static void format_answer(struct net_conn *c)
     o = put(o, end, reason(c->status));
     o = put(o, end, "\r\nDate: ");
     o = put(o, end, w->date);
-    o = put(o, end, "\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ");
+    o = put(o, end, c->extra[0] && strstr(c->extra, "Content-Type:") ? "\r\nContent-Length: "
+                                                                     : "\r\nContent-Type: application/json; "
+                                                                       "charset=utf-8\r\nContent-Length: ");
     o = put_int(o, end, (int64_t)c->out_body_len);
     o = put(o, end, "\r\n");
     o = put(o, end, c->extra);

@@ -96,14 +96,23 @@ int http_method_parse(const char *name)
 int req_raw(struct req *r, int status, const char *text)
 {
     r->status = status;
+    r->type = NULL;
     r->resp = arena_strdup(&r->a, text);
     r->resp_len = strlen(r->resp);
+    return 0;
+}
+
+int req_text(struct req *r, int status, const char *text)
+{
+    req_raw(r, status, text);
+    r->type = "text/plain; charset=utf-8";
     return 0;
 }
 
 int req_json(struct req *r, int status, json_t *body)
 {
     r->status = status;
+    r->type = NULL;
     r->resp = json_text(&r->a, body);
     r->resp_len = strlen(r->resp);
     return 0;
@@ -117,6 +126,7 @@ static json_t *error_json(int err, enum lang lang)
 int req_error(struct req *r, int err, const char *param)
 {
     r->overloaded = err == ERR_OVERLOADED;
+    r->type = NULL;
     if (!param && err >= 0 && err < ERR__COUNT) {   /* the usual case, shed requests too: no JSON work */
         r->status = err_status(err);
         r->resp = r->srv->errors[err][r->lang];
@@ -577,6 +587,8 @@ static void send_answer(struct req *r)
     }
     if (r->status == 503 || r->status == 429)   /* both lines, when a replay is a refusal */
         snprintf(extra + n, sizeof extra - (size_t)n, "Retry-After: %d\r\n", r->retry_after > 0 ? r->retry_after : 1);
+    if (r->type)
+        snprintf(extra, sizeof extra, "Content-Type: %s\r\n", r->type);   /* a 200: no line above */
     if (!r->resp)
         req_error(r, ERR_INTERNAL, NULL);
     if (r->overloaded)   /* a client told to come back later is not read again at once (net.h) */

@@ -1,4 +1,7 @@
 """Error messages in zh, en, ru; English fallback; the code never changes."""
+import json
+import os
+
 from e2e_util import assert_error, has_cjk, has_cyrillic, make_iccid, make_key
 
 
@@ -78,3 +81,17 @@ def test_accept_language_quality_values(server):
     ru, en = msg("ru"), msg("en")
     assert msg("en;q=0.1, ru;q=0.9") == ru
     assert msg("de, ru;q=0.5, en;q=0.4") == ru
+
+
+def test_every_catalogue_has_every_message():
+    """web/i18n: zh and ru have every key en has, and no other; each text is
+    non-empty, and every key other than names of brands is translated."""
+    root = os.path.join(os.path.dirname(__file__), "..", "..", "web", "i18n")
+    cats = {lang: json.load(open(os.path.join(root, lang + ".json"), encoding="utf-8")) for lang in ("en", "zh", "ru")}
+    assert set(cats["zh"]) == set(cats["en"]) == set(cats["ru"]), \
+        (set(cats["en"]) ^ set(cats["zh"]), set(cats["en"]) ^ set(cats["ru"]))
+    for key, en in cats["en"].items():
+        assert en.strip() and cats["zh"][key].strip() and cats["ru"][key].strip(), key
+        assert has_cjk(cats["zh"][key]), key
+        if key not in ("method.alipay", "method.wechat"):   # brands keep their Latin names in Russian
+            assert has_cyrillic(cats["ru"][key]), key

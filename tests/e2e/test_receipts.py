@@ -198,6 +198,30 @@ def test_a_database_refuses_a_missing_or_other_receipt_key(server):
     server.ledger_ok()
 
 
+def test_receipt_to_print_in_the_subscribers_language(server):
+    """GET /v1/receipts/{number}/print: the receipt as a person reads it, in
+    the SIM's language unless ?language= asks for another, with the served
+    receipt's key and signature."""
+    iccid = server.new_sim(language="ru")
+    rc = _signed(server, iccid, 5000, channel="kiosk", method="wechat")
+    path = "/v1/receipts/%s/print" % rc["number"]
+    r = server.request("GET", path)
+    assert r.status == 200 and r.headers["content-type"] == "text/plain; charset=utf-8", r
+    text = r.raw.decode()
+    for line in ("Квитанция о пополнении", "Номер квитанции: " + rc["number"], "SIM-карта (ICCID): " + iccid,
+                 "Канал: Терминал самообслуживания", "Способ оплаты: WeChat Pay", "Сумма: 50.00 CNY",
+                 "Баланс: 50.00 CNY", "Ключ: " + rc["key_id"], rc["signature"][:44], rc["signature"][44:]):
+        assert line + "\n" in text, (line, text)
+    zh = server.request("GET", path + "?language=zh").raw.decode()
+    assert "充值收据\n" in zh and "充值金额: 50.00 CNY\n" in zh and "支付方式: 微信支付\n" in zh, zh
+    en = server.request("GET", path + "?language=en").raw.decode()
+    assert en.startswith("Top-up receipt\n") and "Valid until: " in en, en
+    assert_error(server.request("GET", path + "?language=fr"), 400, "invalid_parameter", "language")
+    assert_error(server.request("GET", "/v1/receipts/R0000099999/print"), 404, "receipt_not_found")
+    assert_error(server.request("GET", path, token=None), 401, "unauthenticated")
+    assert server.request("GET", path).raw.decode() == text   # the same slip every time
+
+
 def test_receipt_extra_or_missing_field_invalid(server):
     """The signature covers every field but signature and key_id."""
     iccid = server.new_sim()

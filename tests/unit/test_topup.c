@@ -8,6 +8,7 @@
 #include "core/plan.h"
 #include "core/record.h"
 #include "core/topup.h"
+#include "util/i18n.h"
 #include "util/timefmt.h"
 
 STORE_SQL(Q_TOPUPS, "SELECT COUNT(*) FROM topups");
@@ -159,9 +160,9 @@ static void test_first_topup(void **state)
     /* The receipt as stored is the receipt as issued, in canonical form, and
      * once signed it verifies. */
     const char *payload;
-    assert_int_equal(topup_receipt_get(&t->tx, "R0000000001", &payload), 0);
+    assert_int_equal(topup_receipt_get(&t->tx, "R0000000001", &payload, NULL), 0);
     assert_string_equal(payload, receipt);
-    assert_int_equal(topup_receipt_get(&t->tx, "R0000000002", &payload), ERR_RECEIPT_NOT_FOUND);
+    assert_int_equal(topup_receipt_get(&t->tx, "R0000000002", &payload, NULL), ERR_RECEIPT_NOT_FOUND);
     canonical(payload);
     const char *doc = sign(t, receipt);
     assert_int_equal(receipt_verify(&t->keys, doc, strlen(doc)), 1);
@@ -225,15 +226,15 @@ static void test_receipt_composed_from_row(void **state)
     assert_int_equal(tu_scalar(t, &Q_RECEIPTS), 0);
     tu_at(t, TU_T0 + 5 * TU_DAY);
     const char *payload;
-    assert_int_equal(topup_receipt_get(&t->tx, a.receipt_number, &payload), 0);
+    assert_int_equal(topup_receipt_get(&t->tx, a.receipt_number, &payload, NULL), 0);
     assert_string_equal(payload, receipt_a);
-    assert_int_equal(topup_receipt_get(&t->tx, b.receipt_number, &payload), 0);
+    assert_int_equal(topup_receipt_get(&t->tx, b.receipt_number, &payload, NULL), 0);
     assert_string_equal(payload, receipt_b);   /* "served_by":"system" again */
     assert_non_null(strstr(payload, "\"served_by\":\"system\""));
 
     const char *old = "{\"number\":\"R0000000001\",\"stored\":\"before R1\"}";
     assert_int_equal(store_exec(t->st, &Q_STORE_OLD_RECEIPT, "si", old, a.id), 0);
-    assert_int_equal(topup_receipt_get(&t->tx, a.receipt_number, &payload), 0);
+    assert_int_equal(topup_receipt_get(&t->tx, a.receipt_number, &payload, NULL), 0);
     assert_string_equal(payload, old);
 }
 
@@ -260,7 +261,7 @@ static void test_receipt_numbers(void **state)
     const char *receipt = receipt_of(t, s.iccid, 500, &out);
     assert_string_equal(out.receipt_number, "R0000000003");
     const char *payload;
-    assert_int_equal(topup_receipt_get(&t->tx, "R0000000003", &payload), 0);
+    assert_int_equal(topup_receipt_get(&t->tx, "R0000000003", &payload, NULL), 0);
     assert_string_equal(payload, receipt);
     assert_non_null(strstr(payload, "\"amount\":500,"));
 
@@ -288,7 +289,7 @@ static void test_receipt_numbers(void **state)
         {"R999999999999999", ERR_RECEIPT_NOT_FOUND},   /* fifteen: longer than any number */
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
-        int rc = topup_receipt_get(&t->tx, rows[i].number, &payload);
+        int rc = topup_receipt_get(&t->tx, rows[i].number, &payload, NULL);
         if (rc != rows[i].want)
             print_error("row %zu (%s): %s\n", i, rows[i].number, err_code(rc));
         assert_int_equal(rc, rows[i].want);
@@ -300,10 +301,10 @@ static void test_receipt_numbers(void **state)
     const char *receipt2 = receipt_of(t, s.iccid, 100, &out);
     assert_int_equal(out.id, INT64_C(12345678901));
     assert_string_equal(out.receipt_number, "R12345678901");
-    assert_int_equal(topup_receipt_get(&t->tx, "R12345678901", &payload), 0);
+    assert_int_equal(topup_receipt_get(&t->tx, "R12345678901", &payload, NULL), 0);
     assert_string_equal(payload, receipt2);
     canonical(payload);
-    assert_int_equal(topup_receipt_get(&t->tx, "R012345678901", &payload), ERR_RECEIPT_NOT_FOUND);
+    assert_int_equal(topup_receipt_get(&t->tx, "R012345678901", &payload, NULL), ERR_RECEIPT_NOT_FOUND);
     tu_ledger_ok(t);
 
     /* Numbers and ids map one to one, up to fourteen digits. */
@@ -321,6 +322,70 @@ static void test_receipt_numbers(void **state)
         assert_string_equal(number, numbers[i].number);
         assert_int_equal(receipt_number_topup(number), numbers[i].id);
     }
+}
+
+/* receipt_printable: every field a person reads, labelled in the language
+ * asked for, amounts in major units of their currency, times at the
+ * deployment's offset; the MSISDN and the fee only when there is one; the
+ * key and the signature the served receipt carries. */
+static void test_receipt_printable(void **state)
+{
+    struct tu *t = *state;
+    assert_int_equal(i18n_init(), 0);
+    struct arena a;
+    arena_init(&a);
+    const struct {
+        const char *currency, *msisdn, *served;
+        int64_t amount, fee, balance;
+        int lang, offset;
+        const char *want[8];   /* lines it must hold */
+        const char *not[3];    /* and must not */
+    } rows[] = {
+        {"CNY", "+79161234567", "token:3", 5000, 0, 15005, LANG_ZH, 480,
+         {"充值收据\n", "收据编号: R0000000042\n", "时间: 2026-12-08 01:30 (UTC+08:00)\n",
+          "手机号码: +79161234567\n", "充值渠道: 自助终端\n", "支付方式: 微信支付\n", "充值金额: 50.00 CNY\n",
+          "充值后余额: 150.05 CNY\n"},
+         {"复机费"}},
+        {"RUB", "", "", 100, 2500, 7, LANG_RU, -90,
+         {"Квитанция о пополнении\n", "Дата: 2026-12-07 16:00 (UTC-01:30)\n", "Сумма: 1.00 RUB\n",
+          "Плата за восстановление: 25.00 RUB\n", "Баланс: 0.07 RUB\n", "Обслужил: система\n",
+          "Действует до: 2027-01-06 22:00 (UTC-01:30)\n"},
+         {"Номер телефона"}},
+        {"JPY", "", "system", 1000, 0, 1000, LANG_EN, 0,
+         {"Amount: 1000 JPY\n", "Date: 2026-12-07 17:30 (UTC+00:00)\n", "Served by: system\n"}, {".00"}},
+        {"BHD", "", "agent:x", 1234, 0, 1234, LANG_EN, 180, {"Amount: 1.234 BHD\n", "Served by: agent:x\n"}, {0}},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        const char *payload;
+        char number[RECEIPT_NUMBER_MAX];
+        receipt_issue(&a,
+                      &(struct receipt_fields){.iccid = "89701000000000000015", .msisdn = rows[i].msisdn,
+                                               .channel = "kiosk", .method = "wechat", .currency = rows[i].currency,
+                                               .served_by = rows[i].served, .topup_id = 42, .amount = rows[i].amount,
+                                               .fee = rows[i].fee, .balance_after = rows[i].balance,
+                                               .active_until = 1799278200,   /* 2027-01-06T23:30:00Z */
+                                               .issued_at = 1796664600},     /* 2026-12-07T17:30:00Z */
+                      number, &payload);
+        const char *text = receipt_printable(&a, &t->keys, payload, strlen(payload), rows[i].lang, rows[i].offset);
+        assert_non_null(text);
+        for (int j = 0; j < 8 && rows[i].want[j]; j++)
+            if (!strstr(text, rows[i].want[j])) {
+                print_error("row %zu: no \"%s\" in:\n%s\n", i, rows[i].want[j], text);
+                fail();
+            }
+        for (int j = 0; j < 3 && rows[i].not[j]; j++)
+            assert_null(strstr(text, rows[i].not[j]));
+        /* the served receipt's key and signature, the signature in two lines */
+        json_t *served = json_loads(receipt_signed(&a, &t->keys, payload, strlen(payload)), 0, NULL);
+        const char *sig = json_string_value(json_object_get(served, "signature"));
+        char two[128];
+        snprintf(two, sizeof two, "%.44s\n%s\n", sig, sig + 44);
+        assert_non_null(strstr(text, two));
+        assert_non_null(strstr(text, json_string_value(json_object_get(served, "key_id"))));
+        json_decref(served);
+    }
+    assert_null(receipt_printable(&a, &t->keys, "{\"number\":1}", 12, LANG_EN, 0));   /* not a receipt */
+    arena_free(&a);
 }
 
 /* receipt_verify: the rendered receipt is valid; any change to what was
@@ -352,7 +417,8 @@ static void test_receipt_tamper(void **state)
         {"signature", NULL, 0},                              /* no signature */
         {"signature", json_string("AAAA"), 0},               /* a short signature */
         {"signature", json_string("not base64!"), 0},        /* garbage */
-        {"key_id", json_string("0000000000000000"), 1},      /* key_id is not signed */
+        {"key_id", json_string("0000000000000000"), 0},      /* not signed, but names another key */
+        {"key_id", json_integer(7), 0},                      /* or no key id at all */
         {"key_id", NULL, 1},                                 /* nor needed */
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
@@ -1149,6 +1215,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_receipt_numbers, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_receipt_composed_from_row, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_receipt_tamper, tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_receipt_printable, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_receipt_canonical, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_limits, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_daily_cap_shanghai, tu_setup, tu_teardown),
