@@ -979,6 +979,7 @@ int server_run(const struct server_opts *o)
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGHUP);   /* the terminal it ran in went away, or a reload: drain and stop, never die mid-answer */
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -999,7 +1000,7 @@ int server_run(const struct server_opts *o)
     }
     int sig = 0;
     sigwait(&sigs, &sig);
-    log_info("signal %d: stopping", sig);
+    log_info("%s: stopping", sig == SIGHUP ? "SIGHUP" : sig == SIGINT ? "SIGINT" : "SIGTERM");
     server_close(s);
     log_info("stopped");
     return 0;

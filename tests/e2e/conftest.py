@@ -173,17 +173,17 @@ class Server:
         if self.proc is not None:
             self.proc.wait(timeout=10)
 
-    def stop(self, timeout=10):
-        """SIGTERM and wait; returns the exit status."""
+    def stop(self, timeout=10, sig=signal.SIGTERM):
+        """SIGTERM (or sig) and wait; returns the exit status."""
         if self.proc is None:
             return None
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            self.proc.send_signal(sig)
             try:
                 self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 self.kill9()
-                raise ServerError("topupd did not exit within %d s of SIGTERM" % timeout)
+                raise ServerError("topupd did not exit within %d s of signal %d" % (timeout, sig))
         return self.proc.returncode
 
     def restart(self):

@@ -15,8 +15,11 @@ import http.client
 import itertools
 import json
 import random
+import signal
 import threading
 import time
+
+import pytest
 
 from db_invariants import open_ro
 from e2e_util import DAY, luhn_check_digit
@@ -185,6 +188,20 @@ def test_sigterm_during_topup_stream(server_factory):
     # requests answered during shutdown must be either 201 or a clean 503
     for rec in attempts.values():
         assert rec["status"] in (None, 201, 503), (rec["status"], rec["raw"])
+
+
+@pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGINT])
+def test_sighup_and_sigint_stop_as_sigterm_does(server_factory, sig):
+    """The terminal topupd ran in goes away (SIGHUP), or Ctrl-C: it drains and
+    exits 0 like SIGTERM. SIGHUP killed it mid-answer (status 129)."""
+    srv = server_factory()
+    iccid = srv.new_sim()
+    srv.topup_ok(iccid, 1000)
+    assert srv.stop(sig=sig) == 0
+    assert "%s: stopping" % signal.Signals(sig).name in srv.log_tail(5)
+    srv.start()
+    assert srv.balance(iccid) == 1000
+    srv.ledger_ok()
 
 
 def test_kill9_during_sweep(server_factory):
