@@ -61,7 +61,8 @@
  *      before the first slice (look_first: a repeat or a reused key changes
  *      nothing) and stored with the last, with the whole answer. A failure
  *      or a crash between slices leaves the slices before it committed and
- *      nothing answered; each slice must therefore be one a retry can run
+ *      nothing answered (or, for a failure, ERR_INCOMPLETE: the server's
+ *      done() says so); each slice must therefore be one a retry can run
  *      again (an import's rows are: an identical SIM counts as existing).
  */
 #pragma once

@@ -84,6 +84,7 @@ struct req {
     int retry_after;           /* seconds, for 429 and 503 */
     int allow;                 /* for 405: the methods (enum http_method) the path has */
     const char *type;          /* the answer's Content-Type; NULL: JSON (req_text sets it) */
+    int slices;                /* of a sliced command (engine.h E9): how many are durable */
     int overloaded;            /* answered ERR_OVERLOADED: its connection is held (net_hold) */
     char *inflight;            /* the idempotency key held while the command runs */
     int (*prepare)(struct req *r, struct cmd *c);   /* req_submit_sliced's, on the slow thread */

@@ -319,11 +319,14 @@ static void on_done(struct cmd *c)
 {
     struct req *r = (struct req *)((char *)c - offsetof(struct req, cmd));
     if (c->more && !c->err) {   /* a slice is durable: the next one (engine.h E9) */
+        r->slices++;
         c->advance(c);
         c->look_first = 0;
         if (!(c->err = engine_resubmit(r->srv->eng, c)))
             return;
     }
+    if (c->err && c->err != ERR_OUTCOME_UNKNOWN && r->slices)
+        c->err = ERR_INCOMPLETE;   /* not "nothing was changed": the slices before are saved */
     release_slot(r, 1);
     if (r->route->flags & ROUTE_AUTH)
         auth_forget();   /* durable, not yet answered (auth.h A1) */

@@ -71,6 +71,7 @@
     /* the server */ \
     X(STORAGE,                503, "storage_unavailable",        F) \
     X(OUTCOME_UNKNOWN,        503, "outcome_unknown",            F) \
+    X(INCOMPLETE,             503, "incomplete",                 D) \
     X(WRITES_HALTED,          503, "writes_halted",              F) \
     X(OVERLOADED,             503, "overloaded",                 D) \
     X(SHUTTING_DOWN,          503, "shutting_down",              D) \

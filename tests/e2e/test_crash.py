@@ -22,7 +22,7 @@ import time
 import pytest
 
 from db_invariants import open_ro
-from e2e_util import DAY, luhn_check_digit
+from e2e_util import DAY, assert_error, luhn_check_digit
 
 N_SIMS = 4
 N_THREADS = 8
@@ -245,10 +245,13 @@ def test_kill9_during_sweep(server_factory):
     srv.ledger_ok()
 
 
-def test_kill9_during_an_import_in_slices(server_factory):
+@pytest.mark.parametrize("how", ["kill9", "sigterm"])
+def test_stopped_during_an_import_in_slices(server_factory, how):
     """kill -9 between the slices of a large import (engine.h E9): the slices
     before it stay, nothing was answered, the ledger and the database hold, and
-    the client's retry with the same key completes the import."""
+    the client's retry with the same key completes the import. Stopped by
+    SIGTERM, the import is answered 503 incomplete: it used to say
+    shutting_down, "nothing was changed", with the earlier slices saved."""
     srv = server_factory()
     ids = []
     for i in range(200000):
@@ -277,9 +280,16 @@ def test_kill9_during_an_import_in_slices(server_factory):
     started = time.monotonic()
     while time.monotonic() - started < 30 and not count():
         time.sleep(0.002)   # a slice has committed
-    srv.kill9()
-    t.join()
-    assert not answered, "answered before the whole import was durable: %r" % (answered,)
+    if how == "kill9":
+        srv.kill9()
+        t.join()
+        assert not answered, "answered before the whole import was durable: %r" % (answered,)
+    else:
+        assert srv.stop() == 0
+        t.join()
+        assert len(answered) == 1, answered
+        err = assert_error(answered[0], 503, "incomplete")
+        assert "Idempotency-Key" in err["message"] and answered[0].headers.get("retry-after"), answered
     kept = count()
     assert 0 < kept < len(ids), kept   # killed between slices
     srv.integrity_ok()
