@@ -24,6 +24,23 @@ void receipt_keys_from_seed(struct receipt_keys *k, const unsigned char seed[32]
     sodium_bin2base64(k->pk_b64, sizeof k->pk_b64, k->pk, sizeof k->pk, sodium_base64_VARIANT_ORIGINAL);
 }
 
+/* fsync of the directory that holds path. */
+static int sync_dir(const char *path)
+{
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        text_copy(dir, sizeof dir, ".");
+    else
+        snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0)
+        return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
 int receipt_keys_load(struct receipt_keys *k, const char *path, int create)
 {
     unsigned char seed[32];
@@ -44,6 +61,10 @@ int receipt_keys_load(struct receipt_keys *k, const char *path, int create)
             return ERR_INTERNAL;
         }
         close(fd);
+        if (sync_dir(path)) {   /* the database will name this key: its name must survive a crash too */
+            log_error("cannot make receipt key %s durable: %s", path, strerror(errno));
+            return ERR_INTERNAL;
+        }
         log_info("created receipt signing key %s", path);
         receipt_keys_from_seed(k, seed);
         sodium_memzero(seed, sizeof seed);

@@ -1095,10 +1095,13 @@ int net_start(struct net **out, const struct net_opts *o, const struct net_ops *
     if (o->tls_cert) {
         gnutls_datum_t cert = {(unsigned char *)o->tls_cert, (unsigned)strlen(o->tls_cert)};
         gnutls_datum_t key = {(unsigned char *)o->tls_key, (unsigned)strlen(o->tls_key)};
-        if (gnutls_certificate_allocate_credentials(&n->cred) ||
-            gnutls_certificate_set_x509_key_mem(n->cred, &cert, &key, GNUTLS_X509_FMT_PEM) < 0 ||
-            gnutls_priority_init(&n->prio, NULL, NULL)) {
-            log_error("http: the TLS certificate or key is not usable");
+        int rc = gnutls_certificate_allocate_credentials(&n->cred);
+        if (rc >= 0)
+            rc = gnutls_certificate_set_x509_key_mem(n->cred, &cert, &key, GNUTLS_X509_FMT_PEM);
+        if (rc >= 0)
+            rc = gnutls_priority_init(&n->prio, NULL, NULL);
+        if (rc < 0) {   /* a key of another certificate, an encrypted key, no PEM at all... */
+            log_error("http: the TLS certificate or key is not usable: %s", gnutls_strerror(rc));
             return -1;
         }
         n->tls = 1;

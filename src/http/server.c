@@ -7,6 +7,7 @@
 #include "http/server.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sodium.h>
@@ -855,16 +856,22 @@ int server_prepare_db(const char *db_path, struct conf *cf, int *version, const 
     return rc;
 }
 
-static char *slurp(const char *path)
+/* A TLS certificate or key file, whole (at most 1 MiB), or NULL with the
+ * reason logged. */
+static char *slurp(const char *what, const char *path)
 {
     FILE *f = fopen(path, "rb");
-    if (!f)
+    char *buf = f ? malloc(1 << 20) : NULL;
+    size_t n = buf ? fread(buf, 1, 1 << 20, f) : 0;
+    int bad = !f ? errno : !buf ? ENOMEM : ferror(f) ? EIO : n == 1 << 20 ? EFBIG : 0;
+    if (f)
+        fclose(f);
+    if (bad) {
+        log_error("cannot read the TLS %s %s: %s", what, path, strerror(bad));
+        free(buf);
         return NULL;
-    char *buf = malloc(1 << 20);
-    size_t n = buf ? fread(buf, 1, (1 << 20) - 1, f) : 0;
-    fclose(f);
-    if (buf)
-        buf[n] = 0;
+    }
+    buf[n] = 0;   /* n < 1 MiB */
     return buf;
 }
 
@@ -925,12 +932,6 @@ int server_open(struct server **out, const struct server_opts *o)
         log_error("--listen wants IPv4:PORT, got '%s'", o->listen);
         return 2;
     }
-    char keypath[4096];
-    snprintf(keypath, sizeof keypath, "%s%s", o->key_path ? o->key_path : o->db_path, o->key_path ? "" : ".ed25519");
-    if (i18n_init() || server_prepare_db(o->db_path, &s->cf, &s->schema, keypath, &s->keys))
-        return 1;
-    if (auth_share(o->db_path, 0))
-        log_warn("cannot map %s.token-epoch: every request looks its token up", o->db_path);
     if (o->fault && store_fault_configure(o->fault)) {
         log_error("--fault wants write@N, full@N or fsync@N[,once], got '%s'", o->fault);
         return 2;
@@ -939,10 +940,15 @@ int server_open(struct server **out, const struct server_opts *o)
         log_error("TLS needs both --tls-cert and --tls-key");
         return 2;
     }
-    if (o->tls_cert && (!(s->tls_cert = slurp(o->tls_cert)) || !(s->tls_key = slurp(o->tls_key)))) {
-        log_error("cannot read the TLS certificate or key");
+    /* What can be refused is, before the database is made or migrated. */
+    if (o->tls_cert && (!(s->tls_cert = slurp("certificate", o->tls_cert)) || !(s->tls_key = slurp("key", o->tls_key))))
         return 1;
-    }
+    char keypath[4096];
+    snprintf(keypath, sizeof keypath, "%s%s", o->key_path ? o->key_path : o->db_path, o->key_path ? "" : ".ed25519");
+    if (i18n_init() || server_prepare_db(o->db_path, &s->cf, &s->schema, keypath, &s->keys))
+        return 1;
+    if (auth_share(o->db_path, 0))
+        log_warn("cannot map %s.token-epoch: every request looks its token up", o->db_path);
     if (engine_open(&s->eng, o->db_path, &s->cf, &s->clk, &s->keys))
         return 1;
     s->auth_fail = ratelimit_new((double)s->cf.auth_fail_per_minute / 60.0, (double)s->cf.auth_fail_per_minute, 65536);

@@ -25,6 +25,7 @@ DOCUMENTED = {
     ("POST", "/v1/sims/{iccid}/resume"): {"admin"},
     ("GET", "/v1/sims/{iccid}/transactions"): {"operator", "admin"},
     ("GET", "/v1/receipts/{number}"): {"operator", "admin"},
+    ("GET", "/v1/receipts/{number}/print"): {"operator", "admin"},
     ("POST", "/v1/receipts/verify"): {"anonymous", "operator", "admin"},
     ("GET", "/v1/receipts/public-key"): {"anonymous", "operator", "admin"},
     ("GET", "/v1/ledger/check"): {"admin"},

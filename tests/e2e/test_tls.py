@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from conftest import HOST
+from conftest import HOST, TOPUPD, free_port
 
 
 @pytest.fixture
@@ -55,3 +55,34 @@ def test_tls_needs_both_files(server_factory, tls_files):
                         capture_output=True, text=True, timeout=30)
     assert cp.returncode != 0 and "tls" in cp.stderr.lower()
     assert os.path.exists(srv.db)
+
+
+def test_unusable_tls_files_say_what_is_wrong(tmp_path, tls_files):
+    """A missing file names itself and why, before any database is made; a
+    key that is not the certificate's, or no PEM at all, says what GnuTLS
+    found wrong. Both used to say only "cannot read / not usable"."""
+    cert, key = tls_files
+    other = str(tmp_path / "other-key.pem")
+    subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", other],
+                   check=True, capture_output=True, timeout=60)
+    junk = str(tmp_path / "junk.pem")
+    with open(junk, "w") as f:
+        f.write("not a certificate\n")
+    missing = str(tmp_path / "no-such.pem")
+
+    port = free_port()
+
+    def serve(c, k, db):
+        return subprocess.run([TOPUPD, "serve", "--listen", "127.0.0.1:%d" % port, "--db", str(tmp_path / db),
+                               "--tls-cert", c, "--tls-key", k], capture_output=True, text=True, timeout=30)
+
+    cp = serve(missing, key, "a.db")
+    assert cp.returncode == 1 and "cannot read the TLS certificate %s: No such file" % missing in cp.stderr, cp.stderr
+    assert not os.path.exists(str(tmp_path / "a.db"))
+    cp = serve(cert, missing, "b.db")
+    assert cp.returncode == 1 and "TLS key %s" % missing in cp.stderr, cp.stderr
+    for c, k in ((cert, other), (junk, key), (key, cert)):
+        cp = serve(c, k, "c.db")
+        assert cp.returncode == 1 and "is not usable: " in cp.stderr, (c, k, cp.stderr)
+        reason = cp.stderr.split("is not usable: ", 1)[1].splitlines()[0]
+        assert reason.strip(), cp.stderr
