@@ -373,3 +373,14 @@ def test_body_too_large(request, server_factory):
     w = _wire(request, server)
     w.send(GET_HEALTH)
     _healthy(w)
+
+
+def test_healthz_says_what_docs_api_says(server):
+    """GET /healthz, anonymous: ok, the version, the database's migration
+    version (one a file in src/store/migrations) and whether writes go on."""
+    import glob
+    import os
+    migrations = glob.glob(os.path.join(os.path.dirname(__file__), "..", "..", "src", "store", "migrations", "*.sql"))
+    r = server.request("GET", "/healthz", token=None)
+    assert r.status == 200 and set(r.body) == {"status", "version", "schema", "writes"}, r
+    assert (r.body["status"], r.body["writes"], r.body["schema"]) == ("ok", "ok", len(migrations)), r
