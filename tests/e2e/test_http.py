@@ -4,7 +4,9 @@ keep-alive, net's own refusals (400, 431, 501, 505), answers given before the
 body is read, a chunked body followed by a pipelined request, and the framing
 of every answer (Date, Content-Length). test_robustness.py covers chunked
 bodies themselves, hostile paths and garbage."""
+import glob
 import json
+import os
 import re
 import socket
 import time
@@ -378,8 +380,6 @@ def test_body_too_large(request, server_factory):
 def test_healthz_says_what_docs_api_says(server):
     """GET /healthz, anonymous: ok, the version, the database's migration
     version (one a file in src/store/migrations) and whether writes go on."""
-    import glob
-    import os
     migrations = glob.glob(os.path.join(os.path.dirname(__file__), "..", "..", "src", "store", "migrations", "*.sql"))
     r = server.request("GET", "/healthz", token=None)
     assert r.status == 200 and set(r.body) == {"status", "version", "schema", "writes"}, r
