@@ -274,12 +274,13 @@ int api_transactions_list(struct req *r)
     if (limit_s) {
         char *end;
         limit = strtol(limit_s, &end, 10);
-        if (*end || limit < 1 || limit > 100)
+        if (*limit_s < '0' || *limit_s > '9' || *end || limit < 1 || limit > 100)   /* no sign, no space */
             return req_error(r, ERR_INVALID_PARAMETER, "limit");
     }
     if (after) {
         char *end;
-        if (strncmp(after, "tx_", 3) || (before = strtoll(after + 3, &end, 10)) <= 0 || *end)
+        if (strncmp(after, "tx_", 3) || after[3] < '1' || after[3] > '9' ||
+            (before = strtoll(after + 3, &end, 10)) <= 0 || *end)
             return req_error(r, ERR_INVALID_CURSOR, "starting_after");
     }
     struct tx tx;

@@ -91,7 +91,7 @@ int api_tokens_revoke(struct req *r)
     char *end;
     int64_t *id = arena_alloc(&r->a, sizeof *id);
     *id = strtoll(r->params[0], &end, 10);
-    if (*end || *id <= 0)
+    if (r->params[0][0] < '1' || r->params[0][0] > '9' || *end || *id <= 0)
         return req_error(r, ERR_NOT_FOUND, NULL);
     return req_submit(r, exec_revoke, id);
 }

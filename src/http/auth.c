@@ -77,11 +77,14 @@ int auth_resolve(struct tx *tx, const char *authz, struct principal *p)
     snprintf(p->name, sizeof p->name, "anonymous");
     if (!authz)
         return 0;
+    /* On a refusal, name says for the log what was presented (never any of it). */
     unsigned char h[32];
     if (header_hash(authz, h))
-        return ERR_UNAUTHENTICATED;
+        return snprintf(p->name, sizeof p->name, "a malformed token"), ERR_UNAUTHENTICATED;
     struct store_q *q;
     int rc = store_one(tx->st, &q, &SQL_TOKEN_BY_HASH, "b", h, sizeof h);
+    if (rc == ERR_NOT_FOUND)
+        snprintf(p->name, sizeof p->name, "an unknown token");
     if (rc)
         return rc == ERR_NOT_FOUND ? ERR_UNAUTHENTICATED : rc;
     int64_t id = store_i64(q, 0);
@@ -89,7 +92,7 @@ int auth_resolve(struct tx *tx, const char *authz, struct principal *p)
     int revoked = (int)store_i64(q, 2);
     store_end(q);
     if (revoked || role < 0)
-        return ERR_UNAUTHENTICATED;
+        return snprintf(p->name, sizeof p->name, "revoked token:%lld", (long long)id), ERR_UNAUTHENTICATED;
     p->role = role;
     p->token_id = id;
     snprintf(p->name, sizeof p->name, "token:%lld", (long long)id);

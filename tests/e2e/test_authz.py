@@ -98,6 +98,12 @@ def test_revoked_token_is_refused_everywhere(server):
         r = server.request(method, path, {} if method == "POST" else None, token=tok, idem=make_key())
         assert (r.status, r.body["error"]["code"]) == (401, "unauthenticated"), (method, path, r)
     assert server.snapshot(iccid) == ("inactive", 0, 0)
+    # The log says which token it was (it said "anonymous" for every bad token).
+    assert server.request("GET", "/v1/tokens", token="tpk_" + "A" * 43).status == 401
+    assert server.request("GET", "/v1/tokens", token="not-a-token").status == 401
+    log = server.log_tail(40)
+    assert "GET /v1/tokens refused for revoked token:%d from 127.0.0.1: unauthenticated" % tid in log, log
+    assert "refused for an unknown token from" in log and "refused for a malformed token from" in log, log
 
 
 def test_bad_token_requests_change_nothing(server):

@@ -159,10 +159,13 @@ def test_transactions_limit_bounds(server):
         server.topup_ok(iccid, a)
     st, _, p = server.request("GET", "/v1/sims/%s/transactions?limit=100" % iccid)
     assert st == 200 and len(p["data"]) == 3
-    for bad in ("0", "101", "-1", "abc"):
+    for bad in ("0", "101", "-1", "abc", "%2010", "%2B5", "", "5x"):
         st, _, body = server.request("GET", "/v1/sims/%s/transactions?limit=%s" % (iccid, bad))
         assert st == 400, (bad, st, body)
         assert body["error"]["code"] in ("invalid_parameter",), body
+    for bad in ("tx_%2B1", "tx_%201", "tx_0", "tx_01", "1", "tx_"):
+        assert_error(server.request("GET", "/v1/sims/%s/transactions?starting_after=%s" % (iccid, bad)), 400,
+                     "invalid_cursor", "starting_after")
 
 
 def test_transactions_empty_and_unknown_sim(server):
