@@ -43,7 +43,8 @@ STORE_SQL(SQL_XFER_BY_XID,
           "COALESCE(timeout_at, 0) FROM transfers WHERE xid = ?");
 STORE_SQL(SQL_PENDING_STATE, "UPDATE transfers SET state = ? WHERE id = ? AND flags = 1 AND state = 0");
 STORE_SQL(SQL_PENDING_OF,
-          "SELECT xid, unit FROM transfers WHERE flags = 1 AND state = 0 AND debit_id = ? ORDER BY id LIMIT 64");
+          "SELECT xid, unit, id, credit_id, amount, COALESCE(timeout_at, 0) FROM transfers "
+          "WHERE flags = 1 AND state = 0 AND debit_id = ? ORDER BY id LIMIT 64");
 STORE_SQL(SQL_PENDING_DUE,
           "SELECT id, debit_id, credit_id, amount, unit FROM transfers "
           "WHERE flags = 1 AND state = 0 AND timeout_at <= ? ORDER BY timeout_at LIMIT ?");
@@ -362,6 +363,17 @@ int ledger_transfer(struct tx *tx, const struct transfer *t)
     }
 }
 
+/* L5: a pending past its timeout releases its amount on both accounts. */
+static int expire_one(struct tx *tx, int64_t id, int64_t debit, int64_t credit, int64_t amount, const char *unit)
+{
+    int rc = store_exec(tx->st, &SQL_PENDING_STATE, "di", PENDING_EXPIRED, id);
+    if (!rc)
+        rc = apply(tx, debit, unit, -amount, 0, 0, 0);
+    if (!rc)
+        rc = apply(tx, credit, unit, 0, 0, -amount, 0);
+    return rc;
+}
+
 int ledger_expire_pending(struct tx *tx, int limit, int *count)
 {
     struct due {
@@ -387,12 +399,7 @@ int ledger_expire_pending(struct tx *tx, int limit, int *count)
         if (!n)
             break;
         for (int i = 0; i < n; i++) {
-            rc = store_exec(tx->st, &SQL_PENDING_STATE, "di", PENDING_EXPIRED, due[i].id);
-            if (!rc)
-                rc = apply(tx, due[i].debit, due[i].unit, -due[i].amount, 0, 0, 0);
-            if (!rc)
-                rc = apply(tx, due[i].credit, due[i].unit, 0, 0, -due[i].amount, 0);
-            if (rc)
+            if ((rc = expire_one(tx, due[i].id, due[i].debit, due[i].credit, due[i].amount, due[i].unit)))
                 return rc;
             (*count)++;
         }
@@ -404,15 +411,22 @@ int ledger_void_reservations(struct tx *tx, int64_t account)
 {
     for (;;) {
         char xids[64][LEDGER_XID_MAX + 1], units[64][16];
+        int64_t ids[64], credits[64], amounts[64], timeouts[64];
         int n = 0;
         struct store_q *q = store_query(tx->st, &SQL_PENDING_OF, "i", account);
         while (store_next(q)) {
             snprintf(xids[n], sizeof xids[n], "%s", store_text(q, 0));
             snprintf(units[n], sizeof units[n], "%s", store_text(q, 1));
+            ids[n] = store_i64(q, 2), credits[n] = store_i64(q, 3), amounts[n] = store_i64(q, 4);
+            timeouts[n] = store_i64(q, 5);
             n++;
         }
         int rc = store_end(q);
         for (int i = 0; !rc && i < n; i++) {
+            if (timeouts[i] && tx->now >= timeouts[i]) {   /* past its time: expired, not voided (L5) */
+                rc = expire_one(tx, ids[i], account, credits[i], amounts[i], units[i]);
+                continue;
+            }
             char xid[LEDGER_XID_MAX + 8];
             snprintf(xid, sizeof xid, "void:%.*s", LEDGER_XID_MAX, xids[i]);
             rc = ledger_transfer(tx, &(struct transfer){.xid = xid, .unit = units[i], .kind = "void",

@@ -804,6 +804,40 @@ static void test_sweep_with_reservation(void **state)
     assert_int_equal(tu_sim_get(t, b.iccid).state, SIM_TERMINATED);
 }
 
+/* A reservation past its timeout, not yet expired by the sweep's pass over
+ * pendings when its SIM terminates: forfeit() expires it (L5) where it voided
+ * the others. Voiding refused it (ERR_PENDING_EXPIRED), so sim_sweep, which
+ * runs first, failed every sweep from then on. */
+static void test_sweep_with_reservation_past_its_time(void **state)
+{
+    struct tu *t = *state;
+    struct sim a, b;
+    tu_sim(t, &a);
+    tu_sim(t, &b);
+    topup(t, &a, 1000);
+    topup(t, &b, 1000);
+    int64_t charging;
+    assert_int_equal(ledger_system_account(&t->tx, "charging", "CNY", &charging), 0);
+    assert_int_equal(TU_CMD(t, ledger_transfer(&t->tx, &(struct transfer){.xid = "hold", .debit = a.wallet_id,
+                                                                          .credit = charging, .amount = 300,
+                                                                          .unit = "CNY", .kind = "reserve",
+                                                                          .flags = XFER_PENDING,
+                                                                          .timeout = 3600})),
+                     0);
+    tu_at(t, TU_T0 + 200 * TU_DAY);
+    int moved = -1, more = -1;
+    int rc = TU_CMD(t, sim_sweep(&t->tx, 100, &moved, &more));
+    if (rc)
+        print_error("sim_sweep: %s\n", err_code(rc));
+    assert_int_equal(rc, 0);
+    assert_int_equal(moved, 2);
+    assert_int_equal(tu_sim_get(t, a.iccid).state, SIM_TERMINATED);
+    assert_int_equal(tu_sim_balance(t, &a), 0);
+    assert_int_equal(tu_system_balance(t, "forfeiture", "CNY"), 2000);
+    assert_int_equal(tu_account(t, charging).credits_pending, 0);
+    tu_ledger_ok(t);
+}
+
 /* Suspension: refused on terminated SIMs; time does not move a suspended SIM;
  * resuming recomputes the state from the clock. */
 static void test_suspend_resume(void **state)
@@ -889,6 +923,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sweep_limit_counts_bundles, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_sweep_says_more, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_sweep_with_reservation, tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_sweep_with_reservation_past_its_time, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_suspend_resume, tu_setup, tu_teardown),
     };
     return cmocka_run_group_tests_name("sim", tests, NULL, NULL);
