@@ -99,7 +99,7 @@ int sim_state_at(const struct sim *s, int64_t now, const struct conf *cf)
     return SIM_TERMINATED;
 }
 
-int64_t sim_validity_after_topup(const struct sim *s, int64_t now, const struct conf *cf)
+static int64_t validity_by_rule(const struct sim *s, int64_t now, const struct conf *cf)
 {
     int64_t days = cf->validity_days * 86400;
     int64_t base = s->active_until > now ? s->active_until : now;
@@ -111,6 +111,14 @@ int64_t sim_validity_after_topup(const struct sim *s, int64_t now, const struct 
     default:
         return base + days;
     }
+}
+
+int64_t sim_validity_after_topup(const struct sim *s, int64_t now, const struct conf *cf)
+{
+    int64_t until = validity_by_rule(s, now, cf), bound = now + cf->validity_max_days * 86400;
+    if (!cf->validity_max_days || until <= bound)
+        return until;
+    return s->active_until > bound ? s->active_until : bound;   /* never shortened by a top-up either */
 }
 
 /* A SIM is always read with its wallet balance, which its row keeps (ledger L7). */

@@ -21,6 +21,7 @@ static const struct key {
     I(daily_cap, 1, INT64_C(1) << 42),
     I(validity_days, 1, 3650),
     {"validity_rule", K_RULE, offsetof(struct conf, validity_rule), 0, 0},
+    I(validity_max_days, 0, 3650),
     I(grace_days, 0, 3650),
     I(retention_days, 0, 3650),
     I(reactivation_fee, 0, INT64_C(1) << 40),
@@ -61,6 +62,7 @@ void conf_defaults(struct conf *c)
     c->daily_cap = 500000;        /* 5,000 CNY */
     c->validity_days = 30;
     c->validity_rule = VALIDITY_EXTEND;
+    c->validity_max_days = 365;   /* without it, 1 CNY a month kept a number forever and 12 bought a year */
     c->grace_days = 30;
     c->retention_days = 90;
     c->reactivation_fee = 0;

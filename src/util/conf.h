@@ -24,6 +24,7 @@ struct conf {
     int64_t daily_cap;           /* per SIM per local day */
     int64_t validity_days;
     int validity_rule;
+    int64_t validity_max_days;   /* active_until never passes now + this by a top-up; 0: no bound */
     int64_t grace_days;          /* active_until .. +grace: grace */
     int64_t retention_days;      /* after grace: expired, then terminated */
     int64_t reactivation_fee;    /* charged when an expired SIM is topped up */

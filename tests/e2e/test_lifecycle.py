@@ -303,6 +303,22 @@ def test_resume_past_the_retention_window_terminates(clock_server):
     srv.ledger_ok()
 
 
+def test_validity_has_a_bound(server_factory):
+    """Each top-up adds validity_days, up to now + validity_max_days (365 by
+    default): 1 CNY a month no longer keeps a number for years ahead."""
+    srv = server_factory("--set", "validity_max_days=70")
+    iccid = srv.new_sim()
+    untils = []
+    for _ in range(4):
+        body = srv.topup_ok(iccid, 100)
+        untils.append(parse_time(body["active_until"]))
+    now = parse_time(srv.sim(iccid)["created_at"])
+    assert untils[1] - untils[0] == 30 * DAY, untils
+    assert all(abs(u - (now + 70 * DAY)) < 120 for u in untils[2:]), [(u - now) / DAY for u in untils]
+    assert srv.snapshot(iccid) == ("active", 400, 4)
+    srv.ledger_ok()
+
+
 def test_suspend_inactive_then_resume(server):
     iccid = server.new_sim()
     st, _, sim = server.request("POST", "/v1/sims/%s/suspend" % iccid, token="admin")

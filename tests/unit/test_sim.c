@@ -209,7 +209,8 @@ static void test_check_at(void **state)
     }
 }
 
-/* sim_validity_after_topup for the three rules (validity_days 30 unless the row says). */
+/* sim_validity_after_topup for the three rules (validity_days 30 unless the
+ * row says) and under validity_max_days (365 unless the row says; 0: none). */
 static void test_validity_rules(void **state)
 {
     const int64_t N = TU_T0 + 100 * TU_DAY, D = TU_DAY;
@@ -218,6 +219,7 @@ static void test_validity_rules(void **state)
         int64_t until;   /* 0: never activated */
         int64_t days;
         int64_t want;
+        int64_t max_days;   /* 0 in the row: the default, 365 */
     } rows[] = {
         /* extend: inactive SIM counts from now */
         {VALIDITY_EXTEND, 0, 30, N + 30 * D},
@@ -243,12 +245,24 @@ static void test_validity_rules(void **state)
         {VALIDITY_MAX, N + 40 * D, 30, N + 40 * D},
         /* max: grace */
         {VALIDITY_MAX, N - 5 * D, 30, N + 30 * D},
+        /* the bound: extended up to now + 365 days, no further */
+        {VALIDITY_EXTEND, N + 350 * D, 30, N + 365 * D},
+        {VALIDITY_EXTEND, N + 335 * D, 30, N + 365 * D},
+        {VALIDITY_EXTEND, N + 334 * D, 30, N + 364 * D},
+        /* a validity already past the bound (set before it) is kept, not cut */
+        {VALIDITY_EXTEND, N + 400 * D, 30, N + 400 * D},
+        {VALIDITY_MAX, N + 400 * D, 30, N + 400 * D},
+        /* another bound; and none (-1 here: 0 in the configuration) */
+        {VALIDITY_EXTEND, N + 50 * D, 30, N + 60 * D, 60},
+        {VALIDITY_EXTEND, N + 400 * D, 30, N + 430 * D, -1},
     };
     struct conf cf;
     conf_defaults(&cf);
+    assert_int_equal(cf.validity_max_days, 365);
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         cf.validity_rule = rows[i].rule;
         cf.validity_days = rows[i].days;
+        cf.validity_max_days = rows[i].max_days < 0 ? 0 : rows[i].max_days ? rows[i].max_days : 365;
         struct sim s = {.state = rows[i].until ? SIM_ACTIVE : SIM_INACTIVE, .active_until = rows[i].until};
         int64_t got = sim_validity_after_topup(&s, N, &cf);
         if (got != rows[i].want)
