@@ -29,12 +29,18 @@ struct opts {
     struct conf cf;
 };
 
-/* Flags every subcommand understands; a subcommand ignores those it has no use for. */
+/* Flags every subcommand understands; a subcommand ignores those it has no use for.
+ * The configuration is built as conf.h has it: defaults, then each --config
+ * file, then every --set flag, wherever it stands among the files. */
 static int parse(int argc, char **argv, struct opts *o)
 {
     char eb[256];
+    const char **sets = calloc((size_t)argc + 1, sizeof *sets);
+    int nsets = 0, rc = 0;
+    if (!sets)
+        return fprintf(stderr, "out of memory\n"), -1;
     conf_defaults(&o->cf);
-    for (int i = 0; i < argc; i++) {
+    for (int i = 0; i < argc && !rc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         const char **slot = !strcmp(a, "--listen") ? &o->listen
                           : !strcmp(a, "--db")     ? &o->db
@@ -44,28 +50,37 @@ static int parse(int argc, char **argv, struct opts *o)
                           : !strcmp(a, "--fault")  ? &o->fault
                           : !strcmp(a, "--tls-cert") ? &o->tls_cert
                           : !strcmp(a, "--tls-key")  ? &o->tls_key : NULL;
-        if (slot) {
-            if (!v)
-                return fprintf(stderr, "%s needs a value\n", a), -1;
+        int valued = slot || !strcmp(a, "--config") || !strcmp(a, "--set");
+        if (valued && !v) {
+            fprintf(stderr, "%s needs a value\n", a);
+            rc = -1;
+        } else if (slot) {
             *slot = v;
             i++;
         } else if (!strcmp(a, "--test-clock")) {
             o->test_clock = 1;
-        } else if (!strcmp(a, "--config") || !strcmp(a, "--set")) {
-            if (!v)
-                return fprintf(stderr, "%s needs a value\n", a), -1;
-            int rc = !strcmp(a, "--config") ? conf_load_file(&o->cf, v, eb, sizeof eb)
-                                            : conf_set_pair(&o->cf, v, eb, sizeof eb);
+        } else if (!strcmp(a, "--config")) {
+            rc = conf_load_file(&o->cf, v, eb, sizeof eb);
             if (rc)
-                return fprintf(stderr, "configuration: %s\n", eb), -1;
+                fprintf(stderr, "configuration: %s\n", eb);
+            i++;
+        } else if (!strcmp(a, "--set")) {
+            sets[nsets++] = v;
             i++;
         } else if (a[0] != '-' && (!o->arg || !o->arg2)) {
             *(o->arg ? &o->arg2 : &o->arg) = a;
         } else {
-            return fprintf(stderr, "unknown argument '%s'\n", a), -1;
+            fprintf(stderr, "unknown argument '%s'\n", a);
+            rc = -1;
         }
     }
-    return 0;
+    for (int i = 0; i < nsets && !rc; i++) {
+        rc = conf_set_pair(&o->cf, sets[i], eb, sizeof eb);
+        if (rc)
+            fprintf(stderr, "configuration: %s\n", eb);
+    }
+    free(sets);
+    return rc;
 }
 
 static int need_db(const struct opts *o)

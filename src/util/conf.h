@@ -1,7 +1,8 @@
 /* conf — deployment configuration, table-driven.
  *
- * Defaults are those of DESIGN.md; a file of `key = value` lines (--config)
- * and `--set key=value` flags override them, in that order. Every key has a
+ * Defaults are those of DESIGN.md; files of `key = value` lines (--config,
+ * in the order given) and then every `--set key=value` flag override them,
+ * wherever the flags stand among the files. Every key has a
  * type and bounds; a bad value is refused with a message naming the key.
  * Money is in minor units of `currency` (CNY: fen). Durations are in seconds
  * unless the key says days.

@@ -246,3 +246,23 @@ def test_a_database_keeps_its_currency(tmp_path):
     for args in (("serve", "--listen", "%s:%d" % (HOST, free_port())), ("check",), ("token", "list")):
         cp = _run(*args, "--db", srv.db, "--set", "currency=CNY", cwd=tmp_path)
         assert cp.returncode == 1 and "keeps RUB; the configuration says CNY" in cp.stderr, (args, cp.stderr)
+
+
+def test_every_set_flag_wins_over_every_config_file(tmp_path):
+    """conf.h: defaults, then the files, then the --set flags, whatever the
+    order on the command line (a --config after a --set overrode it)."""
+    conf = tmp_path / "topup.conf"
+    conf.write_text("currency = KZT\n")
+    for n, args in enumerate((("--set", "currency=RUB", "--config", str(conf)),
+                              ("--config", str(conf), "--set", "currency=RUB"),
+                              ("--set", "currency=USD", "--config", str(conf), "--set", "currency=RUB",
+                               "--config", str(conf)))):
+        db = str(tmp_path / ("s%d.db" % n))
+        cp = _run("migrate", "--db", db, *args, cwd=tmp_path)
+        assert cp.returncode == 0, (args, cp.stderr)
+        con = sqlite3.connect(db)
+        try:
+            kept = con.execute("SELECT value FROM meta WHERE key = 'currency'").fetchone()[0]
+        finally:
+            con.close()
+        assert kept == "RUB", (args, kept)
