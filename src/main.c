@@ -105,13 +105,16 @@ static int need_existing_db(const struct opts *o, const char *cmd)
 }
 
 /* Runs fn in one transaction on the database, outside the server: a write
- * transaction (STORE_WRITER), or a snapshot (STORE_READER) that a running
- * server's writer goes on beside. */
+ * transaction (STORE_WRITER) on a database migrated first, or a snapshot
+ * (STORE_READER) that a running server's writer goes on beside, of a
+ * database at this binary's schema, which nothing writes: neither a file
+ * that is not a topup database nor one a user may only read is changed. */
 static int in_tx(struct opts *o, enum store_mode mode, int (*fn)(struct tx *tx, void *arg), void *arg)
 {
-    int rc = server_prepare_db(o->db, &o->cf, NULL, NULL, NULL);
     struct store *st = NULL;
-    if (!rc)
+    int rc = mode == STORE_READER ? server_open_reader(&st, o->db, &o->cf)
+                                  : server_prepare_db(o->db, &o->cf, NULL, NULL, NULL);
+    if (!rc && !st)
         rc = store_open(&st, o->db, mode);
     if (rc) {
         store_close(st);

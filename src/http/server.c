@@ -829,6 +829,58 @@ static int prepare_key(struct store *st, const char *db_path, const char *path, 
     return kept[0] ? 0 : store_exec(st, &SQL_META_PUT, "ss", "receipt_key", k->key_id);
 }
 
+/* cf->currency becomes the database's, or ERR_CURRENCY_MISMATCH when the
+ * configuration named another; a database that keeps none takes cf's when
+ * st writes, and is left as it is by a reader. */
+static int keep_currency(struct store *st, const char *db_path, struct conf *cf, int writes)
+{
+    struct store_q *q;
+    int rc = store_one(st, &q, &SQL_META_GET, "s", "currency");
+    if (rc == ERR_NOT_FOUND)
+        return writes ? store_exec(st, &SQL_META_PUT, "ss", "currency", cf->currency) : 0;
+    if (rc)
+        return rc;
+    const char *kept = store_text(q, 0);
+    if (strcmp(kept, cf->currency) && cf->currency_set) {
+        log_error("database %s keeps %s; the configuration says %s", db_path, kept, cf->currency);
+        rc = ERR_CURRENCY_MISMATCH;
+    } else if (strlen(kept) == 3) {
+        memcpy(cf->currency, kept, 4);
+    }
+    store_end(q);
+    return rc;
+}
+
+int server_open_reader(struct store **out, const char *db_path, struct conf *cf)
+{
+    struct store *st = NULL;
+    int have = 0, want = store_version_latest(), rc = store_open(&st, db_path, STORE_READER);
+    if (!rc)
+        rc = store_version(st, &have);
+    if (rc) {
+        log_error("%s is not a topup database, or cannot be read", db_path);
+    } else if (!have) {
+        log_error("%s is not a topup database (it has no schema version)", db_path);
+        rc = ERR_INVALID_STATE;
+    } else if (have < want) {
+        log_error("database %s is at schema version %d, this topupd's is %d: run 'topupd migrate --db %s' first",
+                  db_path, have, want, db_path);
+        rc = ERR_INVALID_STATE;
+    } else if (have > want) {
+        log_error("database %s is at schema version %d, newer than this topupd's %d: use the topupd that "
+                  "migrated it", db_path, have, want);
+        rc = ERR_INVALID_STATE;
+    }
+    if (!rc)
+        rc = keep_currency(st, db_path, cf, 0);
+    if (rc) {
+        store_close(st);   /* NULL when store_open failed */
+        return rc;
+    }
+    *out = st;
+    return 0;
+}
+
 int server_prepare_db(const char *db_path, struct conf *cf, int *version, const char *key_path,
                       struct receipt_keys *keys)
 {
@@ -839,21 +891,8 @@ int server_prepare_db(const char *db_path, struct conf *cf, int *version, const 
     rc = store_migrate(st, &applied);
     if (!rc && version)
         rc = store_version(st, version);
-    struct store_q *q;
     if (!rc)
-        rc = store_one(st, &q, &SQL_META_GET, "s", "currency");
-    if (rc == 0) {
-        const char *kept = store_text(q, 0);
-        if (strcmp(kept, cf->currency) && cf->currency_set) {
-            log_error("database %s keeps %s; the configuration says %s", db_path, kept, cf->currency);
-            rc = ERR_CURRENCY_MISMATCH;
-        } else if (strlen(kept) == 3) {
-            memcpy(cf->currency, kept, 4);
-        }
-        store_end(q);
-    } else if (rc == ERR_NOT_FOUND) {
-        rc = store_exec(st, &SQL_META_PUT, "ss", "currency", cf->currency);
-    }
+        rc = keep_currency(st, db_path, cf, 1);
     if (!rc && keys)
         rc = prepare_key(st, db_path, key_path, keys);
     store_close(st);

@@ -60,3 +60,14 @@ int server_sweep_exec(struct tx *tx, struct cmd *c);
 struct receipt_keys;
 int server_prepare_db(const char *db_path, struct conf *cf, int *version, const char *key_path,
                       struct receipt_keys *keys);
+
+/* Opens an existing database to read it and nothing else (check, token
+ * list): *out is a STORE_READER connection, and neither it nor this call
+ * writes, so a user who may only read the file can. A file that is not a
+ * topup database, or whose schema version is not this binary's (older: the
+ * log says to run `topupd migrate`), is refused with ERR_INVALID_STATE;
+ * one SQLite cannot read, ERR_STORAGE. The currency is kept as
+ * server_prepare_db keeps it (cf->currency becomes the database's, or
+ * ERR_CURRENCY_MISMATCH). On failure *out is untouched and the reason logged. */
+struct store;
+int server_open_reader(struct store **out, const char *db_path, struct conf *cf);

@@ -148,6 +148,9 @@ int store_open(struct store **out, const char *path, enum store_mode mode)
           "PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;"
         : "PRAGMA foreign_keys=ON; PRAGMA cache_size=-16384; PRAGMA query_only=ON;";
     rc = store_script(st, pragmas);
+    if (rc && sqlite3_extended_errcode(st->db) == SQLITE_READONLY_DIRECTORY)   /* the WAL's index, -shm */
+        log_error("%s: a user who may only read the database reads it while %s-shm is there (the server "
+                  "runs) or when the directory is writable", path, path);
     if (rc) {
         store_close(st);
         return rc;
@@ -499,18 +502,39 @@ int store_rollback_to(struct store *st)
 STORE_SQL(SQL_VERSION, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
 STORE_SQL(SQL_MIGRATED, "INSERT INTO schema_migrations(version, name, applied_at) VALUES (?, ?, strftime('%s','now'))");
 
+STORE_SQL(SQL_HAS_MIGRATIONS,
+          "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations')");
+
+/* Reads only, so that a reader can ask before anything writes. */
 int store_version(struct store *st, int *version)
 {
-    int rc = store_script(st, "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                              "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)");
+    struct store_q *q;
+    int rc = store_one(st, &q, &SQL_HAS_MIGRATIONS, "");
     if (rc)
         return rc;
-    struct store_q *q;
+    int has = (int)store_i64(q, 0);
+    if ((rc = store_end(q)))
+        return rc;
+    *version = 0;
+    if (!has)
+        return 0;
     rc = store_one(st, &q, &SQL_VERSION, "");
     if (rc)
         return rc;
     *version = (int)store_i64(q, 0);
     return store_end(q);
+}
+
+int store_version_latest(void)
+{
+    size_t dirlen = strlen(MIGRATIONS_DIR);
+    int latest = 0;
+    for (size_t i = 0; i < embedded_count; i++) {
+        const char *name = embedded_files[i].name;
+        int v = strncmp(name, MIGRATIONS_DIR, dirlen) ? 0 : atoi(name + dirlen);
+        latest = v > latest ? v : latest;
+    }
+    return latest;
 }
 
 /* Migrations run with foreign keys off, as SQLite's procedure for
@@ -550,8 +574,11 @@ static int migration_keys_hold(struct store *st, const char *name)
 
 int store_migrate(struct store *st, int *applied)
 {
-    int have = 0, rc = store_version(st, &have);
+    int have = 0, rc = store_script(st, "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                                        "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)");
     *applied = 0;
+    if (!rc)
+        rc = store_version(st, &have);
     if (rc)
         return rc;
     rc = store_script(st, "PRAGMA foreign_keys = OFF");

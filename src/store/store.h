@@ -78,8 +78,12 @@ int store_page_size(struct store *st);
 void store_close(struct store *st);
 /* Applies pending migrations (writer only). *applied counts them. */
 int store_migrate(struct store *st, int *applied);
-/* The schema version the database is at. */
+/* The schema version the database is at; 0 for one that has none (an empty
+ * file, or another program's database). Reads only, so any mode may ask. A
+ * file that is not an SQLite database fails (ERR_STORAGE). */
 int store_version(struct store *st, int *version);
+/* The version this binary's migrations bring a database to. */
+int store_version_latest(void);
 
 /* Transactions. A writer's begin is BEGIN IMMEDIATE; a reader's takes a snapshot. */
 int store_begin(struct store *st);

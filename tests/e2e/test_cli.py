@@ -266,3 +266,79 @@ def test_every_set_flag_wins_over_every_config_file(tmp_path):
         finally:
             con.close()
         assert kept == "RUB", (args, kept)
+
+
+def _file_state(path):
+    """The bytes of a database and of whatever SQLite keeps beside it."""
+    return {p: open(p, "rb").read() for p in (path, path + "-wal", path + "-shm") if os.path.exists(p)}
+
+
+def test_check_and_token_list_refuse_what_is_not_this_schema_and_write_nothing(tmp_path):
+    """`check` and `token list` read: a file that is not a topup database (an
+    empty one from touch, another program's text) was migrated into one and
+    "checked" (ledger ok); one at an older schema was migrated behind the
+    user's back. Each is refused, exit 1, and left byte for byte as it was."""
+    from test_migration import MIGRATIONS
+    empty, text, old = tmp_path / "empty.db", tmp_path / "notes.db", str(tmp_path / "old.db")
+    empty.touch()
+    text.write_text("not a database\n")
+    con = sqlite3.connect(old, isolation_level=None)
+    with open(os.path.join(MIGRATIONS, "001_core.sql"), encoding="utf-8") as f:
+        con.executescript(f.read())
+    con.executescript("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+                      "applied_at INTEGER NOT NULL); INSERT INTO schema_migrations VALUES (1, '001_core.sql', 0);"
+                      "INSERT INTO meta(key, value) VALUES ('currency', 'CNY')")
+    con.close()
+    for path, says in ((str(empty), "is not a topup database"), (str(text), "is not a topup database"),
+                       (old, "run 'topupd migrate --db %s' first" % old)):
+        before = _file_state(path)
+        for args in (("check",), ("token", "list")):
+            cp = _run(*args, "--db", path, cwd=tmp_path)
+            assert cp.returncode == 1, (path, args, cp.returncode, cp.stdout, cp.stderr)
+            assert says in cp.stderr and "ledger ok" not in cp.stdout, (path, args, cp.stdout, cp.stderr)
+            assert _file_state(path) == before, (path, args, "changed")
+    assert _run("migrate", "--db", old, cwd=tmp_path).returncode == 0
+    cp = _run("check", "--db", old, cwd=tmp_path)
+    assert cp.returncode == 0 and "ledger ok" in cp.stdout, cp.stderr
+
+
+def test_check_and_token_list_need_only_read_access(tmp_path):
+    """A user who may read the database and not write it (an auditor, a
+    monitoring job) can check it and list its tokens, and nothing is written.
+    SQLite needs the WAL's index (-shm) to be there, as it is while the server
+    runs, or to be able to make it: in a directory the user may not write,
+    with no server running, they are refused, saying so (it was "attempt to
+    write a readonly database")."""
+    import shutil
+    import tempfile
+    binary, work, as_reader = TOPUPD, str(tmp_path), []
+    if os.geteuid() == 0:   # root writes whatever the mode says: read as nobody, where nobody can reach
+        work = tempfile.mkdtemp(prefix="topupd-e2e-ro-")
+        binary = os.path.join(work, "topupd")
+        shutil.copyfile(TOPUPD, binary)
+        os.chmod(binary, 0o755)
+        as_reader = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    db = os.path.join(work, "r.db")
+
+    def read(*args):
+        return subprocess.run([*as_reader, binary, *args, "--db", db], cwd=work, capture_output=True, text=True,
+                              timeout=15)
+    try:
+        assert _run("token", "create", "--db", db, "--name", "ops", cwd=work).returncode == 0
+        os.chmod(db, 0o444)
+        os.chmod(work, 0o777)
+        for args, out in ((("check",), "ledger ok"), (("token", "list"), "\tadmin\tactive\tops")):
+            cp = read(*args)
+            assert cp.returncode == 0 and out in cp.stdout, (args, cp.stdout, cp.stderr)
+        for extra in (db + "-wal", db + "-shm"):   # a reader leaves SQLite's files behind
+            if os.path.exists(extra):
+                os.unlink(extra)
+        os.chmod(work, 0o555)
+        for args in (("check",), ("token", "list")):
+            cp = read(*args)
+            assert cp.returncode == 1 and "while %s-shm is there" % db in cp.stderr, (args, cp.stdout, cp.stderr)
+    finally:
+        os.chmod(work, 0o755)
+        os.chmod(db, 0o644)
+        if work != str(tmp_path):
+            shutil.rmtree(work)
