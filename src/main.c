@@ -79,6 +79,11 @@ static int parse(int argc, char **argv, struct opts *o)
         if (rc)
             fprintf(stderr, "configuration: %s\n", eb);
     }
+    if (!rc) {
+        rc = conf_check(&o->cf, eb, sizeof eb);
+        if (rc)
+            fprintf(stderr, "configuration: %s\n", eb);
+    }
     free(sets);
     return rc;
 }

@@ -132,6 +132,36 @@ int conf_set(struct conf *c, const char *key, const char *value, char *eb, size_
     return -1;
 }
 
+/* Keys that hold only together: lo <= hi (lo < hi when strict), each alone
+ * in bounds. off_zero: lo 0 turns its feature off, and then holds anyway. */
+static const struct order {
+    const char *lo, *hi;
+    size_t lo_off, hi_off;
+    int strict, off_zero;
+    const char *why;
+} orders[] = {
+#define O(lo, hi, strict, off_zero, why) {#lo, #hi, offsetof(struct conf, lo), offsetof(struct conf, hi), strict, off_zero, why}
+    O(topup_min, topup_max, 0, 0, "every top-up would be refused"),
+    O(topup_min, daily_cap, 0, 0, "every top-up would pass the daily cap"),
+    O(shed_park_ms, shed_refuse_ms, 1, 1, "a request would be refused before it could be parked"),
+#undef O
+};
+
+int conf_check(const struct conf *c, char *eb, size_t el)
+{
+    for (size_t i = 0; i < sizeof orders / sizeof orders[0]; i++) {
+        const struct order *o = &orders[i];
+        int64_t lo = *(const int64_t *)((const char *)c + o->lo_off);
+        int64_t hi = *(const int64_t *)((const char *)c + o->hi_off);
+        if ((o->off_zero && !lo) || lo < hi || (!o->strict && lo == hi))
+            continue;
+        snprintf(eb, el, "%s (%lld) must be %s %s (%lld): %s", o->lo, (long long)lo,
+                 o->strict ? "below" : "at most", o->hi, (long long)hi, o->why);
+        return -1;
+    }
+    return 0;
+}
+
 static char *trim(char *s)
 {
     while (isspace((unsigned char)*s))

@@ -60,5 +60,9 @@ int conf_set(struct conf *c, const char *key, const char *value, char *errbuf, s
 /* Parses "key=value". */
 int conf_set_pair(struct conf *c, const char *pair, char *errbuf, size_t errlen);
 int conf_load_file(struct conf *c, const char *path, char *errbuf, size_t errlen);
+/* Checks the keys that must agree with each other, once all are set:
+ * topup_min <= topup_max, topup_min <= daily_cap, and shed_park_ms <
+ * shed_refuse_ms unless parking is off. -1 with a message naming both keys. */
+int conf_check(const struct conf *c, char *errbuf, size_t errlen);
 /* Start of the local day that contains t (Unix seconds). */
 int64_t conf_day_start(const struct conf *c, int64_t t);

@@ -342,3 +342,21 @@ def test_check_and_token_list_need_only_read_access(tmp_path):
         os.chmod(db, 0o644)
         if work != str(tmp_path):
             shutil.rmtree(work)
+
+
+def test_serve_refuses_limits_that_contradict_each_other(tmp_path):
+    """Each key in its bounds, together impossible: a server that refused
+    every top-up started. Refused with both keys named, exit 2, from a file as
+    from flags."""
+    db = str(tmp_path / "l.db")
+    assert _run("migrate", "--db", db, cwd=tmp_path).returncode == 0
+    conf = tmp_path / "limits.conf"
+    conf.write_text("topup_min = 300000\n")
+    for args, keys in ((("--set", "topup_min=5000", "--set", "topup_max=100"), ("topup_min", "topup_max")),
+                       (("--set", "daily_cap=50"), ("topup_min", "daily_cap")),
+                       (("--config", str(conf)), ("topup_min", "topup_max")),
+                       (("--set", "shed_park_ms=2000", "--set", "shed_refuse_ms=1000"),
+                        ("shed_park_ms", "shed_refuse_ms"))):
+        cp = _run("serve", "--listen", "127.0.0.1:%d" % free_port(), "--db", db, *args, cwd=tmp_path, timeout=10)
+        assert cp.returncode == 2, (args, cp.returncode, cp.stderr)
+        assert all(k in cp.stderr for k in keys), (args, cp.stderr)

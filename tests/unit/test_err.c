@@ -221,6 +221,45 @@ static void test_conf_set(void **state)
     assert_int_equal(conf_load_file(&c, path, eb, sizeof eb), -1);   /* gone */
 }
 
+/* Keys that must agree: each alone in bounds, together refused. */
+static void test_conf_check(void **state)
+{
+    const struct {
+        const char *pairs[2];
+        const char *names;   /* both keys the message names; NULL: accepted */
+    } rows[] = {
+        {{NULL, NULL}, NULL},                                              /* the defaults agree */
+        {{"topup_min=5000", "topup_max=100"}, "topup_min topup_max"},      /* every top-up refused */
+        {{"topup_min=5000", "topup_max=5000"}, NULL},                      /* one amount only: allowed */
+        {{"topup_min=600000", "topup_max=700000"}, "topup_min daily_cap"}, /* above the default cap */
+        {{"daily_cap=99", NULL}, "topup_min daily_cap"},                   /* below the default min */
+        {{"daily_cap=100", NULL}, NULL},                                   /* one minimum a day */
+        {{"topup_max=600000", NULL}, NULL},                                /* above the cap: the cap bounds it */
+        {{"shed_park_ms=1000", "shed_refuse_ms=1000"}, "shed_park_ms shed_refuse_ms"},
+        {{"shed_park_ms=999", "shed_refuse_ms=1000"}, NULL},
+        {{"shed_park_ms=0", "shed_refuse_ms=1"}, NULL},                    /* parking off */
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        struct conf c;
+        char eb[256] = "";
+        conf_defaults(&c);
+        for (int k = 0; k < 2; k++)
+            if (rows[i].pairs[k])
+                assert_int_equal(conf_set_pair(&c, rows[i].pairs[k], eb, sizeof eb), 0);
+        int rc = conf_check(&c, eb, sizeof eb);
+        if ((rc == 0) != !rows[i].names)
+            print_error("row %zu: %d (%s)\n", i, rc, eb);
+        assert_int_equal(rc, rows[i].names ? -1 : 0);
+        if (rows[i].names) {
+            char names[64];
+            snprintf(names, sizeof names, "%s", rows[i].names);
+            *strchr(names, ' ') = 0;
+            assert_non_null(strstr(eb, names));
+            assert_non_null(strstr(eb, names + strlen(names) + 1));
+        }
+    }
+}
+
 /* The start of the local day containing t, for several offsets. */
 static void test_day_start(void **state)
 {
@@ -399,6 +438,7 @@ int main(void)
         cmocka_unit_test(test_messages),
         cmocka_unit_test(test_pick_language),
         cmocka_unit_test(test_conf_set),
+        cmocka_unit_test(test_conf_check),
         cmocka_unit_test(test_day_start),
         cmocka_unit_test(test_arena_text),
         cmocka_unit_test(test_timefmt),
