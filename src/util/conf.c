@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 enum kind { K_INT, K_CURRENCY, K_RULE };
 
@@ -196,6 +197,12 @@ int conf_load_file(struct conf *c, const char *path, char *eb, size_t el)
         snprintf(eb, el, "%s: %s", path, strerror(errno));
         return -1;
     }
+    struct stat sb;
+    if (fstat(fileno(f), &sb) || !S_ISREG(sb.st_mode)) {   /* a directory opens, and reads as nothing */
+        snprintf(eb, el, "%s: not a regular file", path);
+        fclose(f);
+        return -1;
+    }
     char line[512];
     int n = 0, rc = 0;
     while (fgets(line, sizeof line, f)) {
@@ -209,6 +216,10 @@ int conf_load_file(struct conf *c, const char *path, char *eb, size_t el)
             rc = -1;
             break;
         }
+    }
+    if (!rc && ferror(f)) {
+        snprintf(eb, el, "%s: %s", path, strerror(errno));
+        rc = -1;
     }
     fclose(f);
     return rc;

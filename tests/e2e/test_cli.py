@@ -84,6 +84,7 @@ def test_usage_errors_exit_2_and_say_why(tmp_path):
                        (("check", "--db", db, "--bogus"), "unknown argument '--bogus'"),
                        (("check", "--db", db, "--set"), "--set needs a value"),
                        (("check", "--db", db, "--config", str(tmp_path / "none.conf")), "configuration:"),
+                       (("check", "--db", db, "--config", str(tmp_path)), "not a regular file"),
                        (("token",), "usage: topupd token"),
                        (("token", "frob", "--db", db), "usage: topupd token"),
                        (("token", "revoke", "--db", db), "usage: topupd token"),

@@ -219,6 +219,9 @@ static void test_conf_set(void **state)
     assert_int_equal(c.grace_days, 30);   /* the line after the error is not applied */
     unlink(path);
     assert_int_equal(conf_load_file(&c, path, eb, sizeof eb), -1);   /* gone */
+    /* A directory opens and reads as nothing: it was an empty configuration. */
+    assert_int_equal(conf_load_file(&c, "/tmp", eb, sizeof eb), -1);
+    assert_non_null(strstr(eb, "/tmp: not a regular file"));
 }
 
 /* Keys that must agree: each alone in bounds, together refused. */
