@@ -92,12 +92,21 @@ void conf_defaults(struct conf *c)
     c->address_rate = 100000;
 }
 
+#define NKEYS (sizeof keys / sizeof keys[0])
+
+static int key_index(const char *name)
+{
+    for (size_t i = 0; i < NKEYS; i++)
+        if (!strcmp(keys[i].name, name))
+            return (int)i;
+    return -1;
+}
+
 int conf_set(struct conf *c, const char *key, const char *value, char *eb, size_t el)
 {
-    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+    int i = key_index(key);
+    if (i >= 0) {
         const struct key *k = &keys[i];
-        if (strcmp(k->name, key))
-            continue;
         void *p = (char *)c + k->off;
         if (k->kind == K_CURRENCY) {
             if (strlen(value) != 3 || !isupper((unsigned char)value[0]) ||
@@ -190,6 +199,8 @@ int conf_set_pair(struct conf *c, const char *pair, char *eb, size_t el)
     return conf_set(c, trim(buf), trim(eq + 1), eb, el);
 }
 
+/* The format README's Configuration section describes; the error names the
+ * file and the line. */
 int conf_load_file(struct conf *c, const char *path, char *eb, size_t el)
 {
     FILE *f = fopen(path, "r");
@@ -203,18 +214,44 @@ int conf_load_file(struct conf *c, const char *path, char *eb, size_t el)
         fclose(f);
         return -1;
     }
-    char line[512];
+    char line[CONF_LINE_MAX + 2];   /* the line, its newline, the NUL */
+    int set_on[NKEYS] = {0};        /* the line each key was set on */
     int n = 0, rc = 0;
-    while (fgets(line, sizeof line, f)) {
+    char sub[400];
+    while (!rc && fgets(line, sizeof line, f)) {
         n++;
-        char *s = trim(line);
-        if (!*s || *s == '#')
-            continue;
-        char sub[400];
-        if (conf_set_pair(c, s, sub, sizeof sub)) {
-            snprintf(eb, el, "%s:%d: %s", path, n, sub);
+        size_t len = strlen(line);
+        if (len == sizeof line - 1 && line[len - 1] != '\n') {   /* fgets would hand the rest on as a line */
+            snprintf(eb, el, "%s:%d: line longer than %d bytes", path, n, CONF_LINE_MAX);
             rc = -1;
             break;
+        }
+        char *s = n == 1 && !strncmp(line, "\xEF\xBB\xBF", 3) ? line + 3 : line;   /* an editor's UTF-8 BOM */
+        for (char *h = strchr(s, '#'); h; h = strchr(h + 1, '#'))
+            if (h == s || isspace((unsigned char)h[-1])) {   /* no value holds a '#' */
+                *h = 0;
+                break;
+            }
+        s = trim(s);
+        if (!*s)
+            continue;
+        char *eq = strchr(s, '=');
+        if (!eq) {
+            snprintf(eb, el, "%s:%d: expected key = value, got '%s'", path, n, s);
+            rc = -1;
+            break;
+        }
+        *eq = 0;
+        const char *key = trim(s), *value = trim(eq + 1);
+        int k = key_index(key);
+        if (k >= 0 && set_on[k]) {
+            snprintf(eb, el, "%s:%d: %s is set again (first on line %d)", path, n, key, set_on[k]);
+            rc = -1;
+        } else if (conf_set(c, key, value, sub, sizeof sub)) {
+            snprintf(eb, el, "%s:%d: %s", path, n, sub);
+            rc = -1;
+        } else {
+            set_on[k] = n;
         }
     }
     if (!rc && ferror(f)) {

@@ -59,6 +59,13 @@ void conf_defaults(struct conf *c);
 int conf_set(struct conf *c, const char *key, const char *value, char *errbuf, size_t errlen);
 /* Parses "key=value". */
 int conf_set_pair(struct conf *c, const char *pair, char *errbuf, size_t errlen);
+/* Applies a file of `key = value` lines (README, Configuration: the format):
+ * a UTF-8 BOM first is skipped; blank lines, and from a '#' at the start or
+ * after a blank to the end of the line, are skipped; each key at most once; a
+ * line at most CONF_LINE_MAX bytes besides its newline. Not a regular file, a
+ * read error or a bad line: -1, the message naming the file and the line;
+ * the lines before a bad one stay applied. */
+#define CONF_LINE_MAX 512
 int conf_load_file(struct conf *c, const char *path, char *errbuf, size_t errlen);
 /* Checks the keys that must agree with each other, once all are set:
  * topup_min <= topup_max, topup_min <= daily_cap, and shed_park_ms <

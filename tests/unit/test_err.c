@@ -224,6 +224,56 @@ static void test_conf_set(void **state)
     assert_non_null(strstr(eb, "/tmp: not a regular file"));
 }
 
+/* The file format, line by line: what loads and what is refused, naming
+ * the line. */
+static void test_conf_file_format(void **state)
+{
+    static char long_line[CONF_LINE_MAX + 64], longest[CONF_LINE_MAX + 64];
+    /* a comment as long as a line may be, and one byte over (split in two, its tail was a line of its own) */
+    snprintf(longest, sizeof longest, "#%0*d\ntopup_min = 150\n", CONF_LINE_MAX - 1, 0);
+    snprintf(long_line, sizeof long_line, "topup_min = 150\n#%0*d= x\n", CONF_LINE_MAX, 0);
+    const struct {
+        const char *text;
+        int64_t topup_min;   /* after the load */
+        const char *error;   /* NULL: loads */
+    } rows[] = {
+        {"topup_min = 150\n", 150, NULL},
+        {"topup_min=150", 150, NULL},                                  /* no spaces, no final newline */
+        {"\xEF\xBB\xBFtopup_min = 150\n", 150, NULL},                  /* a BOM, as some editors save */
+        {"daily_cap = 1\n\xEF\xBB\xBFtopup_min = 150\n", 100, ":2: unknown"},  /* only first: not text */
+        {"topup_min = 150 # 1.50 CNY\n", 150, NULL},                   /* an inline comment */
+        {"topup_min = 150\t# tab\n", 150, NULL},
+        {"  # indented comment\n\n\t\ntopup_min = 150\n", 150, NULL},
+        {"topup_min = 150#x\n", 100, ":1: topup_min: expected an integer"},   /* '#' without a blank */
+        {"validity_rule = max # not extend\n", 100, NULL},
+        {"currency = RUB # roubles\n", 100, NULL},
+        {"topup_min = 150\ntopup_min = 200\n", 150, ":2: topup_min is set again (first on line 1)"},
+        {"topup_min = 150\n# topup_min = 200\n", 150, NULL},         /* a commented-out one is not set */
+        {longest, 150, NULL},
+        {long_line, 150, ":2: line longer than 512 bytes"},
+        {"topup_min 150\n", 100, ":1: expected key = value, got 'topup_min 150'"},
+        {"= 150\n", 100, ":1: unknown configuration key ''"},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        char path[] = "/tmp/topup-conf-XXXXXX", eb[512] = "";
+        int fd = mkstemp(path);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, rows[i].text, strlen(rows[i].text)), (ssize_t)strlen(rows[i].text));
+        close(fd);
+        struct conf c;
+        conf_defaults(&c);
+        int rc = conf_load_file(&c, path, eb, sizeof eb);
+        unlink(path);
+        if ((rc == 0) != !rows[i].error || (rows[i].error && !strstr(eb, rows[i].error)) ||
+            c.topup_min != rows[i].topup_min)
+            print_error("row %zu: %d (%s), topup_min %lld\n", i, rc, eb, (long long)c.topup_min);
+        assert_int_equal(rc, rows[i].error ? -1 : 0);
+        if (rows[i].error)
+            assert_non_null(strstr(eb, rows[i].error));
+        assert_int_equal(c.topup_min, rows[i].topup_min);
+    }
+}
+
 /* Keys that must agree: each alone in bounds, together refused. */
 static void test_conf_check(void **state)
 {
@@ -442,6 +492,7 @@ int main(void)
         cmocka_unit_test(test_pick_language),
         cmocka_unit_test(test_conf_set),
         cmocka_unit_test(test_conf_check),
+        cmocka_unit_test(test_conf_file_format),
         cmocka_unit_test(test_day_start),
         cmocka_unit_test(test_arena_text),
         cmocka_unit_test(test_timefmt),
