@@ -24,19 +24,19 @@
 
 struct opts {
     const char *listen, *db, *key, *role, *name, *fault, *tls_cert, *tls_key;
-    int test_clock;
-    const char *arg, *arg2;   /* positional arguments ("token revoke 12") */
+    int test_clock, help;
+    const char *arg, *arg2;   /* positional arguments ("token revoke 12"), as many as the command takes */
     struct conf cf;
 };
 
 /* Flags every subcommand understands; a subcommand ignores those it has no use for.
  * The configuration is built as conf.h has it: defaults, then each --config
  * file, then every --set flag, wherever it stands among the files. */
-static int parse(int argc, char **argv, struct opts *o)
+static int parse(int argc, char **argv, int max_args, struct opts *o)
 {
     char eb[256];
     const char **sets = calloc((size_t)argc + 1, sizeof *sets);
-    int nsets = 0, rc = 0;
+    int nsets = 0, nargs = 0, rc = 0;   /* max_args <= 2: arg, arg2 */
     if (!sets)
         return fprintf(stderr, "out of memory\n"), -1;
     conf_defaults(&o->cf);
@@ -59,6 +59,9 @@ static int parse(int argc, char **argv, struct opts *o)
             i++;
         } else if (!strcmp(a, "--test-clock")) {
             o->test_clock = 1;
+        } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            o->help = 1;
+            break;   /* whatever follows is not run */
         } else if (!strcmp(a, "--config")) {
             rc = conf_load_file(&o->cf, v, eb, sizeof eb);
             if (rc)
@@ -67,19 +70,22 @@ static int parse(int argc, char **argv, struct opts *o)
         } else if (!strcmp(a, "--set")) {
             sets[nsets++] = v;
             i++;
-        } else if (a[0] != '-' && (!o->arg || !o->arg2)) {
-            *(o->arg ? &o->arg2 : &o->arg) = a;
+        } else if (a[0] != '-' && nargs < max_args) {
+            *(nargs++ ? &o->arg2 : &o->arg) = a;
+        } else if (a[0] != '-') {   /* "serve --db x.db 127.0.0.1:9000" served on the default address */
+            fprintf(stderr, "unexpected argument '%s'\n", a);
+            rc = -1;
         } else {
             fprintf(stderr, "unknown argument '%s'\n", a);
             rc = -1;
         }
     }
-    for (int i = 0; i < nsets && !rc; i++) {
+    for (int i = 0; i < nsets && !rc && !o->help; i++) {
         rc = conf_set_pair(&o->cf, sets[i], eb, sizeof eb);
         if (rc)
             fprintf(stderr, "configuration: %s\n", eb);
     }
-    if (!rc) {
+    if (!rc && !o->help) {
         rc = conf_check(&o->cf, eb, sizeof eb);
         if (rc)
             fprintf(stderr, "configuration: %s\n", eb);
@@ -218,7 +224,8 @@ static int parse_id(const char *s, int64_t *id)
 
 static int cmd_token(struct opts *o)
 {
-    int create = o->arg && !strcmp(o->arg, "create"), list = o->arg && !strcmp(o->arg, "list");
+    int create = o->arg && !strcmp(o->arg, "create") && !o->arg2;
+    int list = o->arg && !strcmp(o->arg, "list") && !o->arg2;
     int revoke = o->arg && !strcmp(o->arg, "revoke") && o->arg2;
     if (!create && !list && !revoke)
         return fprintf(stderr, "usage: topupd " TOKEN_USAGE "\n"), 2;
@@ -423,24 +430,46 @@ static int cmd_help(struct opts *o);
 static const struct command {
     const char *name;
     int (*run)(struct opts *o);
+    int args;   /* the most positional arguments it takes; one more is a usage error */
     const char *help;
 } commands[] = {
-    {"serve",        cmd_serve,   "serve --db PATH [--listen IP:PORT] [--config FILE] [--set k=v]...\n"
-                                  "               [--tls-cert PEM --tls-key PEM]\n"
-                                  "               [--test-clock] [--fault write@N|full@N|fsync@N[,once]]  (tests only)"},
-    {"migrate",      cmd_migrate, "migrate --db PATH        apply the schema migrations"},
-    {"token",        cmd_token,   TOKEN_USAGE},
-    {"check",        cmd_check,   "check --db PATH          verify the ledger (exit 1 on a violation)"},
-    {"routes",       cmd_routes,  "routes                   print the route table and its roles as JSON"},
-    {"demo",         cmd_demo,    "demo [--db PATH] [--listen IP:PORT]  seed demo data and serve"},
-    {"help",         cmd_help,    "help"},
+    {"serve",        cmd_serve,   0, "serve --db PATH [--listen IP:PORT] [--config FILE] [--set k=v]...\n"
+                                     "               [--tls-cert PEM --tls-key PEM]\n"
+                                     "               [--test-clock] [--fault write@N|full@N|fsync@N[,once]]  (tests only)"},
+    {"migrate",      cmd_migrate, 0, "migrate --db PATH        apply the schema migrations"},
+    {"token",        cmd_token,   2, TOKEN_USAGE},
+    {"check",        cmd_check,   0, "check --db PATH          verify the ledger (exit 1 on a violation)"},
+    {"routes",       cmd_routes,  0, "routes                   print the route table and its roles as JSON"},
+    {"demo",         cmd_demo,    0, "demo [--db PATH] [--listen IP:PORT]  seed demo data and serve"},
+    {"help",         cmd_help,    1, "help [COMMAND]           this, or one command's usage (also: COMMAND --help)"},
 };
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+static const struct command *command_named(const char *name)
+{
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (!strcmp(name, commands[i].name))
+            return &commands[i];
+    return NULL;
+}
+
+static void usage(FILE *out, const struct command *c)
+{
+    if (c) {
+        fprintf(out, "usage: topupd %s\n", c->help);
+        return;
+    }
+    fprintf(out, "usage: topupd COMMAND [options]\n\n");
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        fprintf(out, "  topupd %s\n", commands[i].help);
+}
 
 static int cmd_help(struct opts *o)
 {
-    printf("usage: topupd COMMAND [options]\n\n");
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        printf("  topupd %s\n", commands[i].help);
+    const struct command *c = o->arg ? command_named(o->arg) : NULL;
+    if (o->arg && !c)
+        return fprintf(stderr, "topupd: '%s' is not a command; see 'topupd help'\n", o->arg), 2;
+    usage(stdout, c);
     return 0;
 }
 
@@ -449,15 +478,19 @@ int main(int argc, char **argv)
     if (sodium_init() < 0 || i18n_init())
         return 1;
     if (argc < 2)
-        return cmd_help(NULL), 2;
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
-        if (strcmp(argv[1], commands[i].name))
-            continue;
-        struct opts o = {0};
-        if (parse(argc - 2, argv + 2, &o))
-            return 2;
-        return commands[i].run(&o);
+        return usage(stderr, NULL), 2;
+    const char *name = argv[1];
+    if (!strcmp(name, "--help") || !strcmp(name, "-h"))
+        name = "help";
+    const struct command *c = command_named(name);
+    if (!c) {
+        fprintf(stderr, "topupd: '%s' is not a command; see 'topupd help'\n", name);
+        return 2;
     }
-    fprintf(stderr, "topupd: '%s' is not a command; see 'topupd help'\n", argv[1]);
-    return 2;
+    struct opts o = {0};
+    if (parse(argc - 2, argv + 2, c->args, &o))
+        return 2;
+    if (o.help)
+        return usage(stdout, c == command_named("help") ? NULL : c), 0;
+    return c->run(&o);
 }

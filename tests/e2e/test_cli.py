@@ -74,6 +74,31 @@ def test_help_lists_every_command(tmp_path):
         assert "topupd %s" % name in cp.stdout, name
 
 
+def test_help_flags_print_usage_and_exit_0(tmp_path):
+    """--help and -h, before or after a command, print its usage (the whole
+    list, or the command's line) on stdout and exit 0 without running it."""
+    everything = "usage: topupd COMMAND"
+    for args, says in ((("--help",), everything), (("-h",), everything), (("help",), everything),
+                       (("help", "--help"), everything),
+                       (("serve", "--help"), "usage: topupd serve --db PATH"),
+                       (("serve", "--db", "x.db", "-h"), "usage: topupd serve --db PATH"),
+                       (("help", "check"), "usage: topupd check --db PATH"),
+                       (("token", "--help"), "usage: topupd token create|list|revoke")):
+        cp = _run(*args, cwd=tmp_path)
+        assert cp.returncode == 0 and says in cp.stdout, (args, cp.returncode, cp.stdout, cp.stderr)
+    assert not os.path.exists(tmp_path / "x.db"), "serve --help served"
+
+
+def test_serve_refuses_a_stray_argument(tmp_path):
+    """`serve --db x.db 127.0.0.1:PORT` (no --listen) listened on 8080, the
+    address ignored: a usage error now, before anything is opened."""
+    db = tmp_path / "stray.db"
+    port = free_port()
+    cp = _run("serve", "--db", str(db), "%s:%d" % (HOST, port), cwd=tmp_path, timeout=10)
+    assert cp.returncode == 2 and "unexpected argument '%s:%d'" % (HOST, port) in cp.stderr, cp.stderr
+    assert not db.exists()
+
+
 def test_usage_errors_exit_2_and_say_why(tmp_path):
     db = str(tmp_path / "u.db")
     assert _run("migrate", "--db", db, cwd=tmp_path).returncode == 0
@@ -91,7 +116,14 @@ def test_usage_errors_exit_2_and_say_why(tmp_path):
                        (("token", "list"), "--db PATH is required"),
                        (("token", "create", "--db", db, "--role", "root"), "--role must be admin or operator"),
                        (("token", "create", "--db", db, "--name", "till\n7"), "--name must be text"),
-                       (("token", "create", "--db", db, "--name", "x" * 65), "--name must be text")):
+                       (("token", "create", "--db", db, "--name", "x" * 65), "--name must be text"),
+                       (("check", "--db", db, "extra"), "unexpected argument 'extra'"),
+                       (("migrate", "--db", db, "extra"), "unexpected argument 'extra'"),
+                       (("routes", "extra"), "unexpected argument 'extra'"),
+                       (("token", "list", "extra", "--db", db), "usage: topupd token"),
+                       (("token", "create", "extra", "--db", db), "usage: topupd token"),
+                       (("token", "revoke", "1", "2", "--db", db), "unexpected argument '2'"),
+                       (("help", "frob"), "'frob' is not a command")):
         cp = _run(*args, cwd=tmp_path)
         assert cp.returncode == 2, (args, cp.returncode, cp.stderr)
         assert says in cp.stdout + cp.stderr, (args, cp.stdout, cp.stderr)
