@@ -143,7 +143,8 @@ int conf_set(struct conf *c, const char *key, const char *value, char *eb, size_
 }
 
 /* Keys that hold only together: lo <= hi (lo < hi when strict), each alone
- * in bounds. off_zero: lo 0 turns its feature off, and then holds anyway. */
+ * in bounds. off_zero: 0 in lo (1) or in hi (2) turns its feature off, and
+ * the pair then holds anyway. */
 static const struct order {
     const char *lo, *hi;
     size_t lo_off, hi_off;
@@ -154,6 +155,7 @@ static const struct order {
     O(topup_min, topup_max, 0, 0, "every top-up would be refused"),
     O(topup_min, daily_cap, 0, 0, "every top-up would pass the daily cap"),
     O(shed_park_ms, shed_refuse_ms, 1, 1, "a request would be refused before it could be parked"),
+    O(validity_days, validity_max_days, 0, 2, "a first top-up would give less than validity_days"),
 #undef O
 };
 
@@ -163,7 +165,7 @@ int conf_check(const struct conf *c, char *eb, size_t el)
         const struct order *o = &orders[i];
         int64_t lo = *(const int64_t *)((const char *)c + o->lo_off);
         int64_t hi = *(const int64_t *)((const char *)c + o->hi_off);
-        if ((o->off_zero && !lo) || lo < hi || (!o->strict && lo == hi))
+        if ((o->off_zero == 1 && !lo) || (o->off_zero == 2 && !hi) || lo < hi || (!o->strict && lo == hi))
             continue;
         snprintf(eb, el, "%s (%lld) must be %s %s (%lld): %s", o->lo, (long long)lo,
                  o->strict ? "below" : "at most", o->hi, (long long)hi, o->why);

@@ -291,6 +291,9 @@ static void test_conf_check(void **state)
         {{"shed_park_ms=1000", "shed_refuse_ms=1000"}, "shed_park_ms shed_refuse_ms"},
         {{"shed_park_ms=999", "shed_refuse_ms=1000"}, NULL},
         {{"shed_park_ms=0", "shed_refuse_ms=1"}, NULL},                    /* parking off */
+        {{"validity_days=400", NULL}, "validity_days validity_max_days"},  /* past the bound of 365 */
+        {{"validity_days=400", "validity_max_days=400"}, NULL},
+        {{"validity_days=400", "validity_max_days=0"}, NULL},              /* no bound */
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         struct conf c;
