@@ -48,6 +48,8 @@
 #define EVENTS 4096   /* a batch this large shows how many wait (flood_check) */
 #define FLOOD_BEGIN_MS 100
 #define FLOOD_END_MS 1000
+#define BODY_MIN_RATE 500        /* bytes a second a body must average, beside request_timeout_s (net.h) */
+#define REPORT_MS 10000          /* refusals and timeouts are logged at most this often */
 
 enum { S_TLS, S_HEAD, S_BODY, S_WAIT, S_SEND, S_SKIP, S_LINGER, S_CLOSED };
 
@@ -59,7 +61,9 @@ struct net_conn {
     int state;
     gnutls_session_t tls;
     char peer[INET6_ADDRSTRLEN];
-    int64_t active_ms;              /* last progress, for the timeouts */
+    int64_t active_ms;              /* last progress, for the idle timeout */
+    int64_t begun_ms;               /* when the request's head began to come, then its body (net.h: timeouts) */
+    int64_t got;                    /* body bytes come since begun_ms, read or skipped */
     struct net_conn *prev, *next;   /* the worker's connections */
     struct net_conn *qnext;         /* the worker's resume queue, or its dead list */
     struct net_conn *up, *down;     /* on the worker's ready stack (stacked): newer, older */
@@ -129,6 +133,8 @@ struct net {
     atomic_int flood;               /* a flood (flood_check) */
     _Atomic int64_t flood_from;     /* ... since then */
     atomic_uint rr;
+    atomic_int refused, late;       /* connections refused at max_connections, requests timed out: not logged yet */
+    _Atomic int64_t reported_ms;    /* when they were last logged */
     int tls;
     gnutls_certificate_credentials_t cred;
     gnutls_priority_t prio;
@@ -153,6 +159,7 @@ static const char *reason(int status)
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
     case 409: return "Conflict";
     case 413: return "Content Too Large";
     case 415: return "Unsupported Media Type";
@@ -279,12 +286,34 @@ static void conn_free(struct net_conn *c)
     free(c);
 }
 
+/* Logs the refusals and timeouts not logged yet, unless that was done less
+ * than REPORT_MS ago: an operator sees them, and a flood of them is not a
+ * flood of lines. Any worker. */
+static void report(struct net *n, int64_t now)
+{
+    int64_t last = atomic_load_explicit(&n->reported_ms, memory_order_relaxed);
+    if ((last && now - last < REPORT_MS) ||
+        (!atomic_load_explicit(&n->refused, memory_order_relaxed) &&
+         !atomic_load_explicit(&n->late, memory_order_relaxed)) ||
+        !atomic_compare_exchange_strong(&n->reported_ms, &last, now))
+        return;
+    int refused = atomic_exchange(&n->refused, 0), late = atomic_exchange(&n->late, 0);
+    if (refused)
+        log_warn("http: refused %d connection%s: max_connections (%d) are open", refused, refused == 1 ? "" : "s",
+                 n->o.max_connections);
+    if (late)
+        log_warn("http: %d requests did not arrive in time (request_timeout %d s, bodies at %d B/s): 408",
+                 late, n->o.request_timeout_s, BODY_MIN_RATE);
+}
+
 static void conn_new(struct worker *w, int fd, const char *peer)
 {
     struct net *n = w->n;
     if (atomic_fetch_add(&n->conns, 1) >= n->o.max_connections) {
         atomic_fetch_sub(&n->conns, 1);
         close(fd);
+        atomic_fetch_add(&n->refused, 1);
+        report(n, now_ms());
         return;
     }
     struct net_conn *c = calloc(1, sizeof *c);
@@ -490,6 +519,8 @@ static void start_request(struct net_conn *c, size_t head_len)
     c->body_len = 0;
     c->ch = (struct h1_chunked){0};
     c->skip_left = 0;
+    c->begun_ms = c->active_ms;   /* the body's time, if it has one, runs from the head's last read */
+    c->got = (int64_t)(c->in_len - head_len);
     size_t cap = 0;
     c->ctx = n->ops.head(n->ops.cls, c, &c->h, &cap);
     if (!c->ctx) {
@@ -625,6 +656,7 @@ static int body_step(struct net_conn *c)
             }
             c->body_len += (size_t)r;
             c->body_left -= r;
+            c->got += r;
         }
         deliver(c);
         return 0;
@@ -640,6 +672,7 @@ static int body_step(struct net_conn *c)
             conn_close(c);
             return 0;
         }
+        c->got += r;
         if (chunked_feed(c, buf, (size_t)r, 0))
             return 0;
     }
@@ -673,6 +706,8 @@ static void finish_request(struct net_conn *c)
     memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
     c->in_len -= c->in_off;
     c->in_off = 0;
+    c->begun_ms = c->active_ms;   /* the next request, pipelined, or the body skipped after the answer */
+    c->got = 0;
     if (!c->keep)
         linger_start(c);
     else
@@ -729,8 +764,11 @@ static void conn_run(struct net_conn *c)
                 conn_close(c);   /* the client is done: the usual end of a keep-alive connection */
                 return;
             }
+            int64_t now = now_ms();
+            if (!c->in_len)
+                c->begun_ms = now;   /* the head's time runs from its first byte (net.h) */
             c->in_len += (size_t)r;
-            c->active_ms = now_ms();
+            c->active_ms = now;
             break;
         }
         case S_BODY:
@@ -774,10 +812,12 @@ static void conn_run(struct net_conn *c)
                     return;
                 }
                 c->skip_left -= r;
+                c->got += r;
                 c->active_ms = now_ms();
             }
             c->state = c->drain_first ? S_SEND : S_HEAD;
             c->drain_first = 0;
+            c->begun_ms = c->active_ms;   /* what c->in holds now is the next request's */
             break;
         }
         case S_LINGER:
@@ -971,17 +1011,56 @@ static void wakeup(struct worker *w)
     }
 }
 
-/* Once a second: idle and stalled connections go, and lingering ones. */
+/* A request that did not arrive in time (net.h): 408 and a lingering close,
+ * or the answer given before a body being skipped ahead of it; a body skipped
+ * after its answer, the lingering close alone. */
+static void request_late(struct net_conn *c)
+{
+    atomic_fetch_add(&c->w->n->late, 1);
+    if (c->state == S_SKIP && !c->drain_first) {
+        linger_start(c);
+        return;
+    }
+    if (c->state == S_SKIP) {
+        c->drain_first = 0;
+        c->skip_left = 0;
+        c->close_after = 1;
+        c->state = S_SEND;
+    } else {
+        if (c->state == S_HEAD)
+            memset(&c->h, 0, sizeof c->h);   /* the last request's */
+        refuse(c, 408);
+    }
+    conn_run(c);
+}
+
+/* Once a second: idle connections go, requests not come in time, and
+ * lingering connections. */
 static void timeouts(struct worker *w, int64_t now)
 {
-    int64_t idle = (int64_t)w->n->o.timeout_s * 1000;
+    struct net *n = w->n;
+    int64_t idle = (int64_t)n->o.timeout_s * 1000, allowed = (int64_t)n->o.request_timeout_s * 1000;
     for (struct net_conn *c = w->conns, *next; c; c = next) {
         next = c->next;
-        if (c->state == S_WAIT)
+        switch (c->state) {
+        case S_WAIT:
             continue;   /* its command runs: the engine answers it */
+        case S_HEAD:
+            if (!c->in_len)
+                break;
+            if (now - c->begun_ms > allowed)
+                request_late(c);
+            continue;
+        case S_BODY:
+        case S_SKIP:
+            if (now - c->begun_ms > allowed + c->got * 1000 / BODY_MIN_RATE)
+                request_late(c);
+            continue;
+        }
         if (now - c->active_ms > (c->state == S_LINGER ? LINGER_MS : idle))
             conn_close(c);
     }
+    report(n, now);
 }
 
 static void *worker_main(void *arg)

@@ -18,8 +18,25 @@
  * whole body before reading would otherwise meet a closed connection), and
  * after Expect: 100-continue only once the body has begun to arrive (such a
  * client may never send it). Otherwise the connection closes after a
- * lingering read, so the client sees the answer rather than a reset. A connection idle (or a request stalled) for timeout_s
- * seconds is closed; one waiting for its command is not.
+ * lingering read, so the client sees the answer rather than a reset.
+ *
+ * Timeouts. A connection idle between requests for timeout_s seconds is
+ * closed without an answer (RFC 9112 9.5: the client may be sending a request
+ * that would take the 408 for its own). A request must arrive in time, however
+ * it trickles, or a client sending a byte now and then would hold its
+ * connection, and max_connections of them every connection, for ever: its head
+ * within request_timeout_s of its first byte, and its body (read, or skipped
+ * after an early answer) within request_timeout_s of the head's end plus a
+ * second per BODY_MIN_RATE (500) bytes come, so a client sending at 500 B/s or
+ * more on average never meets it (Apache's mod_reqtimeout has the same rate;
+ * 64 KiB of JSON may take 2 minutes). Past it the request is answered 408
+ * request_timeout and the connection closes: the client learns that the request
+ * was not acted on and may repeat it (a close alone reads as a network fault
+ * after which a POST's fate is unknown); a body skipped after its answer ends in
+ * the lingering close alone; one skipped before it gets that answer. The
+ * deadlines are checked once a second, so they hold within a second. A request
+ * waiting for its command has none. Connections refused at max_connections and
+ * requests timed out are counted and logged at most every 10 s.
  *
  * Under a flood, the newest request first (adaptive LIFO). Normally a
  * request is read as soon as epoll reports it. But in a flood (ops.flood:
@@ -73,7 +90,8 @@ struct net_ops {
      * called for a suspended request. */
     void (*done)(void *cls, void *ctx);
     /* The JSON body of an answer net gives itself (a malformed head: status
-     * 400, 417, 431, 501, 505; 503 when head returned NULL). */
+     * 400, 417, 431, 501, 505; 408 for a request that did not arrive in time;
+     * 503 when head returned NULL). */
     const char *(*refusal)(void *cls, int status);
     /* 1 when `waiting` requests on the ready stacks, beside those the server
      * holds, are a flood: more than it answers in a while. was: the answer
@@ -88,7 +106,8 @@ struct net_opts {
     const char *listen;          /* "IPv4:port"; NULL: no socket, connections come by net_add */
     int threads;
     int max_connections;
-    int timeout_s;
+    int timeout_s;               /* idle between requests */
+    int request_timeout_s;       /* a request's head from its first byte, its body beside BODY_MIN_RATE (above) */
     size_t head_max;
     int park_ms, refuse_ms;      /* the ready stack; park_ms 0: none */
     const char *tls_cert, *tls_key;   /* PEM text, both or neither */

@@ -693,8 +693,8 @@ static void on_request_done(void *cls, void *ctx)
  * Accept-Language to trust). */
 static const char *on_refusal(void *cls, int status)
 {
-    static const int errs[] = {ERR_BAD_REQUEST,  ERR_EXPECTATION_FAILED, ERR_HEADERS_TOO_LARGE, ERR_INTERNAL,
-                               ERR_NOT_IMPLEMENTED, ERR_OVERLOADED,     ERR_HTTP_VERSION};
+    static const int errs[] = {ERR_BAD_REQUEST,     ERR_EXPECTATION_FAILED, ERR_HEADERS_TOO_LARGE, ERR_INTERNAL,
+                               ERR_NOT_IMPLEMENTED, ERR_OVERLOADED,         ERR_HTTP_VERSION,      ERR_REQUEST_TIMEOUT};
     struct server *s = cls;
     int err = ERR_BAD_REQUEST;
     for (size_t i = 0; i < sizeof errs / sizeof errs[0]; i++)
@@ -1009,6 +1009,7 @@ int server_open(struct server **out, const struct server_opts *o)
     int threads = s->cf.http_threads ? (int)s->cf.http_threads : cpus < 1 ? 1 : cpus > 64 ? 64 : (int)cpus;
     struct net_opts no = {.listen = o->listen, .threads = threads,
                           .max_connections = s->cf.max_connections, .timeout_s = 60,
+                          .request_timeout_s = (int)s->cf.request_timeout,
                           .head_max = HEAD_MAX, .tls_cert = s->tls_cert, .tls_key = s->tls_key,
                           .park_ms = (int)s->cf.shed_park_ms, .refuse_ms = (int)s->cf.shed_refuse_ms};
     struct net_ops ops = {.cls = s, .head = on_head, .body = on_body, .resumed = on_resumed,

@@ -41,6 +41,7 @@
     X(PLAN_NOT_FOUND,         404, "plan_not_found",             D) \
     X(RECEIPT_NOT_FOUND,      404, "receipt_not_found",          D) \
     X(METHOD_NOT_ALLOWED,     405, "method_not_allowed",         D) \
+    X(REQUEST_TIMEOUT,        408, "request_timeout",            D) \
     X(SIM_EXISTS,             409, "sim_exists",                 D) \
     X(MSISDN_TAKEN,           409, "msisdn_taken",               D) \
     X(PLAN_EXISTS,            409, "plan_exists",                D) \

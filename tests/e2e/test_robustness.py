@@ -323,3 +323,109 @@ def test_failed_logins_do_not_lock_out_valid_tokens(server):
     assert r.status == 200, "valid operator token refused after failed logins from the same address: %r" % (r,)
     r = server.topup(iccid, 1000)
     assert r.status == 201, r
+
+
+def _refused_at_the_door(server):
+    """Whether a new connection is closed unanswered (max_connections reached)."""
+    s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    try:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        return s.recv(4096) == b""
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+    finally:
+        s.close()
+
+
+def test_trickled_requests_do_not_hold_their_connections(server_factory):
+    """Slow loris: with max_connections=4, four connections trickling a byte
+    every 0.3 s (two request heads, a JSON body, and a CSV body answered 401
+    from its head and skipped before the answer) take every slot, but only
+    until request_timeout (here 2 s) from the head's first byte, or from the
+    body's start plus a second per 500 bytes: then 408 (the skipped body: its
+    401) and a close, and a normal client gets in. Refusals at the cap are
+    logged, at most once per 10 s. Before, every byte restarted the 60 s idle
+    timeout, and the four held their slots for as long as they trickled."""
+    srv = server_factory("--set", "max_connections=4", "--set", "request_timeout=2", "--set", "http_threads=1")
+    admin = srv.tokens["admin"]
+    trickles = [
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 4000,
+        b"POST /v1/sims HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + admin.encode() + b"\r\nX-Pad: " + b"a" * 4000,
+        (b"POST /v1/receipts/verify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+         b"Content-Length: 60000\r\n\r\n", b"{" + b" " * 59998 + b"}"),
+        (b"POST /v1/sims/import HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
+         b"Content-Length: 3000000\r\n\r\n", b"i" * 3000000),
+    ]
+    socks, pending, answers = [], [], {}
+    began = time.monotonic()
+    for i, t in enumerate(trickles):
+        s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+        head, rest = t if isinstance(t, tuple) else (t[:1], t[1:])
+        s.sendall(head)   # a whole head, for the two bodies; else its first byte
+        s.setblocking(False)
+        socks.append(s)
+        pending.append(rest)
+    try:
+        time.sleep(0.3)   # accepted: every slot is taken
+        assert all(_refused_at_the_door(srv) for _ in range(3)), "the four did not fill max_connections"
+        deadline = began + 10
+        while len(answers) < len(socks) and time.monotonic() < deadline:
+            for i, s in enumerate(socks):
+                if i in answers:
+                    continue
+                try:
+                    s.send(pending[i][:1])
+                    pending[i] = pending[i][1:]
+                except (BlockingIOError, BrokenPipeError, ConnectionResetError):
+                    pass
+                try:
+                    data = s.recv(65536)
+                except BlockingIOError:
+                    continue
+                except ConnectionResetError:
+                    data = b""
+                answers[i] = (time.monotonic() - began, data)
+            time.sleep(0.3)
+        assert len(answers) == len(socks), "still trickling after 10 s: %r" % sorted(answers)
+        for i, (at, data) in sorted(answers.items()):
+            want = b"HTTP/1.1 401 " if i == 3 else b"HTTP/1.1 408 "
+            assert data.startswith(want), (i, at, data[:300])
+            assert b"\r\nConnection: close\r\n" in data, (i, data[:300])
+            if i != 3:
+                assert b'"request_timeout"' in data, (i, data[:300])
+            assert 2 <= at < 5, "connection %d answered after %.1f s" % (i, at)
+    finally:
+        for s in socks:
+            s.close()
+    time.sleep(0.2)   # the lingering closes see the clients' ends
+    assert not _refused_at_the_door(srv)
+    _healthy(srv)
+    log = srv.log_tail(200)
+    assert log.count(": max_connections (4) are open") == 1, log
+
+
+def test_request_timeout_spares_bodies_at_a_reasonable_rate_and_idle_keep_alive(server_factory):
+    """request_timeout (2 s here) bounds a head from its first byte and a body
+    from its start plus a second per 500 bytes: a body sent at 1,000 B/s for
+    3 s is read whole, and a keep-alive connection idle for longer than
+    request_timeout between requests is kept (the idle timeout is 60 s)."""
+    srv = server_factory("--set", "request_timeout=2")
+    body = json.dumps({"receipt": "x" * 2900}).encode()
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+    try:
+        s.sendall(b"POST /v1/receipts/verify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: %d\r\n\r\n" % len(body))
+        began = time.monotonic()
+        for i in range(0, len(body), 300):
+            time.sleep(0.3)
+            s.sendall(body[i:i + 300])
+        assert time.monotonic() - began > 2.5
+        data = s.recv(65536)
+        assert data.startswith(b"HTTP/1.1 200 ") and b"{\"valid\":false}" in data, data[:300]
+        assert b"Connection: close" not in data, data[:300]
+        time.sleep(2.5)
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        data = s.recv(65536)
+        assert data.startswith(b"HTTP/1.1 200 "), data[:300]
+    finally:
+        s.close()

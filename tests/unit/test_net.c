@@ -60,6 +60,7 @@ static struct net *start_with(int threads, int *port, const struct net_ops *ops,
     *port = free_port();
     snprintf(listen, sizeof listen, "127.0.0.1:%d", *port);
     struct net_opts o = {.listen = listen, .threads = threads, .max_connections = 4000, .timeout_s = 10,
+                         .request_timeout_s = 10,
                          .head_max = 8192, .park_ms = park_ms, .refuse_ms = refuse_ms};
     struct net *n;
     assert_int_equal(net_start(&n, &o, ops), 0);
