@@ -27,8 +27,10 @@ struct req;
 struct net_conn;
 struct h1_req;
 
-enum http_method { HTTP_GET = 1, HTTP_POST = 2, HTTP_DELETE = 4 };
-const char *http_method_name(int method);   /* "GET", "POST", "DELETE"; "?" otherwise */
+/* HEAD is GET without the body (RFC 9110 9.3.2): a route is never HEAD; a HEAD
+ * request takes the GET route of its path, and net sends no body to it. */
+enum http_method { HTTP_GET = 1, HTTP_POST = 2, HTTP_DELETE = 4, HTTP_HEAD = 8 };
+const char *http_method_name(int method);   /* "GET", "HEAD", "POST", "DELETE"; "?" otherwise */
 int http_method_parse(const char *name);    /* 0 when not one of ours */
 
 /* Roles are bits so a route can declare the set it admits. */
@@ -82,7 +84,7 @@ struct req {
     size_t resp_len;
     int replayed;
     int retry_after;           /* seconds, for 429 and 503 */
-    int allow;                 /* for 405: the methods (enum http_method) the path has */
+    int allow;                 /* for 405: the methods (enum http_method) the path has, HEAD with GET */
     const char *type;          /* the answer's Content-Type; NULL: JSON (req_text sets it) */
     int slices;                /* of a sliced command (engine.h E9): how many are durable */
     int overloaded;            /* answered ERR_OVERLOADED: its connection is held (net_hold) */

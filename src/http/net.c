@@ -76,6 +76,7 @@ struct net_conn {
     struct h1_req h;
     void *ctx;                      /* the server's, from head until done */
     int answered, suspended, close_after, keep, drain_first;
+    int no_body;                    /* a HEAD: the answer's head alone, its Content-Length the body's */
     int rd_more, rd_hup;            /* the socket may hold unread bytes; the peer has shut its side */
     int status;
     char extra[160];
@@ -400,6 +401,16 @@ static char *put_int(char *o, const char *end, int64_t v)
     return put(o, end, text_int(buf, v));
 }
 
+/* Whether the request head at p (parsed or not, whole or not) is a HEAD:
+ * whatever its answer, it has no body (RFC 9110 9.3.2), or the next answer
+ * on the connection would be read as that body. */
+static int is_head(const char *p, size_t n)
+{
+    while (n && (*p == '\r' || *p == '\n'))   /* as h1_parse skips them */
+        p++, n--;
+    return n > 4 && !memcmp(p, "HEAD", 4) && (p[4] == ' ' || !p[4]);
+}
+
 /* The status line and headers of the answer, as sending begins. */
 static void format_answer(struct net_conn *c)
 {
@@ -423,6 +434,8 @@ static void format_answer(struct net_conn *c)
                                                                      : "\r\nContent-Type: application/json; "
                                                                        "charset=utf-8\r\nContent-Length: ");
     o = put_int(o, end, (int64_t)c->out_body_len);
+    if (c->no_body)
+        c->out_body_len = 0;
     o = put(o, end, "\r\n");
     o = put(o, end, c->extra);
     o = put(o, end, !c->keep ? "Connection: close\r\n" : c->h.minor == 0 ? "Connection: keep-alive\r\n" : "");
@@ -737,6 +750,7 @@ static void conn_run(struct net_conn *c)
         case S_HEAD: {
             if (c->in_len) {
                 int r = h1_parse(&c->h, c->in, c->in_len, n->o.head_max);
+                c->no_body = is_head(c->in, c->in_len);   /* refused as malformed too */
                 if (r > 0) {
                     start_request(c, (size_t)r);
                     break;

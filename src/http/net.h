@@ -128,7 +128,8 @@ int net_add(struct net *n, int fd, const char *peer);
 /* From the head, body or resumed callback of c's request, on its worker: */
 /* extra: more header lines ("Name: value\r\n"...), or NULL; a Content-Type
  * line among them stands for the default, JSON in UTF-8. body is the
- * caller's until done. */
+ * caller's until done. To a HEAD (and to a malformed request that begins
+ * "HEAD ") net sends the head alone, Content-Length saying len. */
 void net_answer(struct net_conn *c, int status, const char *extra, const char *body, size_t len);
 void net_suspend(struct net_conn *c);
 /* The client's address as text ("127.0.0.1"). */

@@ -79,8 +79,8 @@ static __thread struct store *tl_reader;
 
 /* ---- answers -------------------------------------------------------------- */
 
-static const struct { int method; const char *name; } methods[] = {
-    {HTTP_GET, "GET"}, {HTTP_POST, "POST"}, {HTTP_DELETE, "DELETE"}};
+static const struct { int method; const char *name; } methods[] = {   /* in Allow's order */
+    {HTTP_GET, "GET"}, {HTTP_HEAD, "HEAD"}, {HTTP_POST, "POST"}, {HTTP_DELETE, "DELETE"}};
 
 const char *http_method_name(int method)
 {
@@ -462,8 +462,8 @@ static int route(struct req *r)
         if ((named && strchr(rt->pattern, '{')) || !match(r, rt->pattern, r->path, params))
             continue;
         path_known = 1;
-        r->allow |= (int)rt->method;
-        if (rt->method != r->method)
+        r->allow |= rt->method == HTTP_GET ? HTTP_GET | HTTP_HEAD : rt->method;
+        if (rt->method != (r->method == HTTP_HEAD ? HTTP_GET : r->method))
             continue;
         r->route = rt;
         memcpy(r->params, params, sizeof params);
@@ -550,7 +550,7 @@ static int admit(struct req *r)
     /* Under overload a command is refused before authentication, hashing or
      * parsing cost anything, and before its body is read (net.c skips it and
      * keeps the connection) (engine.h E6). */
-    if (r->method != HTTP_GET && !(r->route->flags & ROUTE_READ) && cl <= (int64_t)r->cap) {
+    if (!(r->method & (HTTP_GET | HTTP_HEAD)) && !(r->route->flags & ROUTE_READ) && cl <= (int64_t)r->cap) {
         /* Parked past shed_refuse_ms (net.h): late already. Not demand in
          * excess for loadshed, whose limit would cut the newest too. */
         if (net_overdue(r->conn))

@@ -108,13 +108,13 @@ def test_unknown_route(server):
 
 def test_a_known_path_with_another_method_is_405_with_allow(server):
     """405 method_not_allowed, with the path's methods in Allow (RFC 9110
-    15.5.6), before any authentication. A path a route names exactly is never
-    another route's parameter: GET /v1/receipts/verify was receipt number
-    "verify", 404 for staff and 401 for anyone else."""
+    15.5.6; HEAD wherever GET is), before any authentication. A path a route
+    names exactly is never another route's parameter: GET /v1/receipts/verify
+    was receipt number "verify", 404 for staff and 401 for anyone else."""
     for method, path, allow in [("GET", "/v1/receipts/verify", "POST"),
-                                ("POST", "/v1/receipts/public-key", "GET"),
-                                ("DELETE", "/v1/plans", "GET, POST"),
-                                ("PUT", "/v1/sims/%s" % make_iccid(), "GET"),
+                                ("POST", "/v1/receipts/public-key", "GET, HEAD"),
+                                ("DELETE", "/v1/plans", "GET, HEAD, POST"),
+                                ("PUT", "/v1/sims/%s" % make_iccid(), "GET, HEAD"),
                                 ("GET", "/v1/tokens/1", "DELETE"),
                                 ("DELETE", "/v1/sims/import", "POST")]:
         for token in (None, "admin"):

@@ -1,8 +1,8 @@
 """HTTP/1.1 on the wire (src/http/net.c, src/http/h1.c), with raw sockets:
 pipelining, requests in pieces, Expect: 100-continue, HTTP/1.0 and
 keep-alive, net's own refusals (400, 431, 501, 505), answers given before the
-body is read, a chunked body followed by a pipelined request, and the framing
-of every answer (Date, Content-Length). test_robustness.py covers chunked
+body is read, a chunked body followed by a pipelined request, HEAD, and the
+framing of every answer (Date, Content-Length). test_robustness.py covers chunked
 bodies themselves, hostile paths and garbage."""
 import glob
 import json
@@ -43,8 +43,9 @@ class Wire:
             raise EOFError("the server closed the connection; unread: %r" % self.buf[:200])
         self.buf += b
 
-    def answer(self):
-        """The next answer. Every final one must carry Date and Content-Length."""
+    def answer(self, to_head=False):
+        """The next answer. Every final one must carry Date and Content-Length.
+        to_head: the answer to a HEAD, whose Content-Length is the body it has not."""
         while b"\r\n\r\n" not in self.buf:
             self._fill()
         head, self.buf = self.buf.split(b"\r\n\r\n", 1)
@@ -62,11 +63,11 @@ class Wire:
             return Answer((status, headers, b""))
         assert "date" in headers and IMF_DATE.match(headers["date"]), head
         assert "content-length" in headers and headers["content-length"].isdigit(), head
-        n = int(headers["content-length"])
+        n = 0 if to_head else int(headers["content-length"])
         while len(self.buf) < n:
             self._fill()
         body, self.buf = self.buf[:n], self.buf[n:]
-        if "json" in headers.get("content-type", ""):
+        if "json" in headers.get("content-type", "") and not to_head:
             body = json.loads(body)
         return Answer((status, headers, body))
 
@@ -384,3 +385,77 @@ def test_healthz_says_what_docs_api_says(server):
     r = server.request("GET", "/healthz", token=None)
     assert r.status == 200 and set(r.body) == {"status", "version", "schema", "writes"}, r
     assert (r.body["status"], r.body["writes"], r.body["schema"]) == ("ok", "ok", len(migrations)), r
+
+
+# ---- HEAD ---------------------------------------------------------------------------
+
+def _get_then_head(request, server, path, token=None):
+    """GET path, then HEAD it and GET it again, pipelined on one connection:
+    the HEAD's answer is the GET's head, the same status and Content-Length,
+    and no byte of body (or the GET after it would not frame). Returns the
+    two answers to GET and the one to HEAD."""
+    auth = "Authorization: Bearer %s\r\n" % token if token else ""
+    w = _wire(request, server)
+    get = ("GET %s HTTP/1.1\r\nHost: x\r\n%s\r\n" % (path, auth)).encode()
+    w.send(get)
+    first = w.answer()
+    w.send(("HEAD %s HTTP/1.1\r\nHost: x\r\n%s\r\n" % (path, auth)).encode() + get)
+    head = w.answer(to_head=True)
+    second = w.answer()
+    assert head.status == first.status == second.status, (first, head, second)
+    for name in ("content-length", "content-type", "allow", "connection"):
+        assert head.headers.get(name) == first.headers.get(name), (name, first.headers, head.headers)
+    assert not w.closed(timeout=0.2)
+    return first, head, second
+
+
+def test_head_is_get_without_its_body(request, server):
+    """HEAD on every kind of GET route answers as GET does, without the body:
+    anonymous, authenticated, with a parameter, text/plain; and its refusals
+    too (401 without a token, 404, 405 with Allow)."""
+    iccid = server.new_sim()
+    first, head, _ = _get_then_head(request, server, "/healthz")
+    assert first.status == 200 and int(head.headers["content-length"]) == len(json.dumps(first.body, separators=(",", ":")))
+    first, _, _ = _get_then_head(request, server, "/v1/sims/" + iccid, server.tokens["operator"])
+    assert first.status == 200 and first.body["iccid"] == iccid, first
+    first, _, _ = _get_then_head(request, server, "/v1/sims/%s/transactions?limit=5" % iccid, server.tokens["operator"])
+    assert first.status == 200, first
+    first, _, _ = _get_then_head(request, server, "/v1/receipts/public-key")
+    assert first.status == 200, first
+    first, _, _ = _get_then_head(request, server, "/v1/sims/" + iccid)
+    assert_error(first, 401, "unauthenticated")
+    first, _, _ = _get_then_head(request, server, "/no/such/route")
+    assert_error(first, 404, "not_found")
+
+
+def test_head_counts_as_get_in_allow(request, server):
+    """405's Allow names HEAD wherever GET is; HEAD on a path without GET is
+    405 (Allow: POST), without a body."""
+    w = _wire(request, server)
+    w.send(b"DELETE /v1/plans HTTP/1.1\r\nHost: x\r\n\r\n"
+           b"HEAD /v1/receipts/verify HTTP/1.1\r\nHost: x\r\n\r\n" + GET_HEALTH)
+    a = w.answer()
+    assert_error(a, 405, "method_not_allowed")
+    assert a.headers["allow"] == "GET, HEAD, POST", a
+    a = w.answer(to_head=True)
+    assert a.status == 405 and a.headers["allow"] == "POST" and int(a.headers["content-length"]) > 0, a
+    _healthy(w)
+    w.send(b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+    a = w.answer()
+    assert_error(a, 405, "method_not_allowed")
+    assert a.headers["allow"] == "GET, HEAD", a
+
+
+def test_head_refused_by_net_has_no_body(request, server_factory):
+    """net's own answers to a HEAD it cannot take (505, 400, and 408 for one
+    that does not arrive in time) carry no body either."""
+    server = server_factory("--set", "request_timeout=1")
+    for data, status in ((b"HEAD /healthz HTTP/2.0\r\nHost: x\r\n\r\n", 505),
+                         (b"HEAD /healthz HTTP/1.1\r\n\r\n", 400),
+                         (b"HEAD /healthz HTTP/1.1\r\nHost: x\r\n", 408)):
+        w = _wire(request, server)
+        w.send(data)
+        a = w.answer(to_head=True)
+        assert a.status == status and a.headers["connection"].lower() == "close", a
+        assert int(a.headers["content-length"]) > 0, a
+        assert w.closed(), data   # nothing after the head: no body
