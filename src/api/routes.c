@@ -1,6 +1,7 @@
-/* The route table: every route declares the roles that may call it. A path
- * a route names exactly is never taken by another's parameter, whatever the
- * method (server.c route). */
+/* The route table: every route declares the roles that may call it. Exact
+ * paths come before the parameterised ones that could take them: a path a
+ * route names exactly is never another's parameter, whatever the method
+ * (server.c route). */
 #include "api/api.h"
 
 const struct route api_routes[] = {

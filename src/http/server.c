@@ -420,7 +420,8 @@ static int submit(struct req *r, int (*exec)(struct tx *tx, struct cmd *c),
 
 /* ---- routing -------------------------------------------------------------- */
 
-/* 1 when path matches pattern; {name} segments are captured into params. */
+/* When path matches pattern, the number of {name} segments, captured into
+ * params; else -1. */
 static int match(struct req *r, const char *pattern, const char *path, const char **params)
 {
     int n = 0;
@@ -429,38 +430,34 @@ static int match(struct req *r, const char *pattern, const char *path, const cha
             const char *end = strchr(path, '/');
             size_t len = end ? (size_t)(end - path) : strlen(path);
             if (!len || n == ROUTE_MAX_PARAMS)
-                return 0;
+                return -1;
             params[n++] = arena_strndup(&r->a, path, len);
             path += len;
             pattern = strchr(pattern, '}') + 1;
             continue;
         }
         if (*pattern++ != *path++)
-            return 0;
+            return -1;
     }
-    return !*pattern && !*path;
+    return !*pattern && !*path ? n : -1;
 }
 
-/* A path some route names exactly is never a parameter of another: GET
- * /v1/receipts/verify is that route's 405, not receipt number "verify". */
-static int named_exactly(const char *path)
-{
-    for (size_t i = 0; i < api_route_count; i++)
-        if (!strchr(api_routes[i].pattern, '{') && !strcmp(api_routes[i].pattern, path))
-            return 1;
-    return 0;
-}
-
+/* A path a route names exactly is never a parameter of another, whatever
+ * the method: GET /v1/receipts/verify is that route's 405, not receipt
+ * number "verify". The table lists exact paths before the patterns that
+ * could take them (routes.c), so one pass knows. */
 static int route(struct req *r)
 {
-    int path_known = 0, named = named_exactly(r->path);
+    int path_known = 0, named = 0;
     for (size_t i = 0; i < api_route_count; i++) {
         const struct route *rt = &api_routes[i];
         if ((rt->flags & ROUTE_TEST_CLOCK) && !r->srv->test_clock)
             continue;
         const char *params[ROUTE_MAX_PARAMS] = {0};
-        if ((named && strchr(rt->pattern, '{')) || !match(r, rt->pattern, r->path, params))
+        int n = match(r, rt->pattern, r->path, params);
+        if (n < 0 || (n > 0 && named))
             continue;
+        named |= n == 0;
         path_known = 1;
         r->allow |= rt->method == HTTP_GET ? HTTP_GET | HTTP_HEAD : rt->method;
         if (rt->method != (r->method == HTTP_HEAD ? HTTP_GET : r->method))

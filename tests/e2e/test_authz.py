@@ -5,6 +5,7 @@ A role the route does not list: anonymous -> 401 unauthenticated, a known token
 then gets: 400, 404, ...). Also checks the routes documented in docs/API.md are
 all in the table with the documented roles."""
 import json
+import re
 import subprocess
 
 import pytest
@@ -48,6 +49,20 @@ def test_every_route_declares_roles_and_is_documented():
         assert r["roles"], "%s %s declares no roles" % (r["method"], r["path"])
         assert (r["method"], r["path"]) in DOCUMENTED, "%s %s is not in DOCUMENTED (docs/API.md)" % (
             r["method"], r["path"])
+
+
+def test_exact_paths_come_before_the_patterns_that_could_take_them():
+    """server.c route() relies on it: a path a route names exactly is never
+    another route's parameter, and it learns so in one pass."""
+    routes = _routes()
+    for i, r in enumerate(routes):
+        if "{" not in r["path"]:
+            continue
+        pattern = re.compile("^" + re.sub(r"\{[^}]*\}", "[^/]+", r["path"]) + "$")
+        for later in routes[i + 1:]:
+            assert "{" in later["path"] or not pattern.match(later["path"]), \
+                "%s %s comes after %s %s, which could take it" % (later["method"], later["path"], r["method"],
+                                                                 r["path"])
 
 
 def test_documented_routes_and_roles():
