@@ -7,6 +7,7 @@
 #include "http/server.h"
 
 #include <arpa/inet.h>
+#include <sys/stat.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -882,7 +883,16 @@ int server_prepare_db(const char *db_path, struct conf *cf, int *version, const 
                       struct receipt_keys *keys)
 {
     struct store *st;
-    int applied = 0, rc = store_open(&st, db_path, STORE_WRITER);
+    struct stat sb;
+    int applied = 0, rc = 0;
+    if (!stat(db_path, &sb) && sb.st_size) {   /* a reader first: the writer's open would turn it to WAL */
+        if (!(rc = store_open(&st, db_path, STORE_READER)))
+            rc = store_ours(st);
+        store_close(st);
+        if (rc)
+            return rc;
+    }
+    rc = store_open(&st, db_path, STORE_WRITER);
     if (rc)
         return rc;
     rc = store_migrate(st, &applied);

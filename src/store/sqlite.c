@@ -572,11 +572,38 @@ static int migration_keys_hold(struct store *st, const char *name)
     return rc ? rc : broken ? ERR_CONSTRAINT : 0;
 }
 
+STORE_SQL(SQL_ANY_TABLE, "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table')");
+
+int store_ours(struct store *st)
+{
+    struct store_q *q;
+    int have = 0, tables = 0, latest = store_version_latest(), rc = store_version(st, &have);
+    if (!rc && !have && !(rc = store_one(st, &q, &SQL_ANY_TABLE, ""))) {
+        tables = (int)store_i64(q, 0);
+        rc = store_end(q);
+    }
+    if (rc)
+        return rc;
+    if (tables) {
+        log_error("%s is not a topup database: it has tables, and no schema version of ours", st->path);
+        return ERR_INVALID_STATE;
+    }
+    if (have > latest) {
+        log_error("%s is at schema version %d, newer than this topupd's %d: use the topupd that migrated it",
+                  st->path, have, latest);
+        return ERR_INVALID_STATE;
+    }
+    return 0;
+}
+
 int store_migrate(struct store *st, int *applied)
 {
-    int have = 0, rc = store_script(st, "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                                        "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)");
     *applied = 0;
+    int have = 0, rc = store_ours(st);
+    if (rc)
+        return rc;
+    rc = store_script(st, "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                          "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)");
     if (!rc)
         rc = store_version(st, &have);
     if (rc)

@@ -76,7 +76,11 @@ int store_open(struct store **out, const char *path, enum store_mode mode);
 /* The database's page size in bytes, 0 if it cannot be read. */
 int store_page_size(struct store *st);
 void store_close(struct store *st);
-/* Applies pending migrations (writer only). *applied counts them. */
+/* 0 when the database is topup's at a version this binary knows, or empty;
+ * else ERR_INVALID_STATE, with why in the log: another program's database
+ * (tables, no schema version of ours), or a newer topupd's. Reads only. */
+int store_ours(struct store *st);
+/* Applies pending migrations (writer only), once store_ours agrees. *applied counts them. */
 int store_migrate(struct store *st, int *applied);
 /* The schema version the database is at; 0 for one that has none (an empty
  * file, or another program's database). Reads only, so any mode may ask. A

@@ -335,6 +335,28 @@ def test_check_and_token_list_refuse_what_is_not_this_schema_and_write_nothing(t
     assert cp.returncode == 0 and "ledger ok" in cp.stdout, cp.stderr
 
 
+def test_writers_refuse_another_programs_database_and_a_newer_schema(tmp_path):
+    """migrate, serve, token create and token revoke write: pointed at another
+    program's SQLite database they added topup's tables to it, and at one a
+    newer topupd migrated they ran on a schema they do not know. Each is
+    refused, exit 1, and the file left as it was."""
+    other, newer = str(tmp_path / "other.db"), str(tmp_path / "newer.db")
+    con = sqlite3.connect(other, isolation_level=None)
+    con.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)")
+    con.close()
+    assert _run("migrate", "--db", newer, cwd=tmp_path).returncode == 0
+    con = sqlite3.connect(newer, isolation_level=None)
+    con.execute("INSERT INTO schema_migrations VALUES (999, '999_future.sql', 0)")
+    con.close()
+    for path, says in ((other, "is not a topup database"), (newer, "newer than this topupd's")):
+        before = _file_state(path)
+        for args in (("migrate",), ("token", "create"), ("token", "revoke", "1"),
+                     ("serve", "--listen", "127.0.0.1:%d" % free_port())):
+            cp = _run(*args, "--db", path, cwd=tmp_path)
+            assert cp.returncode == 1 and says in cp.stderr, (path, args, cp.returncode, cp.stderr)
+            assert _file_state(path) == before, (path, args, "changed")
+
+
 def test_check_and_token_list_need_only_read_access(tmp_path):
     """A user who may read the database and not write it (an auditor, a
     monitoring job) can check it and list its tokens, and nothing is written.
