@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -106,6 +107,7 @@ struct worker {
     pthread_t th;
     int started;
     int ep, evfd;
+    int deaf;                       /* not listening: out of descriptors (refuse_starved), until the next sweep */
     struct net_conn *conns, *dead;
     struct net_conn *newest, *oldest;   /* the ready stack (net.h) */
     int64_t batch_ms;               /* when the current batch of events came */
@@ -135,6 +137,8 @@ struct net {
     _Atomic int64_t flood_from;     /* ... since then */
     atomic_uint rr;
     atomic_int refused, late;       /* connections refused at max_connections, requests timed out: not logged yet */
+    atomic_int starved;             /* ... and for want of a file descriptor (EMFILE) */
+    atomic_int spare;               /* a descriptor held back to take, and close, one that cannot be had */
     _Atomic int64_t reported_ms;    /* when they were last logged */
     int tls;
     gnutls_certificate_credentials_t cred;
@@ -295,10 +299,15 @@ static void report(struct net *n, int64_t now)
     int64_t last = atomic_load_explicit(&n->reported_ms, memory_order_relaxed);
     if ((last && now - last < REPORT_MS) ||
         (!atomic_load_explicit(&n->refused, memory_order_relaxed) &&
-         !atomic_load_explicit(&n->late, memory_order_relaxed)) ||
+         !atomic_load_explicit(&n->late, memory_order_relaxed) &&
+         !atomic_load_explicit(&n->starved, memory_order_relaxed)) ||
         !atomic_compare_exchange_strong(&n->reported_ms, &last, now))
         return;
     int refused = atomic_exchange(&n->refused, 0), late = atomic_exchange(&n->late, 0);
+    int starved = atomic_exchange(&n->starved, 0);
+    if (starved)
+        log_warn("http: refused %d connection%s: out of file descriptors (%s)", starved, starved == 1 ? "" : "s",
+                 "raise the process's open files limit, or lower max_connections");
     if (refused)
         log_warn("http: refused %d connection%s: max_connections (%d) are open", refused, refused == 1 ? "" : "s",
                  n->o.max_connections);
@@ -967,6 +976,44 @@ static void drain(struct worker *w)
 static int hand_over(struct worker *w, int fd, const char *peer);
 static struct worker *next_worker(struct net *n);
 
+/* Out of descriptors, a waiting connection would stay in the backlog and
+ * the listening socket readable: every worker would wake for it at once,
+ * again and again. The spare descriptor makes room to take it and close
+ * it, so the client is refused. When there is no spare (another thread took
+ * the descriptor it freed), the worker stops listening until its next
+ * second's sweep (resume_accepting). */
+static void refuse_starved(struct worker *w)
+{
+    struct net *n = w->n;
+    int spare = atomic_exchange(&n->spare, -1);
+    if (spare >= 0) {
+        close(spare);
+        int fd = accept4(n->lfd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd >= 0)
+            close(fd);
+        spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        atomic_store(&n->spare, spare);
+    }
+    if (spare < 0 && !w->deaf && !epoll_ctl(w->ep, EPOLL_CTL_DEL, n->lfd, NULL))
+        w->deaf = 1;
+    atomic_fetch_add(&n->starved, 1);
+    report(n, now_ms());
+}
+
+static void resume_accepting(struct worker *w)
+{
+    struct net *n = w->n;
+    int spare = atomic_load(&n->spare);
+    if (spare < 0 && (spare = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0) {
+        int none = -1;
+        if (!atomic_compare_exchange_strong(&n->spare, &none, spare))
+            close(spare);
+    }
+    struct epoll_event lev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = &n->lfd};
+    if (!epoll_ctl(w->ep, EPOLL_CTL_ADD, n->lfd, &lev))
+        w->deaf = 0;
+}
+
 static void accept_some(struct worker *w)
 {
     struct net *n = w->n;
@@ -978,7 +1025,7 @@ static void accept_some(struct worker *w)
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
             if (errno == EMFILE || errno == ENFILE)
-                log_warn("http: cannot accept: %s", strerror(errno));
+                refuse_starved(w);
             return;
         }
         char peer[INET6_ADDRSTRLEN] = "?";
@@ -1110,6 +1157,8 @@ static void *worker_main(void *arg)
         int64_t now = now_ms();
         if (now - swept >= 1000) {
             timeouts(w, now);
+            if (w->deaf)
+                resume_accepting(w);
             swept = now;
         }
         while (w->dead) {
@@ -1176,6 +1225,24 @@ static int listen_on(const char *listen_addr)
     return fd;
 }
 
+/* A connection is a descriptor: the soft limit on open files (1,024 on a
+ * stock system) is raised toward the hard one, to max_connections and the
+ * database's and the threads' own; if the hard one is lower, say so. */
+static void room_for_connections(int max_connections)
+{
+    struct rlimit rl;
+    rlim_t want = (rlim_t)max_connections + 256;
+    if (getrlimit(RLIMIT_NOFILE, &rl))
+        return;
+    if (rl.rlim_cur < want) {
+        rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < want)
+        log_warn("http: max_connections (%d) needs about %llu open files, and the limit is %llu: connections past "
+                 "it are refused", max_connections, (unsigned long long)want, (unsigned long long)rl.rlim_cur);
+}
+
 int net_start(struct net **out, const struct net_opts *o, const struct net_ops *ops)
 {
     struct net *n = calloc(1, sizeof *n);
@@ -1185,6 +1252,8 @@ int net_start(struct net **out, const struct net_opts *o, const struct net_ops *
     n->ops = *ops;
     n->o = *o;
     n->lfd = -1;
+    n->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    room_for_connections(o->max_connections);
     if (o->tls_cert) {
         gnutls_datum_t cert = {(unsigned char *)o->tls_cert, (unsigned)strlen(o->tls_cert)};
         gnutls_datum_t key = {(unsigned char *)o->tls_key, (unsigned)strlen(o->tls_key)};
@@ -1292,6 +1361,8 @@ void net_stop(struct net *n)
     }
     if (n->lfd >= 0)
         close(n->lfd);
+    if (n->spare >= 0)
+        close(n->spare);
     if (n->tls) {
         gnutls_priority_deinit(n->prio);
         gnutls_certificate_free_credentials(n->cred);

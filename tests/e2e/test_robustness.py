@@ -2,10 +2,13 @@
 must answer with the documented errors and stay up."""
 import http.client
 import json
+import resource
 import socket
+import subprocess
 import threading
 import time
 
+from conftest import TOPUPD, free_port
 from e2e_util import assert_error, has_cyrillic, luhn_check_digit, make_key
 
 GOOD = {"amount": 1000, "currency": "CNY", "channel": "portal", "method": "alipay"}
@@ -429,3 +432,66 @@ def test_request_timeout_spares_bodies_at_a_reasonable_rate_and_idle_keep_alive(
         assert data.startswith(b"HTTP/1.1 200 "), data[:300]
     finally:
         s.close()
+
+
+def test_out_of_file_descriptors_stays_quiet(tmp_path):
+    """With fewer open files allowed than max_connections needs, topupd says
+    so at start. Out of descriptors, a connection it cannot take stays in the
+    backlog and its listening socket readable: it used to wake every worker
+    for it again and again (both CPUs busy, and a log line a wake). Now one
+    is refused through a spare descriptor, a worker that has no spare stops
+    listening until its next second's sweep, and a line says so every 10 s
+    at most. Once the clients leave, it serves as before."""
+    db = str(tmp_path / "fd.db")
+    subprocess.run([TOPUPD, "migrate", "--db", db], check=True, capture_output=True, timeout=30)
+    port = free_port()
+    log_path = str(tmp_path / "fd.log")
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([TOPUPD, "serve", "--db", db, "--listen", "127.0.0.1:%d" % port],
+                                stdout=log, stderr=log, start_new_session=True,
+                                preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64)))
+    socks = []
+
+    def ticks():
+        with open("/proc/%d/stat" % proc.pid) as f:
+            return sum(int(x) for x in f.read().split()[13:15])
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "topupd did not start"
+                time.sleep(0.05)
+        for _ in range(80):   # more than 64 descriptors
+            socks.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+        time.sleep(0.5)
+        before = ticks()
+        time.sleep(1.5)
+        spent = ticks() - before
+        assert spent <= 15, "topupd spun for %d ticks (of 100 a second) while out of descriptors" % spent
+        for s in socks:
+            s.close()
+        socks = []
+        deadline = time.monotonic() + 5
+        while True:   # within a sweep or two it listens again
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                c.request("GET", "/healthz")
+                r = c.getresponse()
+                assert r.status == 200, r.read()
+                c.close()
+                break
+            except (OSError, http.client.HTTPException):
+                assert time.monotonic() < deadline, "topupd does not serve again"
+                time.sleep(0.2)
+    finally:
+        for s in socks:
+            s.close()
+        proc.terminate()
+        assert proc.wait(timeout=10) == 0
+    text = open(log_path).read()
+    assert "max_connections (4096) needs about 4352 open files, and the limit is 64" in text, text
+    lines = [ln for ln in text.splitlines() if "out of file descriptors" in ln]
+    assert 1 <= len(lines) <= 2, text
