@@ -80,6 +80,14 @@ static int wait_secs(struct ratelimit *rl, double tokens)
     return s < 1 ? 1 : (int)ceil(s);
 }
 
+void ratelimit_give(struct ratelimit *rl, const char *key, int64_t now_ms)
+{
+    pthread_mutex_lock(&rl->mu);
+    struct bucket *b = find(rl, key, now_ms);
+    b->tokens = fmin(rl->burst, b->tokens + 1);
+    pthread_mutex_unlock(&rl->mu);
+}
+
 int ratelimit_take(struct ratelimit *rl, const char *key, int64_t now_ms, int *retry_after)
 {
     pthread_mutex_lock(&rl->mu);

@@ -19,3 +19,6 @@ void ratelimit_free(struct ratelimit *rl);
 /* Takes one token for key at now_ms. 0 when allowed; otherwise -1 and
  * *retry_after (seconds, >= 1) says when one token will be back. */
 int ratelimit_take(struct ratelimit *rl, const char *key, int64_t now_ms, int *retry_after);
+/* Gives back the token ratelimit_take took, for a request another limit
+ * then refused: a refusal costs no bucket but the one that refused it. */
+void ratelimit_give(struct ratelimit *rl, const char *key, int64_t now_ms);

@@ -531,8 +531,12 @@ static int authenticate(struct req *r)
     if (r->who.token_id) {
         text_copy(tok, sizeof tok, "t:");
         text_cat_int(tok, sizeof tok, r->who.token_id);
-        if (ratelimit_take(s->per_token, tok, now, &wait) || ratelimit_take(s->per_address, addr, now, &wait))
+        if (ratelimit_take(s->per_token, tok, now, &wait))
             return limited(r, wait);
+        if (ratelimit_take(s->per_address, addr, now, &wait)) {
+            ratelimit_give(s->per_token, tok, now);
+            return limited(r, wait);
+        }
     }
     return 0;
 }

@@ -222,36 +222,36 @@ static void test_validity_rules(void **state)
         int64_t max_days;   /* 0 in the row: the default, 365 */
     } rows[] = {
         /* extend: inactive SIM counts from now */
-        {VALIDITY_EXTEND, 0, 30, N + 30 * D},
+        {VALIDITY_EXTEND, 0, 30, N + 30 * D, 0},
         /* extend: active SIM adds to what is left */
-        {VALIDITY_EXTEND, N + 10 * D, 30, N + 40 * D},
+        {VALIDITY_EXTEND, N + 10 * D, 30, N + 40 * D, 0},
         /* extend: SIM in grace restarts from now, lost days are not given back */
-        {VALIDITY_EXTEND, N - 5 * D, 30, N + 30 * D},
+        {VALIDITY_EXTEND, N - 5 * D, 30, N + 30 * D, 0},
         /* extend: a short validity */
-        {VALIDITY_EXTEND, N + 10 * D, 1, N + 11 * D},
+        {VALIDITY_EXTEND, N + 10 * D, 1, N + 11 * D, 0},
         /* reset: inactive */
-        {VALIDITY_RESET, 0, 30, N + 30 * D},
+        {VALIDITY_RESET, 0, 30, N + 30 * D, 0},
         /* reset: active SIM loses what was left */
-        {VALIDITY_RESET, N + 10 * D, 30, N + 30 * D},
+        {VALIDITY_RESET, N + 10 * D, 30, N + 30 * D, 0},
         /* reset: even when more was left than it gives */
-        {VALIDITY_RESET, N + 40 * D, 30, N + 30 * D},
+        {VALIDITY_RESET, N + 40 * D, 30, N + 30 * D, 0},
         /* reset: grace */
-        {VALIDITY_RESET, N - 5 * D, 30, N + 30 * D},
+        {VALIDITY_RESET, N - 5 * D, 30, N + 30 * D, 0},
         /* max: inactive */
-        {VALIDITY_MAX, 0, 30, N + 30 * D},
+        {VALIDITY_MAX, 0, 30, N + 30 * D, 0},
         /* max: 10 days left, the top-up gives 30 from now */
-        {VALIDITY_MAX, N + 10 * D, 30, N + 30 * D},
+        {VALIDITY_MAX, N + 10 * D, 30, N + 30 * D, 0},
         /* max: 40 days left, kept */
-        {VALIDITY_MAX, N + 40 * D, 30, N + 40 * D},
+        {VALIDITY_MAX, N + 40 * D, 30, N + 40 * D, 0},
         /* max: grace */
-        {VALIDITY_MAX, N - 5 * D, 30, N + 30 * D},
+        {VALIDITY_MAX, N - 5 * D, 30, N + 30 * D, 0},
         /* the bound: extended up to now + 365 days, no further */
-        {VALIDITY_EXTEND, N + 350 * D, 30, N + 365 * D},
-        {VALIDITY_EXTEND, N + 335 * D, 30, N + 365 * D},
-        {VALIDITY_EXTEND, N + 334 * D, 30, N + 364 * D},
+        {VALIDITY_EXTEND, N + 350 * D, 30, N + 365 * D, 0},
+        {VALIDITY_EXTEND, N + 335 * D, 30, N + 365 * D, 0},
+        {VALIDITY_EXTEND, N + 334 * D, 30, N + 364 * D, 0},
         /* a validity already past the bound (set before it) is kept, not cut */
-        {VALIDITY_EXTEND, N + 400 * D, 30, N + 400 * D},
-        {VALIDITY_MAX, N + 400 * D, 30, N + 400 * D},
+        {VALIDITY_EXTEND, N + 400 * D, 30, N + 400 * D, 0},
+        {VALIDITY_MAX, N + 400 * D, 30, N + 400 * D, 0},
         /* another bound; and none (-1 here: 0 in the configuration) */
         {VALIDITY_EXTEND, N + 50 * D, 30, N + 60 * D, 60},
         {VALIDITY_EXTEND, N + 400 * D, 30, N + 430 * D, -1},
