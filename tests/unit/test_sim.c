@@ -789,63 +789,53 @@ static void test_sweep_limit_counts_bundles(void **state)
     assert_int_equal(more, 1);
 }
 
+/* Two SIMs topped up, a reservation of 300 on the first's wallet (timeout
+ * seconds; 0: none), then 200 days later a sweep, which terminates both. */
+static int64_t sweep_past_a_reservation(struct tu *t, int64_t timeout, struct sim *a, struct sim *b)
+{
+    tu_sim(t, a);
+    tu_sim(t, b);
+    topup(t, a, 1000);
+    topup(t, b, 1000);
+    int64_t charging;
+    assert_int_equal(ledger_system_account(&t->tx, "charging", "CNY", &charging), 0);
+    assert_int_equal(TU_CMD(t, ledger_transfer(&t->tx, &(struct transfer){.xid = "hold", .debit = a->wallet_id,
+                                                                          .credit = charging, .amount = 300,
+                                                                          .unit = "CNY", .kind = "reserve",
+                                                                          .flags = XFER_PENDING,
+                                                                          .timeout = timeout})),
+                     0);
+    tu_at(t, TU_T0 + 200 * TU_DAY);
+    int moved = -1, more = -1;
+    int rc = TU_CMD(t, sim_sweep(&t->tx, 100, &moved, &more));
+    if (rc)
+        print_error("sim_sweep: %s\n", err_code(rc));
+    assert_int_equal(rc, 0);
+    assert_int_equal(moved, 2);
+    assert_int_equal(tu_sim_get(t, a->iccid).state, SIM_TERMINATED);
+    assert_int_equal(tu_sim_get(t, b->iccid).state, SIM_TERMINATED);
+    return charging;
+}
+
 /* A SIM with an open reservation of money still terminates, and the sweep
  * goes on to the next SIM. Until 005bc3d forfeit() moved the posted balance,
  * ignoring pending debits: ERR_INSUFFICIENT_BALANCE, and sim_sweep, which
  * stops at the first error, settled no SIM at all. */
 static void test_sweep_with_reservation(void **state)
 {
-    struct tu *t = *state;
     struct sim a, b;
-    tu_sim(t, &a);
-    tu_sim(t, &b);
-    topup(t, &a, 1000);
-    topup(t, &b, 1000);
-    int64_t charging;
-    assert_int_equal(ledger_system_account(&t->tx, "charging", "CNY", &charging), 0);
-    assert_int_equal(TU_CMD(t, ledger_transfer(&t->tx, &(struct transfer){.xid = "hold", .debit = a.wallet_id,
-                                                                          .credit = charging, .amount = 300,
-                                                                          .unit = "CNY", .kind = "reserve",
-                                                                          .flags = XFER_PENDING})),
-                     0);
-    tu_at(t, TU_T0 + 200 * TU_DAY);
-    int moved = -1, more = -1;
-    int rc = TU_CMD(t, sim_sweep(&t->tx, 100, &moved, &more));
-    if (rc)
-        print_error("sim_sweep: %s\n", err_code(rc));
-    assert_int_equal(rc, 0);
-    assert_int_equal(moved, 2);
-    assert_int_equal(tu_sim_get(t, b.iccid).state, SIM_TERMINATED);
+    sweep_past_a_reservation(*state, 0, &a, &b);
 }
 
 /* A reservation past its timeout, not yet expired by the sweep's pass over
- * pendings when its SIM terminates: forfeit() expires it (L5) where it voided
+ * pendings when its SIM terminates: forfeit() expires it (L5) where it voids
  * the others. Voiding refused it (ERR_PENDING_EXPIRED), so sim_sweep, which
  * runs first, failed every sweep from then on. */
 static void test_sweep_with_reservation_past_its_time(void **state)
 {
     struct tu *t = *state;
     struct sim a, b;
-    tu_sim(t, &a);
-    tu_sim(t, &b);
-    topup(t, &a, 1000);
-    topup(t, &b, 1000);
-    int64_t charging;
-    assert_int_equal(ledger_system_account(&t->tx, "charging", "CNY", &charging), 0);
-    assert_int_equal(TU_CMD(t, ledger_transfer(&t->tx, &(struct transfer){.xid = "hold", .debit = a.wallet_id,
-                                                                          .credit = charging, .amount = 300,
-                                                                          .unit = "CNY", .kind = "reserve",
-                                                                          .flags = XFER_PENDING,
-                                                                          .timeout = 3600})),
-                     0);
-    tu_at(t, TU_T0 + 200 * TU_DAY);
-    int moved = -1, more = -1;
-    int rc = TU_CMD(t, sim_sweep(&t->tx, 100, &moved, &more));
-    if (rc)
-        print_error("sim_sweep: %s\n", err_code(rc));
-    assert_int_equal(rc, 0);
-    assert_int_equal(moved, 2);
-    assert_int_equal(tu_sim_get(t, a.iccid).state, SIM_TERMINATED);
+    int64_t charging = sweep_past_a_reservation(t, 3600, &a, &b);
     assert_int_equal(tu_sim_balance(t, &a), 0);
     assert_int_equal(tu_system_balance(t, "forfeiture", "CNY"), 2000);
     assert_int_equal(tu_account(t, charging).credits_pending, 0);
