@@ -196,6 +196,22 @@ static void reset_result(struct cmd *c, int err)
 
 #define RERUN_SAFELY (-1)
 
+/* E4: a refusal exec gave is final for its key, as a success is (a 4xx, not
+ * one about the key itself or a slice's); a 5xx may be retried. */
+static int refusal_kept(const struct cmd *c)
+{
+    int status = err_status(c->err);
+    return c->refusal && c->idem_key && !c->replayed && !c->advance && status >= 400 && status < 500 &&
+           c->err != ERR_IDEMPOTENCY_KEY_REUSED && c->err != ERR_IDEMPOTENCY_IN_FLIGHT && !err_is_fatal(c->err);
+}
+
+static int keep_refusal(struct engine *e, struct cmd *c, int64_t now)
+{
+    const char *body = c->refusal(c);
+    return store_exec(e->st, &SQL_IDEM_PUT, "ssbdsiiiz", c->idem_scope, c->idem_key, c->req_hash,
+                      sizeof c->req_hash, err_status(c->err), body ? body : "", (int64_t)0, (int64_t)0, now, 0);
+}
+
 /* E4 without a lookup per command. A key is looked up before its command
  * runs only on a batch's safe run and for ENGINE_LOOK_FIRST_SECONDS after a repeat
  * made a batch run again; otherwise the command runs and its key's INSERT,
@@ -251,14 +267,22 @@ static int run_one(struct engine *e, struct cmd *c, int64_t now, int safe)
     }
     if (c->err && err_is_fatal(c->err))
         return c->err;
-    if (!safe)
-        return c->err && store_total_changes(e->st) != written ? RERUN_SAFELY : 0;
+    if (!safe) {
+        if (c->err && store_total_changes(e->st) != written)
+            return RERUN_SAFELY;
+        /* Looked up above (look_first, or the refusal's replay): not stored yet. */
+        if (refusal_kept(c) && (rc = keep_refusal(e, c, now)))
+            return err_is_fatal(rc) ? rc : RERUN_SAFELY;
+        return 0;
+    }
     if (c->err)
         ledger_cache_clear(&e->sys);
     rc = c->err ? store_rollback_to(e->st) : store_release(e->st);
-    if (rc)
+    if (!rc && refusal_kept(c) && (rc = keep_refusal(e, c, now)) && !err_is_fatal(rc))
+        c->err = rc;   /* in the batch's transaction, outside the command's undone savepoint */
+    else if (rc)
         c->err = rc;
-    return rc;
+    return err_is_fatal(rc) ? rc : 0;
 }
 
 static void finish(struct cmd *batch)

@@ -24,7 +24,10 @@
  *      is looked up before the command runs only when a repeat is likely
  *      (ENGINE_LOOK_FIRST_SECONDS); otherwise a repeat shows as its key's
  *      INSERT failing, and the batch runs again, each command in its
- *      savepoint and its key looked up first (E2's safe run).
+ *      savepoint and its key looked up first (E2's safe run). A refusal
+ *      exec gives (a 4xx: cmd.refusal renders it) is stored with the key
+ *      too, after its savepoint is undone: it is as final as a success, so
+ *      a repeat cannot be applied later, nor another request under the key.
  *  E5. A storage error fails the whole batch (every command gets
  *      ERR_STORAGE: rolled back, nothing applied). A failed COMMIT (fsync)
  *      gets ERR_OUTCOME_UNKNOWN, because what reached the disk is no longer
@@ -98,6 +101,11 @@ struct cmd {
      * command's own state in arg past that slice. */
     void (*advance)(struct cmd *c);
     int look_first;           /* look the key up before exec runs (E4): a sliced command's first slice */
+    /* E4 for refusals: the body of the answer to c->err (a 4xx of exec's)
+     * as the submitter sends it, byte for byte, from c->a; stored with the
+     * key, so that a repeat gets that refusal again and another request
+     * under the key is idempotency_key_reused. NULL: refusals are not kept. */
+    const char *(*refusal)(struct cmd *c);
 
     /* Results. */
     int err;                  /* enum err; 0 on success */

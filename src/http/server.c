@@ -129,20 +129,33 @@ static json_t *error_json(int err, enum lang lang)
     return json_pack("{s:{s:s, s:s}}", "error", "code", err_code(err), "message", i18n_text(lang, err_key(err)));
 }
 
+/* The body of r's answer to err, from r's arena unless it is one of those
+ * rendered at start (no param: the usual case, shed requests too). */
+static const char *error_body(struct req *r, int err, const char *param)
+{
+    if (!param && err >= 0 && err < ERR__COUNT)
+        return r->srv->errors[err][r->lang];
+    json_t *e = error_json(err, r->lang);
+    if (param)
+        json_object_set_new(json_object_get(e, "error"), "param", json_string(param));
+    return json_text(&r->a, e);
+}
+
 int req_error(struct req *r, int err, const char *param)
 {
     r->overloaded = err == ERR_OVERLOADED;
     r->type = NULL;
-    if (!param && err >= 0 && err < ERR__COUNT) {   /* the usual case, shed requests too: no JSON work */
-        r->status = err_status(err);
-        r->resp = r->srv->errors[err][r->lang];
-        r->resp_len = strlen(r->resp);
-        return 0;
-    }
-    json_t *e = error_json(err, r->lang);
-    if (param)
-        json_object_set_new(json_object_get(e, "error"), "param", json_string(param));
-    return req_json(r, err_status(err), e);
+    r->status = err_status(err);
+    r->resp = (char *)error_body(r, err, param);
+    r->resp_len = strlen(r->resp);
+    return 0;
+}
+
+/* engine.h cmd.refusal: the refusal as it is answered (req_error), on the writer. */
+static const char *refusal_body(struct cmd *c)
+{
+    struct req *r = (struct req *)((char *)c - offsetof(struct req, cmd));
+    return error_body(r, c->err, c->err_param);
 }
 
 const char *req_query(struct req *r, const char *name)
@@ -385,6 +398,7 @@ static int submit(struct req *r, int (*exec)(struct tx *tx, struct cmd *c),
     memset(c, 0, sizeof *c);
     c->exec = exec;
     c->render = render;
+    c->refusal = refusal_body;
     c->advance = advance;
     c->look_first = advance != NULL;   /* E9: a repeat or a reused key is found before the first slice */
     c->done = on_done;

@@ -11,11 +11,12 @@ database and port; clients retry through the outage with the same key and body
 
 An operation is
   acked      answered 2xx: it must be present exactly once;
-  rejected   answered 4xx (e.g. a top-up of a SIM suspended meanwhile): absent;
+  rejected   answered 4xx (e.g. a top-up of a SIM suspended meanwhile): absent, and
+             its key keeps the refusal: a repeat is answered it again (engine.h E4);
   abandoned  sent, never answered, not retried: all or nothing. At the end it is
              resolved by sending it again with its key: a replay means it had been
              applied, a fresh execution that it had not.
-At the end (server still up): every acknowledged key replays byte for byte, the
+At the end (server still up): every acknowledged or refused key replays byte for byte, the
 ledger check passes, balances agree, acked tokens authenticate (revoked ones do
 not); then the server is stopped and the database is checked read-only
 (db_invariants.check_database: conservation per unit, no negative balance, every
@@ -454,7 +455,7 @@ def test_crashloop(server_factory, capsys):
             if o.kind == "import" and again.replayed is False and again.resp.get("imported") != len(o.info["iccids"]):
                 world.violation("abandoned import re-executed but imported %r" % (again.resp,))
         elif again.state == "rejected":
-            o.state = "rejected"
+            o.state, o.status, o.raw, o.resp = "rejected", again.status, again.raw, again.resp
         world.ops.remove(again)
     for o in [o for o in ops if o.state == "abandoned" and o.kind == "token_revoke"]:
         again = setup.execute(Op(o.kind, o.method, o.path, None, "admin", **o.info), abandonable=False)
@@ -468,8 +469,9 @@ def test_crashloop(server_factory, capsys):
     for o in acked:
         acked_by[o.kind].append(o)
 
-    # ---- every acknowledged key replays byte for byte
+    # ---- every acknowledged or refused key replays byte for byte
     keyed = [o for o in acked if o.key and o.kind != "replay"]
+    keyed += [o for o in ops if o.state == "rejected" and o.key and o.kind not in ("replay", "reuse")]
 
     def replay(o):
         r = srv.request(o.method, o.path, o.body, token=o.token, idem=o.key, content_type=o.ctype)
@@ -548,8 +550,8 @@ def test_crashloop(server_factory, capsys):
     if db_plans != want_plans:
         world.violation("plans: extra %r, missing %r" % (sorted(db_plans - want_plans), sorted(want_plans - db_plans)))
     for o in ops:
-        if o.state == "rejected" and o.key and o.kind != "reuse" and o.key in db_keys:
-            world.violation("rejected %s has a stored idempotency row: %r" % (o.key, o))
+        if o.state == "rejected" and o.key and o.kind not in ("reuse", "replay") and o.key not in db_keys:
+            world.violation("rejected %s has no stored idempotency row: %r" % (o.key, o))
     # suspend/resume: each toggled SIM is in the state of its owner's last acknowledged command
     for iccid, want in world.toggle_expect.items():
         if db_sims.get(iccid) != want:

@@ -210,3 +210,38 @@ def test_idempotency_key_on_other_posts(server):
     # without a key the identical repeat is the documented 200
     r3 = server.request("POST", "/v1/sims", body, token="admin")
     assert r3.status == 200, r3
+
+
+def test_a_refusal_is_final_for_its_key(server):
+    """A refusal met while executing is stored with its key: a repeat gets it
+    again, byte for byte, even once it would succeed, and another request
+    under the key is reused. It used to store nothing: the same request,
+    repeated after a top-up, was applied (a till that had told the customer
+    "declined" then charged them), and so was another one under the key."""
+    code = server.create_plan(price=5000)[0]["code"]
+    iccid = server.new_sim()
+    server.topup_ok(iccid, 1000)
+    key = make_key("bu")
+    first = server.request("POST", "/v1/sims/%s/bundles" % iccid, {"plan": code}, idem=key, lang="zh")
+    assert_error(first, 402, "insufficient_balance", "plan")
+    server.topup_ok(iccid, 10000)   # it could pay now
+    again = server.request("POST", "/v1/sims/%s/bundles" % iccid, {"plan": code}, idem=key, lang="en")
+    assert (again.status, again.raw) == (first.status, first.raw), again   # as first answered, in Chinese
+    assert again.headers.get("idempotent-replayed") == "true", again.headers
+    assert server.balance(iccid) == 11000 and server.sim(iccid)["bundles"] == []
+
+    other = server.new_sim()
+    server.topup_ok(other, 200000, key="cap-1")
+    server.topup_ok(other, 200000, key="cap-2")
+    refused = server.topup(other, 200000, key="cap-3")
+    assert_error(refused, 422, "daily_limit_exceeded", "amount")
+    assert_error(server.topup(other, 100, key="cap-3"), 422, "idempotency_key_reused", "Idempotency-Key")
+    assert server.topup(other, 200000, key="cap-3").raw == refused.raw
+    assert server.balance(other) == 400000
+
+    # refused before executing (a malformed body): nothing stored, the key is free
+    k = make_key("bad")
+    assert_error(server.request("POST", "/v1/sims/%s/topups" % iccid, {"amount": "ten"}, idem=k), 400,
+                 "invalid_amount", "amount")
+    assert server.topup(iccid, 100, key=k).status == 201
+    server.ledger_ok()
