@@ -1,6 +1,7 @@
 """Idempotency-Key semantics (docs/API.md, "Idempotency")."""
 import http.client
 import json
+import sqlite3
 import threading
 
 from e2e_util import assert_error, make_key
@@ -229,6 +230,13 @@ def test_a_refusal_is_final_for_its_key(server):
     assert (again.status, again.raw) == (first.status, first.raw), again   # as first answered, in Chinese
     assert again.headers.get("idempotent-replayed") == "true", again.headers
     assert server.balance(iccid) == 11000 and server.sim(iccid)["bundles"] == []
+    con = sqlite3.connect("file:%s?mode=ro" % server.db, uri=True)
+    try:   # stored as a body, referring to no row (fuzz_http found it referring to garbage)
+        row = con.execute("SELECT status, body, topup_id, sign_off, sign_len FROM idempotency WHERE key = ?",
+                          (key,)).fetchone()
+    finally:
+        con.close()
+    assert row == (402, first.raw.decode(), None, 0, 0), row
 
     other = server.new_sim()
     server.topup_ok(other, 200000, key="cap-1")
