@@ -209,7 +209,8 @@ static int keep_refusal(struct engine *e, struct cmd *c, int64_t now)
 {
     const char *body = c->refusal(c);
     return store_exec(e->st, &SQL_IDEM_PUT, "ssbdsiiiz", c->idem_scope, c->idem_key, c->req_hash,
-                      sizeof c->req_hash, err_status(c->err), body ? body : "", (int64_t)0, (int64_t)0, now, (int64_t)0);
+                      sizeof c->req_hash, err_status(c->err), body ? body : "", (int64_t)0, (int64_t)0, now,
+                      (int64_t)0 /* no row: the body is the answer */);
 }
 
 /* E4 without a lookup per command. A key is looked up before its command

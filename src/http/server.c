@@ -1057,7 +1057,7 @@ int server_run(const struct server_opts *o)
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGHUP);   /* the terminal it ran in went away, or a reload: drain and stop, never die mid-answer */
+    sigaddset(&sigs, SIGHUP);   /* its terminal went away, or a reload: drain and stop, never die mid-answer */
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 

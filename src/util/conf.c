@@ -153,7 +153,8 @@ static const struct order {
     int strict, off_zero;
     const char *why;
 } orders[] = {
-#define O(lo, hi, strict, off_zero, why) {#lo, #hi, offsetof(struct conf, lo), offsetof(struct conf, hi), strict, off_zero, why}
+#define O(lo, hi, strict, off_zero, why) \
+    {#lo, #hi, offsetof(struct conf, lo), offsetof(struct conf, hi), strict, off_zero, why}
     O(topup_min, topup_max, 0, 0, "every top-up would be refused"),
     O(topup_min, daily_cap, 0, 0, "every top-up would pass the daily cap"),
     O(shed_park_ms, shed_refuse_ms, 1, 1, "a request would be refused before it could be parked"),
