@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "api/api.h"
@@ -109,9 +110,13 @@ static int need_existing_db(const struct opts *o, const char *cmd)
 {
     if (need_db(o))
         return 2;
-    if (access(o->db, F_OK) == 0)
+    struct stat sb;
+    if (stat(o->db, &sb) == 0 && sb.st_size > 0)
         return 0;
-    fprintf(stderr, "%s: no database at '%s'\n", cmd, o->db);
+    if (access(o->db, F_OK))
+        fprintf(stderr, "%s: no database at '%s'\n", cmd, o->db);
+    else
+        fprintf(stderr, "%s: %s is not a topup database (an empty file)\n", cmd, o->db);
     return 1;
 }
 

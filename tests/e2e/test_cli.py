@@ -357,6 +357,16 @@ def test_writers_refuse_another_programs_database_and_a_newer_schema(tmp_path):
             assert _file_state(path) == before, (path, args, "changed")
 
 
+def test_token_revoke_refuses_an_empty_file(tmp_path):
+    """An empty file is no database to revoke a token in: it used to be
+    migrated into one, and then 'no token 1'."""
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    cp = _run("token", "revoke", "1", "--db", str(empty), cwd=tmp_path)
+    assert cp.returncode == 1 and "is not a topup database (an empty file)" in cp.stderr, cp.stderr
+    assert empty.stat().st_size == 0
+
+
 def test_check_and_token_list_need_only_read_access(tmp_path):
     """A user who may read the database and not write it (an auditor, a
     monitoring job) can check it and list its tokens, and nothing is written.
