@@ -39,8 +39,8 @@ int api_receipts_print(struct req *r)
     rc = req_read_end(r, &tx, rc);
     if (rc)
         return req_error(r, rc, NULL);
-    if (!asked)
-        lang = sim_lang && i18n_parse(sim_lang) >= 0 ? i18n_parse(sim_lang) : LANG_EN;
+    if (!asked && (lang = sim_lang ? i18n_parse(sim_lang) : -1) < 0)
+        lang = LANG_EN;
     const char *text = receipt_printable(&r->a, req_keys(r), payload, strlen(payload), lang,
                                          (int)req_conf(r)->tz_offset_minutes);
     return text ? req_text(r, 200, text) : req_error(r, ERR_INTERNAL, NULL);

@@ -600,19 +600,20 @@ static int admit(struct req *r)
 
 static void send_answer(struct req *r)
 {
-    char extra[96] = "";
+    char extra[96] = "";   /* the lines below, each appended: at most two apply to one answer */
     int n = r->replayed ? snprintf(extra, sizeof extra, "Idempotent-Replayed: true\r\n") : 0;
     if (r->status == 405) {   /* RFC 9110 15.5.6: the methods the path has */
-        n = snprintf(extra, sizeof extra, "Allow:");
+        n += snprintf(extra + n, sizeof extra - (size_t)n, "Allow:");
         for (size_t i = 0, k = 0; i < sizeof methods / sizeof methods[0]; i++)
             if (r->allow & methods[i].method)
                 n += snprintf(extra + n, sizeof extra - (size_t)n, "%s %s", k++ ? "," : "", methods[i].name);
         n += snprintf(extra + n, sizeof extra - (size_t)n, "\r\n");
     }
     if (r->status == 503 || r->status == 429)   /* both lines, when a replay is a refusal */
-        snprintf(extra + n, sizeof extra - (size_t)n, "Retry-After: %d\r\n", r->retry_after > 0 ? r->retry_after : 1);
+        n += snprintf(extra + n, sizeof extra - (size_t)n, "Retry-After: %d\r\n",
+                      r->retry_after > 0 ? r->retry_after : 1);
     if (r->type)
-        snprintf(extra, sizeof extra, "Content-Type: %s\r\n", r->type);   /* a 200: no line above */
+        snprintf(extra + n, sizeof extra - (size_t)n, "Content-Type: %s\r\n", r->type);
     if (!r->resp)
         req_error(r, ERR_INTERNAL, NULL);
     if (r->overloaded)   /* a client told to come back later is not read again at once (net.h) */
@@ -872,19 +873,17 @@ int server_open_reader(struct store **out, const char *db_path, struct conf *cf)
     struct store *st = NULL;
     int have = 0, want = store_version_latest(), rc = store_open(&st, db_path, STORE_READER);
     if (!rc)
+        rc = store_ours(st);   /* another program's, or a newer topupd's: said there */
+    if (!rc)
         rc = store_version(st, &have);
-    if (rc) {
+    if (rc && rc != ERR_INVALID_STATE) {
         log_error("%s is not a topup database, or cannot be read", db_path);
-    } else if (!have) {
+    } else if (!rc && !have) {
         log_error("%s is not a topup database (it has no schema version)", db_path);
         rc = ERR_INVALID_STATE;
-    } else if (have < want) {
+    } else if (!rc && have < want) {
         log_error("database %s is at schema version %d, this topupd's is %d: run 'topupd migrate --db %s' first",
                   db_path, have, want, db_path);
-        rc = ERR_INVALID_STATE;
-    } else if (have > want) {
-        log_error("database %s is at schema version %d, newer than this topupd's %d: use the topupd that "
-                  "migrated it", db_path, have, want);
         rc = ERR_INVALID_STATE;
     }
     if (!rc)
