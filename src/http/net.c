@@ -37,6 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "http/peers.h"
 #include "util/log.h"
 #include "util/text.h"
 
@@ -62,6 +63,7 @@ struct net_conn {
     int state;
     gnutls_session_t tls;
     char peer[INET6_ADDRSTRLEN];
+    uint32_t addr;                  /* counted in net.peers (IPv4, network order); 0: not counted */
     int64_t active_ms;              /* last progress, for the idle timeout */
     int64_t begun_ms;               /* when the request's head began to come, then its body (net.h: timeouts) */
     int64_t got;                    /* body bytes come since begun_ms, read or skipped */
@@ -138,6 +140,9 @@ struct net {
     atomic_uint rr;
     atomic_int refused, late;       /* connections refused at max_connections, requests timed out: not logged yet */
     atomic_int starved;             /* ... and for want of a file descriptor (EMFILE) */
+    atomic_int crowded;             /* ... and at max_per_address */
+    atomic_uint crowded_addr;       /* the last address refused so */
+    struct peers *peers;            /* connections open per address */
     atomic_int spare;               /* a descriptor held back to take, and close, one that cannot be had */
     _Atomic int64_t reported_ms;    /* when they were last logged */
     int tls;
@@ -279,6 +284,7 @@ static void conn_close(struct net_conn *c)
         c->next->prev = c->prev;
     c->qnext = w->dead;
     w->dead = c;
+    peers_give(w->n->peers, c->addr);
     atomic_fetch_sub(&w->n->conns, 1);
 }
 
@@ -300,17 +306,25 @@ static void report(struct net *n, int64_t now)
     if ((last && now - last < REPORT_MS) ||
         (!atomic_load_explicit(&n->refused, memory_order_relaxed) &&
          !atomic_load_explicit(&n->late, memory_order_relaxed) &&
-         !atomic_load_explicit(&n->starved, memory_order_relaxed)) ||
+         !atomic_load_explicit(&n->starved, memory_order_relaxed) &&
+         !atomic_load_explicit(&n->crowded, memory_order_relaxed)) ||
         !atomic_compare_exchange_strong(&n->reported_ms, &last, now))
         return;
     int refused = atomic_exchange(&n->refused, 0), late = atomic_exchange(&n->late, 0);
-    int starved = atomic_exchange(&n->starved, 0);
+    int starved = atomic_exchange(&n->starved, 0), crowded = atomic_exchange(&n->crowded, 0);
     if (starved)
         log_warn("http: refused %d connection%s: out of file descriptors (%s)", starved, starved == 1 ? "" : "s",
                  "raise the process's open files limit, or lower max_connections");
     if (refused)
         log_warn("http: refused %d connection%s: max_connections (%d) are open", refused, refused == 1 ? "" : "s",
                  n->o.max_connections);
+    if (crowded) {
+        char a[INET_ADDRSTRLEN] = "?";
+        uint32_t who = atomic_load(&n->crowded_addr);
+        inet_ntop(AF_INET, &who, a, sizeof a);
+        log_warn("http: refused %d connection%s: max_connections_per_address (%d) were open from one address (last: %s)",
+                 crowded, crowded == 1 ? "" : "s", n->o.max_per_address, a);
+    }
     if (late)
         log_warn("http: %d requests did not arrive in time (request_timeout %d s, bodies at %d B/s): 408",
                  late, n->o.request_timeout_s, BODY_MIN_RATE);
@@ -326,15 +340,28 @@ static void conn_new(struct worker *w, int fd, const char *peer)
         report(n, now_ms());
         return;
     }
+    uint32_t addr = 0;
+    if (inet_pton(AF_INET, peer, &addr) != 1)
+        addr = 0;
+    if (peers_take(n->peers, addr, n->o.max_per_address)) {
+        atomic_fetch_sub(&n->conns, 1);
+        close(fd);
+        atomic_store(&n->crowded_addr, addr);
+        atomic_fetch_add(&n->crowded, 1);
+        report(n, now_ms());
+        return;
+    }
     struct net_conn *c = calloc(1, sizeof *c);
     if (!c || !(c->in = malloc(IN_FIRST))) {
         free(c);
+        peers_give(n->peers, addr);
         atomic_fetch_sub(&n->conns, 1);
         close(fd);
         return;
     }
     c->w = w;
     c->fd = fd;
+    c->addr = addr;
     c->in_cap = IN_FIRST;
     c->state = S_HEAD;
     c->rd_more = 1;
@@ -350,6 +377,7 @@ static void conn_new(struct worker *w, int fd, const char *peer)
                 gnutls_deinit(c->tls);
             free(c->in);
             free(c);
+            peers_give(n->peers, addr);
             atomic_fetch_sub(&n->conns, 1);
             close(fd);
             return;
@@ -1253,6 +1281,8 @@ int net_start(struct net **out, const struct net_opts *o, const struct net_ops *
     n->o = *o;
     n->lfd = -1;
     n->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (!(n->peers = peers_new((size_t)o->max_connections)))
+        return -1;
     room_for_connections(o->max_connections);
     if (o->tls_cert) {
         gnutls_datum_t cert = {(unsigned char *)o->tls_cert, (unsigned)strlen(o->tls_cert)};
@@ -1367,6 +1397,7 @@ void net_stop(struct net *n)
         gnutls_priority_deinit(n->prio);
         gnutls_certificate_free_credentials(n->cred);
     }
+    peers_free(n->peers);
     free(n->w);
     free(n);
 }

@@ -35,8 +35,13 @@
  * after which a POST's fate is unknown); a body skipped after its answer ends in
  * the lingering close alone; one skipped before it gets that answer. The
  * deadlines are checked once a second, so they hold within a second. A request
- * waiting for its command has none. Connections refused at max_connections and
- * requests timed out are counted and logged at most every 10 s.
+ * waiting for its command has none.
+ *
+ * Connections. At most max_connections are open, and at most max_per_address
+ * from one IPv4 address (peers.h), so that a client opening connections until
+ * none are left locks out only itself; a connection past either is closed at
+ * once, unanswered. Those refused and requests timed out are counted and logged
+ * at most every 10 s.
  *
  * Under a flood, the newest request first (adaptive LIFO). Normally a
  * request is read as soon as epoll reports it. But in a flood (ops.flood:
@@ -106,6 +111,7 @@ struct net_opts {
     const char *listen;          /* "IPv4:port"; NULL: no socket, connections come by net_add */
     int threads;
     int max_connections;
+    int max_per_address;         /* open connections from one IPv4 address; 0: no limit */
     int timeout_s;               /* idle between requests */
     int request_timeout_s;       /* a request's head from its first byte, its body beside BODY_MIN_RATE (above) */
     size_t head_max;

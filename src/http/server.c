@@ -1033,6 +1033,7 @@ int server_open(struct server **out, const struct server_opts *o)
     int threads = s->cf.http_threads ? (int)s->cf.http_threads : cpus < 1 ? 1 : cpus > 64 ? 64 : (int)cpus;
     struct net_opts no = {.listen = o->listen, .threads = threads,
                           .max_connections = s->cf.max_connections, .timeout_s = 60,
+                          .max_per_address = (int)s->cf.max_connections_per_address,
                           .request_timeout_s = (int)s->cf.request_timeout,
                           .head_max = HEAD_MAX, .tls_cert = s->tls_cert, .tls_key = s->tls_key,
                           .park_ms = (int)s->cf.shed_park_ms, .refuse_ms = (int)s->cf.shed_refuse_ms};

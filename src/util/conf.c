@@ -32,6 +32,7 @@ static const struct key {
     I(max_import_body, 1024, INT64_C(1) << 30),
     I(http_threads, 0, 256),
     I(max_connections, 4, 100000),
+    I(max_connections_per_address, 0, 100000),
     I(request_timeout, 1, 3600),
     I(batch_max, 1, 100000),
     I(commit_delay_us, 0, 100000),
@@ -74,6 +75,7 @@ void conf_defaults(struct conf *c)
     c->max_import_body = 256 * 1024 * 1024;
     c->http_threads = 0;          /* one per processor */
     c->max_connections = 4096;
+    c->max_connections_per_address = 1024;   /* a quarter: no one address locks the others out */
     c->request_timeout = 30;      /* net.h: why */
     c->batch_max = 1000;
     c->commit_delay_us = 1000;    /* engine.c: why */

@@ -35,6 +35,7 @@ struct conf {
     int64_t max_import_body;     /* bytes of a CSV import */
     int64_t http_threads;        /* 0: one per online processor */
     int64_t max_connections;
+    int64_t max_connections_per_address;   /* from one client address; 0: no limit */
     int64_t request_timeout;     /* seconds a request may take to arrive from its first byte (net.h) */
     int64_t batch_max;           /* commands per group commit */
     int64_t commit_delay_us;     /* a batch of 2+ stays open this long for more (engine.h E8); 0: never */

@@ -407,6 +407,50 @@ def test_trickled_requests_do_not_hold_their_connections(server_factory):
     assert log.count(": max_connections (4) are open") == 1, log
 
 
+def _served_from(server, source):
+    """A connection from source (an address on loopback) is answered: the
+    open sockets from it are below max_connections_per_address."""
+    s = socket.create_connection(("127.0.0.1", server.port), timeout=5, source_address=(source, 0))
+    try:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        return s.recv(4096).startswith(b"HTTP/1.1 200 ")
+    except (ConnectionResetError, BrokenPipeError):
+        return False
+    finally:
+        s.close()
+
+
+def test_one_address_cannot_take_every_connection(server_factory):
+    """max_connections_per_address (3 here, of max_connections 8): the fourth
+    connection from 127.0.0.1 is closed at once, unanswered, while another
+    address (127.0.0.2) is still served; when one of the three closes, its
+    place is free again. The refusals are logged with the address, at most
+    once per 10 s. Before, one client could open max_connections and lock
+    out everyone else for as long as it kept them."""
+    srv = server_factory("--set", "max_connections=8", "--set", "max_connections_per_address=3",
+                         "--set", "http_threads=1")
+    held = []
+    for _ in range(3):
+        s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert s.recv(4096).startswith(b"HTTP/1.1 200 ")   # accepted, and kept alive
+        held.append(s)
+    try:
+        assert all(not _served_from(srv, "127.0.0.1") for _ in range(3))
+        assert _served_from(srv, "127.0.0.2")
+        assert _served_from(srv, "127.0.0.2")
+        held.pop().close()
+        time.sleep(0.2)
+        assert _served_from(srv, "127.0.0.1")
+    finally:
+        for s in held:
+            s.close()
+    log = srv.log_tail(200)
+    assert log.count(": max_connections_per_address (3) were open from one address (last: 127.0.0.1)") == 1, log
+    assert "max_connections (8) are open" not in log, log
+    _healthy(srv)
+
+
 def test_request_timeout_spares_bodies_at_a_reasonable_rate_and_idle_keep_alive(server_factory):
     """request_timeout (2 s here) bounds a head from its first byte and a body
     from its start plus a second per 500 bytes: a body sent at 1,000 B/s for
