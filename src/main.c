@@ -24,7 +24,7 @@
 #include "util/text.h"
 
 struct opts {
-    const char *listen, *db, *key, *role, *name, *fault, *tls_cert, *tls_key;
+    const char *listen, *db, *key, *role, *name, *replaces, *fault, *tls_cert, *tls_key;
     int test_clock, help;
     const char *arg, *arg2;   /* positional arguments ("token revoke 12"), as many as the command takes */
     struct conf cf;
@@ -48,6 +48,7 @@ static int parse(int argc, char **argv, int max_args, struct opts *o)
                           : !strcmp(a, "--key")    ? &o->key
                           : !strcmp(a, "--role")   ? &o->role
                           : !strcmp(a, "--name")   ? &o->name
+                          : !strcmp(a, "--replaces") ? &o->replaces
                           : !strcmp(a, "--fault")  ? &o->fault
                           : !strcmp(a, "--tls-cert") ? &o->tls_cert
                           : !strcmp(a, "--tls-key")  ? &o->tls_key : NULL;
@@ -191,8 +192,7 @@ static int cmd_migrate(struct opts *o)
 }
 
 struct token_arg {
-    int role;
-    const char *name;
+    struct token_spec spec;
     char secret[TOKEN_LEN + 8];
     int64_t id;
 };
@@ -200,20 +200,23 @@ struct token_arg {
 static int token_create(struct tx *tx, void *arg)
 {
     struct token_arg *t = arg;
-    return auth_token_create(tx, t->role, t->name, t->secret, &t->id);
+    return auth_token_create(tx, &t->spec, t->secret, &t->id);
 }
 
 static int token_revoke(struct tx *tx, void *arg) { return auth_token_revoke(tx, *(int64_t *)arg); }
 
-static void print_token(void *arg, int64_t id, const char *prefix, const char *role, const char *name,
-                        int64_t created_at, int64_t revoked_at)
+static void print_token(void *arg, const struct token_row *t)
 {
-    printf("%lld\t%s…\t%s\t%s\t%s\n", (long long)id, prefix, role, revoked_at ? "revoked" : "active", name);
+    char replaces[32] = "";
+    if (t->replaces)
+        snprintf(replaces, sizeof replaces, "\treplaces %lld", (long long)t->replaces);
+    printf("%lld\t%s…\t%s\t%s\t%s%s\n", (long long)t->id, t->prefix, t->role, t->revoked_at ? "revoked" : "active",
+           t->name, replaces);
 }
 
 static int token_list(struct tx *tx, void *arg) { return auth_token_list(tx, print_token, NULL); }
 
-#define TOKEN_USAGE "token create|list|revoke ID --db PATH [--role admin|operator] [--name NAME]"
+#define TOKEN_USAGE "token create|list|revoke ID --db PATH [--role admin|operator] [--name NAME] [--replaces ID]"
 
 /* A token id as `token list` prints it: a positive decimal, nothing after it. */
 static int parse_id(const char *s, int64_t *id)
@@ -237,21 +240,26 @@ static int cmd_token(struct opts *o)
     int64_t id = 0;
     if (revoke && parse_id(o->arg2, &id))
         return fprintf(stderr, "token: '%s' is not a token id (see 'topupd token list')\n", o->arg2), 2;
-    int rc = create ? (need_db(o) ? 2 : 0) : need_existing_db(o, "token");   /* create may make the database */
+    if (create && o->replaces && parse_id(o->replaces, &id))
+        return fprintf(stderr, "token: --replaces '%s' is not a token id (see 'topupd token list')\n", o->replaces), 2;
+    /* create may make the database; a replacement needs the token it replaces */
+    int rc = create && !o->replaces ? (need_db(o) ? 2 : 0) : need_existing_db(o, "token");
     if (rc)
         return rc;
     if (create) {
-        struct token_arg t = {.role = auth_role_parse(o->role ? o->role : "admin"), .name = o->name};
-        if (t.role < 0)
+        /* A replacement takes the replaced token's role unless --role says it */
+        const char *role = o->role ? o->role : o->replaces ? NULL : "admin";
+        struct token_arg t = {.spec = {.role = role ? auth_role_parse(role) : -1, .name = o->name, .replaces = id}};
+        if (role && t.spec.role < 0)
             return fprintf(stderr, "--role must be admin or operator\n"), 2;
-        if (t.name && !text_printable(t.name, TOKEN_NAME_MAX))
+        if (t.spec.name && !text_printable(t.spec.name, TOKEN_NAME_MAX))
             return fprintf(stderr, "--name must be text of at most %d bytes, without control characters\n",
                            TOKEN_NAME_MAX), 2;
         rc = with_tx(o, token_create, &t);
         if (!rc) {
             printf("%s\n", t.secret);
-            fprintf(stderr, "token %lld created (%s); it is shown only now\n", (long long)t.id,
-                    auth_role_name(t.role));
+            fprintf(stderr, "token %lld created (%s%s); it is shown only now\n", (long long)t.id,
+                    auth_role_name(t.spec.role), id ? ", sharing the idempotency keys of the one it replaces" : "");
         }
         sodium_memzero(t.secret, sizeof t.secret);
     } else if (list) {
@@ -264,6 +272,8 @@ static int cmd_token(struct opts *o)
     }
     if (rc == ERR_NOT_FOUND)
         fprintf(stderr, "token: %s: there is no token %lld (see 'topupd token list')\n", err_code(rc), (long long)id);
+    else if (rc == ERR_INVALID_PARAMETER && create)
+        fprintf(stderr, "token: token %lld has another role: a token replaces one of its own role\n", (long long)id);
     else if (rc)
         fprintf(stderr, "token: %s\n", err_code(rc));
     return rc ? 1 : 0;
@@ -354,13 +364,12 @@ struct demo_tokens {
     int n;
 };
 
-static void note_demo_token(void *arg, int64_t id, const char *prefix, const char *role, const char *name,
-                            int64_t created_at, int64_t revoked_at)
+static void note_demo_token(void *arg, const struct token_row *t)
 {
     struct demo_tokens *d = arg;
     int room = d->n < (int)(sizeof d->ids / sizeof d->ids[0]);
-    if (room && !revoked_at && !strcmp(name, "demo") && !strcmp(role, "admin"))
-        d->ids[d->n++] = id;
+    if (room && !t->revoked_at && !strcmp(t->name, "demo") && !strcmp(t->role, "admin"))
+        d->ids[d->n++] = t->id;
 }
 
 static int demo_token(struct tx *tx, void *arg)
@@ -383,7 +392,7 @@ static int cmd_demo(struct opts *o)
     if (!o->listen)
         o->listen = "127.0.0.1:8080";
     char iccid[ICCID_MAX + 1];
-    struct token_arg t = {.role = ROLE_ADMIN, .name = "demo"};
+    struct token_arg t = {.spec = {.role = ROLE_ADMIN, .name = "demo"}};
     int rc = with_tx(o, demo_seed, iccid);
     if (!rc)
         rc = with_tx(o, demo_token, &t);

@@ -9,36 +9,40 @@
 #include "util/err.h"
 #include "util/text.h"
 
-struct token_cmd {
-    int role;
-    const char *name;
-};
+static json_t *id_or_null(int64_t id) { return id ? json_integer(id) : json_null(); }
 
 static int exec_create(struct tx *tx, struct cmd *c)
 {
-    struct token_cmd *tc = c->arg;
+    struct token_spec *s = c->arg;
     char secret[TOKEN_LEN + 8];
     int64_t id;
-    int rc = auth_token_create(tx, tc->role, tc->name, secret, &id);
-    if (rc)
+    int rc = auth_token_create(tx, s, secret, &id);
+    if (rc) {
+        c->err_param = rc == ERR_INVALID_PARAMETER ? "role" : rc == ERR_NOT_FOUND ? "replaces" : NULL;
         return rc;
+    }
     c->status = 201;
-    c->body = json_text(tx->a, json_pack("{s:I, s:s, s:s, s:s, s:o}", "id", (json_int_t)id, "token", secret, "role",
-                                         auth_role_name(tc->role), "name", tc->name, "created_at", json_time(tx->now)));
+    c->body = json_text(tx->a, json_pack("{s:I, s:s, s:s, s:s, s:o, s:o}", "id", (json_int_t)id, "token", secret,
+                                         "role", auth_role_name(s->role), "name", s->name, "replaces",
+                                         id_or_null(s->replaces), "created_at", json_time(tx->now)));
     memset(secret, 0, sizeof secret);
     return 0;
 }
 
 int api_tokens_create(struct req *r)
 {
-    static const char *const keys[] = {"role", "name", NULL};
+    static const char *const keys[] = {"role", "name", "replaces", NULL};
     const struct jv *b;
     if (req_body_object(r, &b))
         return 0;
     const char *role = NULL, *name = NULL, *param = NULL;
-    struct token_cmd *tc = arena_alloc(&r->a, sizeof *tc);
+    struct token_spec *s = arena_alloc(&r->a, sizeof *s);
+    *s = (struct token_spec){.role = -1};
     int rc = json_only_keys(b, keys, &param);
-    if (!rc && ((rc = json_field_str(b, "role", 1, 16, &role)) || (tc->role = auth_role_parse(role)) < 0))
+    if (!rc && ((rc = json_field_int(b, "replaces", 0, &s->replaces)) || s->replaces < 0))
+        rc = rc ? rc : ERR_INVALID_PARAMETER, param = "replaces";
+    if (!rc && ((rc = json_field_str(b, "role", !s->replaces, 16, &role)) ||
+                (role && (s->role = auth_role_parse(role)) < 0)))
         rc = rc ? rc : ERR_INVALID_PARAMETER, param = "role";
     if (!rc && ((rc = json_field_str(b, "name", 0, TOKEN_NAME_MAX, &name)) ||
                 (name && !text_printable(name, TOKEN_NAME_MAX))))
@@ -47,17 +51,17 @@ int api_tokens_create(struct req *r)
         req_error(r, rc, param);   /* param may point into b */
         return 0;
     }
-    tc->name = arena_strdup(&r->a, name ? name : "");
+    s->name = name ? arena_strdup(&r->a, name) : NULL;
     r->idem_key = NULL;   /* a replay would have to keep the secret */
-    return req_submit(r, exec_create, tc);
+    return req_submit(r, exec_create, s);
 }
 
-static void add_token(void *arg, int64_t id, const char *prefix, const char *role, const char *name,
-                      int64_t created_at, int64_t revoked_at)
+static void add_token(void *arg, const struct token_row *t)
 {
-    json_array_append_new(arg, json_pack("{s:I, s:s, s:s, s:s, s:o, s:o}", "id", (json_int_t)id, "prefix", prefix,
-                                         "role", role, "name", name, "created_at", json_time(created_at),
-                                         "revoked_at", json_time(revoked_at)));
+    json_array_append_new(arg, json_pack("{s:I, s:s, s:s, s:s, s:o, s:o, s:o}", "id", (json_int_t)t->id, "prefix",
+                                         t->prefix, "role", t->role, "name", t->name, "replaces",
+                                         id_or_null(t->replaces), "created_at", json_time(t->created_at),
+                                         "revoked_at", json_time(t->revoked_at)));
 }
 
 int api_tokens_list(struct req *r)

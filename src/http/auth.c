@@ -46,14 +46,44 @@ static int header_hash(const char *authz, unsigned char h[32])
     return 0;
 }
 
-STORE_SQL(SQL_TOKEN_NEW, "INSERT INTO tokens(prefix, hash, role, name, created_at) VALUES (?, ?, ?, ?, ?)");
-STORE_SQL(SQL_TOKEN_BY_HASH, "SELECT id, role, revoked_at IS NOT NULL FROM tokens WHERE hash = ?");
+STORE_SQL(SQL_TOKEN_NEW, "INSERT INTO tokens(prefix, hash, role, name, created_at, replaces, scope) "
+                         "VALUES (?, ?, ?, ?, ?, ?, ?)");
+STORE_SQL(SQL_TOKEN_LINE, "SELECT role, name, COALESCE(scope, id) FROM tokens WHERE id = ?");
+STORE_SQL(SQL_TOKEN_BY_HASH, "SELECT id, role, revoked_at IS NOT NULL, COALESCE(scope, id) FROM tokens WHERE hash = ?");
 STORE_SQL(SQL_TOKEN_REVOKE, "UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL");
 STORE_SQL(SQL_TOKEN_EXISTS, "SELECT 1 FROM tokens WHERE id = ?");
-STORE_SQL(SQL_TOKEN_LIST, "SELECT id, prefix, role, name, created_at, COALESCE(revoked_at, 0) FROM tokens ORDER BY id");
+STORE_SQL(SQL_TOKEN_LIST, "SELECT id, prefix, role, name, created_at, COALESCE(revoked_at, 0), COALESCE(replaces, 0) "
+                          "FROM tokens ORDER BY id");
 
-int auth_token_create(struct tx *tx, int role, const char *name, char out[TOKEN_LEN + 8], int64_t *id)
+/* The replaced token's role, name and scope into s and *scope (A4). */
+static int line_of(struct tx *tx, struct token_spec *s, int64_t *scope)
 {
+    struct store_q *q;
+    int rc = store_one(tx->st, &q, &SQL_TOKEN_LINE, "i", s->replaces);
+    if (rc)
+        return rc;
+    int role = auth_role_parse(store_text(q, 0));
+    if (s->role < 0)
+        s->role = role;
+    else if (s->role != role)
+        rc = ERR_INVALID_PARAMETER;
+    if (!s->name)
+        s->name = arena_strdup(tx->a, store_text(q, 1));
+    *scope = store_i64(q, 2);
+    store_end(q);
+    return rc;
+}
+
+int auth_token_create(struct tx *tx, struct token_spec *s, char out[TOKEN_LEN + 8], int64_t *id)
+{
+    int64_t scope = 0;
+    if (s->replaces) {
+        int rc = line_of(tx, s, &scope);
+        if (rc)
+            return rc;
+    }
+    if (!s->name)
+        s->name = "";
     unsigned char raw[32], h[32];
     randombytes_buf(raw, sizeof raw);
     memcpy(out, PREFIX, sizeof PREFIX - 1);
@@ -63,8 +93,8 @@ int auth_token_create(struct tx *tx, int role, const char *name, char out[TOKEN_
     hash(out, h);
     char prefix[16];
     snprintf(prefix, sizeof prefix, "%.12s", out);
-    int rc = store_exec(tx->st, &SQL_TOKEN_NEW, "sbssi", prefix, h, sizeof h, auth_role_name(role),
-                        name ? name : "", tx->now);
+    int rc = store_exec(tx->st, &SQL_TOKEN_NEW, "sbssizz", prefix, h, sizeof h, auth_role_name(s->role), s->name,
+                        tx->now, s->replaces, scope);
     if (!rc)
         *id = store_last_id(tx->st);
     return rc;
@@ -75,6 +105,7 @@ int auth_resolve(struct tx *tx, const char *authz, struct principal *p)
     memset(p, 0, sizeof *p);
     p->role = ROLE_ANON;
     snprintf(p->name, sizeof p->name, "anonymous");
+    snprintf(p->scope, sizeof p->scope, "anonymous");
     if (!authz)
         return 0;
     /* On a refusal, name says for the log what was presented (never any of it). */
@@ -90,12 +121,14 @@ int auth_resolve(struct tx *tx, const char *authz, struct principal *p)
     int64_t id = store_i64(q, 0);
     int role = auth_role_parse(store_text(q, 1));
     int revoked = (int)store_i64(q, 2);
+    int64_t scope = store_i64(q, 3);
     store_end(q);
     if (revoked || role < 0)
         return snprintf(p->name, sizeof p->name, "revoked token:%lld", (long long)id), ERR_UNAUTHENTICATED;
     p->role = role;
     p->token_id = id;
     snprintf(p->name, sizeof p->name, "token:%lld", (long long)id);
+    snprintf(p->scope, sizeof p->scope, "token:%lld", (long long)scope);
     return 0;
 }
 
@@ -109,14 +142,15 @@ int auth_token_revoke(struct tx *tx, int64_t id)
     return store_exec(tx->st, &SQL_TOKEN_REVOKE, "ii", tx->now, id);
 }
 
-int auth_token_list(struct tx *tx, void (*fn)(void *arg, int64_t id, const char *prefix, const char *role,
-                                               const char *name, int64_t created_at, int64_t revoked_at),
-                    void *arg)
+int auth_token_list(struct tx *tx, void (*fn)(void *arg, const struct token_row *t), void *arg)
 {
     struct store_q *q = store_query(tx->st, &SQL_TOKEN_LIST, "");
-    while (store_next(q))
-        fn(arg, store_i64(q, 0), store_text(q, 1), store_text(q, 2), store_text(q, 3), store_i64(q, 4),
-           store_i64(q, 5));
+    while (store_next(q)) {
+        struct token_row t = {.id = store_i64(q, 0), .prefix = store_text(q, 1), .role = store_text(q, 2),
+                              .name = store_text(q, 3), .created_at = store_i64(q, 4), .revoked_at = store_i64(q, 5),
+                              .replaces = store_i64(q, 6)};
+        fn(arg, &t);
+    }
     return store_end(q);
 }
 

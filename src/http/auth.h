@@ -14,7 +14,15 @@
  *      is refused within AUTH_REMEMBER_MS. Without the counter (the file
  *      cannot be made) the server remembers nothing.
  *  A3. Unknown, malformed and revoked tokens are never remembered: a guesser
- *      pays a lookup every time (and is rate-limited per address). */
+ *      pays a lookup every time (and is rate-limited per address).
+ *
+ * A4. Idempotency keys are scoped to a line of tokens: a token made to
+ *     replace another (rotation) shares its scope, principal.scope, which is
+ *     "token:" and the id of the line's first token. A retry sent under the
+ *     new token of a request sent under the old one is the same request, so
+ *     rotating a client's token never applies a queued or lost request twice.
+ *     A token replaces one of its own role only; revoked ones too (rotation
+ *     after a leak revokes first). */
 #pragma once
 #include <stdint.h>
 
@@ -26,8 +34,15 @@
 
 int auth_role_parse(const char *s);        /* ROLE_ADMIN, ROLE_OPERATOR, or -1 */
 const char *auth_role_name(int role);
-/* Creates a token; out receives the secret (NUL-terminated). */
-int auth_token_create(struct tx *tx, int role, const char *name, char out[TOKEN_LEN + 8], int64_t *id);
+struct token_spec {
+    int role;                /* -1, with replaces: the replaced token's */
+    const char *name;        /* NULL: "", or with replaces the replaced token's */
+    int64_t replaces;        /* 0, or the token this one replaces (A4) */
+};
+/* Creates a token; out receives the secret (NUL-terminated), s->role and
+ * s->name what the token got. With s->replaces: ERR_NOT_FOUND when there is
+ * no such token, ERR_INVALID_PARAMETER when s->role is another role. */
+int auth_token_create(struct tx *tx, struct token_spec *s, char out[TOKEN_LEN + 8], int64_t *id);
 /* Resolves "Bearer <token>" (or NULL: anonymous). ERR_UNAUTHENTICATED when
  * the header is malformed or the token unknown or revoked. */
 int auth_resolve(struct tx *tx, const char *authorization, struct principal *out);
@@ -46,6 +61,8 @@ int auth_recall(const char *authorization, int64_t now_ms, struct principal *out
 void auth_remember(const char *authorization, int64_t now_ms, uint64_t epoch, const struct principal *p);
 void auth_forget(void);
 int auth_token_revoke(struct tx *tx, int64_t id);   /* ERR_NOT_FOUND */
-int auth_token_list(struct tx *tx, void (*fn)(void *arg, int64_t id, const char *prefix, const char *role,
-                                               const char *name, int64_t created_at, int64_t revoked_at),
-                    void *arg);
+struct token_row {
+    int64_t id, replaces, created_at, revoked_at;   /* replaces, revoked_at: 0 for none */
+    const char *prefix, *role, *name;
+};
+int auth_token_list(struct tx *tx, void (*fn)(void *arg, const struct token_row *t), void *arg);

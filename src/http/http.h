@@ -61,6 +61,7 @@ struct principal {
     int role;                  /* one enum role */
     int64_t token_id;          /* 0 for anonymous */
     char name[32];             /* "token:12", "anonymous" */
+    char scope[32];            /* idempotency keys' scope (auth.h A4): "token:3" */
 };
 
 struct req {

@@ -406,7 +406,7 @@ static int submit(struct req *r, int (*exec)(struct tx *tx, struct cmd *c),
     c->a = &r->a;
     c->principal = r->who.name;
     if (r->idem_key) {
-        c->idem_scope = r->who.name;
+        c->idem_scope = r->who.scope;   /* auth.h A4 */
         c->idem_key = r->idem_key;
         const char *m = http_method_name(r->method);
         crypto_generichash_state h;
@@ -650,6 +650,7 @@ static void *on_head(void *cls, struct net_conn *conn, const struct h1_req *h, s
     r->method = http_method_parse(h->method);
     r->lang = i18n_pick(h1_header(h, "Accept-Language"));
     text_copy(r->who.name, sizeof r->who.name, "anonymous");
+    text_copy(r->who.scope, sizeof r->who.scope, "anonymous");
     if (admit(r))
         send_answer(r);   /* early: net skips the body, if any */
     *cap = r->cap;

@@ -253,3 +253,99 @@ def test_a_refusal_is_final_for_its_key(server):
                  "invalid_amount", "amount")
     assert server.topup(iccid, 100, key=k).status == 201
     server.ledger_ok()
+
+
+def test_a_token_that_replaces_another_keeps_its_keys(server):
+    """Rotation (auth.h A4): a request sent under the old token and retried,
+    with its key, under the token that replaces it (even once the old one is
+    revoked) replays; it is not applied twice. The line goes on through a
+    second rotation; a token of its own, not replacing, has its own keys.
+    Before, keys were scoped to the token alone, so a kiosk replaying its
+    offline queue after its token was rotated doubled every top-up whose
+    answer it had lost."""
+    iccid = server.new_sim()
+    r = server.request("POST", "/v1/tokens", {"role": "operator", "name": "kiosk 4"}, token="admin")
+    assert r.status == 201 and r.body["replaces"] is None, r
+    old_id, old = r.body["id"], r.body["token"]
+    key = make_key("rotate")
+    first = server.topup(iccid, 700, key=key, token=old)
+    assert first.status == 201, first
+
+    r = server.request("POST", "/v1/tokens", {"replaces": old_id}, token="admin")
+    assert r.status == 201, r
+    assert (r.body["role"], r.body["name"], r.body["replaces"]) == ("operator", "kiosk 4", old_id), r
+    new_id, new = r.body["id"], r.body["token"]
+    assert server.request("DELETE", "/v1/tokens/%d" % old_id, token="admin").status == 200
+    assert server.topup(iccid, 700, key=key, token=old).status == 401
+
+    again = server.topup(iccid, 700, key=key, token=new)
+    assert again.status == 201 and again.raw == first.raw and _replayed(again.headers), again
+    assert_error(server.topup(iccid, 701, key=key, token=new), 422, "idempotency_key_reused")
+
+    r = server.request("POST", "/v1/tokens", {"replaces": new_id, "role": "operator", "name": "kiosk 4b"},
+                       token="admin")
+    assert r.status == 201 and r.body["name"] == "kiosk 4b", r
+    third = server.topup(iccid, 700, key=key, token=r.body["token"])
+    assert third.raw == first.raw and _replayed(third.headers), third
+
+    r = server.request("POST", "/v1/tokens", {"role": "operator"}, token="admin")
+    fresh_id = r.body["id"]
+    fresh = server.topup(iccid, 700, key=key, token=r.body["token"])
+    assert fresh.status == 201 and not _replayed(fresh.headers), fresh
+    assert server.snapshot(iccid) == ("active", 1400, 2)
+
+    listed = {t["id"]: t for t in server.request("GET", "/v1/tokens", token="admin").body["data"]}
+    assert listed[new_id]["replaces"] == old_id and listed[old_id]["replaces"] is None
+    # the scope is the text keys stored before migration 012 have: "token:" and the first token's id
+    con = sqlite3.connect("file:%s?mode=ro" % server.db, uri=True)
+    try:
+        scopes = [row[0] for row in con.execute("SELECT scope FROM idempotency WHERE key = ?", (key,))]
+    finally:
+        con.close()
+    assert sorted(scopes) == sorted(["token:%d" % old_id, "token:%d" % fresh_id]), scopes
+    server.ledger_ok()
+
+
+def test_replacing_a_token_refuses_what_is_not_one(server):
+    """replaces must name a token (404 not_found, param replaces), as a
+    positive integer (400), of the same role as the new one (400, param
+    role); without replaces the role is required. Nothing is created."""
+    r = server.request("POST", "/v1/tokens", {"role": "operator"}, token="admin")
+    op_id = r.body["id"]
+    before = len(server.request("GET", "/v1/tokens", token="admin").body["data"])
+    for body, status, code, param in [
+        ({"replaces": 999999}, 404, "not_found", "replaces"),
+        ({"replaces": "1"}, 400, "invalid_parameter", "replaces"),
+        ({"replaces": -1}, 400, "invalid_parameter", "replaces"),
+        ({"replaces": op_id, "role": "admin"}, 400, "invalid_parameter", "role"),
+        ({"replaces": 0}, 400, "missing_parameter", "role"),
+        ({"name": "x"}, 400, "missing_parameter", "role"),
+    ]:
+        r = server.request("POST", "/v1/tokens", body, token="admin", lang="ru")
+        assert_error(r, status, code)
+        assert r.body["error"].get("param") == param, (body, r)
+    assert len(server.request("GET", "/v1/tokens", token="admin").body["data"]) == before
+
+
+def test_cli_token_create_replaces(server):
+    """`topupd token create --replaces ID` makes the replacement (the old
+    token's role unless --role says another, which is refused), and
+    `token list` shows which token each replaces."""
+    r = server.request("POST", "/v1/tokens", {"role": "operator", "name": "till 9"}, token="admin")
+    old_id = r.body["id"]
+    iccid = server.new_sim()
+    key = make_key("cli-rotate")
+    first = server.topup(iccid, 500, key=key, token=r.body["token"])
+    cp = server.cli("token", "create", "--replaces", str(old_id), "--db", server.db)
+    new = cp.stdout.strip()
+    assert "(operator, sharing the idempotency keys of the one it replaces)" in cp.stderr, cp.stderr
+    again = server.topup(iccid, 500, key=key, token=new)
+    assert again.raw == first.raw and _replayed(again.headers), again
+    listed = server.cli("token", "list", "--db", server.db).stdout
+    assert any(ln.endswith("\ttill 9\treplaces %d" % old_id) for ln in listed.splitlines()), listed
+    cp = server.cli("token", "create", "--replaces", str(old_id), "--role", "admin", "--db", server.db, check=False)
+    assert cp.returncode == 1 and "has another role" in cp.stderr, cp.stderr
+    cp = server.cli("token", "create", "--replaces", "99999", "--db", server.db, check=False)
+    assert cp.returncode == 1 and "there is no token 99999" in cp.stderr, cp.stderr
+    cp = server.cli("token", "create", "--replaces", "x1", "--db", server.db, check=False)
+    assert cp.returncode == 2 and "is not a token id" in cp.stderr, cp.stderr

@@ -491,11 +491,13 @@ static void make_tokens(void)
     struct tx tx = {.st = st, .now = (int64_t)time(NULL), .cf = &cf, .a = &a, .principal = "fuzz"};
     int64_t id_revoked;
     FUZZ_CHECK(store_begin(st) == 0, "store_begin");
-    int rc = auth_token_create(&tx, ROLE_ADMIN, "fuzz-admin", tok_admin, &id_admin);
+    struct token_spec admin = {ROLE_ADMIN, "fuzz-admin", 0}, op = {ROLE_OPERATOR, "fuzz-operator", 0},
+                      revoked = {ROLE_OPERATOR, "fuzz-revoked", 0};
+    int rc = auth_token_create(&tx, &admin, tok_admin, &id_admin);
     if (!rc)
-        rc = auth_token_create(&tx, ROLE_OPERATOR, "fuzz-operator", tok_op, &id_op);
+        rc = auth_token_create(&tx, &op, tok_op, &id_op);
     if (!rc)
-        rc = auth_token_create(&tx, ROLE_OPERATOR, "fuzz-revoked", tok_revoked, &id_revoked);
+        rc = auth_token_create(&tx, &revoked, tok_revoked, &id_revoked);
     if (!rc)
         rc = auth_token_revoke(&tx, id_revoked);
     FUZZ_CHECK(rc == 0 && store_commit(st) == 0, "creating tokens: %d", rc);
