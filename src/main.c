@@ -1,5 +1,7 @@
 /* topupd — one binary, Git-style subcommands dispatched from commands[]. */
 #include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
 #include <malloc.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -24,7 +26,7 @@
 #include "util/text.h"
 
 struct opts {
-    const char *listen, *db, *key, *role, *name, *replaces, *fault, *tls_cert, *tls_key;
+    const char *listen, *db, *key, *role, *name, *replaces, *to, *fault, *tls_cert, *tls_key;
     int test_clock, help;
     const char *arg, *arg2;   /* positional arguments ("token revoke 12"), as many as the command takes */
     struct conf cf;
@@ -49,6 +51,7 @@ static int parse(int argc, char **argv, int max_args, struct opts *o)
                           : !strcmp(a, "--role")   ? &o->role
                           : !strcmp(a, "--name")   ? &o->name
                           : !strcmp(a, "--replaces") ? &o->replaces
+                          : !strcmp(a, "--to")     ? &o->to
                           : !strcmp(a, "--fault")  ? &o->fault
                           : !strcmp(a, "--tls-cert") ? &o->tls_cert
                           : !strcmp(a, "--tls-key")  ? &o->tls_key : NULL;
@@ -301,6 +304,141 @@ static int cmd_check(struct opts *o)
     return r.violations ? 1 : 0;
 }
 
+/* ---- backup ----------------------------------------------------------------- */
+
+STORE_SQL(SQL_RECEIPT_KEY, "SELECT value FROM meta WHERE key = 'receipt_key'");
+
+static int sync_path(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+struct copy_check {
+    int version;          /* the copy's schema */
+    int balanced;         /* the ledger was checked (a database at this topupd's schema) */
+    struct ledger_report ledger;
+    char why[256];        /* quick_check's first finding */
+    char key_id[17];      /* the key its receipts are signed with; "" if none yet */
+};
+
+/* A topup database at any schema this topupd knows (a backup before an
+ * upgrade is the one most wanted); its version into *version. */
+static int open_ours(struct store **st, const char *path, int *version)
+{
+    int rc = store_open(st, path, STORE_READER);
+    if (!rc)
+        rc = store_ours(*st);   /* another program's, or a newer topupd's: said there */
+    if (!rc)
+        rc = store_version(*st, version);
+    if (!rc && !*version) {
+        fprintf(stderr, "backup: %s is not a topup database (it has no schema version)\n", path);
+        rc = ERR_INVALID_STATE;
+    }
+    return rc;
+}
+
+/* The copy is whole (quick_check) and, at this topupd's schema, balanced. */
+static int check_copy(const char *path, struct conf *cf, struct copy_check *c)
+{
+    struct store *st = NULL;
+    int rc = open_ours(&st, path, &c->version);
+    if (!rc && (rc = store_quick_check(st, c->why, sizeof c->why)))
+        fprintf(stderr, "backup: the copy fails SQLite's quick_check: %s\n", c->why);
+    if (!rc && c->version == store_version_latest()) {
+        store_close(st);
+        st = NULL;
+        rc = server_open_reader(&st, path, cf);
+        c->balanced = 1;
+    }
+    struct arena a;
+    arena_init(&a);
+    struct tx tx = {.st = st, .now = 0, .cf = cf, .a = &a, .principal = "cli"};
+    if (!rc && !(rc = store_begin(st))) {
+        rc = c->balanced ? ledger_check(&tx, &c->ledger) : 0;
+        struct store_q *q;
+        int k = rc ? rc : store_one(st, &q, &SQL_RECEIPT_KEY, "");
+        if (!k) {
+            text_copy(c->key_id, sizeof c->key_id, store_text(q, 0));
+            store_end(q);
+        }
+        store_rollback(st);
+    }
+    store_close(st);
+    arena_free(&a);
+    return rc;
+}
+
+/* A consistent copy of a database, while a server runs on it: taken from one
+ * snapshot into <to>.partial, synced, checked (SQLite's quick_check and the
+ * ledger), and only then renamed to <to>, its directory synced. So a file at
+ * <to> is always a whole, checked backup; one interrupted leaves .partial,
+ * which the next run replaces. Nothing is ever overwritten at <to>. */
+static int cmd_backup(struct opts *o)
+{
+    int rc = need_existing_db(o, "backup");
+    if (rc)
+        return rc;
+    if (!o->to)
+        return fprintf(stderr, "--to FILE is required\n"), 2;
+    if (!access(o->to, F_OK))
+        return fprintf(stderr, "backup: %s exists; a backup never replaces a file\n", o->to), 1;
+    char part[4096], dir[4096];
+    if (snprintf(part, sizeof part, "%s.partial", o->to) >= (int)sizeof part)
+        return fprintf(stderr, "backup: --to is too long\n"), 2;
+    if (unlink(part) && errno != ENOENT)
+        return fprintf(stderr, "backup: cannot remove %s: %s\n", part, strerror(errno)), 1;
+    int64_t t0 = clock_mono_ms();
+    struct store *st = NULL;
+    int version = 0;
+    rc = open_ours(&st, o->db, &version);
+    if (!rc && (rc = store_copy(st, part)))
+        fprintf(stderr, "backup: could not write %s (see above)\n", part);
+    store_close(st);
+    struct stat sb;
+    if (!rc && !stat(o->db, &sb))
+        chmod(part, sb.st_mode & 0777);   /* as readable as the database, no more: it holds the same */
+    if (!rc && sync_path(part)) {
+        fprintf(stderr, "backup: could not sync %s: %s\n", part, strerror(errno));
+        rc = ERR_STORAGE;
+    }
+    int64_t took = clock_mono_ms() - t0;
+    struct copy_check c = {0};
+    if (!rc && (rc = check_copy(part, &o->cf, &c)) == 0 && c.ledger.violations) {
+        fprintf(stderr, "backup: the copy's ledger does not balance: %s\n", c.ledger.first_violation);
+        rc = ERR_CONSTRAINT;
+    }
+    snprintf(dir, sizeof dir, "%s", o->to);
+    if (!rc && (rename(part, o->to) || sync_path(dirname(dir)))) {
+        fprintf(stderr, "backup: could not put the copy at %s: %s\n", o->to, strerror(errno));
+        rc = ERR_STORAGE;
+    }
+    if (rc) {
+        unlink(part);
+        return fprintf(stderr, "backup: %s; no backup was made\n", err_code(rc)), 1;
+    }
+    stat(o->to, &sb);
+    printf("backup %s: %.1f MB from one snapshot of %s in %.1f s, schema %d; quick_check ok; ", o->to,
+           (double)sb.st_size / 1e6, o->db, (double)took / 1e3, c.version);
+    if (!c.balanced)
+        printf("ledger not checked (this topupd checks schema %d: run its check after the upgrade)",
+               store_version_latest());
+    else
+        printf("ledger ok");
+    for (int i = 0; i < c.ledger.nunits; i++)
+        printf("%s%s debits = credits = %lld", i ? ", " : " (", c.ledger.units[i].unit,
+               (long long)c.ledger.units[i].debits);
+    printf("%s\n", c.ledger.nunits ? ")" : "");
+    if (c.key_id[0])
+        printf("its receipts are signed with key %s: keep %s%s with the backups, but apart from them\n", c.key_id,
+               o->key ? o->key : o->db, o->key ? "" : ".ed25519");
+    return 0;
+}
+
 /* ---- demo ------------------------------------------------------------------- */
 
 /* Appends the Luhn check digit to a run of digits. */
@@ -453,6 +591,7 @@ static const struct command {
     {"migrate",      cmd_migrate, 0, "migrate --db PATH        apply the schema migrations"},
     {"token",        cmd_token,   2, TOKEN_USAGE},
     {"check",        cmd_check,   0, "check --db PATH          verify the ledger (exit 1 on a violation)"},
+    {"backup",       cmd_backup,  0, "backup --db PATH --to FILE [--key PATH]  a checked copy, while the server runs"},
     {"routes",       cmd_routes,  0, "routes                   print the route table and its roles as JSON"},
     {"demo",         cmd_demo,    0, "demo [--db PATH] [--listen IP:PORT]  seed demo data and serve"},
     {"help",         cmd_help,    1, "help [COMMAND]           this, or one command's usage (also: COMMAND --help)"},

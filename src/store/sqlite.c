@@ -499,6 +499,30 @@ int store_rollback_to(struct store *st)
     return rc ? rc : store_exec(st, &SQL_RELEASE, "");
 }
 
+STORE_SQL(SQL_COPY, "VACUUM INTO ?");
+STORE_SQL(SQL_QUICK_CHECK, "PRAGMA quick_check");
+
+int store_copy(struct store *st, const char *path)
+{
+    /* query_only (a reader's) refuses VACUUM INTO too; it changes only the copy */
+    int rc = store_script(st, "PRAGMA query_only=OFF");
+    if (!rc)
+        rc = store_exec(st, &SQL_COPY, "s", path);
+    if (st->mode == STORE_READER && store_script(st, "PRAGMA query_only=ON") && !rc)
+        rc = ERR_STORAGE;
+    return rc;
+}
+
+int store_quick_check(struct store *st, char *why, size_t n)
+{
+    struct store_q *q = store_query(st, &SQL_QUICK_CHECK, "");
+    int row = store_next(q), ok = row && !strcmp(store_text(q, 0), "ok");
+    if (!ok)
+        snprintf(why, n, "%s", row ? store_text(q, 0) : "the file could not be read");
+    int rc = store_end(q);
+    return rc ? rc : ok ? 0 : ERR_STORAGE;
+}
+
 STORE_SQL(SQL_VERSION, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
 STORE_SQL(SQL_MIGRATED, "INSERT INTO schema_migrations(version, name, applied_at) VALUES (?, ?, strftime('%s','now'))");
 

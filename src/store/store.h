@@ -162,6 +162,15 @@ int store_prefetch_fd(int fd);
  * on writers, 16 on readers; the engine's writer then takes cache_mb). */
 int store_cache_size(struct store *st, int64_t mib);
 
+/* Writes the database as this connection's snapshot shows it into a new
+ * file at path (VACUUM INTO: one read transaction, so the copy is consistent
+ * while a server writes beside it, and compact). Outside any transaction;
+ * a reader may do it. The copy is not synced: that is the caller's. */
+int store_copy(struct store *st, const char *path);
+/* SQLite's quick_check of every page: 0 when it finds nothing wrong, else
+ * ERR_STORAGE with its first finding in why. */
+int store_quick_check(struct store *st, char *why, size_t n);
+
 /* Run a whole script (migrations, tests). Not for statements with parameters. */
 int store_script(struct store *st, const char *sql);
 
