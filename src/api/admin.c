@@ -45,11 +45,14 @@ static int exec_clock(struct tx *tx, struct cmd *c)
 
 int api_test_clock(struct req *r)
 {
+    static const char *const keys[] = {"advance", "now", NULL};
     const struct jv *b;
     if (req_body_object(r, &b))
         return 0;
     int64_t advance = 0, target = 0;
-    const char *now = NULL;
+    const char *now = NULL, *bad = NULL;
+    if (json_only_keys(b, keys, &bad))   /* a misspelt key moved nothing and said 200 */
+        return req_error(r, ERR_INVALID_PARAMETER, bad);
     int rc = json_field_int(b, "advance", 0, &advance);
     if (rc || advance < 0 || advance > 100LL * 366 * 86400) {   /* a century at most */
         return req_error(r, rc ? rc : ERR_INVALID_PARAMETER, "advance");

@@ -77,6 +77,7 @@ int api_plans_create(struct req *r)
     static const char *const keys[] = {"code", "name", "price", "currency", "validity_days", "allowances",
                                        "zones", "payg", NULL};
     static const char *const allowance_keys[] = {"data_bytes", "voice_seconds", "sms", NULL};
+    static const char *const name_keys[] = {"zh", "en", "ru", NULL};
     const struct jv *b;
     if (req_body_object(r, &b))
         return 0;
@@ -91,6 +92,8 @@ int api_plans_create(struct req *r)
         bad = "code";
     if (!rc && (!name || name->kind != JV_OBJECT))
         rc = name ? ERR_INVALID_PARAMETER : ERR_MISSING_PARAMETER, bad = "name";
+    if (!rc && json_only_keys(name, name_keys, &bad))   /* a name in a fourth language was dropped unsaid */
+        rc = ERR_INVALID_PARAMETER, bad = "name";
     if (!rc && ((rc = str_into(name, "zh", p->name_zh, sizeof p->name_zh)) ||
                 (rc = str_into(name, "en", p->name_en, sizeof p->name_en)) ||
                 (rc = str_into(name, "ru", p->name_ru, sizeof p->name_ru))))

@@ -66,6 +66,7 @@ BAD_PLANS = [
     (dict(name="10 GB"), 400, "invalid_parameter", "name"),
     (dict(name={"zh": "测试", "en": "test"}), 400, "missing_parameter", "name"),
     (dict(name={"zh": "测试", "en": "", "ru": "тест"}), 400, "invalid_parameter", "name"),
+    (dict(name={"zh": "测试", "en": "test", "ru": "тест", "fr": "essai"}), 400, "invalid_parameter", "name"),
     (dict(price=_ABSENT), 400, "missing_parameter", "price"),
     (dict(price=-1), 400, "invalid_parameter", "price"),
     (dict(price="1000"), 400, "invalid_parameter", "price"),

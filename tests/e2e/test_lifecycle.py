@@ -22,6 +22,10 @@ def test_clock_route(server_factory):
     assert_error(clk.request("POST", "/v1/test/clock", {"advance": 60}, token="operator"), 403, "forbidden")
     assert_error(clk.request("POST", "/v1/test/clock", {"advance": 60}, token=None), 401, "unauthenticated")
     t1 = clk.now()
+    # A misspelt key is refused, as on every other route: it moved nothing and answered 200.
+    assert_error(clk.request("POST", "/v1/test/clock", {"advanc": 86400}, token="admin"), 400,
+                 "invalid_parameter", "advanc")
+    assert clk.now() - t1 <= 60
     t2 = clk.advance(10 * DAY)
     assert 10 * DAY <= t2 - t1 <= 10 * DAY + 60
     target = t2 + 3 * DAY
