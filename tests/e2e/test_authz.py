@@ -2,9 +2,10 @@
 
 A role the route does not list: anonymous -> 401 unauthenticated, a known token
 -> 403 forbidden. A listed role: never 401/403 (whatever the dummy request
-then gets: 400, 404, ...). Also checks the routes documented in docs/API.md are
-all in the table with the documented roles."""
+then gets: 400, 404, ...). Also checks that the routes docs/API.md heads its
+sections with are the table's, with the roles it names."""
 import json
+import os
 import re
 import subprocess
 
@@ -13,28 +14,26 @@ import pytest
 from conftest import TOPUPD
 from e2e_util import assert_error, has_cjk, make_iccid, make_key
 
-DOCUMENTED = {
-    ("GET", "/healthz"): {"anonymous", "operator", "admin"},
-    ("GET", "/v1/plans"): {"anonymous", "operator", "admin"},
-    ("POST", "/v1/plans"): {"admin"},
-    ("POST", "/v1/sims"): {"admin"},
-    ("POST", "/v1/sims/import"): {"admin"},
-    ("GET", "/v1/sims/{iccid}"): {"operator", "admin"},
-    ("POST", "/v1/sims/{iccid}/topups"): {"operator", "admin"},
-    ("POST", "/v1/sims/{iccid}/bundles"): {"operator", "admin"},
-    ("POST", "/v1/sims/{iccid}/suspend"): {"admin"},
-    ("POST", "/v1/sims/{iccid}/resume"): {"admin"},
-    ("GET", "/v1/sims/{iccid}/transactions"): {"operator", "admin"},
-    ("GET", "/v1/receipts/{number}"): {"operator", "admin"},
-    ("GET", "/v1/receipts/{number}/print"): {"operator", "admin"},
-    ("POST", "/v1/receipts/verify"): {"anonymous", "operator", "admin"},
-    ("GET", "/v1/receipts/public-key"): {"anonymous", "operator", "admin"},
-    ("GET", "/v1/ledger/check"): {"admin"},
-    ("POST", "/v1/test/clock"): {"admin"},
-    ("GET", "/v1/tokens"): {"admin"},
-    ("POST", "/v1/tokens"): {"admin"},
-    ("DELETE", "/v1/tokens/{id}"): {"admin"},
-}
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+
+
+def _documented():
+    """{(method, path): roles} from the '### `METHOD /path`' headings of
+    docs/API.md: '(admin...)' is admin alone, '(operator...)' operator and
+    admin, no role named: anyone."""
+    text = open(os.path.join(ROOT, "docs", "API.md"), encoding="utf-8").read()
+    found = {}
+    for heading in re.findall(r"^### (`[A-Z]+ /.*)$", text, re.M):
+        role = re.search(r"\((admin|operator)\b", heading)
+        roles = {"admin"} if role and role.group(1) == "admin" else \
+            {"operator", "admin"} if role else {"anonymous", "operator", "admin"}
+        for method, path in re.findall(r"`([A-Z]+) (/[^`?]*)", heading):
+            found[(method, path)] = roles
+    assert len(found) >= 20, "API.md's route headings not parsed: %r" % found
+    return found
+
+
+DOCUMENTED = _documented()
 
 
 def _routes():
@@ -70,6 +69,9 @@ def test_documented_routes_and_roles():
     for route, roles in DOCUMENTED.items():
         assert route in table, "documented route missing: %s %s" % route
         assert table[route] == roles, "%s %s: roles %r, documented %r" % (route + (table[route], roles))
+    text = open(os.path.join(ROOT, "docs", "API.md"), encoding="utf-8").read()
+    row = re.search(r"^\| anonymous \| (.*)\|$", text, re.M).group(1)
+    assert set(re.findall(r"`([A-Z]+) (/[^`]*)`", row)) == {rt for rt, roles in table.items() if "anonymous" in roles}
     assert table[("POST", "/v1/sims/{iccid}/topups")] and \
         [r for r in _routes() if r["path"] == "/v1/sims/{iccid}/topups"][0]["idempotency_key_required"]
 
