@@ -585,7 +585,7 @@ static const struct command {
     int args;   /* the most positional arguments it takes; one more is a usage error */
     const char *help;
 } commands[] = {
-    {"serve",        cmd_serve,   0, "serve --db PATH [--listen IP:PORT] [--config FILE] [--set k=v]...\n"
+    {"serve",        cmd_serve,   0, "serve --db PATH [--listen IP:PORT] [--key PATH] [--config FILE] [--set k=v]...\n"
                                      "               [--tls-cert PEM --tls-key PEM]\n"
                                      "               [--test-clock] [--fault write@N|full@N|fsync@N[,once]]  (tests only)"},
     {"migrate",      cmd_migrate, 0, "migrate --db PATH        apply the schema migrations"},
@@ -593,7 +593,7 @@ static const struct command {
     {"check",        cmd_check,   0, "check --db PATH          verify the ledger (exit 1 on a violation)"},
     {"backup",       cmd_backup,  0, "backup --db PATH --to FILE [--key PATH]  a checked copy, while the server runs"},
     {"routes",       cmd_routes,  0, "routes                   print the route table and its roles as JSON"},
-    {"demo",         cmd_demo,    0, "demo [--db PATH] [--listen IP:PORT]  seed demo data and serve"},
+    {"demo",         cmd_demo,    0, "demo [--db PATH] [--listen IP:PORT] [--key PATH]  seed demo data and serve"},
     {"help",         cmd_help,    1, "help [COMMAND]           this, or one command's usage (also: COMMAND --help)"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

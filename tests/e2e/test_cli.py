@@ -425,3 +425,73 @@ def test_serve_refuses_limits_that_contradict_each_other(tmp_path):
         cp = _run("serve", "--listen", "127.0.0.1:%d" % free_port(), "--db", db, *args, cwd=tmp_path, timeout=10)
         assert cp.returncode == 2, (args, cp.returncode, cp.stderr)
         assert all(k in cp.stderr for k in keys), (args, cp.stderr)
+
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+
+
+def _readme():
+    return open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+
+
+def _number(text):
+    """README's way with numbers: 65536, -720, 2^40, 10^7, 64 KiB."""
+    m = re.fullmatch(r"`?(-?\d+)(?:\^(\d+))?(?: (KiB|MiB))?`?", text.strip())
+    if not m:
+        return text.strip().strip("`")
+    n = int(m.group(1)) ** int(m.group(2)) if m.group(2) else int(m.group(1))
+    return n * {None: 1, "KiB": 1 << 10, "MiB": 1 << 20}[m.group(3)]
+
+
+def _readme_configuration():
+    """{key: (default, (lo, hi) or None)} from README's table of keys."""
+    text = _readme()
+    table = text[text.index("| key | default | range | meaning |"):]
+    table = table[:table.index("\n\n")]
+    out = {}
+    for keys, defaults, ranges in re.findall(r"^\| (`[^|]*`) \| ([^|]*) \| ([^|]*) \|", table, re.M):
+        keys = re.findall(r"`(\w+)`", keys)
+        defaults = defaults.split(", ")
+        ranges = [re.fullmatch(r"(-?[\d^]+)–(-?[\d^]+)", r.strip()) for r in ranges.split(", ")]
+        ranges = [(_number(r.group(1)), _number(r.group(2))) if r else None for r in ranges]
+        assert len(defaults) == len(keys), keys
+        for i, k in enumerate(keys):
+            out[k] = (_number(defaults[i]), ranges[i] if i < len(ranges) else ranges[0])
+    return out
+
+
+def test_readme_documents_every_configuration_key_its_default_and_range(tmp_path):
+    """Every key conf.c knows is in README's table, no other, with conf_defaults'
+    value and the bounds topupd itself gives when a value is not a number."""
+    src = open(os.path.join(ROOT, "src", "util", "conf.c"), encoding="utf-8").read()
+    keys = re.findall(r'^\s*(?:I\((\w+),|\{"(\w+)", K_)', src, re.M)
+    keys = {a or b for a, b in keys}
+    defaults = {k: v.strip() for k, v in re.findall(r"^\s*c->(\w+) = ([^;]+);", src, re.M)}
+    defaults["currency"] = re.search(r'strcpy\(c->currency, "(\w+)"\)', src).group(1)
+    documented = _readme_configuration()
+    assert set(documented) == keys, ("undocumented: %s; not keys: %s" % (
+        sorted(keys - set(documented)), sorted(set(documented) - keys)))
+    for key, (default, bounds) in documented.items():
+        want = defaults[key]
+        want = want[len("VALIDITY_"):].lower() if want.startswith("VALIDITY_") else \
+            want if key == "currency" else eval(want.split("/*")[0])   # "64 * 1024"
+        assert default == want, "%s: README says %r, conf_defaults %r" % (key, default, want)
+        cp = _run("check", "--db", "none.db", "--set", key + "=x", cwd=tmp_path)
+        said = re.search(r"integer in \[(-?\d+), (-?\d+)\]", cp.stderr)
+        assert cp.returncode == 2 and (said or bounds is None), (key, cp.stderr)
+        if said:
+            assert bounds == (int(said.group(1)), int(said.group(2))), \
+                "%s: README says %r, topupd %s" % (key, bounds, said.group(0))
+
+
+def test_every_flag_is_in_help_and_readme(tmp_path):
+    """Each flag main.c parses is in `topupd help` and in README."""
+    src = open(os.path.join(ROOT, "src", "main.c"), encoding="utf-8").read()
+    flags = set(re.findall(r'strcmp\(a, "(--[a-z-]+)"\)', src)) - {"--help"}
+    assert len(flags) >= 10, flags
+    usage, readme = _run("help", cwd=tmp_path).stdout, _readme()
+    for flag in sorted(flags):
+        assert flag in usage, "%s is not in topupd help" % flag
+        assert flag in readme, "%s is not in README" % flag
+    for name in re.findall(r'^\s*\{"(\w+)",\s+cmd_', src, re.M):
+        assert "topupd %s" % name in readme, "topupd %s is not in README" % name
