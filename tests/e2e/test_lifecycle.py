@@ -178,6 +178,10 @@ def test_terminated_forfeits_balance(clock_server):
     srv.ledger_ok()
 
     assert_error(srv.topup(iccid, 1000), 409, "sim_terminated")
+    # and so is everything else (its message said "cannot be topped up" to a suspension too)
+    for verb in ("suspend", "resume"):
+        r = srv.request("POST", "/v1/sims/%s/%s" % (iccid, verb), token="admin", lang="en")
+        assert "topped up" not in assert_error(r, 409, "sim_terminated")["message"], r
     assert srv.snapshot(iccid) == ("terminated", 0, 3)
     # the never-activated SIM is untouched by the sweep
     assert srv.snapshot(other) == ("inactive", 0, 0)
