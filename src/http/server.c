@@ -609,6 +609,8 @@ static void send_answer(struct req *r)
                 n += snprintf(extra + n, sizeof extra - (size_t)n, "%s %s", k++ ? "," : "", methods[i].name);
         n += snprintf(extra + n, sizeof extra - (size_t)n, "\r\n");
     }
+    if (r->status == 401)   /* RFC 9110 11.6.1: a 401 names its scheme */
+        n += snprintf(extra + n, sizeof extra - (size_t)n, "WWW-Authenticate: Bearer\r\n");
     if (r->status == 503 || r->status == 429)   /* both lines, when a replay is a refusal */
         n += snprintf(extra + n, sizeof extra - (size_t)n, "Retry-After: %d\r\n",
                       r->retry_after > 0 ? r->retry_after : 1);

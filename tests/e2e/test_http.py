@@ -459,3 +459,15 @@ def test_head_refused_by_net_has_no_body(request, server_factory):
         assert a.status == status and a.headers["connection"].lower() == "close", a
         assert int(a.headers["content-length"]) > 0, a
         assert w.closed(), data   # nothing after the head: no body
+
+
+def test_401_names_the_bearer_scheme(server):
+    """RFC 9110 11.6.1: a 401 carries WWW-Authenticate (HTTP clients that
+    retry with credentials look for it); a 403 does not."""
+    for token in (None, "tpk_" + "A" * 43):
+        r = server.request("GET", "/v1/ledger/check", token=token)
+        assert_error(r, 401, "unauthenticated")
+        assert r.headers.get("www-authenticate") == "Bearer", r.headers
+    r = server.request("GET", "/v1/ledger/check", token="operator")
+    assert_error(r, 403, "forbidden")
+    assert "www-authenticate" not in r.headers, r.headers
