@@ -484,6 +484,18 @@ static int route(struct req *r)
     return path_known ? ERR_METHOD_NOT_ALLOWED : ERR_NOT_FOUND;
 }
 
+/* application/json, any case, alone or with parameters ("; charset=utf-8"):
+ * not a longer type that begins with it (application/jsonp, application/json-seq). */
+static int is_json_type(const char *ct)
+{
+    if (strncasecmp(ct, "application/json", 16))
+        return 0;
+    ct += 16;
+    while (*ct == ' ' || *ct == '\t')
+        ct++;
+    return !*ct || *ct == ';';
+}
+
 static int valid_idem_key(const char *k)
 {
     size_t n = strlen(k);
@@ -591,7 +603,7 @@ static int admit(struct req *r)
     if (key && r->method == HTTP_POST)
         r->idem_key = arena_strdup(&r->a, key);
     const char *ct = req_header(r, "Content-Type");
-    if (r->method == HTTP_POST && ct && !(r->route->flags & ROUTE_CSV) && strncasecmp(ct, "application/json", 16))
+    if (r->method == HTTP_POST && ct && !(r->route->flags & ROUTE_CSV) && !is_json_type(ct))
         return req_error(r, ERR_UNSUPPORTED_MEDIA_TYPE, NULL), ERR_UNSUPPORTED_MEDIA_TYPE;
     if (cl > (int64_t)r->cap)
         return req_error(r, ERR_BODY_TOO_LARGE, NULL), ERR_BODY_TOO_LARGE;

@@ -240,3 +240,28 @@ def test_rejected_requests_do_not_consume_daily_cap(clock_server):
     server.topup_ok(iccid, 100000)
     assert server.snapshot(iccid) == ("active", 500000, 3)
     server.ledger_ok()
+
+
+def test_a_json_body_under_another_type_is_415(funded):
+    """A JSON route takes its body without a Content-Type or as application/json
+    (any case, with parameters); any other type is 415, a longer one that merely
+    begins with it included (application/jsonp was taken as JSON)."""
+    server, iccid = funded
+    path = "/v1/sims/%s/topups" % iccid
+    for ct in ("text/plain", "application/x-www-form-urlencoded", "application/jsonp", "application/json-seq",
+               "application/json5"):
+        r = server.request("POST", path, GOOD, idem=make_key(), content_type=ct, lang="zh")
+        assert has_cjk(assert_error(r, 415, "unsupported_media_type")["message"]), (ct, r)
+    assert server.snapshot(iccid) == ("active", 1000, 1)
+    for ct in ("application/json", "Application/JSON; charset=utf-8", "application/json ;charset=UTF-8"):
+        r = server.request("POST", path, GOOD, idem=make_key(), content_type=ct)
+        assert r.status == 201, (ct, r)
+    conn = server.connection()
+    try:   # no Content-Type at all
+        conn.request("POST", path, body=json.dumps(GOOD).encode(),
+                     headers={"Authorization": "Bearer " + server.tokens["operator"], "Idempotency-Key": make_key()})
+        r = conn.getresponse()
+        assert r.status == 201, r.read()
+    finally:
+        conn.close()
+    assert server.snapshot(iccid) == ("active", 5000, 5)
