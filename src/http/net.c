@@ -887,6 +887,16 @@ static void conn_run(struct net_conn *c)
     }
 }
 
+/* Whether the client of a connection that reported its end has gone with
+ * nothing sent: no byte is left to read, or the socket failed. (A client
+ * may shut its side after a request and still wait for the answer.) */
+static int gone(struct net_conn *c)
+{
+    char b;
+    ssize_t r = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
 /* What epoll reported for connection c. In a flood, or after c was refused
  * for overload (net_hold), a new request goes on the ready stack; the worker
  * reads it from there (drain). */
@@ -897,9 +907,13 @@ static void conn_event(struct net_conn *c, uint32_t events)
     int readable = (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0;
     if (readable)
         c->rd_more = 1;
+    struct worker *w = c->w;
+    if (c->rd_hup && (c->stacked || w->flood || c->held) && c->state == S_HEAD && !c->in_len && gone(c)) {
+        conn_close(c);   /* parked, or about to be, with no request: it would hold its place for refuse_ms */
+        return;
+    }
     if (c->stacked)
         return;
-    struct worker *w = c->w;
     if (readable && (w->flood || c->held) && c->state == S_HEAD && !c->in_len) {
         c->ready_ms = c->active_ms = w->batch_ms;
         c->up = NULL;

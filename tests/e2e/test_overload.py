@@ -156,6 +156,47 @@ def test_overloaded_commands_are_shed_early_on_a_kept_connection(server_factory)
     srv.ledger_ok()
 
 
+def test_a_refused_client_that_leaves_frees_its_connection_at_once(server_factory):
+    """A connection refused for overload is held: its next request waits
+    unread until there is room or for shed_refuse_ms (net_hold). A client
+    that closes it instead frees it at once: before, the server noticed only
+    at shed_refuse_ms, so a client retrying on new connections had a second's
+    worth of them open, and with max_connections_per_address (5 here) its
+    sixth was closed at the door."""
+    srv = server_factory("--set", "queue_max=1", "--set", "batch_max=1", "--set", "max_connections_per_address=5",
+                         "--set", "shed_refuse_ms=5000")
+    iccid = srv.new_sim()
+    big = "iccid\n" + "\n".join(make_iccid() for _ in range(300000)) + "\n"
+    done = threading.Event()
+
+    def importer():
+        while srv.request("POST", "/v1/sims/import", big, token="admin", content_type="text/csv",
+                          timeout=120).status == 503:
+            time.sleep(0.01)
+        done.set()
+
+    def filler():
+        while not done.is_set():
+            srv.topup(iccid, 100, key=make_key("fill"))
+
+    threads = [threading.Thread(target=importer), threading.Thread(target=filler)]
+    for t in threads:
+        t.start()
+    try:
+        shed = 0
+        while not done.is_set() and shed < 20:
+            r = srv.topup(iccid, 100, key=make_key("leave"))   # a connection each, closed after its answer
+            assert r.status in (201, 503), r
+            shed += r.status == 503
+        assert shed >= 20 or done.is_set()
+        assert shed >= 10, "too few refusals to tell (%d): the import finished first" % shed
+    finally:
+        for t in threads:
+            t.join()
+    assert "were open from one address" not in srv.log_tail(500)
+    srv.ledger_ok()
+
+
 def test_flood_parks_old_requests_then_refuses_them(server_factory):
     """The ready stack (src/http/net.h), with thresholds small enough for a
     few dozen Python clients to be a flood: the newest requests are read
