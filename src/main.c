@@ -219,7 +219,7 @@ static void print_token(void *arg, const struct token_row *t)
 
 static int token_list(struct tx *tx, void *arg) { return auth_token_list(tx, print_token, NULL); }
 
-#define TOKEN_USAGE "token create|list|revoke ID --db PATH [--role admin|operator] [--name NAME] [--replaces ID]"
+#define TOKEN_USAGE "token create|list|revoke ID --db PATH [--role admin|operator|monitor] [--name NAME] [--replaces ID]"
 
 /* A token id as `token list` prints it: a positive decimal, nothing after it. */
 static int parse_id(const char *s, int64_t *id)
@@ -254,7 +254,7 @@ static int cmd_token(struct opts *o)
         const char *role = o->role ? o->role : o->replaces ? NULL : "admin";
         struct token_arg t = {.spec = {.role = role ? auth_role_parse(role) : -1, .name = o->name, .replaces = id}};
         if (role && t.spec.role < 0)
-            return fprintf(stderr, "--role must be admin or operator\n"), 2;
+            return fprintf(stderr, "--role must be admin, operator or monitor\n"), 2;
         if (t.spec.name && !text_printable(t.spec.name, TOKEN_NAME_MAX))
             return fprintf(stderr, "--name must be text of at most %d bytes, without control characters\n",
                            TOKEN_NAME_MAX), 2;
@@ -559,7 +559,7 @@ static int cmd_demo(struct opts *o)
 static int cmd_routes(struct opts *o)
 {
     static const struct { int bit; const char *name; } roles[] = {
-        {ROLE_ANON, "anonymous"}, {ROLE_OPERATOR, "operator"}, {ROLE_ADMIN, "admin"}};
+        {ROLE_ANON, "anonymous"}, {ROLE_OPERATOR, "operator"}, {ROLE_ADMIN, "admin"}, {ROLE_MONITOR, "monitor"}};
     printf("[");
     for (size_t i = 0; i < api_route_count; i++) {
         const struct route *rt = &api_routes[i];

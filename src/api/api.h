@@ -20,7 +20,9 @@ int api_topup_render(struct tx *tx, int64_t id, const char **body, size_t *len);
 extern const struct route api_routes[];
 extern const size_t api_route_count;
 
+#define TOPUP_VERSION "0.1.0"   /* /healthz and /metrics say it */
 int api_health(struct req *r);
+int api_metrics(struct req *r);
 int api_plans_list(struct req *r);
 int api_plans_create(struct req *r);
 int api_sims_create(struct req *r);

@@ -1,8 +1,6 @@
 /* GET /healthz — liveness and whether writes are accepted. */
 #include "api/api.h"
 
-#define TOPUP_VERSION "0.1.0"
-
 int api_health(struct req *r)
 {
     int halted = req_engine_halted(r);

@@ -6,6 +6,7 @@
 
 const struct route api_routes[] = {
     {HTTP_GET,  "/healthz",                         api_health,              ROLES_ANY,   0},
+    {HTTP_GET,  "/metrics",                         api_metrics,             ROLE_ADMIN | ROLE_MONITOR, 0},
     {HTTP_GET,  "/v1/plans",                        api_plans_list,          ROLES_ANY,   0},
     {HTTP_POST, "/v1/plans",                        api_plans_create,        ROLE_ADMIN,  0},
     {HTTP_POST, "/v1/sims",                         api_sims_create,         ROLE_ADMIN,  0},

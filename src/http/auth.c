@@ -20,12 +20,15 @@ int auth_role_parse(const char *s)
         return ROLE_ADMIN;
     if (s && !strcmp(s, "operator"))
         return ROLE_OPERATOR;
+    if (s && !strcmp(s, "monitor"))
+        return ROLE_MONITOR;
     return -1;
 }
 
 const char *auth_role_name(int role)
 {
-    return role == ROLE_ADMIN ? "admin" : role == ROLE_OPERATOR ? "operator" : "anonymous";
+    return role == ROLE_ADMIN ? "admin" : role == ROLE_OPERATOR ? "operator" : role == ROLE_MONITOR ? "monitor"
+                                                                            : "anonymous";
 }
 
 static void hash(const char *token, unsigned char out[32])

@@ -18,6 +18,7 @@
 
 #include "core/tx.h"
 #include "engine/engine.h"
+#include "http/net.h"
 #include "util/arena.h"
 #include "util/i18n.h"
 #include "util/jv.h"
@@ -34,9 +35,11 @@ const char *http_method_name(int method);   /* "GET", "HEAD", "POST", "DELETE"; 
 int http_method_parse(const char *name);    /* 0 when not one of ours */
 
 /* Roles are bits so a route can declare the set it admits. */
-enum role { ROLE_ANON = 1, ROLE_OPERATOR = 2, ROLE_ADMIN = 4 };
+/* A monitor's token (a metrics scraper's) reads GET /metrics and what
+ * anyone may: nothing of a subscriber's, and it can change nothing. */
+enum role { ROLE_ANON = 1, ROLE_OPERATOR = 2, ROLE_ADMIN = 4, ROLE_MONITOR = 8 };
 #define ROLES_STAFF (ROLE_OPERATOR | ROLE_ADMIN)
-#define ROLES_ANY (ROLE_ANON | ROLE_OPERATOR | ROLE_ADMIN)
+#define ROLES_ANY (ROLE_ANON | ROLE_OPERATOR | ROLE_ADMIN | ROLE_MONITOR)
 
 enum route_flags {
     ROUTE_IDEM_REQUIRED = 1,   /* mutating: an Idempotency-Key must be sent */
@@ -94,12 +97,14 @@ struct req {
     size_t cap;
     int shed_slot;            /* counted in flight by the load shedder (loadshed.h) */
     int64_t admitted_us;      /* monotonic, when it was admitted */
+    int64_t began_us;         /* monotonic, when its head came (metrics.h) */
 };
 
 /* Answers. Each returns 0 so a handler can `return req_error(...)`. */
 int req_json(struct req *r, int status, json_t *body);          /* steals body */
 int req_raw(struct req *r, int status, const char *json_text);  /* copies */
 int req_text(struct req *r, int status, const char *text);      /* text/plain in UTF-8; copies */
+int req_typed(struct req *r, int status, const char *type, const char *body, size_t len);   /* body: r's arena's */
 int req_error(struct req *r, int err, const char *param);
 
 const char *req_query(struct req *r, const char *name);
@@ -143,6 +148,17 @@ struct clock *req_clock(struct req *r);
 const struct receipt_keys *req_keys(struct req *r);
 int req_engine_halted(struct req *r);
 int req_schema_version(struct req *r);
+/* What GET /metrics shows besides the answers' counts (metrics.h). */
+struct server_stats {
+    struct engine_stats engine;
+    struct net_stats net;
+    int halted, schema;
+    int64_t started_at;        /* Unix seconds */
+    int64_t swept_at;          /* Unix seconds, when a run of sweeps last ended without a failure; 0: not yet */
+    uint64_t sweeps_failed;    /* sweeps that failed (each logged) */
+    uint64_t sweep_moved;      /* SIMs and reservations the sweeps moved on */
+};
+void req_server_stats(struct req *r, struct server_stats *out);
 
 /* JSON field helpers: 0, ERR_MISSING_PARAMETER or ERR_INVALID_PARAMETER. */
 int json_field_str(const struct jv *o, const char *key, int required, size_t maxlen, const char **out);

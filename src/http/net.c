@@ -143,6 +143,7 @@ struct net {
     atomic_int crowded;             /* ... and at max_per_address */
     atomic_uint crowded_addr;       /* the last address refused so */
     struct peers *peers;            /* connections open per address */
+    _Atomic uint64_t total[4];      /* each refusal and timeout above since the start (net_stats) */
     atomic_int spare;               /* a descriptor held back to take, and close, one that cannot be had */
     _Atomic int64_t reported_ms;    /* when they were last logged */
     int tls;
@@ -334,9 +335,10 @@ static void conn_new(struct worker *w, int fd, const char *peer)
 {
     struct net *n = w->n;
     if (atomic_fetch_add(&n->conns, 1) >= n->o.max_connections) {
+        atomic_fetch_add(&n->refused, 1);   /* counted before the client can see it */
+        atomic_fetch_add(&n->total[0], 1);
         atomic_fetch_sub(&n->conns, 1);
         close(fd);
-        atomic_fetch_add(&n->refused, 1);
         report(n, now_ms());
         return;
     }
@@ -344,10 +346,11 @@ static void conn_new(struct worker *w, int fd, const char *peer)
     if (inet_pton(AF_INET, peer, &addr) != 1)
         addr = 0;
     if (peers_take(n->peers, addr, n->o.max_per_address)) {
-        atomic_fetch_sub(&n->conns, 1);
-        close(fd);
         atomic_store(&n->crowded_addr, addr);
         atomic_fetch_add(&n->crowded, 1);
+        atomic_fetch_add(&n->total[1], 1);
+        atomic_fetch_sub(&n->conns, 1);
+        close(fd);
         report(n, now_ms());
         return;
     }
@@ -1039,6 +1042,7 @@ static void refuse_starved(struct worker *w)
     if (spare < 0 && !w->deaf && !epoll_ctl(w->ep, EPOLL_CTL_DEL, n->lfd, NULL))
         w->deaf = 1;
     atomic_fetch_add(&n->starved, 1);
+    atomic_fetch_add(&n->total[2], 1);
     report(n, now_ms());
 }
 
@@ -1120,6 +1124,7 @@ static void wakeup(struct worker *w)
 static void request_late(struct net_conn *c)
 {
     atomic_fetch_add(&c->w->n->late, 1);
+    atomic_fetch_add(&c->w->n->total[3], 1);
     if (c->state == S_SKIP && !c->drain_first) {
         linger_start(c);
         return;
@@ -1414,4 +1419,11 @@ void net_stop(struct net *n)
     peers_free(n->peers);
     free(n->w);
     free(n);
+}
+
+void net_stats(struct net *n, struct net_stats *out)
+{
+    *out = (struct net_stats){.open = atomic_load(&n->conns), .refused_full = atomic_load(&n->total[0]),
+                              .refused_address = atomic_load(&n->total[1]), .refused_no_fd = atomic_load(&n->total[2]),
+                              .timed_out = atomic_load(&n->total[3])};
 }

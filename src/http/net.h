@@ -128,6 +128,14 @@ int net_start(struct net **out, const struct net_opts *o, const struct net_ops *
 /* Closes every connection (done for each request still held: none may be
  * suspended; resume them first) and joins the workers. */
 void net_stop(struct net *n);
+/* Connections open now, and since the start those refused (at
+ * max_connections, at max_per_address, for want of a file descriptor) and
+ * the requests that did not arrive in time (408). Any thread. */
+struct net_stats {
+    int64_t open;
+    uint64_t refused_full, refused_address, refused_no_fd, timed_out;
+};
+void net_stats(struct net *n, struct net_stats *out);
 /* Takes a connected socket (the fuzzers' socketpairs); peer is its address. */
 int net_add(struct net *n, int fd, const char *peer);
 

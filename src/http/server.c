@@ -28,6 +28,7 @@
 #include "http/http.h"
 #include "http/inflight.h"
 #include "http/loadshed.h"
+#include "http/metrics.h"
 #include "http/net.h"
 #include "http/ratelimit.h"
 #include "store/store.h"
@@ -59,6 +60,9 @@ struct server {
     char *tls_cert, *tls_key;    /* PEM, when serving HTTPS */
     pthread_t sweep_thread;
     int sweeping;
+    int64_t started_at;               /* server_stats */
+    _Atomic int64_t swept_at;
+    _Atomic uint64_t sweeps_failed, sweep_moved;
     struct loadshed *shed;
     pthread_t cpu_thread;
     int sampling;
@@ -112,6 +116,15 @@ int req_text(struct req *r, int status, const char *text)
 {
     req_raw(r, status, text);
     r->type = "text/plain; charset=utf-8";
+    return 0;
+}
+
+int req_typed(struct req *r, int status, const char *type, const char *body, size_t len)
+{
+    r->status = status;
+    r->type = type;
+    r->resp = (char *)body;
+    r->resp_len = len;
     return 0;
 }
 
@@ -183,6 +196,20 @@ struct clock *req_clock(struct req *r) { return &r->srv->clk; }
 const struct receipt_keys *req_keys(struct req *r) { return &r->srv->keys; }
 int req_engine_halted(struct req *r) { return engine_halted(r->srv->eng); }
 int req_schema_version(struct req *r) { return r->srv->schema; }
+
+void req_server_stats(struct req *r, struct server_stats *out)
+{
+    struct server *s = r->srv;
+    memset(out, 0, sizeof *out);
+    engine_stats(s->eng, &out->engine);
+    net_stats(s->net, &out->net);
+    out->halted = engine_halted(s->eng);
+    out->schema = s->schema;
+    out->started_at = s->started_at;
+    out->swept_at = atomic_load(&s->swept_at);
+    out->sweeps_failed = atomic_load(&s->sweeps_failed);
+    out->sweep_moved = atomic_load(&s->sweep_moved);
+}
 
 /* ---- readers -------------------------------------------------------------- */
 
@@ -632,6 +659,7 @@ static void send_answer(struct req *r)
         req_error(r, ERR_INTERNAL, NULL);
     if (r->overloaded)   /* a client told to come back later is not read again at once (net.h) */
         net_hold(r->conn);
+    metrics_answered(r->route ? (int)(r->route - api_routes) : -1, r->status, clock_mono_us() - r->began_us);
     net_answer(r->conn, r->status, extra, r->resp, r->resp_len);
 }
 
@@ -663,6 +691,7 @@ static void *on_head(void *cls, struct net_conn *conn, const struct h1_req *h, s
     r->path = h->path;
     r->method = http_method_parse(h->method);
     r->lang = i18n_pick(h1_header(h, "Accept-Language"));
+    r->began_us = clock_mono_us();
     text_copy(r->who.name, sizeof r->who.name, "anonymous");
     text_copy(r->who.scope, sizeof r->who.scope, "anonymous");
     if (admit(r))
@@ -789,12 +818,16 @@ static void *sweeper(void *arg)
             arena_free(&a);
             if (rc) {
                 log_warn("sweep failed: %s", err_code(rc));
+                atomic_fetch_add(&s->sweeps_failed, 1);
                 break;
             }
             if (c.status)
                 log_info("sweep moved %d", c.status);
-            if (!w.more)
+            atomic_fetch_add(&s->sweep_moved, (uint64_t)c.status);
+            if (!w.more) {
+                atomic_store(&s->swept_at, (int64_t)time(NULL));
                 break;
+            }
         }
     }
     return NULL;
@@ -1003,6 +1036,7 @@ int server_open(struct server **out, const struct server_opts *o)
     s->cf = o->cf;
     s->db_path = o->db_path;
     s->test_clock = o->test_clock;
+    s->started_at = (int64_t)time(NULL);
     clock_init_system(&s->clk);
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);

@@ -19,14 +19,15 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 
 def _documented():
     """{(method, path): roles} from the '### `METHOD /path`' headings of
-    docs/API.md: '(admin...)' is admin alone, '(operator...)' operator and
-    admin, no role named: anyone."""
+    docs/API.md: '(admin...)' is admin alone, '(admin, monitor)' admin and
+    monitor, '(operator...)' operator and admin, no role named: anyone."""
     text = open(os.path.join(ROOT, "docs", "API.md"), encoding="utf-8").read()
     found = {}
     for heading in re.findall(r"^### (`[A-Z]+ /.*)$", text, re.M):
-        role = re.search(r"\((admin|operator)\b", heading)
-        roles = {"admin"} if role and role.group(1) == "admin" else \
-            {"operator", "admin"} if role else {"anonymous", "operator", "admin"}
+        role = re.search(r"\((admin, monitor|admin|operator)\b", heading)
+        roles = {"admin", "monitor"} if role and role.group(1) == "admin, monitor" else \
+            {"admin"} if role and role.group(1) == "admin" else \
+            {"operator", "admin"} if role else {"anonymous", "operator", "admin", "monitor"}
         for method, path in re.findall(r"`([A-Z]+) (/[^`?]*)", heading):
             found[(method, path)] = roles
     assert len(found) >= 20, "API.md's route headings not parsed: %r" % found
@@ -84,6 +85,7 @@ def test_authorization_matrix(server_factory):
     chunks = [routes[i:i + 15] for i in range(0, len(routes), 15)]
     for chunk in chunks:
         srv = server_factory(test_clock=True)
+        srv.tokens["monitor"] = srv.create_token("monitor")
         for rt in chunk:
             path = rt["path"]
             for k, v in fill.items():
@@ -91,7 +93,7 @@ def test_authorization_matrix(server_factory):
             body = None
             if rt["method"] == "POST":
                 body = "iccid\n" if rt.get("csv") else "{}"
-            for role in ("anonymous", "operator", "admin"):
+            for role in ("anonymous", "operator", "admin", "monitor"):
                 r = srv.request(rt["method"], path, body, token=None if role == "anonymous" else role,
                                 idem=make_key("authz"), content_type="text/csv" if rt.get("csv") else None)
                 where = "%s %s as %s: %r" % (rt["method"], rt["path"], role, r)

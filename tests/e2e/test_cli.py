@@ -114,7 +114,7 @@ def test_usage_errors_exit_2_and_say_why(tmp_path):
                        (("token", "frob", "--db", db), "usage: topupd token"),
                        (("token", "revoke", "--db", db), "usage: topupd token"),
                        (("token", "list"), "--db PATH is required"),
-                       (("token", "create", "--db", db, "--role", "root"), "--role must be admin or operator"),
+                       (("token", "create", "--db", db, "--role", "root"), "--role must be admin, operator or monitor"),
                        (("token", "create", "--db", db, "--name", "till\n7"), "--name must be text"),
                        (("token", "create", "--db", db, "--name", "x" * 65), "--name must be text"),
                        (("check", "--db", db, "extra"), "unexpected argument 'extra'"),
