@@ -17,6 +17,10 @@
  *      commit" is not zero, then its page) writes out everything buffered
  *      and fails if that fails, so COMMIT fails and nothing is published.
  *      (SQLite publishes frames to readers only afterwards, in the wal-index.)
+ *      So does a commit frame's header written again over the log already
+ *      written: a transaction that spilled pages and changed them again has
+ *      its frames' checksums rewritten at COMMIT, the commit frame's header
+ *      last, and no page follows it.
  *  W3. Writes reach the file in the order they were made: a write that does
  *      not continue the buffer, or overwrite a part of it, first writes the
  *      buffer out.
@@ -73,6 +77,7 @@ struct wfile {
     size_t len;
     sqlite3_int64 off;
     int commit_page_next;        /* the last write was a commit frame's header (W2) */
+    sqlite3_int64 end;           /* the end of what was written since the log's header (W2) */
     int hint_fd;                 /* W6: the database file's, or -1 */
     size_t unhinted;             /* bytes written to it since the last hint */
 };
@@ -195,6 +200,12 @@ static int w_write(sqlite3_file *f, const void *p, int n, sqlite3_int64 off)
     int rc = SQLITE_OK;
     int commit = w->commit_page_next;
     w->commit_page_next = n == FRAME_HEADER && off >= WAL_HEADER && be32_nonzero((const unsigned char *)p + 4);
+    if (!off)
+        w->end = 0;   /* the log starts over */
+    if (w->commit_page_next && off + FRAME_HEADER < w->end)
+        commit = 1;   /* W2: its checksum rewritten, over its page */
+    if (off + n > w->end)
+        w->end = off + n;
     if (w->len && off >= w->off && off + n <= w->off + (sqlite3_int64)w->len) {
         memcpy(w->buf + (off - w->off), p, (size_t)n);            /* overwrites what is buffered */
     } else {
@@ -237,6 +248,8 @@ static int w_read(sqlite3_file *f, void *p, int n, sqlite3_int64 off)
 static int w_truncate(sqlite3_file *f, sqlite3_int64 size)
 {
     int rc = W(f)->is_log ? flushed(f) : SQLITE_OK;
+    if (W(f)->is_log && W(f)->end > size)
+        W(f)->end = size;
     return rc != SQLITE_OK ? rc : REAL(f)->pMethods->xTruncate(REAL(f), size);
 }
 

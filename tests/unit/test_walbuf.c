@@ -137,6 +137,39 @@ static void test_commit_survives_a_kill(void **state)
     sqlite3_close(r);
 }
 
+/* A transaction that spills pages to the log and then changes them again
+ * rewrites those frames in place, and at COMMIT SQLite rewrites the frame
+ * headers from the first of them on, the commit frame's last, with no write
+ * of a page after it. Synced as the engine's syncer syncs (W5: what is
+ * written) and then killed: the commit is in the file all the same (W2). */
+static void test_rewritten_commit_survives_a_kill(void **state)
+{
+    struct fix *f = *state;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        sqlite3 *w = open_writer(f->path, 16);   /* the transaction spills */
+        tu_sql(w, "CREATE TABLE t(id INTEGER PRIMARY KEY, n INTEGER, pad BLOB)");
+        tu_sql(w, "BEGIN; WITH RECURSIVE n(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM n WHERE k < 2000) "
+                  "INSERT INTO t(n, pad) SELECT k, zeroblob(300) FROM n; UPDATE t SET n = -n WHERE id <= 50; "
+                  "COMMIT");
+        sqlite3_file *log = NULL;
+        if (sqlite3_file_control(w, "main", SQLITE_FCNTL_JOURNAL_POINTER, &log) != SQLITE_OK || !log ||
+            log->pMethods->xSync(log, SQLITE_SYNC_FULL | STORE_SYNC_WRITTEN) != SQLITE_OK)
+            _exit(1);
+        raise(SIGKILL);
+        _exit(1);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    sqlite3 *r = open_reader(f->path);
+    assert_int_equal(tu_sql_int(r, "SELECT COUNT(*) FROM t"), 2000);
+    assert_int_equal(tu_sql_int(r, "SELECT COUNT(*) FROM t WHERE n < 0"), 50);
+    tu_integrity_ok(r);
+    sqlite3_close(r);
+}
+
 static int64_t file_size(const char *path)
 {
     struct stat sb;
@@ -206,6 +239,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_commit_visible_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_spilled_frames_read_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commit_survives_a_kill, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rewritten_commit_survives_a_kill, setup, teardown),
         cmocka_unit_test_setup_teardown(test_syncer_leaves_the_open_transaction, setup, teardown),
         cmocka_unit_test_setup_teardown(test_paced_checkpoint, setup, teardown),
     };
