@@ -121,6 +121,7 @@ int store_fault_configure(const char *spec)
     F.at = at;
     F.once = strstr(spec, ",once") != NULL;
     if (!base) {
+        store_configure();   /* before the lookup below starts SQLite */
         base = sqlite3_vfs_find(NULL);
         vfs = (sqlite3_vfs){
             .iVersion = 2, .szOsFile = (int)sizeof(struct ffile) + base->szOsFile, .mxPathname = base->mxPathname,

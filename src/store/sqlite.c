@@ -108,10 +108,15 @@ static void configure_once(void)
         log_warn("sqlite: its files keep the kernel's readahead (no unix VFS to advise)");
 }
 
-int store_open(struct store **out, const char *path, enum store_mode mode)
+void store_configure(void)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, configure_once);
+}
+
+int store_open(struct store **out, const char *path, enum store_mode mode)
+{
+    store_configure();
     struct store *st = calloc(1, sizeof *st);
     if (!st)
         return ERR_INTERNAL;

@@ -69,6 +69,11 @@ struct store_sql {
  * the engine's writer, synced by store_log_sync (S3). READER: read-only. */
 enum store_mode { STORE_WRITER, STORE_LOGGED, STORE_READER };
 
+/* Configures SQLite for topupd (S7, S9; its threading), once, before
+ * anything starts it: SQLite takes no configuration once it has started,
+ * and any call into it starts it (a VFS lookup too). store_open and
+ * store_fault_configure call it first. */
+void store_configure(void);
 int store_open(struct store **out, const char *path, enum store_mode mode);
 /* A database that store_open creates has pages of STORE_PAGE_SIZE bytes; an
  * existing one keeps the size it was made with (sqlite.c: why 2 KiB). */

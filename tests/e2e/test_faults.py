@@ -122,3 +122,17 @@ def test_fault_sweep(server_factory, group):
         srv.ledger_ok()
         srv.kill9()
     srv.integrity_ok()
+
+
+def test_faults_keep_the_page_cache_and_the_allocator(server_factory):
+    """The fault shim is a VFS beneath the same SQLite as production's: the
+    project's page cache and small-block allocator stay installed (the fault
+    spec used to start SQLite before they were, so every fault test ran on
+    SQLite's own cache instead)."""
+    srv = server_factory("--fault", "write@100000000")
+    iccid = srv.new_sim()
+    srv.topup_ok(iccid, 1000)
+    with open(srv.log_path, encoding="utf-8", errors="replace") as f:
+        log = f.read()
+    assert "fault injection ON" in log
+    assert "not installed" not in log, log
