@@ -362,9 +362,9 @@ static void *syncer(void *arg)
             atomic_store(&e->log_failed, 1);
             halt(e, "syncing the log failed");
         }
-        if (atomic_load(&e->log_failed))   /* a refusal changed nothing: it stands */
+        if (atomic_load(&e->log_failed))   /* a refusal that kept nothing changed nothing: it stands */
             for (struct cmd *c = list; c; c = c->next)
-                if (!c->err)
+                if (!c->err || refusal_kept(c))   /* E4: a kept refusal is final only once its row is durable */
                     reset_result(c, ERR_OUTCOME_UNKNOWN);
         pthread_mutex_lock(&e->smu);
         atomic_store(&e->durable, seq);

@@ -33,8 +33,10 @@
  *      gets ERR_OUTCOME_UNKNOWN, because what reached the disk is no longer
  *      known (recovery may replay it; a retry with the same key tells), and
  *      halts writes until restart, as PostgreSQL does. A failed log sync does
- *      the same for every success waiting on it, and from then on reads
- *      answer ERR_STORAGE: what they would show may not be durable.
+ *      the same for every success waiting on it, and for every refusal kept
+ *      with its key (E4: its row may not be durable, so neither is its
+ *      finality), and from then on reads answer ERR_STORAGE: what they
+ *      would show may not be durable.
  *  E6. The queue is bounded, by count (queue_max) and by waiting time
  *      (queue_delay_ms of its oldest command): engine_submit() refuses with
  *      ERR_OVERLOADED rather than queue without limit or keep everyone late.

@@ -1027,6 +1027,47 @@ static void test_commit_failure_halts(void **state)
     assert_int_equal(store_fault_configure("fsync@1000000000"), 0);
 }
 
+static const char *refusal_body(struct cmd *c) { return arena_printf(c->a, "{\"refused\":%d}", c->err); }
+
+/* E3, E4: a refusal kept with its key wrote that row; once the log's sync
+ * behind it has failed, the row may never be durable, so the refusal is not
+ * final either: outcome unknown, as for a success (a retry under the key
+ * gets the stored refusal if it was kept, or runs). A refusal that kept
+ * nothing (no key) still stands: it changed nothing. */
+static void test_failed_sync_and_kept_refusals(void **state)
+{
+    struct fx *f = *state;
+    engine_close(f->e);
+    f->e = NULL;
+    assert_int_equal(store_fault_configure("fsync@1000000000"), 0);   /* on, never trips */
+    assert_int_equal(engine_open(&f->e, f->t->path, &f->t->cf, &f->clk, &f->t->keys), 0);
+    long writes, syncs, injected;
+    store_fault_counts(&writes, &syncs, &injected);
+    char spec[48];
+    snprintf(spec, sizeof spec, "fsync@%ld", syncs + 1);
+    assert_int_equal(store_fault_configure(spec), 0);
+    gate_close(f);
+    struct job *kept = job_new(f, TOPUP, f->sims[0].iccid, 50);   /* below topup_min */
+    job_key(kept, "topup", "k-refused", 0x51);
+    kept->c.refusal = refusal_body;
+    struct job *bare = job_new(f, TOPUP, f->sims[1].iccid, 50);
+    struct job *ok = job_new(f, TOPUP, f->sims[2].iccid, 1000);
+    assert_int_equal(engine_submit(f->e, &kept->c), 0);
+    assert_int_equal(engine_submit(f->e, &bare->c), 0);
+    assert_int_equal(engine_submit(f->e, &ok->c), 0);
+    gate_open(f);
+    wait_done(4);
+    store_fault_counts(&writes, &syncs, &injected);
+    assert_int_equal(store_fault_configure("fsync@1000000000"), 0);   /* before any assertion fails */
+    assert_true(injected >= 1);
+    assert_int_equal(ok->c.err, ERR_OUTCOME_UNKNOWN);
+    assert_int_equal(bare->c.err, ERR_AMOUNT_TOO_SMALL);
+    if (kept->c.err != ERR_OUTCOME_UNKNOWN)
+        print_error("a kept refusal answered %s after its sync failed\n", err_code(kept->c.err));
+    assert_int_equal(kept->c.err, ERR_OUTCOME_UNKNOWN);
+    assert_null(kept->c.body);
+}
+
 /* E7: the writer copies the end of the log only when little is left. */
 static void test_writer_copies_little(void **state)
 {
@@ -1081,6 +1122,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_log_bound_is_bytes, fx_setup, fx_teardown),
         cmocka_unit_test(test_page_size),
         cmocka_unit_test_setup_teardown(test_commit_failure_halts, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_failed_sync_and_kept_refusals, fx_setup, fx_teardown),
         cmocka_unit_test(test_cache_size),
         cmocka_unit_test(test_writer_copies_little),
         cmocka_unit_test(test_checkpoint_pace),
