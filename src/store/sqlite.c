@@ -29,7 +29,8 @@ struct store {
     sqlite3 *db;
     enum store_mode mode;
     char *path;
-    struct store_q *slots;   /* indexed by store_sql.slot */
+    struct store_q **slots;  /* indexed by store_sql.slot; each allocated once, so that a query held
+                                open stays where it is while the table grows for another statement */
     int nslots;
     sqlite3_file *log;       /* STORE_LOGGED: the WAL, for store_log_sync */
     int64_t log_pages;       /* STORE_LOGGED: pages in the WAL after the last commit */
@@ -171,7 +172,10 @@ void store_close(struct store *st)
     if (!st)
         return;
     for (int i = 0; i < st->nslots; i++)
-        sqlite3_finalize(st->slots[i].stmt);
+        if (st->slots[i]) {
+            sqlite3_finalize(st->slots[i]->stmt);
+            free(st->slots[i]);
+        }
     free(st->slots);
     sqlite3_close(st->db);
     free(st->path);
@@ -204,14 +208,20 @@ static struct store_q *prepare(struct store *st, struct store_sql *sql)
         int n = st->nslots ? st->nslots : 64;
         while (n <= slot)
             n *= 2;
-        struct store_q *s = realloc(st->slots, (size_t)n * sizeof *s);
+        struct store_q **s = realloc(st->slots, (size_t)n * sizeof *s);
         if (!s)
             abort();
         memset(s + st->nslots, 0, (size_t)(n - st->nslots) * sizeof *s);
         st->slots = s;
         st->nslots = n;
     }
-    struct store_q *q = &st->slots[slot];
+    struct store_q *q = st->slots[slot];
+    if (!q) {
+        q = calloc(1, sizeof *q);
+        if (!q)
+            abort();   /* as for the table itself */
+        st->slots[slot] = q;
+    }
     q->st = st;
     q->err = 0;
     if (!q->stmt) {

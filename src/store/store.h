@@ -113,7 +113,8 @@ int64_t store_last_id(struct store *st);
 
 /* Queries: q = store_query(...); while (store_next(q)) { ...columns... } rc = store_end(q);
  * store_query never returns NULL; a bind or step failure makes store_next return 0
- * and store_end return the error. Only one query per statement may be open. */
+ * and store_end return the error. Only one query per statement may be open;
+ * queries of other statements may be open beside it (ledger_check holds three). */
 struct store_q *store_query(struct store *st, struct store_sql *sql, const char *fmt, ...);
 int store_next(struct store_q *q);
 int store_end(struct store_q *q);
