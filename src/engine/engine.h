@@ -141,7 +141,9 @@ int engine_open(struct engine **out, const char *db_path, const struct conf *cf,
 int engine_submit(struct engine *e, struct cmd *c);
 /* E9: queues the next slice of a command, from its done(): admitted whatever
  * the queue holds (E6 admitted the command once); 0, or ERR_WRITES_HALTED,
- * ERR_SHUTTING_DOWN (done() will not be called). */
+ * ERR_SHUTTING_DOWN (done() will not be called). Once it returns 0 the
+ * command is the writer's, which may be running it already: the caller
+ * writes nothing more of it (not even the 0 into c->err). */
 int engine_resubmit(struct engine *e, struct cmd *c);
 /* What engine_submit would answer now, without queuing anything: 0 or
  * ERR_OVERLOADED, ERR_WRITES_HALTED, ERR_SHUTTING_DOWN. Lets the HTTP layer

@@ -368,8 +368,10 @@ static void on_done(struct cmd *c)
         r->slices++;
         c->advance(c);
         c->look_first = 0;
-        if (!(c->err = engine_resubmit(r->srv->eng, c)))
-            return;
+        int rc = engine_resubmit(r->srv->eng, c);
+        if (!rc)
+            return;   /* the writer's again, maybe running it already: not a byte more of it here */
+        c->err = rc;
     }
     if (c->err && c->err != ERR_OUTCOME_UNKNOWN && r->slices)
         c->err = ERR_INCOMPLETE;   /* not "nothing was changed": the slices before are saved */
