@@ -215,8 +215,13 @@ def test_flood_parks_old_requests_then_refuses_them(server_factory):
     while time.time() < until:
         srv.topup_ok(sims[0], 100)
     base = {i: srv.balance(i) for i in sims}
-    # long enough for a flood to begin (100 ms on end) and be met
-    results = kept_connection_clients(srv, sims, 48, 2.5)
+    # long enough for a flood to begin (100 ms on end) and be met; on a machine
+    # busy with other work 48 Python clients may not make one at the first go
+    results = []
+    for _ in range(3):
+        results += kept_connection_clients(srv, sims, 48, 2.5)
+        if any(x[1] == 503 for x in results):
+            break
     statuses = sorted({st for _, st, _, _, _, _ in results})
     assert set(statuses) <= {201, 503}, statuses
     refused = [x for x in results if x[1] == 503]
