@@ -68,7 +68,7 @@ struct server {
     int sampling;
 
     pthread_t slow_thread;       /* req_read_apart's reads, req_submit_sliced's preparations */
-    int slow_reading;
+    atomic_int slow_reading;     /* set once the workers may already run: until then slow work runs inline */
     pthread_cond_t slow_cv;      /* with mu: a slow read waits, or the server stops */
 
     pthread_mutex_t mu;          /* readers, the sweeper's sleep, the slow reads' queue */
