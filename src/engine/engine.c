@@ -402,7 +402,11 @@ static void *checkpointer(void *arg)
         e->cbusy = 0;
         e->ccopied = store_checkpointed(e->ck);
         pthread_cond_broadcast(&e->cdone);
-        if (rc) {   /* the database file may have lost writes: as for a failed sync (E5) */
+        /* The database file may have lost writes: writes halt, as after a failed
+         * sync (E5). Reads go on: every page the run copied is still in the
+         * log, which SQLite reads first and starts over only after a run that
+         * succeeded, so nothing durable depends on what the file lost. */
+        if (rc) {
             halt(e, "checkpoint failed");
             break;
         }
