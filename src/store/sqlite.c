@@ -611,7 +611,11 @@ static int migration_keys_hold(struct store *st, const char *name)
     return rc ? rc : broken ? ERR_CONSTRAINT : 0;
 }
 
-STORE_SQL(SQL_ANY_TABLE, "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table')");
+/* An empty schema_migrations alone is an empty database: a crash in the
+ * first migration of a topupd that created the table in a transaction of its
+ * own left that, and it was then refused as another program's for good. */
+STORE_SQL(SQL_ANY_TABLE,
+          "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name <> 'schema_migrations')");
 
 int store_ours(struct store *st)
 {
@@ -641,10 +645,7 @@ int store_migrate(struct store *st, int *applied)
     int have = 0, rc = store_ours(st);
     if (rc)
         return rc;
-    rc = store_script(st, "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                          "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)");
-    if (!rc)
-        rc = store_version(st, &have);
+    rc = store_version(st, &have);
     if (rc)
         return rc;
     rc = store_script(st, "PRAGMA foreign_keys = OFF");
@@ -664,6 +665,9 @@ int store_migrate(struct store *st, int *applied)
         if (have && !*applied)   /* a migration may scan a table: the file comes in in bulk, beside it (S10) */
             store_prefetch(st->path);
         rc = store_begin(st);
+        if (!rc)   /* S4: in the first migration's transaction, so that a crash leaves no table or a version */
+            rc = store_script(st, "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                                  "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)");
         if (!rc)
             rc = store_exec(st, &SQL_MIGRATION_ROOTS_CLEAR, "");
         if (!rc)

@@ -17,10 +17,11 @@
  *      they copy it into the database (synchronous=NORMAL).
  *  S4. The schema is versioned: store_migrate() applies the embedded migrations
  *      (src/store/migrations/NNN_name.sql) in order, each in its own transaction,
- *      and records them in schema_migrations. Migrations run with foreign keys
- *      off (a table can be rebuilt); each commits only if every table it
- *      rebuilt or created, and every table referring to one, passes
- *      PRAGMA foreign_key_check.
+ *      and records them in schema_migrations, which the first one creates: a
+ *      crash leaves a database at a version, or one with no table. Migrations
+ *      run with foreign keys off (a table can be rebuilt); each commits only if
+ *      every table it rebuilt or created, and every table referring to one,
+ *      passes PRAGMA foreign_key_check.
  *  S5. Errors are enum err values: a violated constraint is ERR_CONSTRAINT (the
  *      caller maps it to a domain error); anything else the database reports is
  *      ERR_STORAGE, which the engine treats as fatal to the batch.

@@ -389,3 +389,23 @@ def test_broken_reference_stops_a_table_rebuild(request, tmp_path):
         con.close()
     assert ("accounts", "debit_id") in fks   # 006 did not happen
     assert "transfers_new" not in tables
+
+
+def test_a_crash_in_the_first_migration_leaves_a_database_that_migrates(tmp_path):
+    """topupd created schema_migrations in a transaction of its own, before
+    001's: a crash in 001 (test_powercut cut the power there) left that empty
+    table alone, and every command then refused the file as another program's
+    database for good. Now the table comes in 001's transaction, and a file a
+    crash left that way is still taken for the empty database it is."""
+    path = str(tmp_path / "topup.db")
+    con = sqlite3.connect(path, isolation_level=None)
+    con.executescript("PRAGMA journal_mode=WAL; CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
+                      "name TEXT NOT NULL, applied_at INTEGER NOT NULL)")
+    con.close()
+    srv = Server(tmp_path)
+    cp = srv.cli("migrate", "--db", path, check=False)
+    assert cp.returncode == 0, cp.stderr
+    assert srv.cli("check", "--db", path, check=False).returncode == 0
+    con = sqlite3.connect(path)
+    assert con.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0] == LATEST
+    con.close()
