@@ -70,8 +70,16 @@ $(B)/tests/%: tests/unit/%.c tests/unit/testutil.h $(LIB)
 unit: $(TESTS)
 	@set -e; for t in $(TESTS); do echo "== $$t"; $$t; done
 
-e2e: $(B)/topupd
-	TOPUPD=$(abspath $(B)/topupd) /usr/bin/python3 -m pytest -q tests/e2e
+# The power-cut model (tests/powercut/powercut.c) that tests/e2e/test_powercut.py
+# preloads: built without sanitizers (under SAN=1 the test preloads the ASan
+# runtime first, as ASan requires).
+POWERCUT := build/tests/powercut.so
+$(POWERCUT): tests/powercut/powercut.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -g -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -fPIC -shared -o $@ $< -lpthread -ldl
+
+e2e: $(B)/topupd $(POWERCUT)
+	TOPUPD=$(abspath $(B)/topupd) POWERCUT=$(abspath $(POWERCUT)) /usr/bin/python3 -m pytest -q tests/e2e
 
 check: all unit e2e
 

@@ -81,12 +81,13 @@ class Server:
         self.ssl_context = None    # set for a server started with --tls-cert/--tls-key
         self.stdout_path = None    # stdout apart from the log (the demo's banner shows a token)
         self.starts = 0
+        self.env = None            # the environment of its processes (None: the test's own)
 
     # ------------------------------------------------------------------ CLI
 
     def cli(self, *args, check=True, timeout=30):
         cp = subprocess.run([self.binary, *args], cwd=self.workdir, capture_output=True,
-                            timeout=timeout, text=True)
+                            timeout=timeout, text=True, env=self.env)
         if check and cp.returncode != 0:
             raise ServerError("%s %s: exit %d\nstdout: %s\nstderr: %s" % (
                 self.binary, " ".join(args), cp.returncode, cp.stdout, cp.stderr))
@@ -130,7 +131,7 @@ class Server:
             out = open(self.stdout_path, "ab") if self.stdout_path else log
             with out:
                 self.proc = subprocess.Popen(self.serve_argv(), cwd=self.workdir, stdin=subprocess.DEVNULL,
-                                             stdout=out, stderr=log, start_new_session=True)
+                                             stdout=out, stderr=log, start_new_session=True, env=self.env)
         self.wait_ready()
         return self
 
