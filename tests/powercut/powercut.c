@@ -33,15 +33,21 @@
  *      its writes are never seen here) and every write through mmap (the
  *      token epoch, a hint whose revocations are in the database).
  *      sync_file_range and syncfs make nothing durable (the first never
- *      does; the second is not used). rename is not modelled (neither
- *      SQLite nor topupd renames); it is reported on stderr. One process
- *      writes a file at a time, as SQLite's locks ensure.
+ *      does; the second is not used). A link names the same durable
+ *      content, and stops the test if the file has unsynced writes; rename
+ *      is not modelled (neither SQLite nor topupd renames): it is reported
+ *      on stderr. One process writes a file at a time, as SQLite's locks
+ *      ensure.
  *  M5. A cut while a sync is being applied leaves some of that sync's
  *      records applied, in order: a state a disk may leave too, since the
  *      sync had not returned.
  * The test's second mode lets a random prefix of each file's records since
  * its last sync survive the cut as well, the last one torn at a 512-byte
  * boundary (test_powercut.py reads NAME.log for that).
+ *
+ * POWERCUT_CUT=CALL:PREFIX[:N] kills the process (SIGKILL) right after the
+ * Nth (default first) open, write, sync or link that returned 0 on a file
+ * whose name begins with PREFIX: a cut at a chosen point, not a random one.
  */
 #include <dirent.h>
 #include <dlfcn.h>
@@ -49,6 +55,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -99,6 +106,7 @@ static struct {
     int (*unlink)(const char *);
     int (*unlinkat)(int, const char *, int);
     int (*rename)(const char *, const char *);
+    int (*linkat)(int, const char *, int, const char *, int);
     int (*renameat)(int, const char *, int, const char *);
 } real;
 
@@ -108,6 +116,9 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;   /* files, fds' entries,
 static struct pfile files[MAX_FILES];
 static int nfiles;
 static struct fdinfo fds[MAX_FDS];
+static char cut_call[16], cut_prefix[NAME_MAX + 1];   /* POWERCUT_CUT */
+static long cut_after;
+static _Atomic long cut_seen;
 static _Atomic unsigned char seen[MAX_FDS];   /* fds[fd] is set: the others skip the lock */
 
 static void die(const char *fmt, ...)
@@ -160,7 +171,12 @@ __attribute__((constructor)) static void init(void)
     real.unlinkat = next("unlinkat");
     real.rename = next("rename");
     real.renameat = next("renameat");
-    const char *d = getenv("POWERCUT_DIR"), *i = getenv("POWERCUT_IMAGE");
+    real.linkat = next("linkat");
+    const char *d = getenv("POWERCUT_DIR"), *i = getenv("POWERCUT_IMAGE"), *c = getenv("POWERCUT_CUT");
+    if (c && sscanf(c, "%15[a-z]:%255[^:]:%ld", cut_call, cut_prefix, &cut_after) < 2)
+        die("POWERCUT_CUT=%s: want CALL:PREFIX[:N]", c);
+    if (c && !cut_after)
+        cut_after = 1;
     if (!d || !i)
         return;
     if (!realpath(d, watched) || !realpath(i, image))
@@ -177,6 +193,13 @@ static void pc_path(char *out, const char *name, const char *suffix)
 {
     if (snprintf(out, PATH_MAX, "%s/.pc/%s%s", image, name, suffix) >= PATH_MAX)
         die("path too long");
+}
+
+static void maybe_cut(const char *call, const char *name)
+{
+    if (cut_after && !strcmp(call, cut_call) && !strncmp(name, cut_prefix, strlen(cut_prefix)) &&
+        ++cut_seen == cut_after)
+        raise(SIGKILL);
 }
 
 /* The name of path if it is a file in the watched directory; "" for the
@@ -338,7 +361,7 @@ static void sync_entries(void)
         join(path, image, e->d_name);
         pc_path(tmp, "", "entry.tmp");
         real.unlink(tmp);
-        if (link(data, tmp) || real.rename(tmp, path))
+        if (real.linkat(AT_FDCWD, data, AT_FDCWD, tmp, 0) || real.rename(tmp, path))
             die("link %s", path);
     }
     closedir(d);
@@ -396,7 +419,7 @@ static int after_open(int fd, const char *name, int flags, int created)
         copy_file(path, data);
         join(path, image, name);
         real.unlink(path);
-        if (link(data, path))
+        if (real.linkat(AT_FDCWD, data, AT_FDCWD, path, 0))
             die("link %s", path);
     }
     if (flags & O_TRUNC)
@@ -405,6 +428,7 @@ static int after_open(int fd, const char *name, int flags, int created)
     seen[fd] = 1;
     pthread_mutex_unlock(&f->mu);
     pthread_mutex_unlock(&mu);
+    maybe_cut("open", name);
     errno = saved;
     return fd;
 }
@@ -498,6 +522,8 @@ static ssize_t written(int fd, const struct iovec *iov, int iovcnt, off_t off)
         log_append(f, 'W', at, iov, iovcnt, n);
     }
     pthread_mutex_unlock(&f->mu);
+    if (n > 0)
+        maybe_cut("write", f->name);
     errno = saved;
     return n;
 }
@@ -605,6 +631,7 @@ static int synced(int fd, int (*sync)(int))
         if (upto > f->applied && upto <= f->end)
             apply(f, upto);
         pthread_mutex_unlock(&f->mu);
+        maybe_cut("sync", f->name);
     }
     errno = saved;
     return rc;
@@ -639,6 +666,43 @@ static int unlinked(int dirfd, const char *path, int flags)
 
 int unlink(const char *path) { return unlinked(AT_FDCWD, path, 0); }
 int unlinkat(int dirfd, const char *path, int flags) { return unlinked(dirfd, path, flags); }
+
+/* M4: the new name's durable content is the old one's (one inode). */
+int linkat(int from_dir, const char *from, int to_dir, const char *to, int flags)
+{
+    char a[NAME_MAX + 1], b[NAME_MAX + 1];
+    const char *old = active ? watched_name(from_dir, from, a) : NULL, *new = active ? watched_name(to_dir, to, b) : NULL;
+    if (!old && !new)
+        return real.linkat(from_dir, from, to_dir, to, flags);
+    if (!old || !new || !*old || !*new)
+        die("link %s -> %s: into or out of the watched directory is not modelled", from, to);
+    pthread_mutex_lock(&mu);
+    int rc = real.linkat(from_dir, from, to_dir, to, flags), saved = errno;
+    if (!rc) {
+        struct pfile *f = file_get(old), *t = file_get(new);
+        char data[PATH_MAX], linked[PATH_MAX];
+        pc_path(data, old, ".data");
+        pc_path(linked, new, ".data");
+        pthread_mutex_lock(&f->mu);
+        if (f->end > f->applied)
+            die("link of %s, which has unsynced writes, is not modelled", old);
+        pthread_mutex_unlock(&f->mu);
+        pthread_mutex_lock(&t->mu);
+        t->gen++;
+        log_reset(t);
+        real.unlink(linked);
+        if (real.linkat(AT_FDCWD, data, AT_FDCWD, linked, 0))
+            die("link %s", linked);
+        pthread_mutex_unlock(&t->mu);
+    }
+    pthread_mutex_unlock(&mu);
+    if (!rc)
+        maybe_cut("link", new);
+    errno = saved;
+    return rc;
+}
+
+int link(const char *from, const char *to) { return linkat(AT_FDCWD, from, AT_FDCWD, to, 0); }
 
 static void rename_seen(int from_dir, const char *from, int to_dir, const char *to)
 {
