@@ -41,6 +41,32 @@ static int sync_dir(const char *path)
     return rc;
 }
 
+/* The key is written whole to PATH.new and synced, and only then linked at
+ * its name (a link, not a rename: never over a key that is there): a crash
+ * leaves no key at the name, or the whole key. Created at its name, a crash
+ * between the create and the write left an empty file there, which every
+ * later start refused as malformed. */
+static int create_key(const char *path, const char *text, size_t len)
+{
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.new", path) >= (int)sizeof tmp) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    unlink(tmp);   /* what a crash here left */
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    if (fd < 0)
+        return -1;
+    int rc = write(fd, text, len) == (ssize_t)len && !fsync(fd) ? 0 : -1;
+    close(fd);
+    if (!rc)
+        rc = link(tmp, path);
+    int saved = errno;
+    unlink(tmp);
+    errno = saved;
+    return rc;
+}
+
 int receipt_keys_load(struct receipt_keys *k, const char *path, int create)
 {
     unsigned char seed[32];
@@ -51,16 +77,12 @@ int receipt_keys_load(struct receipt_keys *k, const char *path, int create)
     if (fd < 0 && errno == ENOENT) {
         randombytes_buf(seed, sizeof seed);
         sodium_bin2base64(text, sizeof text, seed, sizeof seed, sodium_base64_VARIANT_ORIGINAL);
-        fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
         size_t len = strlen(text);
         text[len] = '\n';
-        if (fd < 0 || write(fd, text, len + 1) != (ssize_t)(len + 1) || fsync(fd)) {
+        if (create_key(path, text, len + 1)) {
             log_error("cannot create receipt key %s: %s", path, strerror(errno));
-            if (fd >= 0)
-                close(fd);
             return ERR_INTERNAL;
         }
-        close(fd);
         if (sync_dir(path)) {   /* the database will name this key: its name must survive a crash too */
             log_error("cannot make receipt key %s durable: %s", path, strerror(errno));
             return ERR_INTERNAL;

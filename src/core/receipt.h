@@ -30,7 +30,7 @@ struct receipt_keys {
 };
 
 /* Loads the key from `path`; if there is no such file, creates it (0600) when
- * create is set, else ERR_NOT_FOUND. Which key a database's receipts need is
+ * create is set (whole or not at all, through `path`.new), else ERR_NOT_FOUND. Which key a database's receipts need is
  * the caller's to check (server_prepare_db). */
 int receipt_keys_load(struct receipt_keys *k, const char *path, int create);
 /* Derives a key from a seed (tests). */

@@ -455,3 +455,33 @@ def test_the_model(tmp_path):
         assert proc.wait(10) == 0
     finally:
         proc.kill()
+
+
+@pytest.mark.parametrize("point", ["open", "write", "sync", "link"])
+def test_killed_while_the_receipt_key_is_made(request, server_factory, tmp_path, point):
+    """`serve` makes the receipt key at a new database's first start; killed
+    right after the key's file is created, written, synced or linked into
+    place (POWERCUT_CUT), the next start must go on, on the files as a
+    kill -9 leaves them and on what a power cut leaves."""
+    work = tmp_path / "w"
+    os.makedirs(work)
+    srv = _powered(Server(work), str(work) + "-image")
+    srv.cli("migrate", "--db", srv.db)   # no key yet: serve makes it
+    env = dict(srv.env, POWERCUT_CUT="%s:topup.db.ed25519" % point)
+    with open(srv.log_path, "wb") as log:
+        proc = subprocess.Popen([srv.binary, "serve", "--listen", "127.0.0.1:%d" % free_port(), "--db", srv.db],
+                                cwd=srv.workdir, env=env, stdout=log, stderr=log)
+    deadline = time.monotonic() + READY_TIMEOUT
+    while proc.poll() is None and "listening on" not in srv.log_tail(5) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.kill()
+    assert proc.wait() == -signal.SIGKILL and "listening on" not in srv.log_tail(5), \
+        "serve made its key without a %s of it:\n%s" % (point, srv.log_tail())
+    _restore(str(work) + "-image", str(tmp_path / "power"))
+    for name, d in (("kill", work), ("power", tmp_path / "power")):
+        after = Server(d, name=name)
+        request.node._topup_servers.append(after)
+        after.setup()
+        after.start()
+        after.topup_ok(after.new_sim(), 1000)
+        after.stop()
