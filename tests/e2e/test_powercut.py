@@ -116,16 +116,23 @@ class PowerCuts:
     """A server whose power can be cut; after each cut, the next one runs on
     what the cut left (and can be cut in turn)."""
 
-    def __init__(self, request, tmp_path, args, torn=False, seed=None):
+    def __init__(self, request, tmp_path, args, torn=False, cut_at=None):
         self.servers = request.node._topup_servers   # server_factory's: teardown and log tails
         self.tmp = tmp_path
         self.args = list(args)
-        self.rng = random.Random(seed)
+        self.rng = random.Random()
         self.torn = torn
+        self.cut_at = cut_at
         self.cuts = 0
         self.srv = self._server(tmp_path / "power0")
         self.srv.setup()
-        self.srv.start()
+        self._start(self.srv)
+
+    def _start(self, srv):
+        """serve, after the CLI's setup and checks: cut_at(rng) is its own cut point."""
+        if self.cut_at:
+            srv.env["POWERCUT_CUT"] = self.cut_at(self.rng)
+        srv.start()
 
     def _server(self, workdir, tokens=None):
         os.makedirs(workdir, exist_ok=True)
@@ -158,7 +165,7 @@ class PowerCuts:
         assert not violations, "after cut %d (%r kept of the unsynced writes):\n%s" % (
             self.cuts, kept, "\n".join(violations[:20]))
         srv.integrity_ok()
-        srv.start()
+        self._start(srv)
         self.srv = srv
         return kept
 
@@ -271,30 +278,35 @@ def _check_sims(srv, sims, reqs, resolved):
     return applied
 
 
-@pytest.mark.parametrize("torn", [False, True], ids=["synced-only", "torn"])
-def test_power_cut_during_a_stream(request, server_factory, tmp_path, torn):
-    """Top-ups and bundle purchases from concurrent clients, the power cut at
-    a random moment, four times, each on what the last left. The log's bound
-    is 1 MiB, so that it is copied into the database and starts over many
-    times a round: cuts land in checkpoints and restarts too."""
-    pc = PowerCuts(request, tmp_path, ["--set", "daily_cap=4000000000000", "--set", "log_max_mb=1"], torn=torn)
+def _streams(request, tmp_path, rounds, torn=False, cut_at=None):
+    """Top-ups and bundle purchases from N_THREADS clients on six SIMs, the
+    power cut `rounds` times, each on what the last left: at a random moment,
+    or where cut_at says (the server then dies by itself). The log's bound is
+    1 MiB, so that it is copied into the database and starts over every ~100
+    top-ups: random cuts land in checkpoints and restarts too."""
+    pc = PowerCuts(request, tmp_path, ["--set", "daily_cap=4000000000000", "--set", "log_max_mb=1"], torn=torn,
+                   cut_at=cut_at)
     srv = pc.srv
     sims = [srv.new_sim() for _ in range(6)]
     plan = srv.create_plan(price=PRICE)[0]["code"]
     for iccid in sims:
         srv.topup_ok(iccid, OPENING)
     reqs = Requests()
-    for _ in range(4):
+    for _ in range(rounds):
         stop, acked = threading.Event(), []
         threads = [threading.Thread(target=reqs.stream, args=(pc.srv, sims, plan, stop, acked), daemon=True)
                    for _ in range(N_THREADS)]
         for t in threads:
             t.start()
         want, deadline = pc.rng.randint(50, 400), time.monotonic() + 20
-        while len(acked) < want and time.monotonic() < deadline:
+        while (pc.srv.running() if cut_at else len(acked) < want) and time.monotonic() < deadline:
             time.sleep(0.002)
-        assert len(acked) >= want, "only %d answers in 20 s" % len(acked)
-        time.sleep(pc.rng.uniform(0, 0.02))
+        assert not pc.srv.running() if cut_at else len(acked) >= want, \
+            "%d answers in 20 s, the server %s" % (len(acked), "running" if pc.srv.running() else "dead")
+        if cut_at:
+            assert pc.srv.proc.returncode == -signal.SIGKILL, "not the cut: %r" % pc.srv.proc.returncode
+        else:
+            time.sleep(pc.rng.uniform(0, 0.02))
 
         def stopped():
             stop.set()
@@ -304,6 +316,19 @@ def test_power_cut_during_a_stream(request, server_factory, tmp_path, torn):
         _verify(pc.srv, sims, reqs)
     rejected = [r for r in reqs.by_key.values() if r["state"] == "rejected" and r["kind"] == "topup"]
     assert not rejected, [(r["status"], r["raw"]) for r in rejected[:3]]
+
+
+@pytest.mark.parametrize("torn", [False, True], ids=["synced-only", "torn"])
+def test_power_cut_during_a_stream(request, server_factory, tmp_path, torn):
+    """Four cuts at random moments."""
+    _streams(request, tmp_path, 4, torn=torn)
+
+
+def test_power_cut_inside_a_checkpoint(request, server_factory, tmp_path):
+    """Three cuts right after a random write of the database file among its
+    first 300: while serving only a checkpoint writes it (the checkpointer's
+    run, or the writer's copy of the rest at the log's bound)."""
+    _streams(request, tmp_path, 3, cut_at=lambda rng: "write:topup.db:%d" % rng.randint(1, 300))
 
 
 def _csv(n, rng):
@@ -467,7 +492,7 @@ def test_killed_while_the_receipt_key_is_made(request, server_factory, tmp_path,
     os.makedirs(work)
     srv = _powered(Server(work), str(work) + "-image")
     srv.cli("migrate", "--db", srv.db)   # no key yet: serve makes it
-    env = dict(srv.env, POWERCUT_CUT="%s:topup.db.ed25519" % point)
+    env = dict(srv.env, POWERCUT_CUT="%s:topup.db.ed25519*" % point)
     with open(srv.log_path, "wb") as log:
         proc = subprocess.Popen([srv.binary, "serve", "--listen", "127.0.0.1:%d" % free_port(), "--db", srv.db],
                                 cwd=srv.workdir, env=env, stdout=log, stderr=log)

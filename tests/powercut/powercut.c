@@ -45,9 +45,10 @@
  * its last sync survive the cut as well, the last one torn at a 512-byte
  * boundary (test_powercut.py reads NAME.log for that).
  *
- * POWERCUT_CUT=CALL:PREFIX[:N] kills the process (SIGKILL) right after the
- * Nth (default first) open, write, sync or link that returned 0 on a file
- * whose name begins with PREFIX: a cut at a chosen point, not a random one.
+ * POWERCUT_CUT=CALL:NAME[:N] kills the process (SIGKILL) right after the
+ * Nth (default first) open, write, sync or link that succeeded on the file
+ * NAME (NAME* : any name that begins so): a cut at a chosen point, not a
+ * random one.
  */
 #include <dirent.h>
 #include <dlfcn.h>
@@ -116,7 +117,7 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;   /* files, fds' entries,
 static struct pfile files[MAX_FILES];
 static int nfiles;
 static struct fdinfo fds[MAX_FDS];
-static char cut_call[16], cut_prefix[NAME_MAX + 1];   /* POWERCUT_CUT */
+static char cut_call[16], cut_prefix[NAME_MAX + 2];   /* POWERCUT_CUT */
 static long cut_after;
 static _Atomic long cut_seen;
 static _Atomic unsigned char seen[MAX_FDS];   /* fds[fd] is set: the others skip the lock */
@@ -174,7 +175,7 @@ __attribute__((constructor)) static void init(void)
     real.linkat = next("linkat");
     const char *d = getenv("POWERCUT_DIR"), *i = getenv("POWERCUT_IMAGE"), *c = getenv("POWERCUT_CUT");
     if (c && sscanf(c, "%15[a-z]:%255[^:]:%ld", cut_call, cut_prefix, &cut_after) < 2)
-        die("POWERCUT_CUT=%s: want CALL:PREFIX[:N]", c);
+        die("POWERCUT_CUT=%s: want CALL:NAME[:N]", c);
     if (c && !cut_after)
         cut_after = 1;
     if (!d || !i)
@@ -197,8 +198,10 @@ static void pc_path(char *out, const char *name, const char *suffix)
 
 static void maybe_cut(const char *call, const char *name)
 {
-    if (cut_after && !strcmp(call, cut_call) && !strncmp(name, cut_prefix, strlen(cut_prefix)) &&
-        ++cut_seen == cut_after)
+    size_t n = strlen(cut_prefix);
+    int any = n && cut_prefix[n - 1] == '*';
+    if (cut_after && !strcmp(call, cut_call) &&
+        (any ? !strncmp(name, cut_prefix, n - 1) : !strcmp(name, cut_prefix)) && ++cut_seen == cut_after)
         raise(SIGKILL);
 }
 
