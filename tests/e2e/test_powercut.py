@@ -14,8 +14,13 @@ SIGKILL, a new directory is built from the image alone, and then:
   - every transaction is one request sent (acknowledged or in flight) at most
     once, the balance is their running sum, the ledger check passes; a
     request in flight at the cut replays as applied or executes now.
+The cuts: at random moments of a stream of requests (four in a row, each on
+what the last left), right after an answer with the server idle, at a chosen
+write inside a checkpoint, while `migrate` or `serve` makes a new database,
+and right after each step of making the receipt key (POWERCUT_CUT).
 "torn" runs let a random prefix of each file's writes since its last sync
-survive as well, the last one torn at a 512-byte boundary: a disk keeps some
+survive as well, the last one torn at a 512-byte boundary, and each change to
+the directory since its last sync reach the disk or not: a disk keeps some
 unsynced writes, and SQLite's log checksums must discard what is not whole.
 """
 import http.client
@@ -217,7 +222,8 @@ class Requests:
                 del self.by_key[rec["key"]]
                 return
             try:
-                conn.request("POST", rec["path"], body=rec["body"], headers=dict(headers, **{"Idempotency-Key": rec["key"]}))
+                conn.request("POST", rec["path"], body=rec["body"],
+                             headers=dict(headers, **{"Idempotency-Key": rec["key"]}))
                 r = conn.getresponse()
                 rec["status"], rec["raw"] = r.status, r.read()
             except (OSError, http.client.HTTPException):

@@ -674,7 +674,8 @@ int unlinkat(int dirfd, const char *path, int flags) { return unlinked(dirfd, pa
 int linkat(int from_dir, const char *from, int to_dir, const char *to, int flags)
 {
     char a[NAME_MAX + 1], b[NAME_MAX + 1];
-    const char *old = active ? watched_name(from_dir, from, a) : NULL, *new = active ? watched_name(to_dir, to, b) : NULL;
+    const char *old = active ? watched_name(from_dir, from, a) : NULL;
+    const char *new = active ? watched_name(to_dir, to, b) : NULL;
     if (!old && !new)
         return real.linkat(from_dir, from, to_dir, to, flags);
     if (!old || !new || !*old || !*new)
