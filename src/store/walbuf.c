@@ -202,8 +202,10 @@ static int w_write(sqlite3_file *f, const void *p, int n, sqlite3_int64 off)
     w->commit_page_next = n == FRAME_HEADER && off >= WAL_HEADER && be32_nonzero((const unsigned char *)p + 4);
     if (!off)
         w->end = 0;   /* the log starts over */
-    if (w->commit_page_next && off + FRAME_HEADER < w->end)
-        commit = 1;   /* W2: its checksum rewritten, over its page */
+    if (w->commit_page_next && off + FRAME_HEADER < w->end) {
+        commit = 1;   /* W2: its checksum rewritten, over its page: no page follows */
+        w->commit_page_next = 0;
+    }
     if (off + n > w->end)
         w->end = off + n;
     if (w->len && off >= w->off && off + n <= w->off + (sqlite3_int64)w->len) {
