@@ -10,6 +10,7 @@
  */
 #include <sqlite3.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,12 +20,15 @@
 
 enum fault_kind { FAULT_NONE, FAULT_WRITE, FAULT_FULL, FAULT_FSYNC, FAULT_SYNC_WAIT };
 
+/* What to fail, in one word so that a reconfiguration while the engine's
+ * threads run (the tests') is seen whole: at << 8 | once << 4 | kind. */
 static struct {
-    enum fault_kind kind;
-    long at;
-    int once;
+    _Atomic uint64_t spec;
     _Atomic long writes, syncs, injected;
 } F;
+
+static enum fault_kind spec_kind(uint64_t s) { return (enum fault_kind)(s & 15); }
+static long spec_at(uint64_t s) { return (long)(s >> 8); }
 
 static sqlite3_vfs vfs;
 static sqlite3_vfs *base;
@@ -37,7 +41,9 @@ struct ffile {
 /* 1 when call number n of this kind must fail. */
 static int trips(enum fault_kind k, long n)
 {
-    if (F.kind != k || n < F.at || (F.once && n != F.at))
+    uint64_t s = atomic_load_explicit(&F.spec, memory_order_relaxed);
+    int once = (s >> 4) & 1;
+    if (spec_kind(s) != k || n < spec_at(s) || (once && n != spec_at(s)))
         return 0;
     atomic_fetch_add(&F.injected, 1);
     return 1;
@@ -65,8 +71,9 @@ static int f_sync(sqlite3_file *f, int flags)
     long s = atomic_fetch_add(&F.syncs, 1) + 1;
     if (trips(FAULT_FSYNC, s))
         return SQLITE_IOERR_FSYNC;
-    if (F.kind == FAULT_SYNC_WAIT)
-        base->xSleep(base, (int)(F.at * 1000));
+    uint64_t spec = atomic_load_explicit(&F.spec, memory_order_relaxed);
+    if (spec_kind(spec) == FAULT_SYNC_WAIT)
+        base->xSleep(base, (int)(spec_at(spec) * 1000));
     return REAL(f)->pMethods->xSync(REAL(f), flags);
 }
 
@@ -114,12 +121,13 @@ int store_fault_configure(const char *spec)
     long at = 0;
     if (!spec || sscanf(spec, "%15[a-z]@%ld", kind, &at) != 2 || at < 1)
         return -1;
-    F.kind = !strcmp(kind, "write") ? FAULT_WRITE : !strcmp(kind, "full") ? FAULT_FULL
-           : !strcmp(kind, "fsync") ? FAULT_FSYNC : !strcmp(kind, "syncwait") ? FAULT_SYNC_WAIT : FAULT_NONE;
-    if (F.kind == FAULT_NONE || (F.kind == FAULT_SYNC_WAIT && at > 60000))
+    enum fault_kind k = !strcmp(kind, "write") ? FAULT_WRITE : !strcmp(kind, "full") ? FAULT_FULL
+                      : !strcmp(kind, "fsync") ? FAULT_FSYNC : !strcmp(kind, "syncwait") ? FAULT_SYNC_WAIT
+                      : FAULT_NONE;
+    if (k == FAULT_NONE || (k == FAULT_SYNC_WAIT && at > 60000) || at > (1L << 40))
         return -1;
-    F.at = at;
-    F.once = strstr(spec, ",once") != NULL;
+    int once = strstr(spec, ",once") != NULL;
+    atomic_store(&F.spec, (uint64_t)at << 8 | (uint64_t)once << 4 | (uint64_t)k);
     if (!base) {
         store_configure();   /* before the lookup below starts SQLite */
         base = sqlite3_vfs_find(NULL);
@@ -137,7 +145,7 @@ int store_fault_configure(const char *spec)
     return 0;
 }
 
-int store_fault_active(void) { return F.kind != FAULT_NONE; }
+int store_fault_active(void) { return spec_kind(atomic_load(&F.spec)) != FAULT_NONE; }
 
 void store_fault_counts(long *writes, long *syncs, long *injected)
 {
