@@ -1,9 +1,12 @@
 /* loadshed — see loadshed.h. */
 #include "http/loadshed.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #define WINDOW_MS 100
 #define WINDOWS 100      /* remembered: ten seconds, for the best throughput */
@@ -241,23 +244,44 @@ void loadshed_state(struct loadshed *ls, int64_t now_ms, struct loadshed_state *
 
 double loadshed_cpu_read(struct loadshed_cpu *prev)
 {
-    FILE *f = fopen("/proc/stat", "r");
-    if (!f)
-        return -1;
+    if (prev->fd <= 0) {
+        int fd = open("/proc/stat", O_RDONLY | O_CLOEXEC);
+        if (fd == 0) {   /* stdin was closed: 0 means "not yet" here */
+            fd = fcntl(0, F_DUPFD_CLOEXEC, 3);
+            close(0);
+        }
+        if (fd < 0)
+            return LOADSHED_CPU_UNREADABLE;
+        prev->fd = fd;
+    }
+    char line[512];   /* the first line, "cpu  ..." with the machine's totals */
+    ssize_t got = pread(prev->fd, line, sizeof line - 1, 0);   /* procfs makes it afresh at offset 0 */
+    if (got < 0)
+        return LOADSHED_CPU_UNREADABLE;
+    line[got] = 0;
     unsigned long long v[8] = {0};
-    int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+    int n = sscanf(line, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
                    &v[6], &v[7]);
-    fclose(f);
-    if (n < 4)
-        return -1;
+    if (n < 4) {
+        errno = EINVAL;   /* not the format it has */
+        return LOADSHED_CPU_UNREADABLE;
+    }
     /* user nice system idle iowait irq softirq steal: idle and iowait are not busy */
     uint64_t total = 0;
     for (int i = 0; i < 8; i++)
         total += v[i];
     uint64_t busy = total - v[3] - v[4];
     struct loadshed_cpu was = *prev;
-    *prev = (struct loadshed_cpu){.busy = busy, .total = total};
+    prev->busy = busy;
+    prev->total = total;
     if (!was.total || total <= was.total)
-        return -1;
+        return LOADSHED_CPU_NONE;
     return (double)(busy - was.busy) / (double)(total - was.total);
+}
+
+void loadshed_cpu_close(struct loadshed_cpu *prev)
+{
+    if (prev->fd > 0)
+        close(prev->fd);
+    prev->fd = 0;
 }

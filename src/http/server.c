@@ -841,12 +841,20 @@ static void *cpu_sampler(void *arg)
     pthread_setname_np(pthread_self(), "topupd-cpu");
     struct server *s = arg;
     struct loadshed_cpu prev = {0};
-    loadshed_cpu_read(&prev);
+    int unread = loadshed_cpu_read(&prev) == LOADSHED_CPU_UNREADABLE;
+    if (unread)   /* said once; the shedder then goes by latency and the queue alone */
+        log_warn("cannot read /proc/stat (%s): shed_cpu_percent has no effect while it cannot", strerror(errno));
     while (!nap(s, 100)) {
         double busy = loadshed_cpu_read(&prev);
         if (busy >= 0)
             loadshed_sample(s->shed, clock_mono_ms(), busy);
+        if (busy == LOADSHED_CPU_UNREADABLE && !unread)
+            log_warn("cannot read /proc/stat (%s): shed_cpu_percent has no effect while it cannot", strerror(errno));
+        else if (busy != LOADSHED_CPU_UNREADABLE && unread)
+            log_info("/proc/stat reads again: shed_cpu_percent applies");
+        unread = busy == LOADSHED_CPU_UNREADABLE;
     }
+    loadshed_cpu_close(&prev);
     return NULL;
 }
 

@@ -2,6 +2,8 @@
  * clock (milliseconds passed in) and injected CPU samples. */
 #include "testutil.h"
 
+#include <sys/resource.h>
+
 #include "http/loadshed.h"
 
 /* n commands admitted at t and done at t + took_ms each, one after another. */
@@ -349,6 +351,22 @@ static void test_cpu_reading(void **state)
         x += i;
     double busy = loadshed_cpu_read(&prev);
     assert_true(busy > 0 && busy <= 1.0);
+    /* the file stays open: read again, however many descriptors are taken since */
+    int kept = prev.fd;
+    assert_true(kept > 0);
+    struct rlimit was, none;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &was), 0);
+    none = was;
+    none.rlim_cur = 3;   /* stdin, stdout, stderr: nothing more could be opened */
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &none), 0);
+    for (int i = 0; i < 20000000; i++)
+        x += i;
+    busy = loadshed_cpu_read(&prev);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &was), 0);
+    assert_true(busy > 0 && busy <= 1.0);
+    assert_int_equal(prev.fd, kept);
+    loadshed_cpu_close(&prev);
+    assert_int_equal(prev.fd, 0);
 }
 
 int main(void)
