@@ -107,7 +107,8 @@ san:
 # that time the server under overload are left out: under TSan's slowdown
 # they measure TSan.
 TSAN_E2E := test_races.py test_idempotency.py test_topups.py test_provisioning.py test_crash.py \
-            test_bundles.py test_lifecycle.py test_receipts.py test_metrics.py
+            test_bundles.py test_lifecycle.py test_receipts.py test_metrics.py test_faults.py \
+            test_fault_sweep.py test_http.py test_backup.py
 tsan-check: $(B)/topupd $(TESTS)
 	@set -e; for t in $(TESTS); do echo "== tsan $$t"; TSAN_OPTIONS=halt_on_error=1:exitcode=66 $$t; done
 	TSAN_OPTIONS=halt_on_error=0 TOPUPD=$(abspath $(B)/topupd) /usr/bin/python3 -m pytest -q \
