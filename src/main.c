@@ -318,6 +318,33 @@ static int sync_path(const char *path)
     return rc;
 }
 
+/* Creates path empty (VACUUM INTO takes an empty file) with db's mode, so
+ * that the copy is never more readable than the database, not even while it
+ * is written: SQLite would create it 0644, and its journal as the copy. */
+static int make_private(const char *path, const char *db)
+{
+    struct stat sb;
+    if (stat(db, &sb))
+        return ERR_STORAGE;
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, sb.st_mode & 0777);
+    if (fd < 0)
+        return ERR_STORAGE;
+    int rc = fchmod(fd, sb.st_mode & 0777);   /* the umask only ever narrows it; this makes it the db's */
+    close(fd);
+    return rc ? ERR_STORAGE : 0;
+}
+
+/* Renames from to to, refusing (EEXIST) when anything is at to: a file
+ * that appeared there while the copy was made is kept. */
+static int put_new(const char *from, const char *to)
+{
+    if (!renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE))
+        return 0;
+    if (errno != EINVAL && errno != ENOSYS)   /* a file system without it: a link is as exclusive */
+        return -1;
+    return link(from, to) ? -1 : unlink(from);
+}
+
 struct copy_check {
     int version;          /* the copy's schema */
     int balanced;         /* the ledger was checked (a database at this topupd's schema) */
@@ -385,7 +412,8 @@ static int cmd_backup(struct opts *o)
         return rc;
     if (!o->to)
         return fprintf(stderr, "--to FILE is required\n"), 2;
-    if (!access(o->to, F_OK))
+    struct stat sb;
+    if (!lstat(o->to, &sb))   /* a dangling link too: rename would replace the link */
         return fprintf(stderr, "backup: %s exists; a backup never replaces a file\n", o->to), 1;
     char part[4096], dir[4096];
     if (snprintf(part, sizeof part, "%s.partial", o->to) >= (int)sizeof part)
@@ -396,12 +424,11 @@ static int cmd_backup(struct opts *o)
     struct store *st = NULL;
     int version = 0;
     rc = open_ours(&st, o->db, &version);
+    if (!rc && (rc = make_private(part, o->db)))
+        fprintf(stderr, "backup: cannot create %s: %s\n", part, strerror(errno));
     if (!rc && (rc = store_copy(st, part)))
         fprintf(stderr, "backup: could not write %s (see above)\n", part);
     store_close(st);
-    struct stat sb;
-    if (!rc && !stat(o->db, &sb))
-        chmod(part, sb.st_mode & 0777);   /* as readable as the database, no more: it holds the same */
     if (!rc && sync_path(part)) {
         fprintf(stderr, "backup: could not sync %s: %s\n", part, strerror(errno));
         rc = ERR_STORAGE;
@@ -413,7 +440,7 @@ static int cmd_backup(struct opts *o)
         rc = ERR_CONSTRAINT;
     }
     snprintf(dir, sizeof dir, "%s", o->to);
-    if (!rc && (rename(part, o->to) || sync_path(dirname(dir)))) {
+    if (!rc && (put_new(part, o->to) || sync_path(dirname(dir)))) {
         fprintf(stderr, "backup: could not put the copy at %s: %s\n", o->to, strerror(errno));
         rc = ERR_STORAGE;
     }

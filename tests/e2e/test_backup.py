@@ -148,3 +148,82 @@ def test_backup_of_an_older_schema(server_factory, tmp_path):
     cp = _backup("--db", srv.db, "--to", str(tmp_path / "old.db"), cwd=tmp_path)
     assert cp.returncode == 0, cp.stderr
     assert "schema %d; quick_check ok; ledger not checked" % (latest - 1) in cp.stdout, cp.stdout
+
+
+def _padded_db(tmp_path, mb):
+    """A topup database padded with mb MiB (a table of its own), so that a
+    copy takes long enough to be watched; mode 0600."""
+    db = str(tmp_path / "pad.db")
+    subprocess.run([TOPUPD, "migrate", "--db", db], check=True, capture_output=True, timeout=60)
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE pad (x BLOB)")
+    con.executemany("INSERT INTO pad VALUES (randomblob(1048576))", [()] * mb)
+    con.commit()
+    con.close()
+    os.chmod(db, 0o600)
+    return db
+
+
+def test_backup_copy_is_never_more_readable_than_the_database(tmp_path):
+    """The copy under way (FILE.partial, and SQLite's journal beside it) is
+    created with the database's mode: it was created 0644 and only chmod-ed
+    once whole, so any local user could open a copy of a 0600 database while
+    it was written and keep reading it."""
+    db = _padded_db(tmp_path, 96)
+    to = str(tmp_path / "b.db")
+    seen, stop = set(), threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            for f in (to + ".partial", to + ".partial-journal"):
+                try:
+                    seen.add((f, os.stat(f).st_mode & 0o777))
+                except FileNotFoundError:
+                    pass
+
+    t = threading.Thread(target=watch)
+    t.start()
+    old = os.umask(0o022)
+    try:
+        cp = _backup("--db", db, "--to", to, cwd=tmp_path)
+    finally:
+        os.umask(old)
+        stop.set()
+        t.join()
+    assert cp.returncode == 0, cp.stderr
+    assert seen, "the copy was never seen under way"
+    assert all(mode == 0o600 for _, mode in seen), seen
+    assert os.stat(to).st_mode & 0o777 == 0o600
+
+
+def test_backup_never_replaces_what_appears_at_to(tmp_path):
+    """--to is refused when anything is there, a dangling symbolic link too;
+    and a file that appears at --to while the copy is made is kept, the copy
+    refused (rename() replaced it)."""
+    db = _padded_db(tmp_path, 96)
+    link = tmp_path / "link.db"
+    os.symlink(str(tmp_path / "nowhere"), str(link))
+    cp = _backup("--db", db, "--to", str(link), cwd=tmp_path)
+    assert cp.returncode == 1 and "exists; a backup never replaces a file" in cp.stderr, cp.stderr
+    assert os.readlink(str(link)) == str(tmp_path / "nowhere") and not (tmp_path / "nowhere").exists()
+
+    to = str(tmp_path / "b.db")
+    stop = threading.Event()
+
+    def plant():
+        while not stop.is_set():
+            if os.path.exists(to + ".partial"):
+                with open(to, "xb") as f:
+                    f.write(b"keep me")
+                return
+
+    t = threading.Thread(target=plant)
+    t.start()
+    try:
+        cp = _backup("--db", db, "--to", to, cwd=tmp_path)
+    finally:
+        stop.set()
+        t.join()
+    assert open(to, "rb").read() == b"keep me"
+    assert cp.returncode == 1 and "no backup was made" in cp.stderr, cp.stderr
+    assert not os.path.exists(to + ".partial")
