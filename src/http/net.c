@@ -37,6 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "http/metrics.h"
 #include "http/peers.h"
 #include "util/log.h"
 #include "util/text.h"
@@ -524,6 +525,7 @@ static void refuse(struct net_conn *c, int status)
     struct net *n = c->w->n;
     const char *b = n->ops.refusal(n->ops.cls, status);
     c->close_after = 1;
+    metrics_answered(-1, status, (now_ms() - c->begun_ms) * 1000);   /* an answer, with no route: "none" */
     net_answer(c, status, NULL, b, strlen(b));
 }
 

@@ -144,3 +144,37 @@ def test_refused_connections_and_the_sweeper_are_counted(server_factory):
     m = _scrape(srv, source="127.0.0.2")
     assert abs(m[("topup_sweep_last_success_timestamp_seconds", "")] - time.time()) < 30
     assert m[("topup_sweeps_failed_total", "")] == 0
+
+
+def test_net_own_refusals_are_counted(server_factory):
+    """Answers net gives before the server sees a request (a malformed head:
+    400, a head past head_max: 431, a request that did not arrive in time:
+    408) are answers: they count under route "none" as the docs say of a
+    refusal before a route was found. They were counted nowhere (408 only as
+    timed out), so a client sending garbage was invisible to monitoring."""
+    srv = server_factory("--set", "request_timeout=1")
+    srv.tokens["monitor"] = srv.create_token("monitor")
+    before = _scrape(srv)
+
+    def answer(data, wait=False):
+        s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+        try:
+            s.sendall(data)
+            got = b""
+            while b"\r\n" not in got:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                got += chunk
+            return got.split(b"\r\n", 1)[0]
+        finally:
+            s.close()
+
+    assert answer(b"BOGUS\x01 / HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 400 ")
+    assert answer(b"GET / HTTP/1.1\r\nX: " + b"a" * 100000 + b"\r\n\r\n").startswith(b"HTTP/1.1 431 ")
+    assert answer(b"GET /healthz HTTP/1.1\r\nHost").startswith(b"HTTP/1.1 408 ")
+    after = _scrape(srv)
+    assert after[_req("none", "4xx")] - before[_req("none", "4xx")] == 3
+    count = ("topup_http_request_duration_seconds_count", '{route="none"}')
+    assert after[count] - before[count] == 3
+    assert after[("topup_http_requests_timed_out_total", "")] - before[("topup_http_requests_timed_out_total", "")] == 1
