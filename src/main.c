@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <limits.h>
 #include <malloc.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -345,6 +346,28 @@ static int put_new(const char *from, const char *to)
     return link(from, to) ? -1 : unlink(from);
 }
 
+/* Whether path, once its directory is resolved, is the database (resolved)
+ * or a file kept beside it: SQLite's log, index and journal, the receipt key
+ * and the token epoch. A copy put there would be taken for one of them. */
+static int beside_db(const char *path, const char *db_real, const char *key)
+{
+    static const char *const files[] = {"", "-wal", "-shm", "-journal", ".ed25519", ".token-epoch"};
+    char d[4096], b[4096], dir[PATH_MAX], full[PATH_MAX + 4096], k[PATH_MAX], other[PATH_MAX + 16];
+    snprintf(d, sizeof d, "%s", path);
+    snprintf(b, sizeof b, "%s", path);
+    if (!realpath(dirname(d), dir))
+        return 0;   /* no such directory: the copy fails there, and nothing is touched */
+    snprintf(full, sizeof full, "%s/%s", strcmp(dir, "/") ? dir : "", basename(b));
+    if (key && realpath(key, k) && !strcmp(full, k))
+        return 1;
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(other, sizeof other, "%s%s", db_real, files[i]);
+        if (!strcmp(full, other))
+            return 1;
+    }
+    return 0;
+}
+
 struct copy_check {
     int version;          /* the copy's schema */
     int balanced;         /* the ledger was checked (a database at this topupd's schema) */
@@ -418,6 +441,12 @@ static int cmd_backup(struct opts *o)
     char part[4096], dir[4096];
     if (snprintf(part, sizeof part, "%s.partial", o->to) >= (int)sizeof part)
         return fprintf(stderr, "backup: --to is too long\n"), 2;
+    char db_real[PATH_MAX];
+    if (!realpath(o->db, db_real))
+        return fprintf(stderr, "backup: %s: %s\n", o->db, strerror(errno)), 1;
+    if (beside_db(o->to, db_real, o->key) || beside_db(part, db_real, o->key))
+        return fprintf(stderr, "backup: %s is the database or one of its files (or its .partial would be); "
+                       "put the backup elsewhere\n", o->to), 1;
     if (unlink(part) && errno != ENOENT)
         return fprintf(stderr, "backup: cannot remove %s: %s\n", part, strerror(errno)), 1;
     int64_t t0 = clock_mono_ms();

@@ -227,3 +227,27 @@ def test_backup_never_replaces_what_appears_at_to(tmp_path):
     assert open(to, "rb").read() == b"keep me"
     assert cp.returncode == 1 and "no backup was made" in cp.stderr, cp.stderr
     assert not os.path.exists(to + ".partial")
+
+
+def test_backup_never_lands_on_the_database_or_its_files(tmp_path):
+    """--to may not name the database or a file SQLite or topupd keeps beside
+    it, nor make FILE.partial one: `--db live.partial --to live` deleted the
+    database (the leftover .partial it removes first was the database), and
+    with the server stopped `--to t.db-wal` (or -shm) put the copy where the
+    next open of the database takes it for its log and discards it."""
+    db = str(tmp_path / "live.partial")
+    subprocess.run([TOPUPD, "migrate", "--db", db], check=True, capture_output=True, timeout=60)
+    cp = _backup("--db", db, "--to", str(tmp_path / "live"), cwd=tmp_path)
+    assert cp.returncode == 1 and "is the database or one of its files" in cp.stderr, cp.stderr
+    assert os.path.exists(db) and not os.path.exists(tmp_path / "live")
+
+    sub = tmp_path / "d"
+    os.mkdir(sub)
+    db = str(sub / "t.db")
+    subprocess.run([TOPUPD, "migrate", "--db", db], check=True, capture_output=True, timeout=60)
+    for to in ("d/t.db-wal", "d/t.db-shm", "d/t.db-journal", "d/../d/t.db.ed25519", "d/t.db.token-epoch"):
+        cp = _backup("--db", db, "--to", to, cwd=tmp_path)
+        assert cp.returncode == 1 and "is the database or one of its files" in cp.stderr, (to, cp.stderr)
+        assert not os.path.exists(tmp_path / to) and not os.path.exists(str(tmp_path / to) + ".partial"), to
+    cp = _backup("--db", db, "--to", "d/t.db.copy", cwd=tmp_path)
+    assert cp.returncode == 0, cp.stderr
