@@ -327,10 +327,11 @@ static int make_private(const char *path, const char *db)
     struct stat sb;
     if (stat(db, &sb))
         return ERR_STORAGE;
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, sb.st_mode & 0777);
+    mode_t mode = (sb.st_mode & 0777) | S_IWUSR;   /* the owner writes it (a 0444 database too); no one else */
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
     if (fd < 0)
         return ERR_STORAGE;
-    int rc = fchmod(fd, sb.st_mode & 0777);   /* the umask only ever narrows it; this makes it the db's */
+    int rc = fchmod(fd, mode);   /* the umask only ever narrows it; this makes it the db's */
     close(fd);
     return rc ? ERR_STORAGE : 0;
 }
@@ -458,6 +459,9 @@ static int cmd_backup(struct opts *o)
     if (!rc && (rc = store_copy(st, part)))
         fprintf(stderr, "backup: could not write %s (see above)\n", part);
     store_close(st);
+    struct stat db_sb;
+    if (!rc && !stat(o->db, &db_sb))
+        chmod(part, db_sb.st_mode & 0777);   /* as the database, the owner's write too */
     if (!rc && sync_path(part)) {
         fprintf(stderr, "backup: could not sync %s: %s\n", part, strerror(errno));
         rc = ERR_STORAGE;

@@ -2,10 +2,14 @@
 server runs on it, which a server then serves as it was (README, "Backup
 and restore")."""
 import os
+import pathlib
 import shutil
 import sqlite3
 import subprocess
+import tempfile
 import threading
+
+import pytest
 
 from conftest import TOPUPD
 from e2e_util import make_key
@@ -251,3 +255,35 @@ def test_backup_never_lands_on_the_database_or_its_files(tmp_path):
         assert not os.path.exists(tmp_path / to) and not os.path.exists(str(tmp_path / to) + ".partial"), to
     cp = _backup("--db", db, "--to", "d/t.db.copy", cwd=tmp_path)
     assert cp.returncode == 0, cp.stderr
+
+
+def test_backup_of_a_read_only_database_file():
+    """A database file of mode 0444, backed up by its owner (not root: root
+    writes any file): the copy is made, with mode 0444. Creating the copy
+    with the database's mode before writing it made it unwritable to the
+    backup itself."""
+    if not shutil.which("setpriv"):
+        pytest.skip("setpriv is not installed")
+    work = pathlib.Path(tempfile.mkdtemp(prefix="topup-ro-"))   # pytest's own is root's alone
+    os.chmod(str(work), 0o755)
+    try:
+        _read_only_backup(work)
+    finally:
+        shutil.rmtree(str(work))
+
+
+def _read_only_backup(work):
+    db = str(work / "t.db")
+    subprocess.run([TOPUPD, "migrate", "--db", db], check=True, capture_output=True, timeout=60)
+    binary = str(work / "topupd")
+    shutil.copy(TOPUPD, binary)
+    os.chmod(db, 0o444)
+    as_owner = []
+    if os.geteuid() == 0:
+        for f in os.listdir(str(work)) + [""]:
+            os.chown(os.path.join(str(work), f), 65534, 65534)
+        as_owner = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    cp = subprocess.run(as_owner + [binary, "backup", "--db", db, "--to", str(work / "b.db")], capture_output=True,
+                        text=True, timeout=60)
+    assert cp.returncode == 0, cp.stderr
+    assert os.stat(str(work / "b.db")).st_mode & 0o777 == 0o444
