@@ -43,6 +43,18 @@ static int split(char *line, char **cols, int max)
     }
 }
 
+/* Ends the line at s where an LF, a CRLF or a lone CR (old Mac files) ends
+ * it; returns the next line, or NULL after the last. */
+static char *cut_line(char *s)
+{
+    char *e = s + strcspn(s, "\r\n");
+    if (!*e)
+        return NULL;
+    int crlf = e[0] == '\r' && e[1] == '\n';
+    *e = 0;
+    return e + 1 + crlf;
+}
+
 int csv_parse_sims(char *text, size_t len, const char **param, void (*row)(void *arg, const struct csv_row *r),
                    void (*bad)(void *arg, int line), void *arg)
 {
@@ -55,9 +67,7 @@ int csv_parse_sims(char *text, size_t len, const char **param, void (*row)(void 
         return ERR_INVALID_CSV;   /* a NUL byte inside: not text */
     if (!strncmp(text, "\xEF\xBB\xBF", 3))
         text += 3;
-    char *next = strchr(text, '\n');
-    if (next)
-        *next++ = 0;
+    char *next = cut_line(text);
     int ncols = split(text, cols, CSV_MAX_COLS);
     if (ncols > CSV_MAX_COLS)
         return ERR_INVALID_CSV;
@@ -77,10 +87,8 @@ int csv_parse_sims(char *text, size_t len, const char **param, void (*row)(void 
     }
     for (int lineno = 2; next && *next; lineno++) {
         char *line = next;
-        next = strchr(line, '\n');
-        if (next)
-            *next++ = 0;
-        if (!line[strspn(line, " \r")])
+        next = cut_line(line);
+        if (!line[strspn(line, " ")])
             continue;
         if (split(line, cols, CSV_MAX_COLS) != ncols) {
             bad(arg, lineno);

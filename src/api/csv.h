@@ -2,7 +2,7 @@
  * required; msisdn, imsi, language optional; any order), then one SIM a line.
  * Fields may be quoted as RFC 4180 has it ("" for a quote, a comma inside is
  * text), as spreadsheets and vendor files write them; a line is still one
- * row, since no field of ours holds a newline. A UTF-8 BOM, CRLF line ends,
+ * row, since no field of ours holds a newline. A UTF-8 BOM, CRLF or CR line ends,
  * spaces around fields, blank lines and columns without a name (whose fields
  * are not read) are tolerated. */
 #pragma once

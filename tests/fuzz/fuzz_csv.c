@@ -7,8 +7,8 @@
  *  - every non-blank data line is reported exactly once, in order, with its
  *    1-based line number (row() or bad()), and blank lines are not reported;
  *  - each field is a NUL-terminated string inside the buffer without a
- *    newline and, on a line without a double quote, without a comma, leading
- *    spaces or trailing spaces/CR; iccid is never NULL and the optional
+ *    line end (LF, CRLF or a lone CR) and, on a line without a double quote,
+ *    without a comma, leading spaces or trailing spaces; iccid is never NULL and the optional
  *    columns are present on every row or on none;
  *  - sim_iccid_valid / sim_msisdn_valid / sim_imsi_valid agree with a
  *    reference written from docs/API.md and src/core/sim.h.
@@ -65,26 +65,36 @@ static void check_field(struct seen *sn, int line, const char *f, const char *wh
     FUZZ_CHECK(f >= sn->buf && f <= sn->buf + sn->len, "%s points outside the buffer", what);
     size_t n = strnlen(f, (size_t)(sn->buf + sn->len - f) + 1);
     FUZZ_CHECK(f + n <= sn->buf + sn->len, "%s is not NUL-terminated inside the buffer", what);
-    FUZZ_CHECK(!memchr(f, '\n', n), "%s '%s' holds a newline", what, f);
+    FUZZ_CHECK(!memchr(f, '\n', n) && !memchr(f, '\r', n), "%s '%s' holds a line end", what, f);
     if ((size_t)line < sn->nquoted && sn->quoted[line])
         return;   /* quoted: a comma and spaces may be text */
     FUZZ_CHECK(!memchr(f, ',', n), "%s '%s' holds a separator", what, f);
     FUZZ_CHECK(!n || (f[0] != ' ' && f[n - 1] != ' ' && f[n - 1] != '\r'), "%s '%s' is not trimmed", what, f);
 }
 
+/* The bytes of the line at p (up to end) before its LF, CRLF or lone CR;
+ * *next: where the next one begins (end after the last). */
+static size_t line_len(const uint8_t *p, const uint8_t *end, const uint8_t **next)
+{
+    size_t len = 0;
+    while (p + len < end && p[len] != '\n' && p[len] != '\r')
+        len++;
+    *next = p + len + (p + len < end) + (p + len + 1 < end && p[len] == '\r' && p[len + 1] == '\n');
+    return len;
+}
+
 /* quoted[i]: whether line i (1-based) holds a double quote. */
 static size_t quoted_lines(const uint8_t *data, size_t size, uint8_t **out)
 {
     size_t n = 2;
-    for (size_t i = 0; i < size; i++)
-        n += data[i] == '\n';
+    for (const uint8_t *p = data, *next; p < data + size; p = next, n++)
+        line_len(p, data + size, &next);
     *out = calloc(n, 1);
     if (!*out)
         abort();
-    for (size_t i = 0, line = 1; i < size; i++) {
-        line += data[i] == '\n';
-        (*out)[line] |= data[i] == '"';
-    }
+    size_t line = 1;
+    for (const uint8_t *p = data, *next; p < data + size; p = next, line++)
+        (*out)[line] = memchr(p, '"', line_len(p, data + size, &next)) != NULL;
     return n;
 }
 
@@ -132,30 +142,29 @@ static void on_row(void *arg, const struct csv_row *r)
 
 static void on_bad(void *arg, int line) { note_line(arg, line); }
 
-/* The data lines that must be reported: every line after the header that is
- * not made of spaces and CRs only (a last empty segment after '\n' is no line). */
+/* The data lines that must be reported: every line after the header (lines
+ * end at LF, CRLF or a lone CR) that is not made of spaces only (a last empty
+ * segment after a line end is no line). */
 static size_t expected_lines(const uint8_t *data, size_t size, int **out)
 {
     size_t off = size >= 3 && !memcmp(data, "\xEF\xBB\xBF", 3) ? 3 : 0;
-    const uint8_t *nl = memchr(data + off, '\n', size - off);
+    const uint8_t *end = data + size, *p;
     size_t n = 0;
     *out = NULL;
-    if (!nl)
-        return 0;
-    int lineno = 2;
-    for (const uint8_t *p = nl + 1, *end = data + size; p < end; lineno++) {
-        const uint8_t *e = memchr(p, '\n', (size_t)(end - p));
-        size_t len = e ? (size_t)(e - p) : (size_t)(end - p);
+    line_len(data + off, end, &p);
+    for (int lineno = 2; p < end; lineno++) {
+        const uint8_t *next;
+        size_t len = line_len(p, end, &next);
         int blank = 1;
         for (size_t i = 0; i < len && blank; i++)
-            blank = p[i] == ' ' || p[i] == '\r';
+            blank = p[i] == ' ';
         if (!blank) {
             *out = realloc(*out, (n + 1) * sizeof **out);
             if (!*out)
                 abort();
             (*out)[n++] = lineno;
         }
-        p += len + 1;
+        p = next;
     }
     return n;
 }

@@ -64,6 +64,25 @@ static void test_columns_in_any_order(void **state)
     expect(&s, want, 2);
 }
 
+/* A lone CR ends a line too, as Excel for Mac's "CSV (Macintosh)" writes
+ * them: such a file was one header line naming an unknown column,
+ * "msisdn\r8970...", the first row's ICCID in the param of the 400. CRLF is
+ * still one line end, not two. */
+static void test_cr_line_ends(void **state)
+{
+    (void)state;
+    struct seen s;
+    const char *param;
+    assert_int_equal(parse("iccid,msisdn\r8970100000000000013,+79160000001\r\r8970100000000000021,\r\n"
+                           "8970100000000000039,\r",
+                           0, &s, &param),
+                     0);
+    assert_null(param);
+    const char *want[] = {"2:8970100000000000013|+79160000001|-|-", "4:8970100000000000021||-|-",
+                          "5:8970100000000000039||-|-"};
+    expect(&s, want, 3);
+}
+
 /* A spreadsheet's file: a BOM, CRLF, spaces after commas, blank lines, no
  * newline after the last line. Line numbers are as an editor shows them. */
 static void test_spreadsheet_export(void **state)
@@ -174,6 +193,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_columns_in_any_order),
         cmocka_unit_test(test_spreadsheet_export),
+        cmocka_unit_test(test_cr_line_ends),
         cmocka_unit_test(test_quoted_fields),
         cmocka_unit_test(test_unnamed_columns_are_not_read),
         cmocka_unit_test(test_a_line_with_other_fields_is_reported),
