@@ -22,6 +22,7 @@
 #include "util/clock.h"
 #include "util/conf.h"
 #include "util/err.h"
+#include "util/files.h"
 #include "util/i18n.h"
 #include "util/log.h"
 #include "util/text.h"
@@ -309,16 +310,6 @@ static int cmd_check(struct opts *o)
 
 STORE_SQL(SQL_RECEIPT_KEY, "SELECT value FROM meta WHERE key = 'receipt_key'");
 
-static int sync_path(const char *path)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
-}
-
 /* Creates path empty (VACUUM INTO takes an empty file) with db's mode, so
  * that the copy is never more readable than the database, not even while it
  * is written: SQLite would create it 0644, and its journal as the copy. */
@@ -439,7 +430,7 @@ static int cmd_backup(struct opts *o)
     struct stat sb;
     if (!lstat(o->to, &sb))   /* a dangling link too: rename would replace the link */
         return fprintf(stderr, "backup: %s exists; a backup never replaces a file\n", o->to), 1;
-    char part[4096], dir[4096];
+    char part[4096];
     if (snprintf(part, sizeof part, "%s.partial", o->to) >= (int)sizeof part)
         return fprintf(stderr, "backup: --to is too long\n"), 2;
     char db_real[PATH_MAX];
@@ -462,7 +453,7 @@ static int cmd_backup(struct opts *o)
     struct stat db_sb;
     if (!rc && !stat(o->db, &db_sb))
         chmod(part, db_sb.st_mode & 0777);   /* as the database, the owner's write too */
-    if (!rc && sync_path(part)) {
+    if (!rc && files_sync(part)) {
         fprintf(stderr, "backup: could not sync %s: %s\n", part, strerror(errno));
         rc = ERR_STORAGE;
     }
@@ -472,8 +463,7 @@ static int cmd_backup(struct opts *o)
         fprintf(stderr, "backup: the copy's ledger does not balance: %s\n", c.ledger.first_violation);
         rc = ERR_CONSTRAINT;
     }
-    snprintf(dir, sizeof dir, "%s", o->to);
-    if (!rc && (put_new(part, o->to) || sync_path(dirname(dir)))) {
+    if (!rc && (put_new(part, o->to) || files_sync_dir_of(o->to))) {
         fprintf(stderr, "backup: could not put the copy at %s: %s\n", o->to, strerror(errno));
         rc = ERR_STORAGE;
     }

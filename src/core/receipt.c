@@ -10,6 +10,7 @@
 
 #include "util/arena.h"
 #include "util/err.h"
+#include "util/files.h"
 #include "util/i18n.h"
 #include "util/log.h"
 #include "util/text.h"
@@ -22,23 +23,6 @@ void receipt_keys_from_seed(struct receipt_keys *k, const unsigned char seed[32]
     crypto_generichash(h, sizeof h, k->pk, sizeof k->pk, NULL, 0);
     sodium_bin2hex(k->key_id, sizeof k->key_id, h, sizeof h);
     sodium_bin2base64(k->pk_b64, sizeof k->pk_b64, k->pk, sizeof k->pk, sodium_base64_VARIANT_ORIGINAL);
-}
-
-/* fsync of the directory that holds path. */
-static int sync_dir(const char *path)
-{
-    char dir[4096];
-    const char *slash = strrchr(path, '/');
-    if (!slash)
-        text_copy(dir, sizeof dir, ".");
-    else
-        snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd < 0)
-        return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
 }
 
 /* The key is written whole to PATH.new and synced, and only then linked at
@@ -83,7 +67,7 @@ int receipt_keys_load(struct receipt_keys *k, const char *path, int create)
             log_error("cannot create receipt key %s: %s", path, strerror(errno));
             return ERR_INTERNAL;
         }
-        if (sync_dir(path)) {   /* the database will name this key: its name must survive a crash too */
+        if (files_sync_dir_of(path)) {   /* the database will name this key: its name must survive a crash too */
             log_error("cannot make receipt key %s durable: %s", path, strerror(errno));
             return ERR_INTERNAL;
         }

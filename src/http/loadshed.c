@@ -244,16 +244,8 @@ void loadshed_state(struct loadshed *ls, int64_t now_ms, struct loadshed_state *
 
 double loadshed_cpu_read(struct loadshed_cpu *prev)
 {
-    if (prev->fd <= 0) {
-        int fd = open("/proc/stat", O_RDONLY | O_CLOEXEC);
-        if (fd == 0) {   /* stdin was closed: 0 means "not yet" here */
-            fd = fcntl(0, F_DUPFD_CLOEXEC, 3);
-            close(0);
-        }
-        if (fd < 0)
-            return LOADSHED_CPU_UNREADABLE;
-        prev->fd = fd;
-    }
+    if (prev->fd < 0 && (prev->fd = open("/proc/stat", O_RDONLY | O_CLOEXEC)) < 0)
+        return LOADSHED_CPU_UNREADABLE;
     char line[512];   /* the first line, "cpu  ..." with the machine's totals */
     ssize_t got = pread(prev->fd, line, sizeof line - 1, 0);   /* procfs makes it afresh at offset 0 */
     if (got < 0)
@@ -281,7 +273,7 @@ double loadshed_cpu_read(struct loadshed_cpu *prev)
 
 void loadshed_cpu_close(struct loadshed_cpu *prev)
 {
-    if (prev->fd > 0)
+    if (prev->fd >= 0)
         close(prev->fd);
-    prev->fd = 0;
+    prev->fd = -1;
 }

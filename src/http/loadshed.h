@@ -95,15 +95,16 @@ struct loadshed_state {
 void loadshed_state(struct loadshed *ls, int64_t now_ms, struct loadshed_state *out);
 
 /* Busy fraction of all CPUs between two readings of /proc/stat. The reader
- * keeps its previous reading in *prev (zeroed at first) and the file open
+ * keeps its previous reading in *prev (LOADSHED_CPU_INIT at first) and the file open
  * from its first reading on, so that a process out of descriptors (every
  * connection taken) still reads it; loadshed_cpu_close closes it. Returns
  * LOADSHED_CPU_NONE when nothing elapsed (or at the first reading), and
  * LOADSHED_CPU_UNREADABLE, errno set, when /proc/stat cannot be read. */
 struct loadshed_cpu {
     uint64_t busy, total;
-    int fd;       /* /proc/stat's, once opened (0: not yet) */
+    int fd;       /* /proc/stat's, once opened; LOADSHED_CPU_INIT sets -1 */
 };
+#define LOADSHED_CPU_INIT {.fd = -1}
 #define LOADSHED_CPU_NONE (-1.0)
 #define LOADSHED_CPU_UNREADABLE (-2.0)
 double loadshed_cpu_read(struct loadshed_cpu *prev);

@@ -56,6 +56,9 @@
 
 enum { S_TLS, S_HEAD, S_BODY, S_WAIT, S_SEND, S_SKIP, S_LINGER, S_CLOSED };
 
+/* What net counts (net_stats) and logs (report). */
+enum { EV_FULL, EV_CROWDED, EV_STARVED, EV_LATE, EV__COUNT };
+
 struct worker;
 
 struct net_conn {
@@ -139,12 +142,10 @@ struct net {
     atomic_int flood;               /* a flood (flood_check) */
     _Atomic int64_t flood_from;     /* ... since then */
     atomic_uint rr;
-    atomic_int refused, late;       /* connections refused at max_connections, requests timed out: not logged yet */
-    atomic_int starved;             /* ... and for want of a file descriptor (EMFILE) */
-    atomic_int crowded;             /* ... and at max_per_address */
-    atomic_uint crowded_addr;       /* the last address refused so */
+    _Atomic uint64_t events[EV__COUNT];     /* since the start (net_stats) */
+    _Atomic uint64_t reported[EV__COUNT];   /* ... as of the last report: the rest is not logged yet */
+    atomic_uint crowded_addr;       /* the last address refused at max_per_address */
     struct peers *peers;            /* connections open per address */
-    _Atomic uint64_t total[4];      /* each refusal and timeout above since the start (net_stats) */
     atomic_int spare;               /* a descriptor held back to take, and close, one that cannot be had */
     _Atomic int64_t reported_ms;    /* when they were last logged */
     int tls;
@@ -305,30 +306,32 @@ static void conn_free(struct net_conn *c)
 static void report(struct net *n, int64_t now)
 {
     int64_t last = atomic_load_explicit(&n->reported_ms, memory_order_relaxed);
-    if ((last && now - last < REPORT_MS) ||
-        (!atomic_load_explicit(&n->refused, memory_order_relaxed) &&
-         !atomic_load_explicit(&n->late, memory_order_relaxed) &&
-         !atomic_load_explicit(&n->starved, memory_order_relaxed) &&
-         !atomic_load_explicit(&n->crowded, memory_order_relaxed)) ||
-        !atomic_compare_exchange_strong(&n->reported_ms, &last, now))
+    int news = 0;
+    for (int i = 0; i < EV__COUNT; i++)
+        news |= atomic_load(&n->events[i]) != atomic_load(&n->reported[i]);
+    if ((last && now - last < REPORT_MS) || !news || !atomic_compare_exchange_strong(&n->reported_ms, &last, now))
         return;
-    int refused = atomic_exchange(&n->refused, 0), late = atomic_exchange(&n->late, 0);
-    int starved = atomic_exchange(&n->starved, 0), crowded = atomic_exchange(&n->crowded, 0);
+    long long fresh[EV__COUNT];   /* since the last report */
+    for (int i = 0; i < EV__COUNT; i++) {
+        uint64_t seen = atomic_load(&n->events[i]);
+        fresh[i] = (long long)(seen - atomic_exchange(&n->reported[i], seen));
+    }
+    long long refused = fresh[EV_FULL], crowded = fresh[EV_CROWDED], starved = fresh[EV_STARVED], late = fresh[EV_LATE];
     if (starved)
-        log_warn("http: refused %d connection%s: out of file descriptors (%s)", starved, starved == 1 ? "" : "s",
+        log_warn("http: refused %lld connection%s: out of file descriptors (%s)", starved, starved == 1 ? "" : "s",
                  "raise the process's open files limit, or lower max_connections");
     if (refused)
-        log_warn("http: refused %d connection%s: max_connections (%d) are open", refused, refused == 1 ? "" : "s",
+        log_warn("http: refused %lld connection%s: max_connections (%d) are open", refused, refused == 1 ? "" : "s",
                  n->o.max_connections);
     if (crowded) {
         char a[INET_ADDRSTRLEN] = "?";
         uint32_t who = atomic_load(&n->crowded_addr);
         inet_ntop(AF_INET, &who, a, sizeof a);
-        log_warn("http: refused %d connection%s: max_connections_per_address (%d) were open from one address (last: %s)",
+        log_warn("http: refused %lld connection%s: max_connections_per_address (%d) were open from one address (last: %s)",
                  crowded, crowded == 1 ? "" : "s", n->o.max_per_address, a);
     }
     if (late)
-        log_warn("http: %d requests did not arrive in time (request_timeout %d s, bodies at %d B/s): 408",
+        log_warn("http: %lld requests did not arrive in time (request_timeout %d s, bodies at %d B/s): 408",
                  late, n->o.request_timeout_s, BODY_MIN_RATE);
 }
 
@@ -336,8 +339,7 @@ static void conn_new(struct worker *w, int fd, const char *peer)
 {
     struct net *n = w->n;
     if (atomic_fetch_add(&n->conns, 1) >= n->o.max_connections) {
-        atomic_fetch_add(&n->refused, 1);   /* counted before the client can see it */
-        atomic_fetch_add(&n->total[0], 1);
+        atomic_fetch_add(&n->events[EV_FULL], 1);   /* counted before the client can see it */
         atomic_fetch_sub(&n->conns, 1);
         close(fd);
         report(n, now_ms());
@@ -348,8 +350,7 @@ static void conn_new(struct worker *w, int fd, const char *peer)
         addr = 0;
     if (peers_take(n->peers, addr, n->o.max_per_address)) {
         atomic_store(&n->crowded_addr, addr);
-        atomic_fetch_add(&n->crowded, 1);
-        atomic_fetch_add(&n->total[1], 1);
+        atomic_fetch_add(&n->events[EV_CROWDED], 1);
         atomic_fetch_sub(&n->conns, 1);
         close(fd);
         report(n, now_ms());
@@ -1043,8 +1044,7 @@ static void refuse_starved(struct worker *w)
     }
     if (spare < 0 && !w->deaf && !epoll_ctl(w->ep, EPOLL_CTL_DEL, n->lfd, NULL))
         w->deaf = 1;
-    atomic_fetch_add(&n->starved, 1);
-    atomic_fetch_add(&n->total[2], 1);
+    atomic_fetch_add(&n->events[EV_STARVED], 1);
     report(n, now_ms());
 }
 
@@ -1125,8 +1125,7 @@ static void wakeup(struct worker *w)
  * after its answer, the lingering close alone. */
 static void request_late(struct net_conn *c)
 {
-    atomic_fetch_add(&c->w->n->late, 1);
-    atomic_fetch_add(&c->w->n->total[3], 1);
+    atomic_fetch_add(&c->w->n->events[EV_LATE], 1);
     if (c->state == S_SKIP && !c->drain_first) {
         linger_start(c);
         return;
@@ -1425,7 +1424,8 @@ void net_stop(struct net *n)
 
 void net_stats(struct net *n, struct net_stats *out)
 {
-    *out = (struct net_stats){.open = atomic_load(&n->conns), .refused_full = atomic_load(&n->total[0]),
-                              .refused_address = atomic_load(&n->total[1]), .refused_no_fd = atomic_load(&n->total[2]),
-                              .timed_out = atomic_load(&n->total[3])};
+    *out = (struct net_stats){.open = atomic_load(&n->conns), .refused_full = atomic_load(&n->events[EV_FULL]),
+                              .refused_address = atomic_load(&n->events[EV_CROWDED]),
+                              .refused_no_fd = atomic_load(&n->events[EV_STARVED]),
+                              .timed_out = atomic_load(&n->events[EV_LATE])};
 }

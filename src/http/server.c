@@ -840,7 +840,7 @@ static void *cpu_sampler(void *arg)
 {
     pthread_setname_np(pthread_self(), "topupd-cpu");
     struct server *s = arg;
-    struct loadshed_cpu prev = {0};
+    struct loadshed_cpu prev = LOADSHED_CPU_INIT;
     int unread = loadshed_cpu_read(&prev) == LOADSHED_CPU_UNREADABLE;
     if (unread)   /* said once; the shedder then goes by latency and the queue alone */
         log_warn("cannot read /proc/stat (%s): shed_cpu_percent has no effect while it cannot", strerror(errno));
