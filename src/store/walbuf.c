@@ -43,6 +43,13 @@
  *      trickle, not a burst that takes a CPU from the threads answering
  *      requests. Pacing only delays writes; it changes nothing of what is
  *      written or synced.
+ *  W8. A sync with STORE_SYNC_WRITTEN that finds nothing has reached the
+ *      file since a sync that succeeded (no write, no truncation) returns at
+ *      once: a batch that wrote nothing (a gate, refusals that keep nothing,
+ *      answers replayed) costs no fsync, and is durable as soon as the
+ *      batches before it are, which the engine's one syncer has already
+ *      waited for. The first sync always reaches the disk (it also makes a
+ *      new log's directory entry durable).
  */
 #include <fcntl.h>
 #include <pthread.h>
@@ -78,6 +85,8 @@ struct wfile {
     sqlite3_int64 off;
     int commit_page_next;        /* the last write was a commit frame's header (W2) */
     sqlite3_int64 end;           /* the end of what was written since the log's header (W2) */
+    uint64_t changes;            /* W8: writes and truncations that reached the file */
+    uint64_t synced;             /* W8: changes covered by the last sync that succeeded; -1: none yet */
     int hint_fd;                 /* W6: the database file's, or -1 */
     size_t unhinted;             /* bytes written to it since the last hint */
 };
@@ -96,6 +105,7 @@ static int flush(struct wfile *w)
         size_t n = w->len - done < WRITE_MAX ? w->len - done : WRITE_MAX;
         rc = w->real->pMethods->xWrite(w->real, w->buf + done, (int)n, w->off + (sqlite3_int64)done);
     }
+    w->changes += w->len != 0;
     w->len = 0;   /* a failed write is reported once; SQLite rolls back or halts */
     return rc;
 }
@@ -216,6 +226,7 @@ static int w_write(sqlite3_file *f, const void *p, int n, sqlite3_int64 off)
             rc = flush(w);                                         /* W3 */
         if (rc == SQLITE_OK && (size_t)n > WALBUF_CAP / 2) {
             rc = w->real->pMethods->xWrite(w->real, p, n, off);   /* large: not worth a copy */
+            w->changes++;
         } else if (rc == SQLITE_OK) {
             if (!w->len)
                 w->off = off;
@@ -249,17 +260,37 @@ static int w_read(sqlite3_file *f, void *p, int n, sqlite3_int64 off)
 
 static int w_truncate(sqlite3_file *f, sqlite3_int64 size)
 {
-    int rc = W(f)->is_log ? flushed(f) : SQLITE_OK;
-    if (W(f)->is_log && W(f)->end > size)
-        W(f)->end = size;
-    return rc != SQLITE_OK ? rc : REAL(f)->pMethods->xTruncate(REAL(f), size);
+    struct wfile *w = W(f);
+    if (!w->is_log)
+        return w->real->pMethods->xTruncate(w->real, size);
+    pthread_mutex_lock(&w->mu);
+    int rc = flush(w);
+    if (w->end > size)
+        w->end = size;
+    w->changes++;
+    pthread_mutex_unlock(&w->mu);
+    return rc != SQLITE_OK ? rc : w->real->pMethods->xTruncate(w->real, size);
 }
 
+/* W5, W8. */
 static int w_sync(sqlite3_file *f, int flags)
 {
     struct wfile *w = W(f);
-    int rc = w->is_log && !(flags & STORE_SYNC_WRITTEN) ? flushed(f) : SQLITE_OK;   /* W5 */
-    return rc != SQLITE_OK ? rc : w->real->pMethods->xSync(w->real, flags & ~STORE_SYNC_WRITTEN);
+    if (!w->is_log)
+        return w->real->pMethods->xSync(w->real, flags);
+    pthread_mutex_lock(&w->mu);
+    int rc = flags & STORE_SYNC_WRITTEN ? SQLITE_OK : flush(w);
+    uint64_t seen = w->changes;
+    int idle = rc == SQLITE_OK && (flags & STORE_SYNC_WRITTEN) && w->synced == seen;
+    pthread_mutex_unlock(&w->mu);
+    if (rc != SQLITE_OK || idle)
+        return rc;
+    rc = w->real->pMethods->xSync(w->real, flags & ~STORE_SYNC_WRITTEN);
+    pthread_mutex_lock(&w->mu);
+    if (rc == SQLITE_OK && (w->synced == (uint64_t)-1 || seen > w->synced))
+        w->synced = seen;
+    pthread_mutex_unlock(&w->mu);
+    return rc;
 }
 
 static int w_size(sqlite3_file *f, sqlite3_int64 *size)
@@ -300,6 +331,7 @@ static int w_open(sqlite3_vfs *v, const char *name, sqlite3_file *f, int flags, 
             return SQLITE_NOMEM;
         pthread_mutex_init(&w->mu, NULL);
         w->is_log = 1;
+        w->synced = (uint64_t)-1;
     }
     int rc = BELOW(v)->xOpen(BELOW(v), name, w->real, flags, out_flags);
     if (rc != SQLITE_OK || !w->real->pMethods) {
