@@ -271,9 +271,10 @@ int api_sims_import(struct req *r)
 
 int api_sims_get(struct req *r)
 {
-    int rc = view_iccid_param(r->params[0]);
+    const char *param = NULL;
+    int rc = view_sim_param(r->params[0], &param);
     if (rc)
-        return req_error(r, rc, "iccid");
+        return req_error(r, rc, param);
     struct tx tx;
     if (req_read_begin(r, &tx))
         return 0;
@@ -294,9 +295,10 @@ static void add_record(void *arg, const struct record *rec) { json_array_append_
 
 int api_transactions_list(struct req *r)
 {
-    int rc = view_iccid_param(r->params[0]);
+    const char *param = NULL;
+    int rc = view_sim_param(r->params[0], &param);
     if (rc)
-        return req_error(r, rc, "iccid");
+        return req_error(r, rc, param);
     const char *limit_s = req_query(r, "limit"), *after = req_query(r, "starting_after");
     long limit = 20;
     int64_t before = 0;
@@ -345,12 +347,14 @@ static int exec_suspend_off(struct tx *tx, struct cmd *c) { return exec_suspend(
 
 int api_sims_suspend(struct req *r)
 {
-    int rc = view_iccid_param(r->params[0]);
-    return rc ? req_error(r, rc, "iccid") : req_submit(r, exec_suspend_on, (void *)r->params[0]);
+    const char *param = NULL;
+    int rc = view_sim_param(r->params[0], &param);
+    return rc ? req_error(r, rc, param) : req_submit(r, exec_suspend_on, (void *)r->params[0]);
 }
 
 int api_sims_resume(struct req *r)
 {
-    int rc = view_iccid_param(r->params[0]);
-    return rc ? req_error(r, rc, "iccid") : req_submit(r, exec_suspend_off, (void *)r->params[0]);
+    const char *param = NULL;
+    int rc = view_sim_param(r->params[0], &param);
+    return rc ? req_error(r, rc, param) : req_submit(r, exec_suspend_off, (void *)r->params[0]);
 }

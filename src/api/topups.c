@@ -79,9 +79,9 @@ int api_topups_create(struct req *r)
 {
     static const char *const keys[] = {"amount", "currency", "channel", "method", NULL};
     const char *iccid = r->params[0], *param = NULL, *currency = NULL, *channel = NULL, *method = NULL;
-    int rc = view_iccid_param(iccid);
+    int rc = view_sim_param(iccid, &param);
     if (rc)
-        return req_error(r, rc, "iccid");
+        return req_error(r, rc, param);
     const struct jv *b;
     if (req_body_object(r, &b))
         return 0;
@@ -152,9 +152,9 @@ int api_bundles_create(struct req *r)
 {
     static const char *const keys[] = {"plan", NULL};
     const char *param = NULL, *plan = NULL;
-    int rc = view_iccid_param(r->params[0]);
+    int rc = view_sim_param(r->params[0], &param);
     if (rc)
-        return req_error(r, rc, "iccid");
+        return req_error(r, rc, param);
     const struct jv *b;
     if (req_body_object(r, &b))
         return 0;

@@ -72,4 +72,9 @@ int view_sim(struct tx *tx, const struct sim *s, json_t **out)
     return 0;
 }
 
-int view_iccid_param(const char *iccid) { return sim_iccid_valid(iccid) ? 0 : ERR_INVALID_ICCID; }
+int view_sim_param(const char *ref, const char **param)
+{
+    if (ref[0] == '+')
+        return sim_msisdn_valid(ref) ? 0 : (*param = "msisdn", ERR_INVALID_MSISDN);
+    return sim_iccid_valid(ref) ? 0 : (*param = "iccid", ERR_INVALID_ICCID);
+}

@@ -14,5 +14,7 @@ json_t *view_bundle(const struct bundle *b);
 json_t *view_record(const struct record *r);
 /* The SIM with its state as the clock sees it, balance and bundles (reads through tx). */
 int view_sim(struct tx *tx, const struct sim *s, json_t **out);
-/* Validates an ICCID path parameter: 0 or ERR_INVALID_ICCID. */
-int view_iccid_param(const char *iccid);
+/* Validates the {iccid} of a /v1/sims/{iccid} path, which names the SIM by
+ * its ICCID or by its MSISDN ('+' first; sim_get): 0, or ERR_INVALID_ICCID
+ * or ERR_INVALID_MSISDN with *param the field to name. */
+int view_sim_param(const char *ref, const char **param);

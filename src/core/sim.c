@@ -128,6 +128,7 @@ int64_t sim_validity_after_topup(const struct sim *s, int64_t now, const struct 
 STORE_SQL(SQL_SIM_BY_ICCID, "SELECT " SIM_COLS " WHERE s.iccid = ?");
 STORE_SQL(SQL_SIM_BY_ID, "SELECT " SIM_COLS " WHERE s.id = ?");
 STORE_SQL(SQL_SIM_BY_MSISDN, "SELECT id FROM sims WHERE msisdn = ?");
+STORE_SQL(SQL_SIM_AT_MSISDN, "SELECT " SIM_COLS " WHERE s.msisdn = ?");
 /* The wallet is account -id (ledger L7), so the id is needed before the
  * INSERT. A SIM whose home is taken gets the next id above every home and
  * every other id (SIMs are never deleted). */
@@ -209,7 +210,16 @@ static int find(struct tx *tx, const char *iccid, struct sim *out, int *home_fre
     return load(q, out);
 }
 
-int sim_get(struct tx *tx, const char *iccid, struct sim *out) { return find(tx, iccid, out, NULL); }
+int sim_get(struct tx *tx, const char *ref, struct sim *out)
+{
+    if (ref[0] != '+')
+        return find(tx, ref, out, NULL);
+    struct store_q *q;
+    int rc = store_one(tx->st, &q, &SQL_SIM_AT_MSISDN, "s", ref);
+    if (rc)
+        return rc == ERR_NOT_FOUND ? ERR_SIM_NOT_FOUND : rc;
+    return load(q, out);
+}
 
 int sim_get_by_id(struct tx *tx, int64_t id, struct sim *out)
 {

@@ -79,7 +79,9 @@ int64_t sim_check_at(const struct sim *s, int64_t now, const struct conf *cf);
 #define SIM_HOME_MAX 1000000000000LL   /* 10^SIM_HOME_DIGITS: ids above it are not homes */
 int64_t sim_home_id(const char *iccid);
 
-int sim_get(struct tx *tx, const char *iccid, struct sim *out);      /* ERR_SIM_NOT_FOUND */
+/* The SIM that ref names: its ICCID, or its MSISDN ('+' first, E.164), the
+ * number a subscriber knows. ERR_SIM_NOT_FOUND. */
+int sim_get(struct tx *tx, const char *ref, struct sim *out);
 int sim_get_by_id(struct tx *tx, int64_t id, struct sim *out);
 /* Creates the SIM and its wallet (lang "" means en), at its home if that is
  * free, else above every home. If the ICCID exists and

@@ -37,7 +37,7 @@ const char *topup_channel_name(int c);
 const char *topup_method_name(int m);
 
 struct topup_req {
-    const char *iccid;
+    const char *iccid;         /* or the MSISDN (sim_get) */
     int64_t amount;            /* minor units */
     const char *currency;
     int channel, method;

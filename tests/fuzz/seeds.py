@@ -111,6 +111,10 @@ def http_seeds():
                                    body=f"iccid\n{ACTIVE}\n{UNKNOWN}\nnot-an-iccid\n")
     S["sims-get"] = req(G, "/v1/sims/{iccid}", OP, param=P_BUNDLE)
     S["sims-get-line"] = req(G, "/v1/sims/{iccid}", ADMIN, param=P_LINE, lines=[ACTIVE + "/x"])
+    S["sims-get-by-number"] = req(G, "/v1/sims/{iccid}", OP, param=P_LINE, lines=["+8613800000001"])
+    S["sims-get-by-number-escaped"] = req(G, "/v1/sims/{iccid}", OP, param=P_LINE, lines=["%2B8613800000004"])
+    S["topup-by-number"] = req(P, "/v1/sims/{iccid}/topups", OP, param=P_LINE, idem=I_UNIQUE,
+                               lines=["+8613800000002"], body=TOPUP)
     S["topup"] = req(P, "/v1/sims/{iccid}/topups", OP, param=P_ACTIVE, idem=I_UNIQUE, body=TOPUP)
     S["topup-k1"] = req(P, "/v1/sims/{iccid}/topups", OP, param=P_INACTIVE, idem=I_K1, body=TOPUP)
     S["topup-k1-reused"] = req(P, "/v1/sims/{iccid}/topups", OP, param=P_INACTIVE, idem=I_K1,

@@ -367,6 +367,15 @@ static void test_create(void **state)
     }
     assert_int_equal(sim_get(&t->tx, "8944110068256270054", &got), ERR_SIM_NOT_FOUND);
     assert_int_equal(sim_get_by_id(&t->tx, 424242, &got), ERR_SIM_NOT_FOUND);
+
+    /* By its number: the same SIM, balance and all; a number nobody has is no SIM. */
+    assert_true(s.msisdn[0] == '+');
+    assert_int_equal(sim_get(&t->tx, s.msisdn, &got), 0);
+    assert_int_equal(got.id, s.id);
+    assert_string_equal(got.iccid, s.iccid);
+    assert_int_equal(got.balance, tu_sim_balance(t, &s));
+    assert_int_equal(sim_get(&t->tx, "+8613999999999", &got), ERR_SIM_NOT_FOUND);
+    assert_int_equal(sim_get(&t->tx, "+", &got), ERR_SIM_NOT_FOUND);
     tu_ledger_ok(t);
 }
 
