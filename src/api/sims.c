@@ -9,6 +9,7 @@
 #include "core/record.h"
 #include "core/sim.h"
 #include "util/err.h"
+#include "util/text.h"
 
 /* Fills s from the fields; on error *param names the field. */
 static int sim_fields(const char *iccid, const char *msisdn, const char *imsi, const char *lang, struct sim *s,
@@ -333,28 +334,45 @@ int api_transactions_list(struct req *r)
 
 /* ---- suspension ----------------------------------------------------------- */
 
+struct suspend_cmd {
+    const char *ref, *reason;   /* reason: NULL when none was given */
+};
+
 static int exec_suspend(struct tx *tx, struct cmd *c, int on)
 {
+    const struct suspend_cmd *sc = c->arg;
     struct sim s;
-    int rc = sim_get(tx, c->arg, &s);
+    int rc = sim_get(tx, sc->ref, &s);
     if (!rc)
-        rc = sim_suspend(tx, &s, on);
+        rc = sim_suspend(tx, &s, on, sc->reason);
     return rc ? rc : render_sim(tx, c, &s, 200);
 }
 
 static int exec_suspend_on(struct tx *tx, struct cmd *c) { return exec_suspend(tx, c, 1); }
 static int exec_suspend_off(struct tx *tx, struct cmd *c) { return exec_suspend(tx, c, 0); }
 
-int api_sims_suspend(struct req *r)
+/* The body is optional: none, or {"reason":"…"}. */
+static int suspension(struct req *r, int (*exec)(struct tx *, struct cmd *))
 {
+    static const char *const keys[] = {"reason", NULL};
     const char *param = NULL;
     int rc = view_sim_param(r->params[0], &param);
-    return rc ? req_error(r, rc, param) : req_submit(r, exec_suspend_on, (void *)r->params[0]);
+    if (rc)
+        return req_error(r, rc, param);
+    struct suspend_cmd *sc = arena_alloc(&r->a, sizeof *sc);
+    *sc = (struct suspend_cmd){.ref = r->params[0]};
+    if (r->body_len) {
+        const struct jv *b;
+        if (req_body_object(r, &b))
+            return 0;
+        if ((rc = json_only_keys(b, keys, &param)))
+            return req_error(r, rc, param);
+        if ((rc = json_field_str(b, "reason", 0, SIM_REASON_MAX, &sc->reason)) ||
+            (sc->reason && (!*sc->reason || !text_printable(sc->reason, SIM_REASON_MAX))))
+            return req_error(r, rc ? rc : ERR_INVALID_PARAMETER, "reason");
+    }
+    return req_submit(r, exec, sc);
 }
 
-int api_sims_resume(struct req *r)
-{
-    const char *param = NULL;
-    int rc = view_sim_param(r->params[0], &param);
-    return rc ? req_error(r, rc, param) : req_submit(r, exec_suspend_off, (void *)r->params[0]);
-}
+int api_sims_suspend(struct req *r) { return suspension(r, exec_suspend_on); }
+int api_sims_resume(struct req *r) { return suspension(r, exec_suspend_off); }

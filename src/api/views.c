@@ -49,6 +49,8 @@ json_t *view_record(const struct record *r)
     json_object_set_new(o, "receipt", r->receipt ? json_string(r->receipt) : json_null());
     json_object_set_new(o, "channel", r->channel ? json_string(r->channel) : json_null());
     json_object_set_new(o, "method", r->method ? json_string(r->method) : json_null());
+    json_object_set_new(o, "served_by", r->served_by ? json_string(r->served_by) : json_null());
+    json_object_set_new(o, "reason", r->reason ? json_string(r->reason) : json_null());
     return o;
 }
 

@@ -9,17 +9,17 @@ STORE_SQL(SQL_RECORD_NEXT_ID,
           "SELECT MAX((SELECT COALESCE(MAX(id), 0) FROM topups), (SELECT COALESCE(MAX(id), 0) FROM sim_txns)) + 1");
 STORE_SQL(SQL_RECORD_ADD,
           "INSERT INTO sim_txns(id, sim_id, kind, amount, currency, balance_after, topup_id, bundle_id, receipt, "
-          "channel, method, created_at, prev) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+          "channel, method, created_at, principal, reason, prev) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
           "(SELECT last_txn FROM sims WHERE id = ?))");
 STORE_SQL(SQL_RECORD_LINK, "UPDATE sims SET last_txn = ? WHERE id = ?");
 STORE_SQL(SQL_RECORD_HEAD, "SELECT COALESCE(last_txn, 0) FROM sims WHERE id = ?");
 STORE_SQL(SQL_RECORD_GET,
           "SELECT id, kind, amount, currency, balance_after, COALESCE(topup_id, 0), COALESCE(bundle_id, 0), "
-          "receipt, channel, method, created_at, sim_id, COALESCE(prev, 0) FROM sim_txns WHERE id = ?");
+          "receipt, channel, method, created_at, sim_id, COALESCE(prev, 0), principal, reason FROM sim_txns WHERE id = ?");
 /* A top-up's record: the balance before its reactivation fee, which is a record of its own. */
 STORE_SQL(SQL_RECORD_OF_TOPUP,
           "SELECT id, 'topup', amount, currency, balance_after + fee, id, 0, '', channel, method, created_at, "
-          "sim_id, prev FROM topups WHERE id = ? AND prev IS NOT NULL");
+          "sim_id, prev, NULLIF(principal, ''), NULL FROM topups WHERE id = ? AND prev IS NOT NULL");
 
 /* Read once a transaction on the engine's writer (the write lock is held
  * from BEGIN to COMMIT, so no one else adds a row in between), counted on
@@ -50,9 +50,9 @@ int record_insert(struct tx *tx, const struct record *r, int64_t *id)
 {
     int rc = record_next_id(tx, id);
     if (!rc)
-        rc = store_exec(tx->st, &SQL_RECORD_ADD, "iisisizzsssii", *id, r->sim_id, r->kind, r->amount, r->currency,
+        rc = store_exec(tx->st, &SQL_RECORD_ADD, "iisisizzsssissi", *id, r->sim_id, r->kind, r->amount, r->currency,
                         r->balance_after, r->topup_id, r->bundle_id, r->receipt, r->channel, r->method, tx->now,
-                        r->sim_id);
+                        tx->principal, r->reason, r->sim_id);
     if (rc)
         *id = 0;
     return rc;
@@ -143,6 +143,8 @@ int record_list(struct tx *tx, int64_t sim_id, int64_t before, int limit,
             .receipt = topup ? number : store_is_null(q, 7) ? NULL : store_text(q, 7),
             .channel = store_is_null(q, 8) ? NULL : store_text(q, 8),
             .method = store_is_null(q, 9) ? NULL : store_text(q, 9),
+            .served_by = store_is_null(q, 13) ? NULL : store_text(q, 13),
+            .reason = store_is_null(q, 14) ? NULL : store_text(q, 14),
             .created_at = store_i64(q, 10),
         };
         fn(arg, &r);

@@ -16,12 +16,14 @@
 
 struct record {
     int64_t id, sim_id;
-    const char *kind;        /* topup, reactivation_fee, bundle_purchase, forfeiture */
+    const char *kind;        /* topup, reactivation_fee, bundle_purchase, forfeiture, suspension, resumption */
     int64_t amount;          /* signed: + into the wallet, - out of it */
     const char *currency;
     int64_t balance_after;
     int64_t topup_id, bundle_id;   /* 0 if none */
     const char *receipt, *channel, *method;   /* NULL if none */
+    const char *reason;      /* a suspension's or resumption's, as staff gave it; NULL if none */
+    const char *served_by;   /* the principal that made it (tx.h); written from tx->principal, NULL if unknown */
     int64_t created_at;
 };
 

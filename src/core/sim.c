@@ -393,25 +393,23 @@ int sim_settle(struct tx *tx, struct sim *s, int *changed)
     return sim_save(tx, s);
 }
 
-int sim_suspend(struct tx *tx, struct sim *s, int on)
+int sim_suspend(struct tx *tx, struct sim *s, int on, const char *reason)
 {
     int rc = sim_settle(tx, s, NULL);
     if (rc)
         return rc;
     if (s->state == SIM_TERMINATED)
         return ERR_SIM_TERMINATED;
-    if (on) {
-        if (s->state == SIM_SUSPENDED)
-            return 0;
-        s->state = SIM_SUSPENDED;
-        return sim_save(tx, s);
-    }
-    if (s->state != SIM_SUSPENDED)
+    if (on == (s->state == SIM_SUSPENDED))
         return 0;
-    /* Time went on while suspended: recompute, terminating if it is due. */
-    s->state = s->active_until ? SIM_ACTIVE : SIM_INACTIVE;
-    rc = sim_save(tx, s);
-    return rc ? rc : sim_settle(tx, s, NULL);
+    /* Resumed, time went on while suspended: recompute, terminating if it is due. */
+    s->state = on ? SIM_SUSPENDED : s->active_until ? SIM_ACTIVE : SIM_INACTIVE;
+    struct record r = {.sim_id = s->id, .kind = on ? "suspension" : "resumption", .currency = tx->cf->currency,
+                       .balance_after = s->balance, .reason = reason};
+    rc = record_insert(tx, &r, &s->link);   /* who: tx->principal */
+    if (!rc)
+        rc = sim_save(tx, s);
+    return rc || on ? rc : sim_settle(tx, s, NULL);
 }
 
 STORE_SQL(SQL_DUE, "SELECT id FROM sims WHERE check_at <= ? LIMIT ?");

@@ -98,9 +98,12 @@ int sim_settle(struct tx *tx, struct sim *s, int *changed);
 /* Settles the SIM (sim_settle), then refuses to move money on one that is
  * terminated or suspended: ERR_SIM_TERMINATED, ERR_SIM_SUSPENDED, or 0. */
 int sim_settle_for_money(struct tx *tx, struct sim *s);
-/* Suspends (on=1) or resumes (on=0); ERR_SIM_TERMINATED. Suspending a
- * suspended SIM or resuming one that is not suspended changes nothing. */
-int sim_suspend(struct tx *tx, struct sim *s, int on);
+/* Suspends (on=1) or resumes (on=0), leaving a record of it (kind
+ * suspension or resumption, amount 0) with reason (NULL: none given) and
+ * the principal; ERR_SIM_TERMINATED. Suspending a suspended SIM or resuming
+ * one that is not suspended changes nothing and records nothing. */
+#define SIM_REASON_MAX 200   /* bytes of a suspension's reason: text_printable (util/text.h) */
+int sim_suspend(struct tx *tx, struct sim *s, int on, const char *reason);
 /* Looks at up to `limit` SIMs whose check_at has come, settling them (or
  * only moving check_at on, if nothing was due), then, within what is left
  * of the limit, at bundles; *moved counts the SIMs and bundles that changed

@@ -23,7 +23,9 @@ and a dict of counts. It checks, independently of the server's own
              allowance into its own account, one "bundle_purchase" record, and
              exactly one idempotency row
   SIMs       each has its own wallet; wallet balance == sum of its records ==
-             balance_after of its newest record
+             balance_after of its newest record; a suspension or resumption
+             record moves nothing (amount 0), only those carry a reason, and
+             they alternate, the last agreeing with the SIM's state
 """
 import collections
 import json
@@ -238,7 +240,13 @@ def _check(con, currency):
         kind_ok = {"topup": r["topup_id"] is not None and r["bundle_id"] is None,
                    "reactivation_fee": r["topup_id"] is not None and r["bundle_id"] is None,
                    "bundle_purchase": r["bundle_id"] is not None and r["topup_id"] is None,
-                   "forfeiture": r["topup_id"] is None and r["bundle_id"] is None}.get(r["kind"])
+                   "forfeiture": r["topup_id"] is None and r["bundle_id"] is None,
+                   # 013: staff's suspensions move nothing; only they carry a reason
+                   "suspension": r["topup_id"] is None and r["bundle_id"] is None and r["amount"] == 0,
+                   "resumption": r["topup_id"] is None and r["bundle_id"] is None and r["amount"] == 0,
+                   }.get(r["kind"])
+        if kind_ok and r.get("reason") is not None and r["kind"] not in ("suspension", "resumption"):
+            kind_ok = False
         if not kind_ok:
             bad("record %d: kind %s with topup %s bundle %s", r["id"], r["kind"], r["topup_id"], r["bundle_id"])
     for s in sims.values():
@@ -268,6 +276,15 @@ def _check(con, currency):
         if movable != (s["check_at"] is not None) or \
                 (s["state"] == "active" and s["check_at"] > s["active_until"]):
             bad("sim %s: %s until %s, check_at %s", s["iccid"], s["state"], s["active_until"], s["check_at"])
+        # 013: a SIM's suspensions and resumptions alternate (a call that
+        # changes nothing records nothing; the first may be the resumption of
+        # a SIM suspended before 013, which left no record), and the last
+        # says whether it is suspended now (unless termination came after).
+        toggles = [r["kind"] for r in rs if r["kind"] in ("suspension", "resumption")]
+        if any(k == toggles[i - 1] for i, k in enumerate(toggles) if i):
+            bad("sim %s: suspensions and resumptions out of turn: %r", s["iccid"], toggles[:8])
+        elif toggles and s["state"] != "terminated" and (s["state"] == "suspended") != (toggles[-1] == "suspension"):
+            bad("sim %s: %s, its last suspension record %r", s["iccid"], s["state"], toggles[-1:])
         running = 0
         for r in rs:
             running += r["amount"]

@@ -266,7 +266,7 @@ def test_buy_requires_active_sim_and_key(server):
     assert server.snapshot(iccid) == ("active", 1000, 1)
     assert server.request("POST", "/v1/sims/%s/suspend" % iccid, token="admin").status == 200
     assert_error(_buy(server, iccid, pbody["code"]), 409, "sim_suspended")   # docs/API.md
-    assert server.snapshot(iccid) == ("suspended", 1000, 1)
+    assert server.snapshot(iccid) == ("suspended", 1000, 2)   # the suspension is a record
     assert server.request("POST", "/v1/sims/%s/resume" % iccid, token="admin").status == 200
     assert_error(_buy(server, make_iccid(), pbody["code"]), 404, "sim_not_found")
     server.ledger_ok()

@@ -165,7 +165,7 @@ def test_replay_ignores_later_state(server):
     assert_error(server.topup(iccid, 1000), 409, "sim_suspended")
     r2 = server.topup(iccid, 1000, key=key)
     assert r2.status == 201 and r2.raw == r1.raw and _replayed(r2.headers), r2
-    assert server.snapshot(iccid) == ("suspended", 1000, 1)
+    assert server.snapshot(iccid) == ("suspended", 1000, 2)   # the top-up and the suspension
 
 
 def test_replay_ignores_daily_cap(server):

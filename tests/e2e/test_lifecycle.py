@@ -1,5 +1,6 @@
 """SIM lifecycle with the test clock: active -> grace -> expired -> terminated,
 reactivation fee, suspension."""
+from db_invariants import check_database
 from e2e_util import DAY, assert_error, fmt_time, make_iccid, make_key, parse_time
 
 
@@ -218,12 +219,21 @@ def test_suspend_and_resume(server):
     assert_error(server.request("POST", "/v1/sims/%s/suspend" % iccid, token="operator"), 403, "forbidden")
     assert server.sim(iccid)["state"] == "active"
 
-    st, _, sim = server.request("POST", "/v1/sims/%s/suspend" % iccid, token="admin")
+    st, _, sim = server.request("POST", "/v1/sims/%s/suspend" % iccid, {"reason": "Утерян, заявка 7"},
+                                token="admin")
     assert st == 200, sim
     assert sim["iccid"] == iccid and sim["state"] == "suspended"
     assert sim["balance"]["amount"] == 1000
+    # Again: already suspended, so 200 and no second record.
+    assert server.request("POST", "/v1/sims/%s/suspend" % iccid, {"reason": "again"}, token="admin").status == 200
     before = server.snapshot(iccid)
-    assert before == ("suspended", 1000, 1)
+    assert before == ("suspended", 1000, 2)
+    rec = server.txns(iccid)[0]
+    admin_id = [t["id"] for t in server.request("GET", "/v1/tokens", token="admin").body["data"]
+                if t["role"] == "admin"][0]
+    assert rec["kind"] == "suspension" and rec["amount"] == 0 and rec["balance_after"] == 1000, rec
+    assert rec["reason"] == "Утерян, заявка 7" and rec["served_by"] == "token:%d" % admin_id, rec
+    assert rec["receipt"] is None and rec["channel"] is None and "topup" not in rec
 
     assert_error(server.topup(iccid, 500), 409, "sim_suspended")
     assert_error(server.topup(iccid, 500, token="admin", channel="admin", method="adjustment"), 409,
@@ -234,10 +244,14 @@ def test_suspend_and_resume(server):
     assert st == 200, sim
     assert sim["state"] == "active" and sim["balance"]["amount"] == 1000
     assert sim["active_until"] == au
+    rec = server.txns(iccid)[0]
+    assert (rec["kind"], rec["amount"], rec["reason"]) == ("resumption", 0, None), rec
 
     body = server.topup_ok(iccid, 500)
     assert body["state"] == "active" and body["balance"]["amount"] == 1500
-    assert server.snapshot(iccid) == ("active", 1500, 2)
+    assert server.snapshot(iccid) == ("active", 1500, 4)
+    assert [t["kind"] for t in server.txns(iccid)] == ["topup", "resumption", "suspension", "topup"]
+    assert server.txns(iccid)[0]["served_by"].startswith("token:")
     assert_error(server.request("POST", "/v1/sims/%s/suspend" % make_iccid(),
                                 token="admin"), 404, "sim_not_found")
     server.ledger_ok()
@@ -291,6 +305,32 @@ def test_terminated_with_zero_balance_and_bundle(clock_server):
     srv.ledger_ok()
 
 
+def test_a_bad_reason_changes_nothing(server):
+    iccid = server.new_sim()
+    server.topup_ok(iccid, 1000)
+    path = "/v1/sims/%s/suspend" % iccid
+    for body, code, param in ((b"not json", "invalid_json", None), (b"[]", "invalid_json", None),
+                              ({"reason": ""}, "invalid_parameter", "reason"),
+                              ({"reason": "x" * 201}, "invalid_parameter", "reason"),
+                              ({"reason": "line\nbreak"}, "invalid_parameter", "reason"),
+                              ({"reason": 7}, "invalid_parameter", "reason"),
+                              ({"reason": "lost", "until": "tomorrow"}, "invalid_parameter", "until")):
+        assert_error(server.request("POST", path, body, token="admin"), 400, code, param)
+    assert server.snapshot(iccid) == ("active", 1000, 1)
+    # 200 bytes of UTF-8 is the most a reason holds; an empty body or {} gives none.
+    r = server.request("POST", path, {"reason": "я" * 100}, token="admin")
+    assert r.status == 200 and server.txns(iccid)[0]["reason"] == "я" * 100, r
+    for body in (None, {}):
+        assert server.request("POST", "/v1/sims/%s/resume" % iccid, body, token="admin").status == 200
+        assert server.request("POST", path, body, token="admin").status == 200
+        assert server.txns(iccid)[0]["reason"] is None
+    assert server.request("POST", path, {"reason": "once more"}, token="admin").status == 200   # records nothing
+    assert server.snapshot(iccid) == ("suspended", 1000, 6)
+    server.ledger_ok()
+    violations, _ = check_database(server.db)
+    assert not violations, violations
+
+
 def test_resume_past_the_retention_window_terminates(clock_server):
     """Time goes on while a SIM is suspended: resumed past its retention
     window, it is terminated then and its balance forfeited, and the answer
@@ -302,12 +342,12 @@ def test_resume_past_the_retention_window_terminates(clock_server):
     r = srv.request("POST", "/v1/sims/%s/suspend" % iccid, token="admin")
     assert r.status == 200 and r.body["state"] == "suspended", r
     srv.advance_to(gu + 100 * DAY, margin=DAY)
-    assert srv.snapshot(iccid) == ("suspended", 1000, 1)
+    assert srv.snapshot(iccid) == ("suspended", 1000, 2)
     r = srv.request("POST", "/v1/sims/%s/resume" % iccid, token="admin")
     assert r.status == 200 and r.body["state"] == "terminated", r
     assert r.body["balance"] == {"amount": 0, "currency": "CNY"}, r
-    assert srv.snapshot(iccid) == ("terminated", 0, 2)
-    assert srv.txns(iccid)[0]["kind"] == "forfeiture"
+    assert srv.snapshot(iccid) == ("terminated", 0, 4)
+    assert [t["kind"] for t in srv.txns(iccid)] == ["forfeiture", "resumption", "suspension", "topup"]
     srv.ledger_ok()
 
 

@@ -605,7 +605,7 @@ static void test_sweep(void **state)
     tu_at(t, TU_T0 + 20 * TU_DAY);
     topup(t, &b, 1000);              /* until T0 + 50 d */
     topup(t, &d, 1000);              /* until T0 + 50 d */
-    assert_int_equal(TU_CMD(t, sim_suspend(&t->tx, &d, 1)), 0);   /* suspended: never swept */
+    assert_int_equal(TU_CMD(t, sim_suspend(&t->tx, &d, 1, NULL)), 0);   /* suspended: never swept */
 
     const struct {
         int64_t at;
@@ -677,10 +677,10 @@ static void test_sweep_moves_check_on(void **state)
 
     /* Suspended: out of the index; resumed: back in at its next change. */
     struct sim s = tu_sim_get(t, a.iccid);
-    assert_int_equal(TU_CMD(t, sim_suspend(&t->tx, &s, 1)), 0);
+    assert_int_equal(TU_CMD(t, sim_suspend(&t->tx, &s, 1, NULL)), 0);
     assert_int_equal(tu_scalar_i(t, &Q_CHECK_AT, a.id), 0);
     s = tu_sim_get(t, a.iccid);
-    assert_int_equal(TU_CMD(t, sim_suspend(&t->tx, &s, 0)), 0);
+    assert_int_equal(TU_CMD(t, sim_suspend(&t->tx, &s, 0, NULL)), 0);
     assert_int_equal(tu_scalar_i(t, &Q_CHECK_AT, a.id), TU_T0 + 120 * TU_DAY);
     tu_ledger_ok(t);
 }
@@ -722,7 +722,7 @@ static void test_save_from_an_older_copy(void **state)
     topup(t, &a, 1000);                                       /* until T0 + 30 d */
     struct sim older = tu_sim_get(t, a.iccid), other = older;
     assert_int_equal(older.check_at, TU_T0 + 30 * TU_DAY);
-    assert_int_equal(TU_CMD(t, sim_suspend(&t->tx, &other, 1)), 0);
+    assert_int_equal(TU_CMD(t, sim_suspend(&t->tx, &other, 1, NULL)), 0);
     assert_int_equal(tu_scalar_i(t, &Q_CHECK_AT, a.id), 0);   /* suspended: never looked at */
 
     older.day_total = 0;
@@ -862,9 +862,9 @@ static void test_suspend_resume(void **state)
     topup(t, &s, 1000);   /* until T0 + 30 d */
     s = tu_sim_get(t, s.iccid);
 
-    assert_int_equal(TU_CMD(t, sim_suspend(&t->tx, &s, 1)), 0);
+    assert_int_equal(TU_CMD(t, sim_suspend(&t->tx, &s, 1, NULL)), 0);
     assert_int_equal(tu_sim_get(t, s.iccid).state, SIM_SUSPENDED);
-    assert_int_equal(TU_CMD(t, sim_suspend(&t->tx, &s, 1)), 0);   /* twice: no-op */
+    assert_int_equal(TU_CMD(t, sim_suspend(&t->tx, &s, 1, NULL)), 0);   /* twice: no-op */
     assert_int_equal(tu_sim_get(t, s.iccid).state, SIM_SUSPENDED);
 
     /* While suspended, top-ups are refused and the sweeper leaves it alone. */
@@ -880,7 +880,7 @@ static void test_suspend_resume(void **state)
 
     /* Resumed after validity ended: grace, not active. */
     s = tu_sim_get(t, s.iccid);
-    assert_int_equal(TU_CMD(t, sim_suspend(&t->tx, &s, 0)), 0);
+    assert_int_equal(TU_CMD(t, sim_suspend(&t->tx, &s, 0, NULL)), 0);
     assert_int_equal(s.state, SIM_GRACE);
     assert_int_equal(tu_sim_get(t, s.iccid).state, SIM_GRACE);
     assert_int_equal(tu_sim_get(t, s.iccid).active_until, TU_T0 + 30 * TU_DAY);
@@ -890,28 +890,65 @@ static void test_suspend_resume(void **state)
     tu_at(t, TU_T0 + 36 * TU_DAY);
     topup(t, &s, 100);   /* until T0 + 66 d */
     s = tu_sim_get(t, s.iccid);
-    assert_int_equal(TU_CMD(t, sim_suspend(&t->tx, &s, 1)), 0);
-    assert_int_equal(TU_CMD(t, sim_suspend(&t->tx, &s, 0)), 0);
+    assert_int_equal(TU_CMD(t, sim_suspend(&t->tx, &s, 1, NULL)), 0);
+    assert_int_equal(TU_CMD(t, sim_suspend(&t->tx, &s, 0, NULL)), 0);
     assert_int_equal(tu_sim_get(t, s.iccid).state, SIM_ACTIVE);
 
     /* Suspending a never-activated SIM and resuming it gives it back inactive. */
     fresh = tu_sim_get(t, fresh.iccid);
-    assert_int_equal(TU_CMD(t, sim_suspend(&t->tx, &fresh, 1)), 0);
-    assert_int_equal(TU_CMD(t, sim_suspend(&t->tx, &fresh, 0)), 0);
+    assert_int_equal(TU_CMD(t, sim_suspend(&t->tx, &fresh, 1, NULL)), 0);
+    assert_int_equal(TU_CMD(t, sim_suspend(&t->tx, &fresh, 0, NULL)), 0);
     assert_int_equal(tu_sim_get(t, fresh.iccid).state, SIM_INACTIVE);
 
     /* Suspended past termination: resuming terminates it (and forfeits). */
-    assert_int_equal(TU_CMD(t, sim_suspend(&t->tx, &s, 1)), 0);
+    assert_int_equal(TU_CMD(t, sim_suspend(&t->tx, &s, 1, NULL)), 0);
     tu_at(t, TU_T0 + 400 * TU_DAY);
     s = tu_sim_get(t, s.iccid);
-    assert_int_equal(TU_CMD(t, sim_suspend(&t->tx, &s, 0)), 0);
+    assert_int_equal(TU_CMD(t, sim_suspend(&t->tx, &s, 0, NULL)), 0);
     assert_int_equal(tu_sim_get(t, s.iccid).state, SIM_TERMINATED);
     assert_int_equal(tu_sim_balance(t, &s), 0);
     assert_int_equal(tu_scalar_i(t, &Q_STORED_STATE, s.id), 1);
 
     /* Terminated: neither suspend nor resume. */
-    assert_int_equal(TU_CMD(t, sim_suspend(&t->tx, &s, 1)), ERR_SIM_TERMINATED);
-    assert_int_equal(TU_CMD(t, sim_suspend(&t->tx, &s, 0)), ERR_SIM_TERMINATED);
+    assert_int_equal(TU_CMD(t, sim_suspend(&t->tx, &s, 1, NULL)), ERR_SIM_TERMINATED);
+    assert_int_equal(TU_CMD(t, sim_suspend(&t->tx, &s, 0, NULL)), ERR_SIM_TERMINATED);
+    tu_ledger_ok(t);
+}
+
+/* Who and why: each suspension and resumption that changed the state is a
+ * record (amount 0, the balance as it stood) with the reason given and the
+ * principal; one that changed nothing adds none. */
+static void record_who(void *arg, const struct record *r)
+{
+    char *buf = arg;
+    char line[160];
+    snprintf(line, sizeof line, "%s:%lld:%lld:%s:%s;", r->kind, (long long)r->amount, (long long)r->balance_after,
+             r->served_by ? r->served_by : "-", r->reason ? r->reason : "-");
+    strcat(buf, line);
+}
+
+static void test_suspension_records(void **state)
+{
+    struct tu *t = *state;
+    struct sim s;
+    tu_sim(t, &s);
+    topup(t, &s, 1000);
+    s = tu_sim_get(t, s.iccid);
+    t->tx.principal = "token:7";
+    assert_int_equal(TU_CMD(t, sim_suspend(&t->tx, &s, 1, "reported stolen, ticket 4411")), 0);
+    assert_int_equal(TU_CMD(t, sim_suspend(&t->tx, &s, 1, "again")), 0);     /* already: nothing */
+    t->tx.principal = "token:8";
+    assert_int_equal(TU_CMD(t, sim_suspend(&t->tx, &s, 0, NULL)), 0);
+    assert_int_equal(TU_CMD(t, sim_suspend(&t->tx, &s, 0, "not suspended")), 0);   /* nothing */
+    t->tx.principal = "test";
+    topup(t, &s, 500);
+    char buf[1024] = "";
+    int more = -1;
+    assert_int_equal(record_list(&t->tx, s.id, 0, 10, record_who, buf, &more), 0);
+    assert_string_equal(buf, "topup:500:1500:test:-;resumption:0:1000:token:8:-;"
+                             "suspension:0:1000:token:7:reported stolen, ticket 4411;topup:1000:1000:test:-;");
+    assert_int_equal(more, 0);
+    assert_int_equal(tu_sim_get(t, s.iccid).state, SIM_ACTIVE);
     tu_ledger_ok(t);
 }
 
@@ -938,6 +975,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sweep_with_reservation, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_sweep_with_reservation_past_its_time, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_suspend_resume, tu_setup, tu_teardown),
+cmocka_unit_test_setup_teardown(test_suspension_records, tu_setup, tu_teardown),
     };
     return cmocka_run_group_tests_name("sim", tests, NULL, NULL);
 }

@@ -659,7 +659,7 @@ static void test_refused_states(void **state)
     topup_ok(t, term.iccid, 1000, NULL);
     topup_ok(t, susp.iccid, 1000, NULL);
     susp = tu_sim_get(t, susp.iccid);
-    assert_int_equal(TU_CMD(t, sim_suspend(&t->tx, &susp, 1)), 0);
+    assert_int_equal(TU_CMD(t, sim_suspend(&t->tx, &susp, 1, NULL)), 0);
 
     tu_at(t, TU_T0 + 151 * TU_DAY);   /* past 30 + 30 + 90 days */
     int moved = 0, more = -1;
@@ -912,7 +912,7 @@ static void test_plan_buy(void **state)
     same_snap(snap(t, s.iccid), before);
     topup_ok(t, s.iccid, 1000, NULL);   /* reactivated */
     s = tu_sim_get(t, s.iccid);
-    assert_int_equal(TU_CMD(t, sim_suspend(&t->tx, &s, 1)), 0);
+    assert_int_equal(TU_CMD(t, sim_suspend(&t->tx, &s, 1, NULL)), 0);
     assert_int_equal(TU_CMD(t, plan_buy(&t->tx, &s, &free_plan, &b, &after)), ERR_SIM_SUSPENDED);
     tu_ledger_ok(t);
 }
