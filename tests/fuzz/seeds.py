@@ -143,6 +143,9 @@ def http_seeds():
     S["bundles-unknown-plan"] = req(P, "/v1/sims/{iccid}/bundles", ADMIN, param=P_ACTIVE, idem=I_UNIQUE,
                                     body='{"plan":"nope","extra":1}')
     S["suspend"] = req(P, "/v1/sims/{iccid}/suspend", ADMIN, param=P_INACTIVE)
+    S["suspend-reason"] = req(P, "/v1/sims/{iccid}/suspend", ADMIN, param=P_ACTIVE,
+                              body='{"reason":"\u0423\u0442\u0435\u0440\u044f\u043d, ticket 7"}')
+    S["resume-bad-reason"] = req(P, "/v1/sims/{iccid}/resume", ADMIN, param=P_SUSPENDED, body='{"reason":""}')
     S["resume"] = req(P, "/v1/sims/{iccid}/resume", ADMIN, param=P_SUSPENDED, idem=I_K4)
     S["resume-operator"] = req(P, "/v1/sims/{iccid}/resume", OP, param=P_SUSPENDED)
     S["transactions"] = req(G, "/v1/sims/{iccid}/transactions", OP, param=P_BUNDLE, query=1)
