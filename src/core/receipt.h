@@ -47,7 +47,8 @@ struct receipt_fields {
  * canonical payload is allocated from a.
  *
  * R1. A receipt is a function of its top-up's row (and of the SIM's iccid
- *     and msisdn, which nothing ever changes): a top-up stores no payload
+ *     and the number it had: msisdn, or released_msisdn once termination
+ *     gave it back, after which no top-up comes): a top-up stores no payload
  *     (topups.receipt is NULL), and topup_receipt_get composes it again, byte for
  *     byte, whenever it is fetched. A feature that lets a SIM change its
  *     number must first keep the number each top-up's receipt names.

@@ -127,8 +127,9 @@ int64_t sim_validity_after_topup(const struct sim *s, int64_t now, const struct 
                  "COALESCE(s.check_at, 0), s.w_credits_posted - s.w_debits_posted, COALESCE(s.last_txn, 0) FROM sims s"
 STORE_SQL(SQL_SIM_BY_ICCID, "SELECT " SIM_COLS " WHERE s.iccid = ?");
 STORE_SQL(SQL_SIM_BY_ID, "SELECT " SIM_COLS " WHERE s.id = ?");
-STORE_SQL(SQL_SIM_BY_MSISDN, "SELECT id FROM sims WHERE msisdn = ?");
 STORE_SQL(SQL_SIM_AT_MSISDN, "SELECT " SIM_COLS " WHERE s.msisdn = ?");
+STORE_SQL(SQL_SIM_RELEASE, "UPDATE sims SET released_msisdn = msisdn, msisdn = NULL WHERE id = ? AND msisdn IS NOT NULL");
+STORE_SQL(SQL_SIM_RELEASED, "SELECT COALESCE(released_msisdn, '') FROM sims WHERE id = ?");
 /* The wallet is account -id (ledger L7), so the id is needed before the
  * INSERT. A SIM whose home is taken gets the next id above every home and
  * every other id (SIMs are never deleted). */
@@ -221,6 +222,16 @@ int sim_get(struct tx *tx, const char *ref, struct sim *out)
     return load(q, out);
 }
 
+int sim_released_msisdn(struct tx *tx, const struct sim *s, char out[MSISDN_MAX + 1])
+{
+    struct store_q *q;
+    int rc = store_one(tx->st, &q, &SQL_SIM_RELEASED, "i", s->id);
+    if (rc)
+        return rc == ERR_NOT_FOUND ? ERR_SIM_NOT_FOUND : rc;
+    text_copy(out, MSISDN_MAX + 1, store_text(q, 0));
+    return store_end(q);
+}
+
 int sim_get_by_id(struct tx *tx, int64_t id, struct sim *out)
 {
     struct store_q *q;
@@ -237,9 +248,14 @@ int sim_create(struct tx *tx, struct sim *s, int *existed)
     *existed = 0;
     int rc = find(tx, s->iccid, &old, &home_free);
     if (rc == 0) {
-        /* A field left empty is not a claim about the SIM, so it cannot conflict. */
-        if ((s->msisdn[0] && strcmp(old.msisdn, s->msisdn)) || (s->imsi[0] && strcmp(old.imsi, s->imsi)) ||
-            (s->lang[0] && strcmp(old.lang, s->lang)))
+        /* A field left empty is not a claim about the SIM, so it cannot conflict;
+         * nor can the number a terminated SIM gave back (an inventory imported again). */
+        char released[MSISDN_MAX + 1] = "";
+        if (s->msisdn[0] && !old.msisdn[0] && old.state == SIM_TERMINATED &&
+            (rc = sim_released_msisdn(tx, &old, released)))
+            return rc;
+        if ((s->msisdn[0] && strcmp(old.msisdn, s->msisdn) && strcmp(released, s->msisdn)) ||
+            (s->imsi[0] && strcmp(old.imsi, s->imsi)) || (s->lang[0] && strcmp(old.lang, s->lang)))
             return ERR_SIM_EXISTS;
         *existed = 1;
         *s = old;
@@ -248,13 +264,14 @@ int sim_create(struct tx *tx, struct sim *s, int *existed)
     if (rc != ERR_SIM_NOT_FOUND)
         return rc;
     if (s->msisdn[0]) {
-        struct store_q *q;
-        rc = store_one(tx->st, &q, &SQL_SIM_BY_MSISDN, "s", s->msisdn);
-        if (rc == 0) {
-            store_end(q);
+        /* Taken, unless by a SIM whose time is up: terminated now, it gives the number back. */
+        struct sim holder;
+        rc = sim_get(tx, s->msisdn, &holder);
+        if (rc == 0 && sim_state_at(&holder, tx->now, tx->cf) == SIM_TERMINATED)
+            rc = sim_settle(tx, &holder, NULL);
+        else if (rc == 0)
             return ERR_MSISDN_TAKEN;
-        }
-        if (rc != ERR_NOT_FOUND)
+        if (rc && rc != ERR_SIM_NOT_FOUND)
             return rc;
     }
     if (home_free) {
@@ -384,10 +401,13 @@ int sim_settle(struct tx *tx, struct sim *s, int *changed)
         *changed = target != s->state;
     if (target == s->state)
         return 0;
-    if (target == SIM_TERMINATED) {
+    if (target == SIM_TERMINATED) {   /* forfeits, and gives the number back (migration 014) */
         int rc = forfeit(tx, s);
+        if (!rc && s->msisdn[0])
+            rc = store_exec(tx->st, &SQL_SIM_RELEASE, "i", s->id);
         if (rc)
             return rc;
+        s->msisdn[0] = 0;
     }
     s->state = target;
     return sim_save(tx, s);

@@ -171,7 +171,8 @@ const char *topup_receipt(struct arena *a, const struct topup_answer *v)
 /* Everything the answer and its receipt show, in one read (receipt.h R1). */
 STORE_SQL(SQL_TOPUP_ANSWER,
           "SELECT t.amount, t.fee, t.balance_after, t.active_until, t.created_at, t.reactivated, s.iccid, "
-          "t.currency, t.channel, t.method, s.msisdn, t.principal, t.receipt, s.lang FROM topups t "
+          "t.currency, t.channel, t.method, COALESCE(s.msisdn, s.released_msisdn), t.principal, t.receipt, s.lang "
+          "FROM topups t "
           "JOIN sims s ON s.id = t.sim_id WHERE t.id = ?");
 
 int topup_answer_get(struct tx *tx, int64_t id, struct topup_answer *out)

@@ -25,7 +25,8 @@ and a dict of counts. It checks, independently of the server's own
   SIMs       each has its own wallet; wallet balance == sum of its records ==
              balance_after of its newest record; a suspension or resumption
              record moves nothing (amount 0), only those carry a reason, and
-             they alternate, the last agreeing with the SIM's state
+             they alternate, the last agreeing with the SIM's state; a
+             terminated SIM holds no number (it is in released_msisdn)
 """
 import collections
 import json
@@ -59,7 +60,8 @@ def receipt_problem(t, s, payload):
         return "receipt not in canonical form (it would not verify): %r" % payload[:80]
     want = {"number": receipt_number(t["id"]), "topup": "tu_%d" % t["id"], "amount": t["amount"],
             "balance_after": t["balance_after"], "reactivation_fee": t["fee"], "currency": t["currency"],
-            "channel": t["channel"], "method": t["method"], "iccid": s["iccid"], "msisdn": s["msisdn"] or "",
+            "channel": t["channel"], "method": t["method"], "iccid": s["iccid"],
+            "msisdn": s["msisdn"] or s.get("released_msisdn") or "",   # 014: a terminated SIM's number
             "active_until": rfc3339(t["active_until"]), "issued_at": rfc3339(t["created_at"]),
             "served_by": t["principal"] or "system"}
     if set(r) != set(want):
@@ -276,6 +278,11 @@ def _check(con, currency):
         if movable != (s["check_at"] is not None) or \
                 (s["state"] == "active" and s["check_at"] > s["active_until"]):
             bad("sim %s: %s until %s, check_at %s", s["iccid"], s["state"], s["active_until"], s["check_at"])
+        # 014: a terminated SIM has given its number back, and only it has one to give
+        if s.get("released_msisdn") is not None and s["state"] != "terminated":
+            bad("sim %s: %s, but released %s", s["iccid"], s["state"], s["released_msisdn"])
+        if s["state"] == "terminated" and s["msisdn"] is not None and "released_msisdn" in s:
+            bad("sim %s: terminated, still holding %s", s["iccid"], s["msisdn"])
         # 013: a SIM's suspensions and resumptions alternate (a call that
         # changes nothing records nothing; the first may be the resumption of
         # a SIM suspended before 013, which left no record), and the last

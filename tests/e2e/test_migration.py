@@ -137,6 +137,9 @@ def test_version_1_database_keeps_its_receipts(request, tmp_path):
     old.topup(a, 700, channel="agent", method="cash", principal="agent:张三")
     old.topup(c, 100, channel="admin", method="adjustment", principal="")   # served by "system"
     old.topup(b, 200000, channel="voucher", method="voucher")
+    gone = old.sim()   # terminated before 014: it gives its number back
+    old.q("UPDATE sims SET state = 'terminated' WHERE iccid = ?", gone)
+    old.sims[gone]["terminated"] = True
     old.close()
     assert _schema_version(srv.db) == 1
     answers = _answers(srv.db)
@@ -158,6 +161,7 @@ def test_version_1_database_keeps_its_receipts(request, tmp_path):
             fks = {(r[2], r[3]) for r in con.execute("PRAGMA foreign_key_list(transfers)")}
             transfer_ids = [r[0] for r in con.execute("SELECT id FROM transfers ORDER BY id")]
             rooms = {r[0] for r in con.execute("SELECT room FROM sims")}
+            numbers = {r[0]: r[1:] for r in con.execute("SELECT iccid, msisdn, released_msisdn FROM sims")}
             tables_sql = dict(con.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'"))
             plans = {sql: [r[1] for r in con.execute("EXPLAIN " + sql)] for sql in (
                 "UPDATE sims SET state = 'active', lang = 'ru' WHERE id = 1",
@@ -182,7 +186,8 @@ def test_version_1_database_keeps_its_receipts(request, tmp_path):
         # 004: each wallet is account -sim_id, its balance in the SIM's row, none left in accounts, and the
         # transfers that credited it point at its new id.
         assert wallets == {s["id"]: (-s["id"], s["balance"], "wallet", s["id"], 0, 0) for s in old.sims.values()}
-        assert {k: v for k, v in credited.items() if k < 0} == {-s["id"]: s["balance"] for s in old.sims.values()}
+        assert {k: v for k, v in credited.items() if k < 0} == {-s["id"]: s["balance"] for s in old.sims.values()
+                                                                  if s["balance"]}
         # 006: the transfers keep their ids; only the pending's own reference is a foreign key.
         assert fks == {("transfers", "pending_id")}
         assert transfer_ids == list(range(1, len(transfer_ids) + 1)) and len(transfer_ids) == len(old.receipts)
@@ -200,7 +205,10 @@ def test_version_1_database_keeps_its_receipts(request, tmp_path):
         assert {"transfers_pending_debit", "sims_check"} <= tables
         assert stored == old.receipts
         # 003: every SIM the clock can move is looked at from its validity on.
-        assert checks == {s["id"]: s["active_until"] for s in old.sims.values()}
+        assert checks == {s["id"]: None if s.get("terminated") else s["active_until"] for s in old.sims.values()}
+        # 014: only the terminated SIM gave its number back.
+        assert numbers == {i: (None, s["msisdn"]) if s.get("terminated") else (s["msisdn"], None)
+                           for i, s in old.sims.items()}
 
         srv.start()
         st, _, pk = srv.request("GET", "/v1/receipts/public-key", token=None)

@@ -952,6 +952,67 @@ static void test_suspension_records(void **state)
     tu_ledger_ok(t);
 }
 
+/* Migration 014: a terminated SIM gives its number back. A new SIM may take
+ * it at once, even before the sweeper reached the old one (provisioning
+ * terminates it then); the old one keeps it as released_msisdn, which an
+ * inventory imported again may still name. */
+static void test_number_released(void **state)
+{
+    struct tu *t = *state;
+    struct sim old, other;
+    tu_sim(t, &old);
+    tu_sim(t, &other);
+    topup(t, &old, 1000);
+    topup(t, &other, 1000);
+    char number[MSISDN_MAX + 1];
+    snprintf(number, sizeof number, "%s", old.msisdn);
+
+    /* Still in grace: taken. */
+    tu_at(t, TU_T0 + 40 * TU_DAY);
+    struct sim fresh = {0};
+    tu_iccid(800, fresh.iccid);
+    snprintf(fresh.msisdn, sizeof fresh.msisdn, "%s", number);
+    int existed = -1;
+    assert_int_equal(TU_CMD(t, sim_create(&t->tx, &fresh, &existed)), ERR_MSISDN_TAKEN);
+
+    /* Past retention, not yet swept: provisioning terminates the holder and takes the number. */
+    tu_at(t, TU_T0 + 400 * TU_DAY);
+    fresh = (struct sim){0};
+    tu_iccid(800, fresh.iccid);
+    snprintf(fresh.msisdn, sizeof fresh.msisdn, "%s", number);
+    assert_int_equal(TU_CMD(t, sim_create(&t->tx, &fresh, &existed)), 0);
+    assert_int_equal(existed, 0);
+    struct sim got = tu_sim_get(t, old.iccid);
+    assert_int_equal(got.state, SIM_TERMINATED);
+    assert_string_equal(got.msisdn, "");
+    assert_int_equal(tu_sim_balance(t, &got), 0);
+    char released[MSISDN_MAX + 1];
+    assert_int_equal(sim_released_msisdn(&t->tx, &got, released), 0);
+    assert_string_equal(released, number);
+    assert_int_equal(sim_get(&t->tx, number, &got), 0);
+    assert_string_equal(got.iccid, fresh.iccid);
+
+    /* The old card's inventory line again: it exists, number and all; a number it never had conflicts. */
+    struct sim again = {0};
+    snprintf(again.iccid, sizeof again.iccid, "%s", old.iccid);
+    snprintf(again.msisdn, sizeof again.msisdn, "%s", number);
+    assert_int_equal(TU_CMD(t, sim_create(&t->tx, &again, &existed)), 0);
+    assert_int_equal(existed, 1);
+    snprintf(again.msisdn, sizeof again.msisdn, "+79990000001");
+    assert_int_equal(TU_CMD(t, sim_create(&t->tx, &again, &existed)), ERR_SIM_EXISTS);
+
+    /* Swept first: the same, through the sweeper. */
+    int moved = 0, more = 0;
+    assert_int_equal(TU_CMD(t, sim_sweep(&t->tx, 100, &moved, &more)), 0);
+    got = tu_sim_get(t, other.iccid);
+    assert_int_equal(got.state, SIM_TERMINATED);
+    assert_string_equal(got.msisdn, "");
+    assert_int_equal(sim_released_msisdn(&t->tx, &got, released), 0);
+    assert_string_equal(released, other.msisdn);
+    assert_int_equal(sim_get(&t->tx, other.msisdn, &got), ERR_SIM_NOT_FOUND);
+    tu_ledger_ok(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -976,6 +1037,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sweep_with_reservation_past_its_time, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_suspend_resume, tu_setup, tu_teardown),
 cmocka_unit_test_setup_teardown(test_suspension_records, tu_setup, tu_teardown),
+cmocka_unit_test_setup_teardown(test_number_released, tu_setup, tu_teardown),
     };
     return cmocka_run_group_tests_name("sim", tests, NULL, NULL);
 }
