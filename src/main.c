@@ -506,6 +506,8 @@ static void luhn_complete(char *digits)
     digits[n + 1] = 0;
 }
 
+#define DEMO_MSISDN "+7916000%04d"   /* demo SIM i's number */
+
 static int demo_seed(struct tx *tx, void *arg)
 {
     static const struct {
@@ -535,7 +537,7 @@ static int demo_seed(struct tx *tx, void *arg)
         struct sim s = {0};
         snprintf(s.iccid, sizeof s.iccid, "897010000000000%03d", i);
         luhn_complete(s.iccid);
-        snprintf(s.msisdn, sizeof s.msisdn, "+7916000%04d", i);
+        snprintf(s.msisdn, sizeof s.msisdn, DEMO_MSISDN, i);
         snprintf(s.lang, sizeof s.lang, "%s", langs[i % 3]);
         rc = sim_create(tx, &s, &existed);
         if (!rc && i == 1)
@@ -579,7 +581,8 @@ static int cmd_demo(struct opts *o)
         o->db = "demo/topup.db";
     if (!o->listen)
         o->listen = "127.0.0.1:8080";
-    char iccid[ICCID_MAX + 1];
+    char iccid[ICCID_MAX + 1], number[MSISDN_MAX + 1];
+    snprintf(number, sizeof number, DEMO_MSISDN, 1);
     struct token_arg t = {.spec = {.role = ROLE_ADMIN, .name = "demo"}};
     int rc = with_tx(o, demo_seed, iccid);
     if (!rc)
@@ -595,10 +598,11 @@ static int cmd_demo(struct opts *o)
              "  curl -s -X POST http://%s/v1/sims/%s/topups -H 'Authorization: Bearer %s' \\\n"
              "       -H 'Idempotency-Key: demo-1' -H 'Content-Type: application/json' \\\n"
              "       -d '{\"amount\":5000,\"currency\":\"%s\",\"channel\":\"portal\",\"method\":\"alipay\"}'\n"
+             "  curl -s http://%s/v1/sims/%s/transactions -H 'Authorization: Bearer %s'   # by its number\n"
              "  curl -s http://%s/v1/plans -H 'Accept-Language: zh'\n\n"
              "Ctrl-C stops it.\n",
              o->listen, o->db, t.secret, o->listen, iccid, t.secret, o->listen, iccid, t.secret,
-             o->cf.currency, o->listen);
+             o->cf.currency, o->listen, number, t.secret, o->listen);
     sodium_memzero(t.secret, sizeof t.secret);
     struct server_opts so = {.listen = o->listen, .db_path = o->db, .key_path = o->key,
                              .test_clock = o->test_clock, .banner = banner, .cf = o->cf};

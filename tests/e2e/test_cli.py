@@ -196,7 +196,7 @@ class DemoServer(Server):
             if len(banners) == self.starts + 1 and "Ctrl-C" in banners[-1]:
                 break
             time.sleep(0.01)
-        text = banners[-1]
+        text = self.text = banners[-1]
         token = re.search(r"^admin token: (\S+)$", text, re.M).group(1)
         iccid = re.search(r"/v1/sims/(\d+) ", text).group(1)
         body = json.loads(re.search(r"-d '(\{.*\})'", text).group(1))
@@ -220,6 +220,9 @@ def test_demo_seeds_serves_and_starts_again_on_its_data(tmp_path):
 
         r = srv.request("POST", "/v1/sims/%s/topups" % iccid, body, token=token, idem="demo-1")
         assert r.status == 201, r
+        number = re.search(r"/v1/sims/(\+\d+)/transactions ", srv.text).group(1)   # the banner's by-number line
+        r = srv.request("GET", "/v1/sims/%s/transactions" % number, token=token)
+        assert r.status == 200 and [t["kind"] for t in r.body["data"]] == ["topup"], r
         r = srv.request("GET", "/v1/plans", token=None, lang="zh")
         assert r.status == 200, r
         assert [p["code"] for p in r.body["data"]] == ["data5", "travel10", "talk100"]
