@@ -211,15 +211,23 @@ static int find(struct tx *tx, const char *iccid, struct sim *out, int *home_fre
     return load(q, out);
 }
 
+/* The SIM whose row holds the number, whatever the clock says of it. */
+static int holder_of(struct tx *tx, const char *msisdn, struct sim *out)
+{
+    struct store_q *q;
+    int rc = store_one(tx->st, &q, &SQL_SIM_AT_MSISDN, "s", msisdn);
+    if (rc)
+        return rc == ERR_NOT_FOUND ? ERR_SIM_NOT_FOUND : rc;
+    return load(q, out);
+}
+
 int sim_get(struct tx *tx, const char *ref, struct sim *out)
 {
     if (ref[0] != '+')
         return find(tx, ref, out, NULL);
-    struct store_q *q;
-    int rc = store_one(tx->st, &q, &SQL_SIM_AT_MSISDN, "s", ref);
-    if (rc)
-        return rc == ERR_NOT_FOUND ? ERR_SIM_NOT_FOUND : rc;
-    return load(q, out);
+    /* One the clock has terminated gave its number back, swept or not (view_sim). */
+    int rc = holder_of(tx, ref, out);
+    return !rc && sim_state_at(out, tx->now, tx->cf) == SIM_TERMINATED ? ERR_SIM_NOT_FOUND : rc;
 }
 
 int sim_released_msisdn(struct tx *tx, const struct sim *s, char out[MSISDN_MAX + 1])
@@ -266,7 +274,7 @@ int sim_create(struct tx *tx, struct sim *s, int *existed)
     if (s->msisdn[0]) {
         /* Taken, unless by a SIM whose time is up: terminated now, it gives the number back. */
         struct sim holder;
-        rc = sim_get(tx, s->msisdn, &holder);
+        rc = holder_of(tx, s->msisdn, &holder);
         if (rc == 0 && sim_state_at(&holder, tx->now, tx->cf) == SIM_TERMINATED)
             rc = sim_settle(tx, &holder, NULL);
         else if (rc == 0)

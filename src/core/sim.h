@@ -80,7 +80,8 @@ int64_t sim_check_at(const struct sim *s, int64_t now, const struct conf *cf);
 int64_t sim_home_id(const char *iccid);
 
 /* The SIM that ref names: its ICCID, or its MSISDN ('+' first, E.164), the
- * number a subscriber knows. ERR_SIM_NOT_FOUND. */
+ * number a subscriber knows. ERR_SIM_NOT_FOUND; also for the number of a SIM
+ * the clock has terminated, which has given it back even before the sweep. */
 int sim_get(struct tx *tx, const char *ref, struct sim *out);
 int sim_get_by_id(struct tx *tx, int64_t id, struct sim *out);
 /* The number a terminated SIM gave back ("" if none): termination moves it

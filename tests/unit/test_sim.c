@@ -1013,6 +1013,28 @@ static void test_number_released(void **state)
     tu_ledger_ok(t);
 }
 
+/* A SIM the clock has terminated has given its number back whether or not
+ * the sweeper has reached it yet: its number names no SIM (404, as after
+ * the sweep), while its ICCID still names it. */
+static void test_number_of_a_sim_past_retention(void **state)
+{
+    struct tu *t = *state;
+    struct sim old, got;
+    tu_sim(t, &old);
+    topup(t, &old, 1000);
+    tu_at(t, TU_T0 + 40 * TU_DAY);   /* in grace: still its number */
+    assert_int_equal(sim_get(&t->tx, old.msisdn, &got), 0);
+    assert_string_equal(got.iccid, old.iccid);
+    tu_at(t, TU_T0 + 400 * TU_DAY);   /* past retention, not swept */
+    assert_int_equal(sim_get(&t->tx, old.msisdn, &got), ERR_SIM_NOT_FOUND);
+    assert_int_equal(sim_get(&t->tx, old.iccid, &got), 0);
+    assert_int_equal(sim_state_at(&got, t->tx.now, t->tx.cf), SIM_TERMINATED);
+    int moved = 0, more = 0;
+    assert_int_equal(TU_CMD(t, sim_sweep(&t->tx, 100, &moved, &more)), 0);
+    assert_int_equal(sim_get(&t->tx, old.msisdn, &got), ERR_SIM_NOT_FOUND);
+    tu_ledger_ok(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1038,6 +1060,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_suspend_resume, tu_setup, tu_teardown),
 cmocka_unit_test_setup_teardown(test_suspension_records, tu_setup, tu_teardown),
 cmocka_unit_test_setup_teardown(test_number_released, tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_number_of_a_sim_past_retention, tu_setup, tu_teardown),
     };
     return cmocka_run_group_tests_name("sim", tests, NULL, NULL);
 }
