@@ -263,13 +263,15 @@ static int w_truncate(sqlite3_file *f, sqlite3_int64 size)
     struct wfile *w = W(f);
     if (!w->is_log)
         return w->real->pMethods->xTruncate(w->real, size);
-    pthread_mutex_lock(&w->mu);
+    pthread_mutex_lock(&w->mu);   /* held through the truncation: a sync that counts it comes after it (W8) */
     int rc = flush(w);
     if (w->end > size)
         w->end = size;
+    if (rc == SQLITE_OK)
+        rc = w->real->pMethods->xTruncate(w->real, size);
     w->changes++;
     pthread_mutex_unlock(&w->mu);
-    return rc != SQLITE_OK ? rc : w->real->pMethods->xTruncate(w->real, size);
+    return rc;
 }
 
 /* W5, W8. */
