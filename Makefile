@@ -20,6 +20,15 @@ else
 B       := build
 endif
 
+# The sanitizers keep their shadow memory at fixed addresses, which a kernel
+# that randomises more of the address space (vm.mmap_rnd_bits = 32) may have
+# given to something else: ThreadSanitizer then stops at once ("unexpected
+# memory mapping"), AddressSanitizer crashes now and then. Where the
+# personality call is allowed (a container's seccomp profile may refuse it),
+# sanitized tests and fuzzers run without address randomisation (SAN_RUN).
+NO_ASLR := $(shell setarch $$(uname -m) -R true 2>/dev/null && echo setarch $$(uname -m) -R)
+SAN_RUN := $(if $(filter 1,$(SAN) $(TSAN)),$(NO_ASLR))
+
 SRC      := $(sort $(wildcard src/*/*.c))
 OBJ      := $(SRC:src/%.c=$(B)/obj/%.o)
 MAIN_OBJ := $(B)/obj/main.o
@@ -73,7 +82,7 @@ $(B)/tests/%: tests/unit/%.c tests/unit/testutil.h $(LIB)
 	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(LIB) $(LDFLAGS) $(LDLIBS) -lcmocka
 
 unit: $(TESTS)
-	@set -e; for t in $(TESTS); do echo "== $$t"; $$t; done
+	@set -e; for t in $(TESTS); do echo "== $$t"; $(SAN_RUN) $$t; done
 
 # The power-cut model (tests/powercut/powercut.c) that tests/e2e/test_powercut.py
 # preloads: built without sanitizers (under SAN=1 the test preloads the ASan
@@ -84,7 +93,7 @@ $(POWERCUT): tests/powercut/powercut.c
 	$(CC) -O2 -g -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -fPIC -shared -o $@ $< -lpthread -ldl
 
 e2e: $(B)/topupd $(POWERCUT)
-	TOPUPD=$(abspath $(B)/topupd) POWERCUT=$(abspath $(POWERCUT)) /usr/bin/python3 -m pytest -q tests/e2e
+	TOPUPD=$(abspath $(B)/topupd) POWERCUT=$(abspath $(POWERCUT)) $(SAN_RUN) /usr/bin/python3 -m pytest -q tests/e2e
 
 check: all unit e2e
 
@@ -109,15 +118,9 @@ san:
 TSAN_E2E := test_races.py test_idempotency.py test_topups.py test_provisioning.py test_crash.py \
             test_bundles.py test_lifecycle.py test_receipts.py test_metrics.py test_faults.py \
             test_fault_sweep.py test_http.py test_backup.py
-# ThreadSanitizer keeps its shadow memory at fixed addresses, which a kernel
-# that randomises more of the address space (vm.mmap_rnd_bits = 32) may have
-# given to something else ("FATAL: ThreadSanitizer: unexpected memory
-# mapping"). Where the personality call is allowed (a container's seccomp
-# profile may refuse it), its tests run without address randomisation.
-NO_ASLR := $(shell setarch $$(uname -m) -R true 2>/dev/null && echo setarch $$(uname -m) -R)
-
-# Where neither holds (the runtime cannot start at all), the step says so
-# and is skipped: that is the machine's limit, not a finding.
+# Where ThreadSanitizer cannot start at all (its shadow refused, and address
+# randomisation cannot be turned off: NO_ASLR), the step says so and is
+# skipped: that is the machine's limit, not a finding.
 TSAN_NO_SHADOW := unexpected memory mapping
 
 tsan-check: $(B)/topupd $(TESTS)
@@ -174,10 +177,10 @@ $(FUZZ_B)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_B)/libtopup.a
 
 # tests/fuzz/run installs clang-14 and libclang-rt-14-dev if missing, then builds.
 fuzz-smoke:
-	tests/fuzz/run $(FUZZ_SMOKE_SECONDS)
+	$(NO_ASLR) tests/fuzz/run $(FUZZ_SMOKE_SECONDS)
 
 fuzz:
-	tests/fuzz/run $(FUZZ_SECONDS)
+	$(NO_ASLR) tests/fuzz/run $(FUZZ_SECONDS)
 
 fuzz-clean:
 	rm -rf $(FUZZ_B)
