@@ -64,22 +64,17 @@ int view_sim(struct tx *tx, const struct sim *s, json_t **out)
         json_decref(bundles);
         return rc;
     }
-    /* A SIM the clock has terminated has given its number back (sim_create
-     * takes it from one the sweeper has not reached yet). */
-    int state = sim_state_at(s, tx->now, tx->cf);
-    char released[MSISDN_MAX + 1] = "";
-    if (state == SIM_TERMINATED && s->msisdn[0])
-        snprintf(released, sizeof released, "%s", s->msisdn);
-    else if (state == SIM_TERMINATED && (rc = sim_released_msisdn(tx, s, released))) {
+    char released[MSISDN_MAX + 1];
+    if ((rc = sim_released_msisdn(tx, s, released))) {
         json_decref(bundles);
         return rc;
     }
-    int holds = s->msisdn[0] && state != SIM_TERMINATED;
+    int holds = s->msisdn[0] && !released[0];   /* a SIM the clock has terminated has given its number back */
     *out = json_pack("{s:s, s:o, s:o, s:o, s:s, s:s, s:o, s:o, s:o, s:o, s:o}", "iccid", s->iccid, "msisdn",
                      holds ? json_string(s->msisdn) : json_null(), "released_msisdn",
                      released[0] ? json_string(released) : json_null(), "imsi",
                      s->imsi[0] ? json_string(s->imsi) : json_null(), "language", s->lang, "state",
-                     sim_state_name(state), "balance",
+                     sim_state_name(sim_state_at(s, tx->now, tx->cf)), "balance",
                      view_balance(s->balance, tx->cf->currency), "active_until", json_time(s->active_until),
                      "grace_until", json_time(sim_grace_until(s, tx->cf)), "created_at", json_time(s->created_at),
                      "bundles", bundles);

@@ -232,6 +232,13 @@ int sim_get(struct tx *tx, const char *ref, struct sim *out)
 
 int sim_released_msisdn(struct tx *tx, const struct sim *s, char out[MSISDN_MAX + 1])
 {
+    out[0] = 0;
+    if (sim_state_at(s, tx->now, tx->cf) != SIM_TERMINATED)
+        return 0;
+    if (s->msisdn[0]) {   /* its time is up, and the sweep has not reached it yet */
+        text_copy(out, MSISDN_MAX + 1, s->msisdn);
+        return 0;
+    }
     struct store_q *q;
     int rc = store_one(tx->st, &q, &SQL_SIM_RELEASED, "i", s->id);
     if (rc)
@@ -259,8 +266,7 @@ int sim_create(struct tx *tx, struct sim *s, int *existed)
         /* A field left empty is not a claim about the SIM, so it cannot conflict;
          * nor can the number a terminated SIM gave back (an inventory imported again). */
         char released[MSISDN_MAX + 1] = "";
-        if (s->msisdn[0] && !old.msisdn[0] && old.state == SIM_TERMINATED &&
-            (rc = sim_released_msisdn(tx, &old, released)))
+        if (s->msisdn[0] && strcmp(old.msisdn, s->msisdn) && (rc = sim_released_msisdn(tx, &old, released)))
             return rc;
         if ((s->msisdn[0] && strcmp(old.msisdn, s->msisdn) && strcmp(released, s->msisdn)) ||
             (s->imsi[0] && strcmp(old.imsi, s->imsi)) || (s->lang[0] && strcmp(old.lang, s->lang)))

@@ -84,8 +84,9 @@ int64_t sim_home_id(const char *iccid);
  * the clock has terminated, which has given it back even before the sweep. */
 int sim_get(struct tx *tx, const char *ref, struct sim *out);
 int sim_get_by_id(struct tx *tx, int64_t id, struct sim *out);
-/* The number a terminated SIM gave back ("" if none): termination moves it
- * out of msisdn (sim_settle), so that a new SIM may take it. */
+/* The number a SIM the clock has terminated gave back ("" for any other):
+ * termination moves it out of msisdn (sim_settle), so that a new SIM may
+ * take it; one the sweep has not reached yet gives back the one it holds. */
 int sim_released_msisdn(struct tx *tx, const struct sim *s, char out[MSISDN_MAX + 1]);
 /* Creates the SIM and its wallet (lang "" means en), at its home if that is
  * free, else above every home. If the ICCID exists and

@@ -85,8 +85,8 @@ struct wfile {
     sqlite3_int64 off;
     int commit_page_next;        /* the last write was a commit frame's header (W2) */
     sqlite3_int64 end;           /* the end of what was written since the log's header (W2) */
-    uint64_t changes;            /* W8: writes and truncations that reached the file */
-    uint64_t synced;             /* W8: changes covered by the last sync that succeeded; -1: none yet */
+    uint64_t changes;            /* W8: writes and truncations that reached the file, from 1 (the open) */
+    uint64_t synced;             /* W8: changes covered by the last sync that succeeded; 0: none yet */
     int hint_fd;                 /* W6: the database file's, or -1 */
     size_t unhinted;             /* bytes written to it since the last hint */
 };
@@ -289,7 +289,7 @@ static int w_sync(sqlite3_file *f, int flags)
         return rc;
     rc = w->real->pMethods->xSync(w->real, flags & ~STORE_SYNC_WRITTEN);
     pthread_mutex_lock(&w->mu);
-    if (rc == SQLITE_OK && (w->synced == (uint64_t)-1 || seen > w->synced))
+    if (rc == SQLITE_OK && seen > w->synced)
         w->synced = seen;
     pthread_mutex_unlock(&w->mu);
     return rc;
@@ -333,7 +333,7 @@ static int w_open(sqlite3_vfs *v, const char *name, sqlite3_file *f, int flags, 
             return SQLITE_NOMEM;
         pthread_mutex_init(&w->mu, NULL);
         w->is_log = 1;
-        w->synced = (uint64_t)-1;
+        w->changes = 1;   /* the first sync is never idle (W8) */
     }
     int rc = BELOW(v)->xOpen(BELOW(v), name, w->real, flags, out_flags);
     if (rc != SQLITE_OK || !w->real->pMethods) {
